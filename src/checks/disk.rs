@@ -1,0 +1,426 @@
+//! `disk.<name>`: free bytes and inodes on each filesystem a patch run
+//! writes to, one result per distinct filesystem, named after its mount point
+//! (`disk.root`, `disk.var`, `disk.boot`); and `noexec` on /var/lib/amazon,
+//! where the agent runs the scripts of `AWS-RunPatchBaseline`.
+
+use super::{CatalogueEntry, Context, Group, Outcome, Severity, Status};
+use crate::config::units::{format_bytes, format_count};
+use crate::config::Thresholds;
+use crate::host::{mounts, PackageManager, Root};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+
+pub const ENTRY: CatalogueEntry = CatalogueEntry {
+    id: "disk",
+    group: Group::Host,
+    title: "Free disk space and inodes",
+    severity: Severity::Critical,
+};
+
+/// The paths a patch run writes to; those that exist are checked.
+pub const DEFAULT_PATHS: &[&str] = &[
+    "/",
+    "/var",
+    "/var/cache/apt",
+    "/var/cache/dnf",
+    "/var/cache/yum",
+    "/var/lib/amazon",
+    "/var/lib/amazon/ssm",
+    "/var/log/amazon/ssm",
+    "/boot",
+    "/tmp",
+];
+
+/// Where the agent keeps and runs the patch documents' scripts.
+const AGENT_EXEC_DIR: &str = "/var/lib/amazon";
+
+/// What statvfs says about a filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figures {
+    pub bytes_total: u64,
+    pub bytes_free: u64,
+    /// 0 where the filesystem has no fixed inode table (btrfs, some tmpfs).
+    pub inodes_total: u64,
+    pub inodes_free: u64,
+}
+
+/// One filesystem to check and the host paths on it.
+#[derive(Debug, Clone)]
+pub struct Filesystem {
+    pub name: String,
+    pub mount_point: String,
+    pub fs_type: Option<String>,
+    pub paths: Vec<String>,
+    pub noexec: bool,
+}
+
+pub fn plan(ctx: &Context) -> Vec<super::Check> {
+    let root = &ctx.root;
+    let (mounts, _) = std::fs::read_to_string(root.path("/proc/self/mountinfo"))
+        .map(|t| mounts::parse(&t))
+        .unwrap_or_default();
+    let configured = &ctx.settings.disk.configured;
+    let mut missing = Vec::new();
+    let mut present = Vec::new();
+    for path in DEFAULT_PATHS.iter().map(|p| p.to_string()).chain(configured.iter().cloned()) {
+        if present.contains(&path) {
+            continue;
+        }
+        if root.path(&path).exists() {
+            present.push(path);
+        } else if configured.contains(&path) {
+            missing.push(path);
+        }
+    }
+    let filesystems = group_by_filesystem(root, &mounts, &present);
+    let pm = PackageManager::detect(root);
+    let mut checks = Vec::new();
+    for fs in filesystems {
+        let settings = ctx.settings.clone();
+        let root = root.clone();
+        let id = format!("disk.{}", fs.name);
+        checks.push(ctx.check(&ENTRY, id, move || {
+            let first = root.path(&fs.paths[0]);
+            match statvfs(&first) {
+                Ok(figures) => {
+                    let thresholds: Vec<(String, Thresholds)> = fs
+                        .paths
+                        .iter()
+                        .map(|p| (p.clone(), settings.disk.thresholds_for(p)))
+                        .collect();
+                    judge(&fs, figures, &thresholds, pm)
+                }
+                Err(e) => Outcome::error(
+                    format!("cannot read the free space of {}: {e}", fs.mount_point),
+                    format!("Check that {} is mounted and readable: `df -h {}`.", fs.mount_point, fs.mount_point),
+                ),
+            }
+        }));
+    }
+    for path in missing {
+        let id = format!("disk.{}", name_for(&path));
+        checks.push(ctx.check(&ENTRY, id, move || {
+            Outcome::warn(
+                format!("{path} is listed in [disk.paths] but does not exist on this host"),
+                format!("Create {path}, or remove `[disk.paths.\"{path}\"]` from the ssm-preflight config."),
+            )
+        }));
+    }
+    checks
+}
+
+/// `disk.root` for `/`, `disk.var-log` for `/var/log`.
+pub fn name_for(mount_point: &str) -> String {
+    let trimmed = mount_point.trim_matches('/');
+    if trimmed.is_empty() {
+        return "root".into();
+    }
+    trimmed
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .collect()
+}
+
+/// Groups paths by the mount they are on (mountinfo), or by device number
+/// where there is no mountinfo to read.
+pub fn group_by_filesystem(root: &Root, mounts: &[mounts::Mount], paths: &[String]) -> Vec<Filesystem> {
+    let mut groups: BTreeMap<String, Filesystem> = BTreeMap::new();
+    let mut order = Vec::new();
+    for path in paths {
+        let (key, mount_point, fs_type, noexec) = match mounts::mount_for(mounts, path) {
+            Some(m) => (
+                format!("mount:{}", m.id),
+                m.mount_point.clone(),
+                Some(m.fs_type.clone()),
+                m.has_option("noexec"),
+            ),
+            None => match std::fs::metadata(root.path(path)) {
+                Ok(meta) => (format!("dev:{}", meta.dev()), path.clone(), None, false),
+                Err(_) => continue,
+            },
+        };
+        let fs = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            Filesystem {
+                name: name_for(&mount_point),
+                mount_point,
+                fs_type,
+                paths: Vec::new(),
+                noexec,
+            }
+        });
+        fs.paths.push(path.clone());
+    }
+    order.into_iter().filter_map(|k| groups.remove(&k)).collect()
+}
+
+fn statvfs(path: &std::path::Path) -> nix::Result<Figures> {
+    let s = nix::sys::statvfs::statvfs(path)?;
+    let unit = s.fragment_size() as u64;
+    Ok(Figures {
+        bytes_total: s.blocks() as u64 * unit,
+        // What an unprivileged writer may use: rpm and dnf check against this.
+        bytes_free: s.blocks_available() as u64 * unit,
+        inodes_total: s.files() as u64,
+        inodes_free: s.files_available() as u64,
+    })
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// The verdict for one filesystem. Several paths on one filesystem each
+/// bring their thresholds; the strictest applies.
+pub fn judge(fs: &Filesystem, f: Figures, thresholds: &[(String, Thresholds)], pm: Option<PackageManager>) -> Outcome {
+    let strictest = |pick: fn(&Thresholds) -> crate::config::units::Amount, total: u64| {
+        thresholds
+            .iter()
+            .map(|(p, t)| (pick(t).resolve(total), p.as_str()))
+            .max()
+            .unwrap_or((0, "/"))
+    };
+    let (warn_bytes, _) = strictest(|t| t.warn_below.0, f.bytes_total);
+    let (fail_bytes, fail_bytes_path) = strictest(|t| t.fail_below.0, f.bytes_total);
+    let (warn_inodes, _) = strictest(|t| t.inodes_warn_below.0, f.inodes_total);
+    let (fail_inodes, _) = strictest(|t| t.inodes_fail_below.0, f.inodes_total);
+
+    let mp = &fs.mount_point;
+    let bytes_pct = percent(f.bytes_free, f.bytes_total);
+    let inodes_pct = percent(f.inodes_free, f.inodes_total);
+    let bytes_text = format!("{} free ({bytes_pct:.0}%)", format_bytes(f.bytes_free));
+    let inodes_text = format!("{} inodes free ({inodes_pct:.0}%)", format_count(f.inodes_free));
+
+    let mut status = Status::Pass;
+    let mut problems = Vec::new();
+    let mut remedies = Vec::new();
+
+    let bytes_status = if f.bytes_free < fail_bytes {
+        Status::Fail
+    } else if f.bytes_free < warn_bytes {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    if bytes_status != Status::Pass {
+        let floor = if bytes_status == Status::Fail { fail_bytes } else { warn_bytes };
+        let word = if bytes_status == Status::Fail { "failure" } else { "warning" };
+        problems.push(format!("{mp} has {bytes_text}, below the {word} floor of {}", format_bytes(floor)));
+        remedies.push(space_remedy(fs, fail_bytes_path, pm));
+        status = worst(status, bytes_status);
+    }
+
+    let inodes_status = if f.inodes_total == 0 {
+        Status::Pass
+    } else if f.inodes_free < fail_inodes {
+        Status::Fail
+    } else if f.inodes_free < warn_inodes {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    if inodes_status != Status::Pass {
+        let floor = if inodes_status == Status::Fail { fail_inodes } else { warn_inodes };
+        let word = if inodes_status == Status::Fail { "failure" } else { "warning" };
+        problems.push(format!("{mp} has {inodes_text}, below the {word} floor of {}", format_count(floor)));
+        remedies.push(format!(
+            "Find the directories with the most files: `sudo du --inodes -x {mp} 2>/dev/null | sort -n | tail`, then delete what is not needed (old logs, caches, session files)."
+        ));
+        status = worst(status, inodes_status);
+    }
+
+    let noexec_paths: Vec<&String> = fs
+        .paths
+        .iter()
+        .filter(|p| p.as_str() == AGENT_EXEC_DIR || p.starts_with(&format!("{AGENT_EXEC_DIR}/")))
+        .collect();
+    if fs.noexec && !noexec_paths.is_empty() {
+        problems.push(format!(
+            "{AGENT_EXEC_DIR} is on {mp}, which is mounted noexec, so the agent cannot run the patch scripts it downloads there"
+        ));
+        remedies.push(format!(
+            "Remove `noexec` from the options of {mp} in /etc/fstab and run `sudo mount -o remount,exec {mp}`, or mount {AGENT_EXEC_DIR} from a filesystem that allows execution."
+        ));
+        status = Status::Fail;
+    }
+
+    let summary = if problems.is_empty() {
+        let inodes = if f.inodes_total == 0 {
+            "no inode limit".to_string()
+        } else {
+            inodes_text.clone()
+        };
+        format!("{mp} has {bytes_text} and {inodes}")
+    } else {
+        problems.join("; ")
+    };
+    let mut outcome = match status {
+        Status::Pass => Outcome::pass(summary),
+        _ => Outcome {
+            status,
+            summary,
+            remedy: Some(remedies.join(" ")),
+            details: BTreeMap::new(),
+        },
+    };
+    outcome = outcome
+        .detail("mount_point", mp)
+        .detail("paths", fs.paths.join(", "))
+        .detail("bytes_free", f.bytes_free)
+        .detail("bytes_total", f.bytes_total)
+        .detail("inodes_free", f.inodes_free)
+        .detail("inodes_total", f.inodes_total)
+        .detail("warn_below_bytes", warn_bytes)
+        .detail("fail_below_bytes", fail_bytes)
+        .detail("noexec", fs.noexec);
+    if let Some(t) = &fs.fs_type {
+        outcome = outcome.detail("fs_type", t);
+    }
+    outcome
+}
+
+fn worst(a: Status, b: Status) -> Status {
+    if b.rank() > a.rank() {
+        b
+    } else {
+        a
+    }
+}
+
+fn space_remedy(fs: &Filesystem, strictest_path: &str, pm: Option<PackageManager>) -> String {
+    let mp = &fs.mount_point;
+    if strictest_path == "/boot" || mp == "/boot" {
+        let cmd = pm.map_or("remove kernels older than the running one with your package manager", |p| p.remove_old_kernels_command());
+        return format!("Remove old kernels to make room for the new one: `{cmd}` (keep the running kernel, `uname -r`).");
+    }
+    let clean = pm.map(|p| format!("`{}`, ", p.clean_command())).unwrap_or_default();
+    format!(
+        "Free space on {mp}: {clean}`sudo journalctl --vacuum-size=200M`, and `sudo du -xh {mp} 2>/dev/null | sort -h | tail` to find what is large; or grow the filesystem."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::units::{Amount, ByteAmount, CountAmount};
+    use crate::config::Settings;
+
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+
+    fn fs(mp: &str, paths: &[&str], noexec: bool) -> Filesystem {
+        Filesystem {
+            name: name_for(mp),
+            mount_point: mp.into(),
+            fs_type: Some("ext4".into()),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            noexec,
+        }
+    }
+
+    fn figures(free: u64, total: u64, inodes_free: u64, inodes_total: u64) -> Figures {
+        Figures {
+            bytes_total: total,
+            bytes_free: free,
+            inodes_total,
+            inodes_free,
+        }
+    }
+
+    fn thresholds(paths: &[&str]) -> Vec<(String, Thresholds)> {
+        let s = Settings::default();
+        paths.iter().map(|p| (p.to_string(), s.disk.thresholds_for(p))).collect()
+    }
+
+    #[test]
+    fn plenty_of_space_passes_with_the_figures() {
+        let o = judge(&fs("/", &["/", "/var"], false), figures(60 * GIB, 100 * GIB, 900_000, 1_000_000), &thresholds(&["/", "/var"]), None);
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(o.summary, "/ has 60.0 GiB free (60%) and 900.0k inodes free (90%)");
+        assert!(o.remedy.is_none());
+    }
+
+    #[test]
+    fn below_the_warning_floor_warns_and_below_failure_fails() {
+        let t = thresholds(&["/var"]);
+        let warn = judge(&fs("/var", &["/var"], false), figures(GIB, 100 * GIB, 900, 1000), &t, Some(PackageManager::Apt));
+        assert_eq!(warn.status, Status::Warn);
+        assert!(warn.summary.contains("1.0 GiB free (1%), below the warning floor of 2.0 GiB"), "{}", warn.summary);
+        assert!(warn.remedy.unwrap().contains("sudo apt-get clean"));
+        let fail = judge(&fs("/var", &["/var"], false), figures(100 * MIB, 100 * GIB, 900, 1000), &t, Some(PackageManager::Dnf));
+        assert_eq!(fail.status, Status::Fail);
+        assert!(fail.summary.contains("below the failure floor of 500.0 MiB"), "{}", fail.summary);
+        assert!(fail.remedy.unwrap().contains("sudo dnf clean all"));
+    }
+
+    #[test]
+    fn boot_has_its_own_floor_and_kernel_remedy() {
+        let t = thresholds(&["/boot"]);
+        let ok = judge(&fs("/boot", &["/boot"], false), figures(300 * MIB, 500 * MIB, 900, 1000), &t, None);
+        assert_eq!(ok.status, Status::Pass);
+        let low = judge(&fs("/boot", &["/boot"], false), figures(100 * MIB, 500 * MIB, 900, 1000), &t, Some(PackageManager::Apt));
+        assert_eq!(low.status, Status::Fail);
+        assert!(low.remedy.unwrap().contains("sudo apt-get autoremove --purge"));
+    }
+
+    #[test]
+    fn the_strictest_threshold_on_a_shared_filesystem_applies() {
+        // /boot on the root filesystem: the root's 2 GiB floor wins over /boot's 250 MiB.
+        let t = thresholds(&["/", "/boot"]);
+        let o = judge(&fs("/", &["/", "/boot"], false), figures(GIB, 100 * GIB, 900, 1000), &t, None);
+        assert_eq!(o.status, Status::Warn);
+    }
+
+    #[test]
+    fn inodes_run_out_before_bytes() {
+        let o = judge(&fs("/var", &["/var"], false), figures(50 * GIB, 100 * GIB, 10, 1_000_000), &thresholds(&["/var"]), None);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.summary.contains("10 inodes free (0%)"), "{}", o.summary);
+        assert!(o.remedy.unwrap().contains("du --inodes"));
+    }
+
+    #[test]
+    fn no_inode_table_is_not_judged() {
+        let o = judge(&fs("/", &["/"], false), figures(50 * GIB, 100 * GIB, 0, 0), &thresholds(&["/"]), None);
+        assert_eq!(o.status, Status::Pass);
+        assert!(o.summary.contains("no inode limit"));
+    }
+
+    #[test]
+    fn noexec_under_the_agent_directory_fails() {
+        let o = judge(&fs("/var", &["/var", "/var/lib/amazon"], true), figures(50 * GIB, 100 * GIB, 900, 1000), &thresholds(&["/var"]), None);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.summary.contains("mounted noexec"));
+        assert!(o.remedy.unwrap().contains("sudo mount -o remount,exec /var"));
+        // noexec elsewhere (a /tmp hardened by CIS) is not the agent's problem.
+        let tmp = judge(&fs("/tmp", &["/tmp"], true), figures(50 * GIB, 100 * GIB, 900, 1000), &thresholds(&["/tmp"]), None);
+        assert_eq!(tmp.status, Status::Pass);
+    }
+
+    #[test]
+    fn percentage_thresholds_resolve_against_the_size() {
+        let t = vec![(
+            "/data".to_string(),
+            Thresholds {
+                warn_below: ByteAmount(Amount::Percent(20.0)),
+                fail_below: ByteAmount(Amount::Percent(5.0)),
+                inodes_warn_below: CountAmount(Amount::Absolute(0)),
+                inodes_fail_below: CountAmount(Amount::Absolute(0)),
+            },
+        )];
+        let o = judge(&fs("/data", &["/data"], false), figures(10 * GIB, 100 * GIB, 900, 1000), &t, None);
+        assert_eq!(o.status, Status::Warn);
+        assert!(o.summary.contains("below the warning floor of 20.0 GiB"), "{}", o.summary);
+    }
+
+    #[test]
+    fn names_follow_the_mount_point() {
+        assert_eq!(name_for("/"), "root");
+        assert_eq!(name_for("/var/log/amazon/ssm"), "var-log-amazon-ssm");
+        assert_eq!(name_for("/mnt/my disk"), "mnt-my-disk");
+    }
+}

@@ -1,0 +1,182 @@
+//! `pkg.state`: a package database left half-way by an interrupted run.
+//! dpkg keeps its journal in `/var/lib/dpkg/updates` and marks packages
+//! `half-configured`/`half-installed` in its status file; yum leaves
+//! `transaction-all.*` files. Any of these makes the next patch run fail
+//! until it is repaired.
+
+use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::host::Root;
+
+pub const ENTRY: CatalogueEntry = CatalogueEntry {
+    id: "pkg.state",
+    group: Group::Host,
+    title: "Package database state",
+    severity: Severity::High,
+};
+
+const DPKG_DIR: &str = "/var/lib/dpkg";
+const YUM_DIR: &str = "/var/lib/yum";
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub dpkg_present: bool,
+    /// Journal entries in /var/lib/dpkg/updates.
+    pub dpkg_journal: Vec<String>,
+    /// Packages in a state other than installed / not-installed / config-files.
+    pub dpkg_unfinished: Vec<(String, String)>,
+    pub yum_present: bool,
+    pub yum_unfinished: Vec<String>,
+    /// Files that exist but could not be read.
+    pub unreadable: Vec<String>,
+}
+
+pub fn plan(ctx: &Context) -> super::Check {
+    let root = ctx.root.clone();
+    ctx.check(&ENTRY, ENTRY.id, move || judge(&gather(&root)))
+}
+
+pub fn gather(root: &Root) -> Facts {
+    let mut f = Facts {
+        dpkg_present: root.path(DPKG_DIR).is_dir(),
+        yum_present: root.path(YUM_DIR).is_dir(),
+        ..Default::default()
+    };
+    if f.dpkg_present {
+        match std::fs::read_dir(root.path(&format!("{DPKG_DIR}/updates"))) {
+            Ok(dir) => {
+                let mut names: Vec<String> = dir
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    // dpkg writes tmp.i while it records; only numbered entries are a journal.
+                    .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+                    .collect();
+                names.sort();
+                f.dpkg_journal = names;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => f.unreadable.push(format!("{DPKG_DIR}/updates")),
+        }
+        match std::fs::read_to_string(root.path(&format!("{DPKG_DIR}/status"))) {
+            Ok(text) => f.dpkg_unfinished = unfinished_packages(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => f.unreadable.push(format!("{DPKG_DIR}/status")),
+        }
+    }
+    if f.yum_present {
+        if let Ok(dir) = std::fs::read_dir(root.path(YUM_DIR)) {
+            let mut names: Vec<String> = dir
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("transaction-all."))
+                .collect();
+            names.sort();
+            f.yum_unfinished = names;
+        }
+    }
+    f
+}
+
+/// Packages whose dpkg `Status:` is neither installed nor removed.
+pub fn unfinished_packages(status_file: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for stanza in status_file.split("\n\n") {
+        let mut name = None;
+        let mut state = None;
+        for line in stanza.lines() {
+            if let Some(v) = line.strip_prefix("Package:") {
+                name = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("Status:") {
+                // "install ok installed": want, flag, state
+                state = v.split_whitespace().nth(2).map(str::to_string);
+            }
+        }
+        if let (Some(name), Some(state)) = (name, state) {
+            if !matches!(state.as_str(), "installed" | "not-installed" | "config-files") {
+                out.push((name, state));
+            }
+        }
+    }
+    out
+}
+
+pub fn judge(f: &Facts) -> Outcome {
+    if !f.dpkg_present && !f.yum_present {
+        return Outcome::skip(
+            "neither dpkg nor yum keeps state on this host; dnf and zypper leave no interrupted-transaction marker to look at",
+        );
+    }
+    if !f.dpkg_journal.is_empty() {
+        return Outcome::fail(
+            format!(
+                "dpkg was interrupted: {} journal entries wait in /var/lib/dpkg/updates, and apt refuses to install until they are replayed",
+                f.dpkg_journal.len()
+            ),
+            "Run `sudo dpkg --configure -a`, then `sudo apt-get -f install`.",
+        )
+        .detail("journal_entries", f.dpkg_journal.len());
+    }
+    if !f.dpkg_unfinished.is_empty() {
+        let listed: Vec<String> = f.dpkg_unfinished.iter().take(5).map(|(n, s)| format!("{n} ({s})")).collect();
+        let more = f.dpkg_unfinished.len().saturating_sub(5);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        return Outcome::fail(
+            format!(
+                "{} package(s) are not fully installed: {}{more}",
+                f.dpkg_unfinished.len(),
+                listed.join(", ")
+            ),
+            "Run `sudo dpkg --configure -a`, then `sudo apt-get -f install`, and check `dpkg --audit` comes back empty.",
+        )
+        .detail("unfinished", f.dpkg_unfinished.iter().map(|(n, s)| format!("{n}:{s}")).collect::<Vec<_>>().join(" "));
+    }
+    if !f.yum_unfinished.is_empty() {
+        return Outcome::warn(
+            format!(
+                "yum left {} unfinished transaction(s) in /var/lib/yum ({})",
+                f.yum_unfinished.len(),
+                f.yum_unfinished.join(", ")
+            ),
+            "Run `sudo yum-complete-transaction --cleanup-only` (package yum-utils), then `sudo yum check`.",
+        );
+    }
+    if !f.unreadable.is_empty() {
+        return Outcome::warn(
+            format!("could not read {}", f.unreadable.join(" and ")),
+            "Run ssm-preflight as root so it can read the package database.",
+        );
+    }
+    let what = match (f.dpkg_present, f.yum_present) {
+        (true, true) => "dpkg and yum",
+        (true, false) => "dpkg",
+        _ => "yum",
+    };
+    Outcome::pass(format!("the {what} database shows no interrupted run"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+
+    #[test]
+    fn status_file_states() {
+        let text = "Package: a\nStatus: install ok installed\n\nPackage: b\nStatus: install ok half-configured\nVersion: 1\n\nPackage: c\nStatus: deinstall ok config-files\n\nPackage: d\nStatus: install reinstreq half-installed\n";
+        assert_eq!(
+            unfinished_packages(text),
+            vec![("b".into(), "half-configured".into()), ("d".into(), "half-installed".into())]
+        );
+    }
+
+    #[test]
+    fn verdicts() {
+        let clean = Facts { dpkg_present: true, ..Default::default() };
+        assert_eq!(judge(&clean).status, Status::Pass);
+        let journal = Facts { dpkg_present: true, dpkg_journal: vec!["0000".into()], ..Default::default() };
+        let o = judge(&journal);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.remedy.unwrap().contains("sudo dpkg --configure -a"));
+        let yum = Facts { yum_present: true, yum_unfinished: vec!["transaction-all.2024-01-01.12:00.01".into()], ..Default::default() };
+        assert_eq!(judge(&yum).status, Status::Warn);
+        assert_eq!(judge(&Facts::default()).status, Status::Skip);
+    }
+}

@@ -1,0 +1,231 @@
+//! `reboot.pending`: last month's reboot still waiting. Debian and Ubuntu
+//! write `/run/reboot-required` (and `.pkgs`); on rpm systems
+//! `needs-restarting -r` exits 1; everywhere, a newer kernel installed than
+//! the one running means a reboot is due.
+
+use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::host::{read_optional, version, Root};
+use std::time::Duration;
+
+pub const ENTRY: CatalogueEntry = CatalogueEntry {
+    id: "reboot.pending",
+    group: Group::Host,
+    title: "Pending reboot",
+    severity: Severity::Medium,
+};
+
+const REBOOT_REQUIRED: &str = "/run/reboot-required";
+const NEEDS_RESTARTING: &[&str] = &["/usr/bin/needs-restarting", "/usr/sbin/needs-restarting"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NeedsRestarting {
+    NotInstalled,
+    /// Exit 1: a reboot is needed; 0: not.
+    Said { reboot: bool },
+    /// It ran but gave no usable answer.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// Whether this host uses the Debian `/run/reboot-required` convention.
+    pub debian_family: bool,
+    /// `Some(packages)` when /run/reboot-required exists.
+    pub reboot_required: Option<Vec<String>>,
+    pub running_kernel: Option<String>,
+    pub installed_kernels: Vec<String>,
+    pub needs_restarting: NeedsRestarting,
+}
+
+pub fn plan(ctx: &Context) -> super::Check {
+    let root = ctx.root.clone();
+    // Leave needs-restarting a little less than the check's own timeout.
+    let budget = ctx.settings.check_timeout.mul_f32(0.8);
+    ctx.check(&ENTRY, ENTRY.id, move || judge(&gather(&root, budget)))
+}
+
+pub fn gather(root: &Root, budget: Duration) -> Facts {
+    let reboot_required = root.path(REBOOT_REQUIRED).exists().then(|| {
+        read_optional(&root.path(&format!("{REBOOT_REQUIRED}.pkgs")))
+            .ok()
+            .flatten()
+            .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
+    });
+    let running_kernel = read_optional(&root.path("/proc/sys/kernel/osrelease"))
+        .ok()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    Facts {
+        debian_family: root.path("/var/lib/dpkg").is_dir(),
+        reboot_required,
+        running_kernel,
+        installed_kernels: installed_kernels(root),
+        needs_restarting: needs_restarting(root, budget),
+    }
+}
+
+/// Kernels in /boot (`vmlinuz-<release>`) and /usr/lib/modules/<release>/vmlinuz.
+fn installed_kernels(root: &Root) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(root.path("/boot")) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(release) = name.strip_prefix("vmlinuz-") {
+                // RHEL's rescue image is not a kernel anyone boots by default.
+                if !release.starts_with("0-rescue") && !release.is_empty() {
+                    found.push(release.to_string());
+                }
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir(root.path("/usr/lib/modules")) {
+        for e in dir.flatten() {
+            if e.path().join("vmlinuz").is_file() {
+                found.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort_by(|a, b| version::compare(a, b));
+    found.dedup();
+    found
+}
+
+fn needs_restarting(root: &Root, budget: Duration) -> NeedsRestarting {
+    use wait_timeout::ChildExt;
+    let Some(path) = NEEDS_RESTARTING.iter().map(|p| root.path(p)).find(|p| p.is_file()) else {
+        return NeedsRestarting::NotInstalled;
+    };
+    let child = std::process::Command::new(&path)
+        .arg("-r")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return NeedsRestarting::Failed(format!("cannot run {}: {e}", path.display())),
+    };
+    match child.wait_timeout(budget) {
+        Ok(Some(status)) => match status.code() {
+            Some(0) => NeedsRestarting::Said { reboot: false },
+            Some(1) => NeedsRestarting::Said { reboot: true },
+            other => NeedsRestarting::Failed(format!("needs-restarting -r exited with {other:?}")),
+        },
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            NeedsRestarting::Failed(format!("needs-restarting -r did not answer within {}", humantime::format_duration(budget)))
+        }
+        Err(e) => NeedsRestarting::Failed(e.to_string()),
+    }
+}
+
+pub fn judge(f: &Facts) -> Outcome {
+    let mut reasons = Vec::new();
+    let mut looked = Vec::new();
+    if let Some(pkgs) = &f.reboot_required {
+        let because = if pkgs.is_empty() {
+            String::new()
+        } else {
+            let shown: Vec<&str> = pkgs.iter().take(5).map(String::as_str).collect();
+            let more = pkgs.len().saturating_sub(5);
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            format!(" for {}{more}", shown.join(", "))
+        };
+        reasons.push(format!("{REBOOT_REQUIRED} asks for a reboot{because}"));
+    } else if f.debian_family {
+        looked.push(format!("no {REBOOT_REQUIRED}"));
+    }
+    let newest = f.installed_kernels.last();
+    match (&f.running_kernel, newest) {
+        (Some(running), Some(newest)) => {
+            if version::compare(newest, running) == std::cmp::Ordering::Greater {
+                reasons.push(format!("kernel {running} is running but {newest} is installed"));
+            } else {
+                looked.push(format!("running kernel {running} is the newest installed"));
+            }
+        }
+        _ => {}
+    }
+    match &f.needs_restarting {
+        NeedsRestarting::Said { reboot: true } => reasons.push("`needs-restarting -r` says a reboot is needed".into()),
+        NeedsRestarting::Said { reboot: false } => looked.push("`needs-restarting -r` says none is needed".into()),
+        _ => {}
+    }
+    let mut outcome = if !reasons.is_empty() {
+        Outcome::warn(
+            format!("a reboot is pending: {}", reasons.join("; ")),
+            "Reboot before the window opens (`sudo systemctl reboot`) so the patch run starts from a clean state; until then Patch Manager reports this node as pending reboot.",
+        )
+    } else if !looked.is_empty() {
+        Outcome::pass(format!("no reboot is pending: {}", looked.join("; ")))
+    } else {
+        Outcome::skip(
+            "nothing here tells whether a reboot is pending: no /run/reboot-required convention, no needs-restarting, and no installed kernel image to compare with the running one",
+        )
+    };
+    if let Some(k) = &f.running_kernel {
+        outcome = outcome.detail("running_kernel", k);
+    }
+    if let Some(k) = newest {
+        outcome = outcome.detail("newest_installed_kernel", k);
+    }
+    if let NeedsRestarting::Failed(why) = &f.needs_restarting {
+        outcome = outcome.detail("needs_restarting", why);
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+
+    fn facts() -> Facts {
+        Facts {
+            debian_family: true,
+            reboot_required: None,
+            running_kernel: Some("6.1.0-26-amd64".into()),
+            installed_kernels: vec!["6.1.0-26-amd64".into()],
+            needs_restarting: NeedsRestarting::NotInstalled,
+        }
+    }
+
+    #[test]
+    fn nothing_pending() {
+        let o = judge(&facts());
+        assert_eq!(o.status, Status::Pass);
+        assert!(o.summary.contains("running kernel 6.1.0-26-amd64 is the newest installed"));
+    }
+
+    #[test]
+    fn reboot_required_with_packages() {
+        let o = judge(&Facts { reboot_required: Some(vec!["linux-image-6.1.0-28-amd64".into()]), ..facts() });
+        assert_eq!(o.status, Status::Warn);
+        assert!(o.summary.contains("for linux-image-6.1.0-28-amd64"), "{}", o.summary);
+        assert!(o.remedy.unwrap().contains("sudo systemctl reboot"));
+    }
+
+    #[test]
+    fn newer_kernel_installed() {
+        let o = judge(&Facts { installed_kernels: vec!["6.1.0-26-amd64".into(), "6.1.0-28-amd64".into()], ..facts() });
+        assert_eq!(o.status, Status::Warn);
+        assert!(o.summary.contains("kernel 6.1.0-26-amd64 is running but 6.1.0-28-amd64 is installed"));
+    }
+
+    #[test]
+    fn needs_restarting_answers() {
+        let rpm = Facts { debian_family: false, installed_kernels: vec![], needs_restarting: NeedsRestarting::Said { reboot: true }, ..facts() };
+        assert_eq!(judge(&rpm).status, Status::Warn);
+        let rpm_ok = Facts { needs_restarting: NeedsRestarting::Said { reboot: false }, ..rpm };
+        assert_eq!(judge(&rpm_ok).status, Status::Pass);
+    }
+
+    #[test]
+    fn no_signal_is_a_skip_not_a_pass() {
+        let none = Facts { debian_family: false, installed_kernels: vec![], ..facts() };
+        assert_eq!(judge(&none).status, Status::Skip);
+    }
+}

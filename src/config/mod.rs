@@ -1,0 +1,322 @@
+//! Configuration: `/etc/ssm-preflight/config.toml`, then every
+//! `config.d/*.toml` beside it in lexical order; a later file wins key by key.
+//!
+//! Three stages, each testable alone: one file → `RawConfig` (refuses unknown
+//! keys and bad values, with file, line and column); the files merged as TOML
+//! tables, remembering which file set each key; the merged table → validated
+//! `Settings` with real types.
+
+mod raw;
+mod settings;
+pub mod units;
+
+pub use raw::ModeSetting;
+pub use settings::{effective_values, DiskSettings, Settings, Thresholds};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_CONFIG: &str = "/etc/ssm-preflight/config.toml";
+
+/// A config problem, always naming the file and, where there is one, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: Option<String>,
+        message: String,
+    },
+    #[error("{}: {message}", path.display())]
+    Placement { path: PathBuf, message: String },
+}
+
+/// Where a setting's value came from, for `config show` and error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub path: PathBuf,
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.line)
+    }
+}
+
+/// The effective settings and the file and line that set each key
+/// (keys are dotted paths, as `config show` prints them).
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub origins: BTreeMap<String, Origin>,
+    pub files: Vec<PathBuf>,
+}
+
+/// Loads the main file (missing is fine unless `explicit`) and its `config.d`.
+pub fn load(main: &Path, explicit: bool) -> Result<Loaded, ConfigError> {
+    let mut files = Vec::new();
+    match std::fs::metadata(main) {
+        Ok(_) => files.push(main.to_path_buf()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: main.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let dropin_dir = main
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("config.d");
+    files.extend(dropins(&dropin_dir)?);
+
+    let mut merged = toml::Table::new();
+    let mut origins = BTreeMap::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let table = parse_file(path, &text)?;
+        merge(&mut merged, table.table, "", &table.lines, path, &mut origins);
+    }
+    let raw: raw::RawConfig = toml::Value::Table(merged)
+        .try_into()
+        .expect("every file was validated alone, so the merge deserializes");
+    let settings = Settings::from_raw(raw, &origins)?;
+    Ok(Loaded {
+        settings,
+        origins,
+        files,
+    })
+}
+
+/// The `*.toml` files of a drop-in directory in lexical order. Anything else
+/// in it is an error: a drop-in that is silently not read is worse than none.
+fn dropins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| ConfigError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        let is_toml = path.extension().is_some_and(|e| e == "toml");
+        let is_file = std::fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false);
+        if !is_toml || !is_file {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stem = name.split('.').next().filter(|s| !s.is_empty()).unwrap_or("50-local");
+            return Err(ConfigError::Placement {
+                path,
+                message: format!(
+                    "only regular *.toml files are read from {dir}; rename it to {stem}.toml if it is meant as a drop-in, or move it out of the directory",
+                    dir = dir.display()
+                ),
+            });
+        }
+        files.push(path);
+    }
+    files.sort();
+    Ok(files)
+}
+
+struct ParsedFile {
+    table: toml::Table,
+    /// The line each dotted key was written on.
+    lines: BTreeMap<String, usize>,
+}
+
+/// Validates one file on its own, so an error names the file that has it.
+fn parse_file(path: &Path, text: &str) -> Result<ParsedFile, ConfigError> {
+    let invalid = |span: Option<std::ops::Range<usize>>, key: Option<String>, message: String| {
+        let (line, column) = line_col(text, span.map(|s| s.start).unwrap_or(0));
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            key,
+            message,
+        }
+    };
+    let document = toml::de::DeTable::parse(text)
+        .map_err(|e| invalid(e.span(), None, format!("this is not valid TOML: {}", e.message())))?;
+    let mut lines = BTreeMap::new();
+    record_lines(document.get_ref(), "", text, &mut lines);
+
+    let deserializer = toml::Deserializer::from(document);
+    if let Err(e) = serde_path_to_error::deserialize::<_, raw::RawConfig>(deserializer) {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = explain(&key, inner.message());
+        let key = (key != ".").then_some(key);
+        return Err(invalid(inner.span(), key, message));
+    }
+    let table: toml::Table = toml::from_str(text).expect("parsed above");
+    Ok(ParsedFile { table, lines })
+}
+
+/// Turns serde's wording into a sentence that says what to write instead.
+fn explain(key: &str, message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        // "unknown field `foo`, expected one of `a`, `b`"
+        let (field, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let place = match key.rsplit_once('.') {
+            Some((parent, _)) => format!("in [{parent}]"),
+            None => "at the top level".to_string(),
+        };
+        let expected = expected.trim_start_matches("one of ");
+        return format!("unknown key {field} {place}; the keys allowed there are {expected}");
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let (value, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches("one of ");
+        return format!("`{key}` cannot be {value}; write one of {expected}");
+    }
+    format!("`{key}`: {message}")
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, column)
+}
+
+/// A key as `config show` writes it: bare when TOML allows, quoted otherwise.
+pub fn key_segment(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+fn join_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key_segment(key)
+    } else {
+        format!("{prefix}.{}", key_segment(key))
+    }
+}
+
+fn record_lines(
+    table: &toml::de::DeTable<'_>,
+    prefix: &str,
+    text: &str,
+    out: &mut BTreeMap<String, usize>,
+) {
+    for (key, value) in table {
+        let path = join_key(prefix, key.get_ref());
+        out.insert(path.clone(), line_col(text, key.span().start).0);
+        if let toml::de::DeValue::Table(inner) = value.get_ref() {
+            record_lines(inner, &path, text, out);
+        }
+    }
+}
+
+/// Merges one file's table into the accumulated one: tables merge key by
+/// key, any other value (arrays included) replaces what was there.
+fn merge(
+    into: &mut toml::Table,
+    from: toml::Table,
+    prefix: &str,
+    lines: &BTreeMap<String, usize>,
+    path: &Path,
+    origins: &mut BTreeMap<String, Origin>,
+) {
+    for (key, value) in from {
+        let dotted = join_key(prefix, &key);
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(incoming)) => {
+                merge(existing, incoming, &dotted, lines, path, origins);
+            }
+            (_, value) => {
+                if let toml::Value::Table(t) = &value {
+                    record_origins(t, &dotted, lines, path, origins);
+                } else {
+                    origins.insert(
+                        dotted.clone(),
+                        Origin {
+                            path: path.to_path_buf(),
+                            line: lines.get(&dotted).copied().unwrap_or(1),
+                        },
+                    );
+                }
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+fn record_origins(
+    table: &toml::Table,
+    prefix: &str,
+    lines: &BTreeMap<String, usize>,
+    path: &Path,
+    origins: &mut BTreeMap<String, Origin>,
+) {
+    origins.insert(
+        prefix.to_string(),
+        Origin {
+            path: path.to_path_buf(),
+            line: lines.get(prefix).copied().unwrap_or(1),
+        },
+    );
+    for (key, value) in table {
+        let dotted = join_key(prefix, key);
+        if let toml::Value::Table(t) = value {
+            record_origins(t, &dotted, lines, path, origins);
+        } else {
+            origins.insert(
+                dotted.clone(),
+                Origin {
+                    path: path.to_path_buf(),
+                    line: lines.get(&dotted).copied().unwrap_or(1),
+                },
+            );
+        }
+    }
+}
+
+/// Checks one file alone, for `config validate`.
+pub fn validate_file(path: &Path) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let parsed = parse_file(path, &text)?;
+    let mut origins = BTreeMap::new();
+    let mut merged = toml::Table::new();
+    merge(&mut merged, parsed.table, "", &parsed.lines, path, &mut origins);
+    let raw: raw::RawConfig = toml::Value::Table(merged)
+        .try_into()
+        .expect("validated above");
+    Settings::from_raw(raw, &origins).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! The config file as written: every field optional, unknown keys refused.
+//! One `RawConfig` per file; the files are merged before validation.
+
+use super::units::{ByteAmount, CountAmount, HumanDuration};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Where the tool decides it runs; `auto` looks only at local files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeSetting {
+    #[default]
+    Auto,
+    Ec2,
+    Hybrid,
+    Local,
+}
+
+impl ModeSetting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModeSetting::Auto => "auto",
+            ModeSetting::Ec2 => "ec2",
+            ModeSetting::Hybrid => "hybrid",
+            ModeSetting::Local => "local",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub mode: Option<ModeSetting>,
+    pub checks: Option<RawChecks>,
+    pub disk: Option<RawDisk>,
+    pub pkg_lock: Option<RawPkgLock>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChecks {
+    pub timeout: Option<HumanDuration>,
+    pub disable: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDisk {
+    // Written out rather than `#[serde(flatten)]`: serde cannot refuse unknown
+    // keys in a struct that flattens another.
+    pub warn_below: Option<ByteAmount>,
+    pub fail_below: Option<ByteAmount>,
+    pub inodes_warn_below: Option<CountAmount>,
+    pub inodes_fail_below: Option<CountAmount>,
+    pub paths: Option<BTreeMap<String, RawThresholds>>,
+}
+
+impl RawDisk {
+    pub fn thresholds(&self) -> RawThresholds {
+        RawThresholds {
+            warn_below: self.warn_below,
+            fail_below: self.fail_below,
+            inodes_warn_below: self.inodes_warn_below,
+            inodes_fail_below: self.inodes_fail_below,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThresholds {
+    pub warn_below: Option<ByteAmount>,
+    pub fail_below: Option<ByteAmount>,
+    pub inodes_warn_below: Option<CountAmount>,
+    pub inodes_fail_below: Option<CountAmount>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPkgLock {
+    pub stuck_after: Option<HumanDuration>,
+}

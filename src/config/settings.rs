@@ -1,0 +1,228 @@
+//! Validated settings with real types, and the built-in defaults.
+
+use super::raw::{ModeSetting, RawConfig, RawThresholds};
+use super::units::{Amount, ByteAmount, CountAmount};
+use super::{ConfigError, Origin};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub mode: ModeSetting,
+    /// How long one check may take before it is reported as `error`.
+    pub check_timeout: Duration,
+    /// Check IDs, families (`disk`) or groups (`host`) not to run.
+    pub disabled: Vec<String>,
+    pub disk: DiskSettings,
+    /// A package-manager lock held longer than this is a failure, not a wait.
+    pub lock_stuck_after: Duration,
+}
+
+/// Free-space floors for one path's filesystem.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub warn_below: ByteAmount,
+    pub fail_below: ByteAmount,
+    pub inodes_warn_below: CountAmount,
+    pub inodes_fail_below: CountAmount,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiskSettings {
+    /// Thresholds for every checked path without its own.
+    pub defaults: Thresholds,
+    /// Paths with thresholds of their own: built-in ones and configured ones.
+    pub paths: BTreeMap<String, Thresholds>,
+    /// Paths added in `[disk.paths]` (checked even if not a default path).
+    pub configured: Vec<String>,
+}
+
+impl DiskSettings {
+    pub fn thresholds_for(&self, path: &str) -> Thresholds {
+        self.paths.get(path).copied().unwrap_or(self.defaults)
+    }
+}
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+fn bytes(n: u64) -> ByteAmount {
+    ByteAmount(Amount::Absolute(n))
+}
+
+fn percent(p: f64) -> CountAmount {
+    CountAmount(Amount::Percent(p))
+}
+
+/// A patch run downloads a month of updates into /var/cache and unpacks them
+/// under / and /usr: 2 GiB free is comfortable, under 500 MiB runs fail.
+pub const DEFAULT_THRESHOLDS: Thresholds = Thresholds {
+    warn_below: ByteAmount(Amount::Absolute(2 * GIB)),
+    fail_below: ByteAmount(Amount::Absolute(500 * MIB)),
+    inodes_warn_below: CountAmount(Amount::Percent(10.0)),
+    inodes_fail_below: CountAmount(Amount::Percent(2.0)),
+};
+
+/// Paths whose needs differ from the rest: /boot holds kernels and initramfs
+/// images (about 100 MiB per new kernel), so a small /boot is normal.
+pub fn builtin_path_thresholds() -> BTreeMap<String, Thresholds> {
+    let mut paths = BTreeMap::new();
+    paths.insert(
+        "/boot".to_string(),
+        Thresholds {
+            warn_below: bytes(250 * MIB),
+            fail_below: bytes(120 * MIB),
+            inodes_warn_below: percent(10.0),
+            inodes_fail_below: percent(2.0),
+        },
+    );
+    paths
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: ModeSetting::Auto,
+            check_timeout: Duration::from_secs(5),
+            disabled: Vec::new(),
+            disk: DiskSettings {
+                defaults: DEFAULT_THRESHOLDS,
+                paths: builtin_path_thresholds(),
+                configured: Vec::new(),
+            },
+            lock_stuck_after: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+fn overlay(base: Thresholds, raw: &RawThresholds) -> Thresholds {
+    Thresholds {
+        warn_below: raw.warn_below.unwrap_or(base.warn_below),
+        fail_below: raw.fail_below.unwrap_or(base.fail_below),
+        inodes_warn_below: raw.inodes_warn_below.unwrap_or(base.inodes_warn_below),
+        inodes_fail_below: raw.inodes_fail_below.unwrap_or(base.inodes_fail_below),
+    }
+}
+
+impl Settings {
+    /// Applies a merged config over the defaults and checks what serde cannot.
+    pub fn from_raw(raw: RawConfig, origins: &BTreeMap<String, Origin>) -> Result<Self, ConfigError> {
+        let mut s = Settings::default();
+        if let Some(mode) = raw.mode {
+            s.mode = mode;
+        }
+        if let Some(checks) = raw.checks {
+            if let Some(t) = checks.timeout {
+                if t.0.is_zero() {
+                    return Err(invalid(origins, "checks.timeout", "`checks.timeout` must be longer than zero; write a duration such as \"5s\"".into()));
+                }
+                s.check_timeout = t.0;
+            }
+            if let Some(disabled) = checks.disable {
+                for name in &disabled {
+                    if !crate::checks::is_known_selector(name) {
+                        return Err(invalid(
+                            origins,
+                            "checks.disable",
+                            format!(
+                                "`checks.disable` names `{name}`, which is no check; write check IDs, families or groups from: {}",
+                                crate::checks::known_selectors().join(", ")
+                            ),
+                        ));
+                    }
+                }
+                s.disabled = disabled;
+            }
+        }
+        if let Some(lock) = raw.pkg_lock {
+            if let Some(t) = lock.stuck_after {
+                s.lock_stuck_after = t.0;
+            }
+        }
+        if let Some(disk) = raw.disk {
+            s.disk.defaults = overlay(DEFAULT_THRESHOLDS, &disk.thresholds());
+            check_order(origins, "disk", &s.disk.defaults)?;
+            for (path, raw_path) in disk.paths.unwrap_or_default() {
+                let key = format!("disk.paths.{}", super::key_segment(&path));
+                if !path.starts_with('/') {
+                    return Err(invalid(origins, &key, format!("`{key}`: `{path}` is not an absolute path; write it from the root, such as \"/data\"")));
+                }
+                let base = builtin_path_thresholds()
+                    .get(&path)
+                    .copied()
+                    .unwrap_or(s.disk.defaults);
+                let t = overlay(base, &raw_path);
+                check_order(origins, &key, &t)?;
+                s.disk.paths.insert(path.clone(), t);
+                s.disk.configured.push(path);
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// `fail_below` must not be above `warn_below`, or the warning could never show.
+fn check_order(origins: &BTreeMap<String, Origin>, table: &str, t: &Thresholds) -> Result<(), ConfigError> {
+    let pairs = [
+        ("warn_below", t.warn_below.0, "fail_below", t.fail_below.0),
+        ("inodes_warn_below", t.inodes_warn_below.0, "inodes_fail_below", t.inodes_fail_below.0),
+    ];
+    for (warn_key, warn, fail_key, fail) in pairs {
+        let inverted = match (warn, fail) {
+            (Amount::Absolute(w), Amount::Absolute(f)) => f > w,
+            (Amount::Percent(w), Amount::Percent(f)) => f > w,
+            _ => false, // a size against a percentage depends on the filesystem
+        };
+        if inverted {
+            let key = format!("{table}.{fail_key}");
+            let key = if origins.contains_key(&key) { key } else { format!("{table}.{warn_key}") };
+            return Err(invalid(
+                origins,
+                &key,
+                format!("in [{table}], {fail_key} is above {warn_key}, so the warning could never show; make {fail_key} the smaller of the two"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn invalid(origins: &BTreeMap<String, Origin>, key: &str, message: String) -> ConfigError {
+    let origin = origins.get(key).cloned().unwrap_or(Origin {
+        path: "(built-in defaults)".into(),
+        line: 0,
+    });
+    ConfigError::Invalid {
+        path: origin.path,
+        line: origin.line,
+        column: 1,
+        key: Some(key.to_string()),
+        message,
+    }
+}
+
+/// The effective settings as (dotted key, TOML value) pairs, for `config show`.
+pub fn effective_values(s: &Settings) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("mode".to_string(), format!("{:?}", s.mode.as_str())),
+        (
+            "checks.timeout".to_string(),
+            format!("\"{}\"", humantime::format_duration(s.check_timeout)),
+        ),
+        ("checks.disable".to_string(), format!("{:?}", s.disabled)),
+    ];
+    let push_thresholds = |out: &mut Vec<(String, String)>, prefix: &str, t: &Thresholds| {
+        out.push((format!("{prefix}.warn_below"), format!("\"{}\"", t.warn_below)));
+        out.push((format!("{prefix}.fail_below"), format!("\"{}\"", t.fail_below)));
+        out.push((format!("{prefix}.inodes_warn_below"), format!("\"{}\"", t.inodes_warn_below)));
+        out.push((format!("{prefix}.inodes_fail_below"), format!("\"{}\"", t.inodes_fail_below)));
+    };
+    push_thresholds(&mut out, "disk", &s.disk.defaults);
+    for (path, t) in &s.disk.paths {
+        push_thresholds(&mut out, &format!("disk.paths.{}", super::key_segment(path)), t);
+    }
+    out.push((
+        "pkg_lock.stuck_after".to_string(),
+        format!("\"{}\"", humantime::format_duration(s.lock_stuck_after)),
+    ));
+    out
+}

@@ -1,0 +1,90 @@
+//! Facts about the host, read from files under a root directory so that tests
+//! run on fixture trees (`tests/fixtures/<case>/…`) instead of this machine.
+
+pub mod mode;
+pub mod mounts;
+pub mod os_release;
+pub mod proc_locks;
+pub mod process;
+pub mod version;
+
+use std::path::{Path, PathBuf};
+
+/// The directory that stands for `/`: `/` itself in production.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root(PathBuf);
+
+impl Root {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Root(path.into())
+    }
+
+    /// The real location of an absolute host path such as `/etc/os-release`.
+    pub fn path(&self, host_path: &str) -> PathBuf {
+        self.0.join(host_path.trim_start_matches('/'))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Default for Root {
+    fn default() -> Self {
+        Root(PathBuf::from("/"))
+    }
+}
+
+/// Reads a small text file, `None` when it does not exist.
+pub fn read_optional(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The package manager that a patch run on this host will drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageManager {
+    Apt,
+    Dnf,
+    Yum,
+    Zypper,
+}
+
+impl PackageManager {
+    /// The first one whose binary exists under `root` (dnf before yum: on
+    /// RHEL 8+ `yum` is a link to dnf).
+    pub fn detect(root: &Root) -> Option<PackageManager> {
+        [
+            ("/usr/bin/apt-get", PackageManager::Apt),
+            ("/usr/bin/dnf", PackageManager::Dnf),
+            ("/usr/bin/yum", PackageManager::Yum),
+            ("/usr/bin/zypper", PackageManager::Zypper),
+        ]
+        .into_iter()
+        .find(|(path, _)| root.path(path).exists())
+        .map(|(_, pm)| pm)
+    }
+
+    /// The command that empties the package cache.
+    pub fn clean_command(self) -> &'static str {
+        match self {
+            PackageManager::Apt => "sudo apt-get clean",
+            PackageManager::Dnf => "sudo dnf clean all",
+            PackageManager::Yum => "sudo yum clean all",
+            PackageManager::Zypper => "sudo zypper clean --all",
+        }
+    }
+
+    /// The command that removes kernels older than the running one.
+    pub fn remove_old_kernels_command(self) -> &'static str {
+        match self {
+            PackageManager::Apt => "sudo apt-get autoremove --purge",
+            PackageManager::Dnf => "sudo dnf remove --oldinstallonly",
+            PackageManager::Yum => "sudo package-cleanup --oldkernels --count=2",
+            PackageManager::Zypper => "sudo zypper purge-kernels",
+        }
+    }
+}

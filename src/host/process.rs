@@ -1,0 +1,99 @@
+//! What `/proc/<pid>` says about a process: its command line and how long
+//! it has been running (from its start time in clock ticks since boot).
+
+use super::Root;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    /// The command line, or the short name in brackets for kernel threads.
+    pub command: String,
+    /// How long it has been running, when `/proc/<pid>/stat` and `/proc/uptime` say.
+    pub running_for: Option<Duration>,
+}
+
+/// Whether the process exists under `root` (a fixture tree's `proc/<pid>` too).
+pub fn is_alive(root: &Root, pid: u32) -> bool {
+    root.path(&format!("/proc/{pid}")).is_dir()
+}
+
+pub fn info(root: &Root, pid: u32) -> Option<ProcessInfo> {
+    if !is_alive(root, pid) {
+        return None;
+    }
+    let stat = std::fs::read_to_string(root.path(&format!("/proc/{pid}/stat"))).ok();
+    let cmdline = std::fs::read(root.path(&format!("/proc/{pid}/cmdline"))).unwrap_or_default();
+    let mut command = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if command.is_empty() {
+        command = stat
+            .as_deref()
+            .and_then(comm_from_stat)
+            .map(|c| format!("[{c}]"))
+            .unwrap_or_else(|| "?".into());
+    }
+    const MAX: usize = 200;
+    if command.len() > MAX {
+        let cut = (0..=MAX).rev().find(|i| command.is_char_boundary(*i)).unwrap_or(0);
+        command.truncate(cut);
+        command.push('…');
+    }
+    let uptime = std::fs::read_to_string(root.path("/proc/uptime")).ok();
+    let running_for = match (stat.as_deref(), uptime.as_deref()) {
+        (Some(stat), Some(uptime)) => running_for(stat, uptime, clock_ticks()),
+        _ => None,
+    };
+    Some(ProcessInfo {
+        pid,
+        command,
+        running_for,
+    })
+}
+
+fn clock_ticks() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(100)
+}
+
+/// The name in `pid (name) state …`; the name may itself hold spaces and parentheses.
+fn comm_from_stat(stat: &str) -> Option<&str> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    stat.get(open + 1..close)
+}
+
+/// Age from field 22 of `/proc/<pid>/stat` (start time, ticks after boot)
+/// and the first figure of `/proc/uptime` (seconds since boot).
+pub fn running_for(stat: &str, uptime: &str, ticks_per_second: u64) -> Option<Duration> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    // Fields after the name start at field 3 (state); start time is field 22.
+    let start_ticks: u64 = after_comm.split_whitespace().nth(22 - 3)?.parse().ok()?;
+    let uptime: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    let started = start_ticks as f64 / ticks_per_second as f64;
+    Some(Duration::from_secs_f64((uptime - started).max(0.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_from_stat_and_uptime() {
+        let stat = "4242 (unattended-upgr) S 1 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100000 0 0";
+        assert_eq!(running_for(stat, "1192.50 100.0\n", 100), Some(Duration::from_secs_f64(192.5)));
+        let odd = "7 (a) b (c)) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0";
+        assert_eq!(comm_from_stat(odd), Some("a) b (c)"));
+        assert_eq!(running_for(odd, "10.0 1", 100), Some(Duration::from_secs(5)));
+        assert_eq!(running_for("garbage", "10", 100), None);
+        assert_eq!(running_for(stat, "", 100), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! ssm-preflight: finds what will break an AWS Systems Manager Patch Manager
+//! run on this host before the maintenance window opens.
+
+pub mod app;
+pub mod checks;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod host;
+pub mod logging;
+pub mod report;

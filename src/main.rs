@@ -1,0 +1,12 @@
+use clap::Parser;
+use std::io::Write;
+
+fn main() {
+    let cli = ssm_preflight::cli::Cli::parse();
+    ssm_preflight::logging::init(cli.global.verbose);
+    let code = ssm_preflight::app::run(cli);
+    let _ = std::io::stdout().flush();
+    // Exit here rather than return: a check still stuck in the kernel past
+    // its timeout must not hold the process open.
+    std::process::exit(code.into());
+}
