@@ -18,7 +18,9 @@ pub fn run(cli: Cli) -> u8 {
     let result = match &cli.command {
         Command::Check(args) => check(&cli.global, args),
         Command::Config(ConfigCommand::Show) => config_show(&cli.global),
-        Command::Config(ConfigCommand::Validate { path }) => config_validate(&cli.global, path.as_ref()),
+        Command::Config(ConfigCommand::Validate { path }) => {
+            config_validate(&cli.global, path.as_ref())
+        }
     };
     match result {
         Ok(code) => code,
@@ -75,9 +77,14 @@ fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         .into_iter()
         .filter(|c| {
             if args.only.is_empty() {
-                !settings.disabled.iter().any(|d| checks::selects(d, &c.info.id, c.info.group))
+                !settings
+                    .disabled
+                    .iter()
+                    .any(|d| checks::selects(d, &c.info.id, c.info.group))
             } else {
-                args.only.iter().any(|o| checks::selects(o, &c.info.id, c.info.group))
+                args.only
+                    .iter()
+                    .any(|o| checks::selects(o, &c.info.id, c.info.group))
             }
         })
         .collect();
@@ -103,7 +110,10 @@ fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         instance_id: detected.instance_id,
         region: detected.region,
         patch_group: None,
-        os: OsRelease::read(&root).ok().flatten().map(|(os, _)| os.pretty_name),
+        os: OsRelease::read(&root)
+            .ok()
+            .flatten()
+            .map(|(os, _)| os.pretty_name),
     };
     let report = Report::new(host, started_at, clock.elapsed(), results);
     for c in &report.checks {
@@ -122,9 +132,16 @@ fn config_show(global: &Global) -> anyhow::Result<u8> {
     let loaded = load_config(global)?;
     let mut out = std::io::stdout().lock();
     if loaded.files.is_empty() {
-        writeln!(out, "# no config file found; every value is a built-in default")?;
+        writeln!(
+            out,
+            "# no config file found; every value is a built-in default"
+        )?;
     } else {
-        let names: Vec<String> = loaded.files.iter().map(|f| f.display().to_string()).collect();
+        let names: Vec<String> = loaded
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
         writeln!(out, "# read, later files winning: {}", names.join(", "))?;
     }
     for (key, value) in config::effective_values(&loaded.settings) {
@@ -153,7 +170,11 @@ fn config_validate(global: &Global, path: Option<&PathBuf>) -> anyhow::Result<u8
             if loaded.files.is_empty() {
                 println!("no config file found; the built-in defaults apply");
             } else {
-                let names: Vec<String> = loaded.files.iter().map(|f| f.display().to_string()).collect();
+                let names: Vec<String> = loaded
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect();
                 println!("valid: {}", names.join(", "));
             }
         }

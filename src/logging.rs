@@ -31,12 +31,19 @@ pub fn init(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     if stderr_is_journal() {
         if let Ok(journald) = tracing_journald::layer() {
-            let _ = tracing_subscriber::registry().with(filter).with(journald.with_syslog_identifier("ssm-preflight".into())).try_init();
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(journald.with_syslog_identifier("ssm-preflight".into()))
+                .try_init();
             return;
         }
     }
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
         .try_init();
 }

@@ -62,7 +62,11 @@ pub fn plan(ctx: &Context) -> Vec<super::Check> {
     let configured = &ctx.settings.disk.configured;
     let mut missing = Vec::new();
     let mut present = Vec::new();
-    for path in DEFAULT_PATHS.iter().map(|p| p.to_string()).chain(configured.iter().cloned()) {
+    for path in DEFAULT_PATHS
+        .iter()
+        .map(|p| p.to_string())
+        .chain(configured.iter().cloned())
+    {
         if present.contains(&path) {
             continue;
         }
@@ -92,7 +96,10 @@ pub fn plan(ctx: &Context) -> Vec<super::Check> {
                 }
                 Err(e) => Outcome::error(
                     format!("cannot read the free space of {}: {e}", fs.mount_point),
-                    format!("Check that {} is mounted and readable: `df -h {}`.", fs.mount_point, fs.mount_point),
+                    format!(
+                        "Check that {} is mounted and readable: `df -h {}`.",
+                        fs.mount_point, fs.mount_point
+                    ),
                 ),
             }
         }));
@@ -117,13 +124,23 @@ pub fn name_for(mount_point: &str) -> String {
     }
     trimmed
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
 /// Groups paths by the mount they are on (mountinfo), or by device number
 /// where there is no mountinfo to read.
-pub fn group_by_filesystem(root: &Root, mounts: &[mounts::Mount], paths: &[String]) -> Vec<Filesystem> {
+pub fn group_by_filesystem(
+    root: &Root,
+    mounts: &[mounts::Mount],
+    paths: &[String],
+) -> Vec<Filesystem> {
     let mut groups: BTreeMap<String, Filesystem> = BTreeMap::new();
     let mut order = Vec::new();
     for path in paths {
@@ -151,7 +168,10 @@ pub fn group_by_filesystem(root: &Root, mounts: &[mounts::Mount], paths: &[Strin
         });
         fs.paths.push(path.clone());
     }
-    order.into_iter().filter_map(|k| groups.remove(&k)).collect()
+    order
+        .into_iter()
+        .filter_map(|k| groups.remove(&k))
+        .collect()
 }
 
 fn statvfs(path: &std::path::Path) -> nix::Result<Figures> {
@@ -176,7 +196,12 @@ fn percent(part: u64, whole: u64) -> f64 {
 
 /// The verdict for one filesystem. Several paths on one filesystem each
 /// bring their thresholds; the strictest applies.
-pub fn judge(fs: &Filesystem, f: Figures, thresholds: &[(String, Thresholds)], pm: Option<PackageManager>) -> Outcome {
+pub fn judge(
+    fs: &Filesystem,
+    f: Figures,
+    thresholds: &[(String, Thresholds)],
+    pm: Option<PackageManager>,
+) -> Outcome {
     let strictest = |pick: fn(&Thresholds) -> crate::config::units::Amount, total: u64| {
         thresholds
             .iter()
@@ -193,7 +218,10 @@ pub fn judge(fs: &Filesystem, f: Figures, thresholds: &[(String, Thresholds)], p
     let bytes_pct = percent(f.bytes_free, f.bytes_total);
     let inodes_pct = percent(f.inodes_free, f.inodes_total);
     let bytes_text = format!("{} free ({bytes_pct:.0}%)", format_bytes(f.bytes_free));
-    let inodes_text = format!("{} inodes free ({inodes_pct:.0}%)", format_count(f.inodes_free));
+    let inodes_text = format!(
+        "{} inodes free ({inodes_pct:.0}%)",
+        format_count(f.inodes_free)
+    );
 
     let mut status = Status::Pass;
     let mut problems = Vec::new();
@@ -207,9 +235,20 @@ pub fn judge(fs: &Filesystem, f: Figures, thresholds: &[(String, Thresholds)], p
         Status::Pass
     };
     if bytes_status != Status::Pass {
-        let floor = if bytes_status == Status::Fail { fail_bytes } else { warn_bytes };
-        let word = if bytes_status == Status::Fail { "failure" } else { "warning" };
-        problems.push(format!("{mp} has {bytes_text}, below the {word} floor of {}", format_bytes(floor)));
+        let floor = if bytes_status == Status::Fail {
+            fail_bytes
+        } else {
+            warn_bytes
+        };
+        let word = if bytes_status == Status::Fail {
+            "failure"
+        } else {
+            "warning"
+        };
+        problems.push(format!(
+            "{mp} has {bytes_text}, below the {word} floor of {}",
+            format_bytes(floor)
+        ));
         remedies.push(space_remedy(fs, fail_bytes_path, pm));
         status = worst(status, bytes_status);
     }
@@ -224,9 +263,20 @@ pub fn judge(fs: &Filesystem, f: Figures, thresholds: &[(String, Thresholds)], p
         Status::Pass
     };
     if inodes_status != Status::Pass {
-        let floor = if inodes_status == Status::Fail { fail_inodes } else { warn_inodes };
-        let word = if inodes_status == Status::Fail { "failure" } else { "warning" };
-        problems.push(format!("{mp} has {inodes_text}, below the {word} floor of {}", format_count(floor)));
+        let floor = if inodes_status == Status::Fail {
+            fail_inodes
+        } else {
+            warn_inodes
+        };
+        let word = if inodes_status == Status::Fail {
+            "failure"
+        } else {
+            "warning"
+        };
+        problems.push(format!(
+            "{mp} has {inodes_text}, below the {word} floor of {}",
+            format_count(floor)
+        ));
         remedies.push(format!(
             "Find the directories with the most files: `sudo du --inodes -x {mp} 2>/dev/null | sort -n | tail`, then delete what is not needed (old logs, caches, session files)."
         ));
@@ -294,10 +344,15 @@ fn worst(a: Status, b: Status) -> Status {
 fn space_remedy(fs: &Filesystem, strictest_path: &str, pm: Option<PackageManager>) -> String {
     let mp = &fs.mount_point;
     if strictest_path == "/boot" || mp == "/boot" {
-        let cmd = pm.map_or("remove kernels older than the running one with your package manager", |p| p.remove_old_kernels_command());
+        let cmd = pm.map_or(
+            "remove kernels older than the running one with your package manager",
+            |p| p.remove_old_kernels_command(),
+        );
         return format!("Remove old kernels to make room for the new one: `{cmd}` (keep the running kernel, `uname -r`).");
     }
-    let clean = pm.map(|p| format!("`{}`, ", p.clean_command())).unwrap_or_default();
+    let clean = pm
+        .map(|p| format!("`{}`, ", p.clean_command()))
+        .unwrap_or_default();
     format!(
         "Free space on {mp}: {clean}`sudo journalctl --vacuum-size=200M`, and `sudo du -xh {mp} 2>/dev/null | sort -h | tail` to find what is large; or grow the filesystem."
     )
@@ -333,51 +388,105 @@ mod tests {
 
     fn thresholds(paths: &[&str]) -> Vec<(String, Thresholds)> {
         let s = Settings::default();
-        paths.iter().map(|p| (p.to_string(), s.disk.thresholds_for(p))).collect()
+        paths
+            .iter()
+            .map(|p| (p.to_string(), s.disk.thresholds_for(p)))
+            .collect()
     }
 
     #[test]
     fn plenty_of_space_passes_with_the_figures() {
-        let o = judge(&fs("/", &["/", "/var"], false), figures(60 * GIB, 100 * GIB, 900_000, 1_000_000), &thresholds(&["/", "/var"]), None);
+        let o = judge(
+            &fs("/", &["/", "/var"], false),
+            figures(60 * GIB, 100 * GIB, 900_000, 1_000_000),
+            &thresholds(&["/", "/var"]),
+            None,
+        );
         assert_eq!(o.status, Status::Pass);
-        assert_eq!(o.summary, "/ has 60.0 GiB free (60%) and 900.0k inodes free (90%)");
+        assert_eq!(
+            o.summary,
+            "/ has 60.0 GiB free (60%) and 900.0k inodes free (90%)"
+        );
         assert!(o.remedy.is_none());
     }
 
     #[test]
     fn below_the_warning_floor_warns_and_below_failure_fails() {
         let t = thresholds(&["/var"]);
-        let warn = judge(&fs("/var", &["/var"], false), figures(GIB, 100 * GIB, 900, 1000), &t, Some(PackageManager::Apt));
+        let warn = judge(
+            &fs("/var", &["/var"], false),
+            figures(GIB, 100 * GIB, 900, 1000),
+            &t,
+            Some(PackageManager::Apt),
+        );
         assert_eq!(warn.status, Status::Warn);
-        assert!(warn.summary.contains("1.0 GiB free (1%), below the warning floor of 2.0 GiB"), "{}", warn.summary);
+        assert!(
+            warn.summary
+                .contains("1.0 GiB free (1%), below the warning floor of 2.0 GiB"),
+            "{}",
+            warn.summary
+        );
         assert!(warn.remedy.unwrap().contains("sudo apt-get clean"));
-        let fail = judge(&fs("/var", &["/var"], false), figures(100 * MIB, 100 * GIB, 900, 1000), &t, Some(PackageManager::Dnf));
+        let fail = judge(
+            &fs("/var", &["/var"], false),
+            figures(100 * MIB, 100 * GIB, 900, 1000),
+            &t,
+            Some(PackageManager::Dnf),
+        );
         assert_eq!(fail.status, Status::Fail);
-        assert!(fail.summary.contains("below the failure floor of 500.0 MiB"), "{}", fail.summary);
+        assert!(
+            fail.summary
+                .contains("below the failure floor of 500.0 MiB"),
+            "{}",
+            fail.summary
+        );
         assert!(fail.remedy.unwrap().contains("sudo dnf clean all"));
     }
 
     #[test]
     fn boot_has_its_own_floor_and_kernel_remedy() {
         let t = thresholds(&["/boot"]);
-        let ok = judge(&fs("/boot", &["/boot"], false), figures(300 * MIB, 500 * MIB, 900, 1000), &t, None);
+        let ok = judge(
+            &fs("/boot", &["/boot"], false),
+            figures(300 * MIB, 500 * MIB, 900, 1000),
+            &t,
+            None,
+        );
         assert_eq!(ok.status, Status::Pass);
-        let low = judge(&fs("/boot", &["/boot"], false), figures(100 * MIB, 500 * MIB, 900, 1000), &t, Some(PackageManager::Apt));
+        let low = judge(
+            &fs("/boot", &["/boot"], false),
+            figures(100 * MIB, 500 * MIB, 900, 1000),
+            &t,
+            Some(PackageManager::Apt),
+        );
         assert_eq!(low.status, Status::Fail);
-        assert!(low.remedy.unwrap().contains("sudo apt-get autoremove --purge"));
+        assert!(low
+            .remedy
+            .unwrap()
+            .contains("sudo apt-get autoremove --purge"));
     }
 
     #[test]
     fn the_strictest_threshold_on_a_shared_filesystem_applies() {
         // /boot on the root filesystem: the root's 2 GiB floor wins over /boot's 250 MiB.
         let t = thresholds(&["/", "/boot"]);
-        let o = judge(&fs("/", &["/", "/boot"], false), figures(GIB, 100 * GIB, 900, 1000), &t, None);
+        let o = judge(
+            &fs("/", &["/", "/boot"], false),
+            figures(GIB, 100 * GIB, 900, 1000),
+            &t,
+            None,
+        );
         assert_eq!(o.status, Status::Warn);
     }
 
     #[test]
     fn inodes_run_out_before_bytes() {
-        let o = judge(&fs("/var", &["/var"], false), figures(50 * GIB, 100 * GIB, 10, 1_000_000), &thresholds(&["/var"]), None);
+        let o = judge(
+            &fs("/var", &["/var"], false),
+            figures(50 * GIB, 100 * GIB, 10, 1_000_000),
+            &thresholds(&["/var"]),
+            None,
+        );
         assert_eq!(o.status, Status::Fail);
         assert!(o.summary.contains("10 inodes free (0%)"), "{}", o.summary);
         assert!(o.remedy.unwrap().contains("du --inodes"));
@@ -385,19 +494,37 @@ mod tests {
 
     #[test]
     fn no_inode_table_is_not_judged() {
-        let o = judge(&fs("/", &["/"], false), figures(50 * GIB, 100 * GIB, 0, 0), &thresholds(&["/"]), None);
+        let o = judge(
+            &fs("/", &["/"], false),
+            figures(50 * GIB, 100 * GIB, 0, 0),
+            &thresholds(&["/"]),
+            None,
+        );
         assert_eq!(o.status, Status::Pass);
         assert!(o.summary.contains("no inode limit"));
     }
 
     #[test]
     fn noexec_under_the_agent_directory_fails() {
-        let o = judge(&fs("/var", &["/var", "/var/lib/amazon"], true), figures(50 * GIB, 100 * GIB, 900, 1000), &thresholds(&["/var"]), None);
+        let o = judge(
+            &fs("/var", &["/var", "/var/lib/amazon"], true),
+            figures(50 * GIB, 100 * GIB, 900, 1000),
+            &thresholds(&["/var"]),
+            None,
+        );
         assert_eq!(o.status, Status::Fail);
         assert!(o.summary.contains("mounted noexec"));
-        assert!(o.remedy.unwrap().contains("sudo mount -o remount,exec /var"));
+        assert!(o
+            .remedy
+            .unwrap()
+            .contains("sudo mount -o remount,exec /var"));
         // noexec elsewhere (a /tmp hardened by CIS) is not the agent's problem.
-        let tmp = judge(&fs("/tmp", &["/tmp"], true), figures(50 * GIB, 100 * GIB, 900, 1000), &thresholds(&["/tmp"]), None);
+        let tmp = judge(
+            &fs("/tmp", &["/tmp"], true),
+            figures(50 * GIB, 100 * GIB, 900, 1000),
+            &thresholds(&["/tmp"]),
+            None,
+        );
         assert_eq!(tmp.status, Status::Pass);
     }
 
@@ -412,9 +539,18 @@ mod tests {
                 inodes_fail_below: CountAmount(Amount::Absolute(0)),
             },
         )];
-        let o = judge(&fs("/data", &["/data"], false), figures(10 * GIB, 100 * GIB, 900, 1000), &t, None);
+        let o = judge(
+            &fs("/data", &["/data"], false),
+            figures(10 * GIB, 100 * GIB, 900, 1000),
+            &t,
+            None,
+        );
         assert_eq!(o.status, Status::Warn);
-        assert!(o.summary.contains("below the warning floor of 20.0 GiB"), "{}", o.summary);
+        assert!(
+            o.summary.contains("below the warning floor of 20.0 GiB"),
+            "{}",
+            o.summary
+        );
     }
 
     #[test]

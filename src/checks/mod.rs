@@ -259,7 +259,8 @@ pub fn known_selectors() -> Vec<String> {
 
 pub fn is_known_selector(name: &str) -> bool {
     CATALOGUE.iter().any(|e| {
-        selects(name, e.id, e.group) || name.strip_prefix("disk.").is_some_and(|n| !n.is_empty()) && e.id == "disk"
+        selects(name, e.id, e.group)
+            || name.strip_prefix("disk.").is_some_and(|n| !n.is_empty()) && e.id == "disk"
     }) || CATALOGUE.iter().any(|e| e.group.as_str() == name)
 }
 

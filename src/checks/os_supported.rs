@@ -27,19 +27,51 @@ struct Supported {
 }
 
 const SUPPORTED: &[Supported] = &[
-    Supported { id: "amzn", listed: "Amazon Linux 2 and 2023", versions: Versions::Exact(&["2", "2023"]) },
-    Supported { id: "rhel", listed: "Red Hat Enterprise Linux 7, 8, 9 and 10", versions: Versions::Major(7, 10) },
+    Supported {
+        id: "amzn",
+        listed: "Amazon Linux 2 and 2023",
+        versions: Versions::Exact(&["2", "2023"]),
+    },
+    Supported {
+        id: "rhel",
+        listed: "Red Hat Enterprise Linux 7, 8, 9 and 10",
+        versions: Versions::Major(7, 10),
+    },
     Supported {
         id: "ubuntu",
         listed: "Ubuntu Server 16.04, 18.04, 20.04, 22.04 and 24.04 LTS",
         versions: Versions::Exact(&["16.04", "18.04", "20.04", "22.04", "24.04"]),
     },
-    Supported { id: "debian", listed: "Debian Server 9, 10, 11 and 12", versions: Versions::Major(9, 12) },
-    Supported { id: "sles", listed: "SUSE Linux Enterprise Server 12 and 15", versions: Versions::Exact(&[]) },
-    Supported { id: "centos", listed: "CentOS 7", versions: Versions::Major(7, 7) },
-    Supported { id: "ol", listed: "Oracle Linux 7, 8 and 9", versions: Versions::Major(7, 9) },
-    Supported { id: "almalinux", listed: "AlmaLinux 8 and 9", versions: Versions::Major(8, 9) },
-    Supported { id: "rocky", listed: "Rocky Linux 8 and 9", versions: Versions::Major(8, 9) },
+    Supported {
+        id: "debian",
+        listed: "Debian Server 9, 10, 11 and 12",
+        versions: Versions::Major(9, 12),
+    },
+    Supported {
+        id: "sles",
+        listed: "SUSE Linux Enterprise Server 12 and 15",
+        versions: Versions::Exact(&[]),
+    },
+    Supported {
+        id: "centos",
+        listed: "CentOS 7",
+        versions: Versions::Major(7, 7),
+    },
+    Supported {
+        id: "ol",
+        listed: "Oracle Linux 7, 8 and 9",
+        versions: Versions::Major(7, 9),
+    },
+    Supported {
+        id: "almalinux",
+        listed: "AlmaLinux 8 and 9",
+        versions: Versions::Major(8, 9),
+    },
+    Supported {
+        id: "rocky",
+        listed: "Rocky Linux 8 and 9",
+        versions: Versions::Major(8, 9),
+    },
 ];
 
 fn major(version: &str) -> Option<u32> {
@@ -56,7 +88,11 @@ fn version_supported(id: &str, versions: &Versions, version: &str) -> bool {
 }
 
 fn all_listed() -> String {
-    SUPPORTED.iter().map(|s| s.listed).collect::<Vec<_>>().join("; ")
+    SUPPORTED
+        .iter()
+        .map(|s| s.listed)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 pub fn plan(ctx: &Context) -> super::Check {
@@ -106,7 +142,9 @@ pub fn judge(os: &OsRelease) -> Outcome {
             ),
         }
     };
-    outcome.detail("id", &os.id).detail("version_id", &os.version_id)
+    outcome
+        .detail("id", &os.id)
+        .detail("version_id", &os.version_id)
 }
 
 #[cfg(test)]
@@ -115,17 +153,42 @@ mod tests {
     use crate::checks::Status;
 
     fn os(id: &str, version: &str) -> OsRelease {
-        OsRelease { id: id.into(), id_like: vec![], version_id: version.into(), pretty_name: format!("{id} {version}") }
+        OsRelease {
+            id: id.into(),
+            id_like: vec![],
+            version_id: version.into(),
+            pretty_name: format!("{id} {version}"),
+        }
     }
 
     #[test]
     fn every_supported_release_in_the_guide_passes() {
         for (id, v) in [
-            ("amzn", "2"), ("amzn", "2023"), ("rhel", "7.9"), ("rhel", "8.10"), ("rhel", "9.4"), ("rhel", "10.0"),
-            ("ubuntu", "16.04"), ("ubuntu", "18.04"), ("ubuntu", "20.04"), ("ubuntu", "22.04"), ("ubuntu", "24.04"),
-            ("debian", "9"), ("debian", "10"), ("debian", "11"), ("debian", "12"), ("sles", "12.5"), ("sles", "15.6"),
-            ("centos", "7"), ("ol", "7.9"), ("ol", "8.9"), ("ol", "9.3"), ("almalinux", "8.9"), ("almalinux", "9.4"),
-            ("rocky", "8.9"), ("rocky", "9.4"),
+            ("amzn", "2"),
+            ("amzn", "2023"),
+            ("rhel", "7.9"),
+            ("rhel", "8.10"),
+            ("rhel", "9.4"),
+            ("rhel", "10.0"),
+            ("ubuntu", "16.04"),
+            ("ubuntu", "18.04"),
+            ("ubuntu", "20.04"),
+            ("ubuntu", "22.04"),
+            ("ubuntu", "24.04"),
+            ("debian", "9"),
+            ("debian", "10"),
+            ("debian", "11"),
+            ("debian", "12"),
+            ("sles", "12.5"),
+            ("sles", "15.6"),
+            ("centos", "7"),
+            ("ol", "7.9"),
+            ("ol", "8.9"),
+            ("ol", "9.3"),
+            ("almalinux", "8.9"),
+            ("almalinux", "9.4"),
+            ("rocky", "8.9"),
+            ("rocky", "9.4"),
         ] {
             assert_eq!(judge(&os(id, v)).status, Status::Pass, "{id} {v}");
         }
@@ -135,8 +198,20 @@ mod tests {
     fn unsupported_versions_name_the_supported_ones() {
         let o = judge(&os("ubuntu", "23.10"));
         assert_eq!(o.status, Status::Fail);
-        assert!(o.summary.contains("16.04, 18.04, 20.04, 22.04 and 24.04 LTS"), "{}", o.summary);
-        for (id, v) in [("amzn", "2018.03"), ("debian", "13"), ("centos", "9"), ("rhel", "6.10"), ("sles", "11.4"), ("rocky", "10")] {
+        assert!(
+            o.summary
+                .contains("16.04, 18.04, 20.04, 22.04 and 24.04 LTS"),
+            "{}",
+            o.summary
+        );
+        for (id, v) in [
+            ("amzn", "2018.03"),
+            ("debian", "13"),
+            ("centos", "9"),
+            ("rhel", "6.10"),
+            ("sles", "11.4"),
+            ("rocky", "10"),
+        ] {
             assert_eq!(judge(&os(id, v)).status, Status::Fail, "{id} {v}");
         }
     }

@@ -48,7 +48,11 @@ pub const LOCKS: &[LockSpec] = &[
     lock("dpkg", "/var/lib/dpkg/lock", LockKind::Fcntl),
     lock("apt", "/var/lib/apt/lists/lock", LockKind::Fcntl),
     lock("apt", "/var/cache/apt/archives/lock", LockKind::Fcntl),
-    lock("apt.systemd.daily", "/var/lib/apt/daily_lock", LockKind::Flock),
+    lock(
+        "apt.systemd.daily",
+        "/var/lib/apt/daily_lock",
+        LockKind::Flock,
+    ),
     lock("yum", "/var/run/yum.pid", LockKind::PidFile),
     lock("dnf", "/var/lib/dnf/rpmdb_lock.pid", LockKind::PidFile),
     lock("dnf5", "/run/dnf/rpmtransaction.lock", LockKind::Fcntl),
@@ -76,11 +80,21 @@ pub struct Holder {
 pub enum Finding {
     Held(Holder),
     /// A pid file naming a process that no longer exists: harmless.
-    StalePidFile { path: String, pid: u32 },
+    StalePidFile {
+        path: String,
+        pid: u32,
+    },
     /// A pid file whose content is not a PID: the tool may refuse to start.
-    BadPidFile { tool: &'static str, path: String, content: String },
+    BadPidFile {
+        tool: &'static str,
+        path: String,
+        content: String,
+    },
     /// A lock that could not be looked at (permissions, no /proc/locks).
-    Unexamined { path: String, why: String },
+    Unexamined {
+        path: String,
+        why: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -114,8 +128,10 @@ pub fn gather(root: &Root) -> Gathered {
         Err(e) => Err(e.to_string()),
     };
 
-    let mut specs: Vec<(&'static str, String, LockKind)> =
-        LOCKS.iter().map(|l| (l.tool, l.path.to_string(), l.kind)).collect();
+    let mut specs: Vec<(&'static str, String, LockKind)> = LOCKS
+        .iter()
+        .map(|l| (l.tool, l.path.to_string(), l.kind))
+        .collect();
     if let Ok(dir) = std::fs::read_dir(root.path(DNF_CACHE_DIR)) {
         let mut names: Vec<String> = dir
             .flatten()
@@ -123,7 +139,11 @@ pub fn gather(root: &Root) -> Gathered {
             .filter(|n| n.ends_with("_lock.pid"))
             .collect();
         names.sort();
-        specs.extend(names.into_iter().map(|n| ("dnf", format!("{DNF_CACHE_DIR}/{n}"), LockKind::PidFile)));
+        specs.extend(
+            names
+                .into_iter()
+                .map(|n| ("dnf", format!("{DNF_CACHE_DIR}/{n}"), LockKind::PidFile)),
+        );
     }
 
     for (tool, path, kind) in specs {
@@ -135,7 +155,10 @@ pub fn gather(root: &Root) -> Gathered {
                     Ok(m) => m,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => {
-                        g.findings.push(Finding::Unexamined { path, why: e.to_string() });
+                        g.findings.push(Finding::Unexamined {
+                            path,
+                            why: e.to_string(),
+                        });
                         continue;
                     }
                 };
@@ -143,8 +166,13 @@ pub fn gather(root: &Root) -> Gathered {
                 let mut looked = false;
                 if let Ok(entries) = &proc_locks {
                     looked = true;
-                    let (major, minor) = (nix::sys::stat::major(meta.dev()) as u32, nix::sys::stat::minor(meta.dev()) as u32);
-                    for e in entries.iter().filter(|e| !e.waiting && e.inode == meta.ino() && e.major == major && e.minor == minor) {
+                    let (major, minor) = (
+                        nix::sys::stat::major(meta.dev()) as u32,
+                        nix::sys::stat::minor(meta.dev()) as u32,
+                    );
+                    for e in entries.iter().filter(|e| {
+                        !e.waiting && e.inode == meta.ino() && e.major == major && e.minor == minor
+                    }) {
                         let is_flock = e.kind == "FLOCK";
                         if is_flock == (kind == LockKind::Flock) && !pids.contains(&e.pid) {
                             pids.push(e.pid);
@@ -156,7 +184,7 @@ pub fn gather(root: &Root) -> Gathered {
                         Ok(Some(pid)) => {
                             looked = true;
                             // An OFD lock answers -1; /proc/locks may name it better.
-                            if !(pid.is_none() && !pids.is_empty()) && !pids.contains(&pid) {
+                            if (pid.is_some() || pids.is_empty()) && !pids.contains(&pid) {
                                 pids.push(pid);
                             }
                         }
@@ -166,7 +194,9 @@ pub fn gather(root: &Root) -> Gathered {
                 }
                 if !looked {
                     let why = match &proc_locks {
-                        Err(e) => format!("/proc/locks is unreadable ({e}) and the file cannot be opened"),
+                        Err(e) => {
+                            format!("/proc/locks is unreadable ({e}) and the file cannot be opened")
+                        }
                         Ok(_) => "the file cannot be opened".into(),
                     };
                     g.findings.push(Finding::Unexamined { path, why });
@@ -174,7 +204,12 @@ pub fn gather(root: &Root) -> Gathered {
                 }
                 for pid in pids {
                     let process = pid.and_then(|p| process::info(root, p));
-                    g.findings.push(Finding::Held(Holder { tool, path: path.clone(), pid, process }));
+                    g.findings.push(Finding::Held(Holder {
+                        tool,
+                        path: path.clone(),
+                        pid,
+                        process,
+                    }));
                 }
                 g.examined.push(path);
             }
@@ -188,7 +223,10 @@ fn pid_file(root: &Root, tool: &'static str, path: &str, real: &std::path::Path,
         Ok(Some(c)) => c,
         Ok(None) => return,
         Err(e) => {
-            g.findings.push(Finding::Unexamined { path: path.into(), why: e.to_string() });
+            g.findings.push(Finding::Unexamined {
+                path: path.into(),
+                why: e.to_string(),
+            });
             return;
         }
     };
@@ -201,9 +239,17 @@ fn pid_file(root: &Root, tool: &'static str, path: &str, real: &std::path::Path,
         Ok(pid) if pid > 0 => {
             if process::is_alive(root, pid) {
                 let process = process::info(root, pid);
-                g.findings.push(Finding::Held(Holder { tool, path: path.into(), pid: Some(pid), process }));
+                g.findings.push(Finding::Held(Holder {
+                    tool,
+                    path: path.into(),
+                    pid: Some(pid),
+                    process,
+                }));
             } else {
-                g.findings.push(Finding::StalePidFile { path: path.into(), pid });
+                g.findings.push(Finding::StalePidFile {
+                    path: path.into(),
+                    pid,
+                });
             }
         }
         _ => {
@@ -211,7 +257,11 @@ fn pid_file(root: &Root, tool: &'static str, path: &str, real: &std::path::Path,
             if trimmed.chars().count() > 40 {
                 shown.push('…');
             }
-            g.findings.push(Finding::BadPidFile { tool, path: path.into(), content: shown });
+            g.findings.push(Finding::BadPidFile {
+                tool,
+                path: path.into(),
+                content: shown,
+            });
         }
     }
 }
@@ -264,8 +314,13 @@ pub fn judge(g: &Gathered, stuck_after: Duration) -> Outcome {
             _ => None,
         })
         .collect();
-    if holders.is_empty() && g.examined.is_empty() && !g.manager_present
-        && !g.findings.iter().any(|f| matches!(f, Finding::Unexamined { .. }))
+    if holders.is_empty()
+        && g.examined.is_empty()
+        && !g.manager_present
+        && !g
+            .findings
+            .iter()
+            .any(|f| matches!(f, Finding::Unexamined { .. }))
     {
         return Outcome::skip("no dpkg, rpm, yum, dnf or zypper state was found on this host, so there is no lock to look at");
     }
@@ -284,8 +339,15 @@ pub fn judge(g: &Gathered, stuck_after: Duration) -> Outcome {
         let process = held.iter().find_map(|h| h.process.as_ref());
         match (pid, process) {
             (Some(pid), Some(p)) => {
-                let age = p.running_for.map(|d| format!(", running for {}", format_age(d))).unwrap_or_default();
-                sentences.push(format!("pid {pid} (`{}`) holds the {tool} lock {}{age}", p.command, paths.join(" and ")));
+                let age = p
+                    .running_for
+                    .map(|d| format!(", running for {}", format_age(d)))
+                    .unwrap_or_default();
+                sentences.push(format!(
+                    "pid {pid} (`{}`) holds the {tool} lock {}{age}",
+                    p.command,
+                    paths.join(" and ")
+                ));
                 if p.running_for.is_some_and(|d| d >= stuck_after) {
                     stuck = true;
                     remedies.push(format!(
@@ -300,12 +362,23 @@ pub fn judge(g: &Gathered, stuck_after: Duration) -> Outcome {
                 }
             }
             (Some(pid), None) => {
-                sentences.push(format!("pid {pid} holds the {tool} lock {}", paths.join(" and ")));
-                remedies.push(format!("See what pid {pid} is with `ps -o pid,etime,args -p {pid}` and let it finish."));
+                sentences.push(format!(
+                    "pid {pid} holds the {tool} lock {}",
+                    paths.join(" and ")
+                ));
+                remedies.push(format!(
+                    "See what pid {pid} is with `ps -o pid,etime,args -p {pid}` and let it finish."
+                ));
             }
             (None, _) => {
-                sentences.push(format!("an open-file-description lock, whose owner has no PID, is held on {}", paths.join(" and ")));
-                remedies.push(format!("Find the holder with `sudo lsof {}` and let it finish.", paths.join(" ")));
+                sentences.push(format!(
+                    "an open-file-description lock, whose owner has no PID, is held on {}",
+                    paths.join(" and ")
+                ));
+                remedies.push(format!(
+                    "Find the holder with `sudo lsof {}` and let it finish.",
+                    paths.join(" ")
+                ));
             }
         }
     }
@@ -313,9 +386,17 @@ pub fn judge(g: &Gathered, stuck_after: Duration) -> Outcome {
     let mut warnings = Vec::new();
     for f in &g.findings {
         match f {
-            Finding::BadPidFile { tool, path, content } => {
-                warnings.push(format!("{path} holds `{content}`, which is not a process ID"));
-                remedies.push(format!("If no {tool} is running (`pgrep -a {tool}`), remove {path}."));
+            Finding::BadPidFile {
+                tool,
+                path,
+                content,
+            } => {
+                warnings.push(format!(
+                    "{path} holds `{content}`, which is not a process ID"
+                ));
+                remedies.push(format!(
+                    "If no {tool} is running (`pgrep -a {tool}`), remove {path}."
+                ));
             }
             Finding::Unexamined { path, why } => {
                 warnings.push(format!("could not look at {path}: {why}"));
@@ -328,7 +409,9 @@ pub fn judge(g: &Gathered, stuck_after: Duration) -> Outcome {
         .findings
         .iter()
         .filter_map(|f| match f {
-            Finding::StalePidFile { path, pid } => Some(format!("{path} names pid {pid}, which is not running")),
+            Finding::StalePidFile { path, pid } => {
+                Some(format!("{path} names pid {pid}, which is not running"))
+            }
             _ => None,
         })
         .collect();
@@ -347,7 +430,10 @@ pub fn judge(g: &Gathered, stuck_after: Duration) -> Outcome {
         remedies.dedup();
         Outcome::warn(warnings.join("; "), remedies.join(" "))
     } else {
-        let mut summary = format!("no package-manager lock is held ({} looked at)", g.examined.len());
+        let mut summary = format!(
+            "no package-manager lock is held ({} looked at)",
+            g.examined.len()
+        );
         if !stale.is_empty() {
             summary.push_str(&format!("; stale pid file ignored: {}", stale.join(", ")));
         }
@@ -384,7 +470,10 @@ mod tests {
     fn gathered(findings: Vec<Finding>) -> Gathered {
         Gathered {
             findings,
-            examined: vec!["/var/lib/dpkg/lock-frontend".into(), "/var/lib/dpkg/lock".into()],
+            examined: vec![
+                "/var/lib/dpkg/lock-frontend".into(),
+                "/var/lib/dpkg/lock".into(),
+            ],
             manager_present: true,
             bad_proc_lines: 0,
         }
@@ -402,7 +491,10 @@ mod tests {
     #[test]
     fn a_fresh_holder_is_a_wait_and_one_process_is_named_once() {
         let o = judge(
-            &gathered(vec![holder(4242, "/var/lib/dpkg/lock-frontend", 192), holder(4242, "/var/lib/dpkg/lock", 192)]),
+            &gathered(vec![
+                holder(4242, "/var/lib/dpkg/lock-frontend", 192),
+                holder(4242, "/var/lib/dpkg/lock", 192),
+            ]),
             HALF_HOUR,
         );
         assert_eq!(o.status, Status::Warn);
@@ -415,7 +507,10 @@ mod tests {
 
     #[test]
     fn a_holder_past_stuck_after_fails_with_the_repair() {
-        let o = judge(&gathered(vec![holder(4242, "/var/lib/dpkg/lock", 7500)]), HALF_HOUR);
+        let o = judge(
+            &gathered(vec![holder(4242, "/var/lib/dpkg/lock", 7500)]),
+            HALF_HOUR,
+        );
         assert_eq!(o.status, Status::Fail);
         assert!(o.summary.contains("running for 2h 5m"));
         let remedy = o.remedy.unwrap();
@@ -425,11 +520,23 @@ mod tests {
 
     #[test]
     fn stale_and_garbage_pid_files() {
-        let stale = judge(&gathered(vec![Finding::StalePidFile { path: "/var/run/yum.pid".into(), pid: 999 }]), HALF_HOUR);
+        let stale = judge(
+            &gathered(vec![Finding::StalePidFile {
+                path: "/var/run/yum.pid".into(),
+                pid: 999,
+            }]),
+            HALF_HOUR,
+        );
         assert_eq!(stale.status, Status::Pass);
-        assert!(stale.summary.contains("/var/run/yum.pid names pid 999, which is not running"));
+        assert!(stale
+            .summary
+            .contains("/var/run/yum.pid names pid 999, which is not running"));
         let bad = judge(
-            &gathered(vec![Finding::BadPidFile { tool: "zypper", path: "/run/zypp.pid".into(), content: "hello".into() }]),
+            &gathered(vec![Finding::BadPidFile {
+                tool: "zypper",
+                path: "/run/zypp.pid".into(),
+                content: "hello".into(),
+            }]),
             HALF_HOUR,
         );
         assert_eq!(bad.status, Status::Warn);
@@ -440,7 +547,10 @@ mod tests {
     #[test]
     fn a_lock_that_cannot_be_seen_is_not_a_pass() {
         let o = judge(
-            &gathered(vec![Finding::Unexamined { path: "/var/lib/apt/daily_lock".into(), why: "permission denied".into() }]),
+            &gathered(vec![Finding::Unexamined {
+                path: "/var/lib/apt/daily_lock".into(),
+                why: "permission denied".into(),
+            }]),
             HALF_HOUR,
         );
         assert_eq!(o.status, Status::Warn);

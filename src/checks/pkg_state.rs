@@ -91,7 +91,10 @@ pub fn unfinished_packages(status_file: &str) -> Vec<(String, String)> {
             }
         }
         if let (Some(name), Some(state)) = (name, state) {
-            if !matches!(state.as_str(), "installed" | "not-installed" | "config-files") {
+            if !matches!(
+                state.as_str(),
+                "installed" | "not-installed" | "config-files"
+            ) {
                 out.push((name, state));
             }
         }
@@ -116,9 +119,18 @@ pub fn judge(f: &Facts) -> Outcome {
         .detail("journal_entries", f.dpkg_journal.len());
     }
     if !f.dpkg_unfinished.is_empty() {
-        let listed: Vec<String> = f.dpkg_unfinished.iter().take(5).map(|(n, s)| format!("{n} ({s})")).collect();
+        let listed: Vec<String> = f
+            .dpkg_unfinished
+            .iter()
+            .take(5)
+            .map(|(n, s)| format!("{n} ({s})"))
+            .collect();
         let more = f.dpkg_unfinished.len().saturating_sub(5);
-        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
         return Outcome::fail(
             format!(
                 "{} package(s) are not fully installed: {}{more}",
@@ -163,19 +175,33 @@ mod tests {
         let text = "Package: a\nStatus: install ok installed\n\nPackage: b\nStatus: install ok half-configured\nVersion: 1\n\nPackage: c\nStatus: deinstall ok config-files\n\nPackage: d\nStatus: install reinstreq half-installed\n";
         assert_eq!(
             unfinished_packages(text),
-            vec![("b".into(), "half-configured".into()), ("d".into(), "half-installed".into())]
+            vec![
+                ("b".into(), "half-configured".into()),
+                ("d".into(), "half-installed".into())
+            ]
         );
     }
 
     #[test]
     fn verdicts() {
-        let clean = Facts { dpkg_present: true, ..Default::default() };
+        let clean = Facts {
+            dpkg_present: true,
+            ..Default::default()
+        };
         assert_eq!(judge(&clean).status, Status::Pass);
-        let journal = Facts { dpkg_present: true, dpkg_journal: vec!["0000".into()], ..Default::default() };
+        let journal = Facts {
+            dpkg_present: true,
+            dpkg_journal: vec!["0000".into()],
+            ..Default::default()
+        };
         let o = judge(&journal);
         assert_eq!(o.status, Status::Fail);
         assert!(o.remedy.unwrap().contains("sudo dpkg --configure -a"));
-        let yum = Facts { yum_present: true, yum_unfinished: vec!["transaction-all.2024-01-01.12:00.01".into()], ..Default::default() };
+        let yum = Facts {
+            yum_present: true,
+            yum_unfinished: vec!["transaction-all.2024-01-01.12:00.01".into()],
+            ..Default::default()
+        };
         assert_eq!(judge(&yum).status, Status::Warn);
         assert_eq!(judge(&Facts::default()).status, Status::Skip);
     }

@@ -21,7 +21,9 @@ const NEEDS_RESTARTING: &[&str] = &["/usr/bin/needs-restarting", "/usr/sbin/need
 pub enum NeedsRestarting {
     NotInstalled,
     /// Exit 1: a reboot is needed; 0: not.
-    Said { reboot: bool },
+    Said {
+        reboot: bool,
+    },
     /// It ran but gave no usable answer.
     Failed(String),
 }
@@ -49,7 +51,13 @@ pub fn gather(root: &Root, budget: Duration) -> Facts {
         read_optional(&root.path(&format!("{REBOOT_REQUIRED}.pkgs")))
             .ok()
             .flatten()
-            .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+            .map(|t| {
+                t.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     });
     let running_kernel = read_optional(&root.path("/proc/sys/kernel/osrelease"))
@@ -94,7 +102,11 @@ fn installed_kernels(root: &Root) -> Vec<String> {
 
 fn needs_restarting(root: &Root, budget: Duration) -> NeedsRestarting {
     use wait_timeout::ChildExt;
-    let Some(path) = NEEDS_RESTARTING.iter().map(|p| root.path(p)).find(|p| p.is_file()) else {
+    let Some(path) = NEEDS_RESTARTING
+        .iter()
+        .map(|p| root.path(p))
+        .find(|p| p.is_file())
+    else {
         return NeedsRestarting::NotInstalled;
     };
     let child = std::process::Command::new(&path)
@@ -116,7 +128,10 @@ fn needs_restarting(root: &Root, budget: Duration) -> NeedsRestarting {
         Ok(None) => {
             let _ = child.kill();
             let _ = child.wait();
-            NeedsRestarting::Failed(format!("needs-restarting -r did not answer within {}", humantime::format_duration(budget)))
+            NeedsRestarting::Failed(format!(
+                "needs-restarting -r did not answer within {}",
+                humantime::format_duration(budget)
+            ))
         }
         Err(e) => NeedsRestarting::Failed(e.to_string()),
     }
@@ -131,7 +146,11 @@ pub fn judge(f: &Facts) -> Outcome {
         } else {
             let shown: Vec<&str> = pkgs.iter().take(5).map(String::as_str).collect();
             let more = pkgs.len().saturating_sub(5);
-            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
             format!(" for {}{more}", shown.join(", "))
         };
         reasons.push(format!("{REBOOT_REQUIRED} asks for a reboot{because}"));
@@ -139,19 +158,22 @@ pub fn judge(f: &Facts) -> Outcome {
         looked.push(format!("no {REBOOT_REQUIRED}"));
     }
     let newest = f.installed_kernels.last();
-    match (&f.running_kernel, newest) {
-        (Some(running), Some(newest)) => {
-            if version::compare(newest, running) == std::cmp::Ordering::Greater {
-                reasons.push(format!("kernel {running} is running but {newest} is installed"));
-            } else {
-                looked.push(format!("running kernel {running} is the newest installed"));
-            }
+    if let (Some(running), Some(newest)) = (&f.running_kernel, newest) {
+        if version::compare(newest, running) == std::cmp::Ordering::Greater {
+            reasons.push(format!(
+                "kernel {running} is running but {newest} is installed"
+            ));
+        } else {
+            looked.push(format!("running kernel {running} is the newest installed"));
         }
-        _ => {}
     }
     match &f.needs_restarting {
-        NeedsRestarting::Said { reboot: true } => reasons.push("`needs-restarting -r` says a reboot is needed".into()),
-        NeedsRestarting::Said { reboot: false } => looked.push("`needs-restarting -r` says none is needed".into()),
+        NeedsRestarting::Said { reboot: true } => {
+            reasons.push("`needs-restarting -r` says a reboot is needed".into())
+        }
+        NeedsRestarting::Said { reboot: false } => {
+            looked.push("`needs-restarting -r` says none is needed".into())
+        }
         _ => {}
     }
     let mut outcome = if !reasons.is_empty() {
@@ -197,35 +219,61 @@ mod tests {
     fn nothing_pending() {
         let o = judge(&facts());
         assert_eq!(o.status, Status::Pass);
-        assert!(o.summary.contains("running kernel 6.1.0-26-amd64 is the newest installed"));
+        assert!(o
+            .summary
+            .contains("running kernel 6.1.0-26-amd64 is the newest installed"));
     }
 
     #[test]
     fn reboot_required_with_packages() {
-        let o = judge(&Facts { reboot_required: Some(vec!["linux-image-6.1.0-28-amd64".into()]), ..facts() });
+        let o = judge(&Facts {
+            reboot_required: Some(vec!["linux-image-6.1.0-28-amd64".into()]),
+            ..facts()
+        });
         assert_eq!(o.status, Status::Warn);
-        assert!(o.summary.contains("for linux-image-6.1.0-28-amd64"), "{}", o.summary);
+        assert!(
+            o.summary.contains("for linux-image-6.1.0-28-amd64"),
+            "{}",
+            o.summary
+        );
         assert!(o.remedy.unwrap().contains("sudo systemctl reboot"));
     }
 
     #[test]
     fn newer_kernel_installed() {
-        let o = judge(&Facts { installed_kernels: vec!["6.1.0-26-amd64".into(), "6.1.0-28-amd64".into()], ..facts() });
+        let o = judge(&Facts {
+            installed_kernels: vec!["6.1.0-26-amd64".into(), "6.1.0-28-amd64".into()],
+            ..facts()
+        });
         assert_eq!(o.status, Status::Warn);
-        assert!(o.summary.contains("kernel 6.1.0-26-amd64 is running but 6.1.0-28-amd64 is installed"));
+        assert!(o
+            .summary
+            .contains("kernel 6.1.0-26-amd64 is running but 6.1.0-28-amd64 is installed"));
     }
 
     #[test]
     fn needs_restarting_answers() {
-        let rpm = Facts { debian_family: false, installed_kernels: vec![], needs_restarting: NeedsRestarting::Said { reboot: true }, ..facts() };
+        let rpm = Facts {
+            debian_family: false,
+            installed_kernels: vec![],
+            needs_restarting: NeedsRestarting::Said { reboot: true },
+            ..facts()
+        };
         assert_eq!(judge(&rpm).status, Status::Warn);
-        let rpm_ok = Facts { needs_restarting: NeedsRestarting::Said { reboot: false }, ..rpm };
+        let rpm_ok = Facts {
+            needs_restarting: NeedsRestarting::Said { reboot: false },
+            ..rpm
+        };
         assert_eq!(judge(&rpm_ok).status, Status::Pass);
     }
 
     #[test]
     fn no_signal_is_a_skip_not_a_pass() {
-        let none = Facts { debian_family: false, installed_kernels: vec![], ..facts() };
+        let none = Facts {
+            debian_family: false,
+            installed_kernels: vec![],
+            ..facts()
+        };
         assert_eq!(judge(&none).status, Status::Skip);
     }
 }

@@ -88,7 +88,14 @@ pub fn load(main: &Path, explicit: bool) -> Result<Loaded, ConfigError> {
             source,
         })?;
         let table = parse_file(path, &text)?;
-        merge(&mut merged, table.table, "", &table.lines, path, &mut origins);
+        merge(
+            &mut merged,
+            table.table,
+            "",
+            &table.lines,
+            path,
+            &mut origins,
+        );
     }
     let raw: raw::RawConfig = toml::Value::Table(merged)
         .try_into()
@@ -122,10 +129,16 @@ fn dropins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         })?;
         let path = entry.path();
         let is_toml = path.extension().is_some_and(|e| e == "toml");
-        let is_file = std::fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false);
+        let is_file = std::fs::metadata(&path)
+            .map(|m| m.is_file())
+            .unwrap_or(false);
         if !is_toml || !is_file {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let stem = name.split('.').next().filter(|s| !s.is_empty()).unwrap_or("50-local");
+            let stem = name
+                .split('.')
+                .next()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("50-local");
             return Err(ConfigError::Placement {
                 path,
                 message: format!(
@@ -158,8 +171,13 @@ fn parse_file(path: &Path, text: &str) -> Result<ParsedFile, ConfigError> {
             message,
         }
     };
-    let document = toml::de::DeTable::parse(text)
-        .map_err(|e| invalid(e.span(), None, format!("this is not valid TOML: {}", e.message())))?;
+    let document = toml::de::DeTable::parse(text).map_err(|e| {
+        invalid(
+            e.span(),
+            None,
+            format!("this is not valid TOML: {}", e.message()),
+        )
+    })?;
     let mut lines = BTreeMap::new();
     record_lines(document.get_ref(), "", text, &mut lines);
 
@@ -184,12 +202,16 @@ fn explain(key: &str, message: &str) -> String {
             Some((parent, _)) => format!("in [{parent}]"),
             None => "at the top level".to_string(),
         };
-        let expected = expected.trim_start_matches("one of ");
+        let expected = expected
+            .trim_start_matches("one of ")
+            .replace("` or `", "`, `");
         return format!("unknown key {field} {place}; the keys allowed there are {expected}");
     }
     if let Some(rest) = message.strip_prefix("unknown variant ") {
         let (value, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
-        let expected = expected.trim_start_matches("one of ");
+        let expected = expected
+            .trim_start_matches("one of ")
+            .replace("` or `", "`, `");
         return format!("`{key}` cannot be {value}; write one of {expected}");
     }
     format!("`{key}`: {message}")
@@ -198,7 +220,10 @@ fn explain(key: &str, message: &str) -> String {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, column)
 }
 
@@ -311,7 +336,14 @@ pub fn validate_file(path: &Path) -> Result<(), ConfigError> {
     let parsed = parse_file(path, &text)?;
     let mut origins = BTreeMap::new();
     let mut merged = toml::Table::new();
-    merge(&mut merged, parsed.table, "", &parsed.lines, path, &mut origins);
+    merge(
+        &mut merged,
+        parsed.table,
+        "",
+        &parsed.lines,
+        path,
+        &mut origins,
+    );
     let raw: raw::RawConfig = toml::Value::Table(merged)
         .try_into()
         .expect("validated above");

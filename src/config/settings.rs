@@ -106,7 +106,10 @@ fn overlay(base: Thresholds, raw: &RawThresholds) -> Thresholds {
 
 impl Settings {
     /// Applies a merged config over the defaults and checks what serde cannot.
-    pub fn from_raw(raw: RawConfig, origins: &BTreeMap<String, Origin>) -> Result<Self, ConfigError> {
+    pub fn from_raw(
+        raw: RawConfig,
+        origins: &BTreeMap<String, Origin>,
+    ) -> Result<Self, ConfigError> {
         let mut s = Settings::default();
         if let Some(mode) = raw.mode {
             s.mode = mode;
@@ -162,10 +165,19 @@ impl Settings {
 }
 
 /// `fail_below` must not be above `warn_below`, or the warning could never show.
-fn check_order(origins: &BTreeMap<String, Origin>, table: &str, t: &Thresholds) -> Result<(), ConfigError> {
+fn check_order(
+    origins: &BTreeMap<String, Origin>,
+    table: &str,
+    t: &Thresholds,
+) -> Result<(), ConfigError> {
     let pairs = [
         ("warn_below", t.warn_below.0, "fail_below", t.fail_below.0),
-        ("inodes_warn_below", t.inodes_warn_below.0, "inodes_fail_below", t.inodes_fail_below.0),
+        (
+            "inodes_warn_below",
+            t.inodes_warn_below.0,
+            "inodes_fail_below",
+            t.inodes_fail_below.0,
+        ),
     ];
     for (warn_key, warn, fail_key, fail) in pairs {
         let inverted = match (warn, fail) {
@@ -175,7 +187,11 @@ fn check_order(origins: &BTreeMap<String, Origin>, table: &str, t: &Thresholds) 
         };
         if inverted {
             let key = format!("{table}.{fail_key}");
-            let key = if origins.contains_key(&key) { key } else { format!("{table}.{warn_key}") };
+            let key = if origins.contains_key(&key) {
+                key
+            } else {
+                format!("{table}.{warn_key}")
+            };
             return Err(invalid(
                 origins,
                 &key,
@@ -211,14 +227,30 @@ pub fn effective_values(s: &Settings) -> Vec<(String, String)> {
         ("checks.disable".to_string(), format!("{:?}", s.disabled)),
     ];
     let push_thresholds = |out: &mut Vec<(String, String)>, prefix: &str, t: &Thresholds| {
-        out.push((format!("{prefix}.warn_below"), format!("\"{}\"", t.warn_below)));
-        out.push((format!("{prefix}.fail_below"), format!("\"{}\"", t.fail_below)));
-        out.push((format!("{prefix}.inodes_warn_below"), format!("\"{}\"", t.inodes_warn_below)));
-        out.push((format!("{prefix}.inodes_fail_below"), format!("\"{}\"", t.inodes_fail_below)));
+        out.push((
+            format!("{prefix}.warn_below"),
+            format!("\"{}\"", t.warn_below),
+        ));
+        out.push((
+            format!("{prefix}.fail_below"),
+            format!("\"{}\"", t.fail_below),
+        ));
+        out.push((
+            format!("{prefix}.inodes_warn_below"),
+            format!("\"{}\"", t.inodes_warn_below),
+        ));
+        out.push((
+            format!("{prefix}.inodes_fail_below"),
+            format!("\"{}\"", t.inodes_fail_below),
+        ));
     };
     push_thresholds(&mut out, "disk", &s.disk.defaults);
     for (path, t) in &s.disk.paths {
-        push_thresholds(&mut out, &format!("disk.paths.{}", super::key_segment(path)), t);
+        push_thresholds(
+            &mut out,
+            &format!("disk.paths.{}", super::key_segment(path)),
+            t,
+        );
     }
     out.push((
         "pkg_lock.stuck_after".to_string(),

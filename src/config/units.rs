@@ -182,8 +182,14 @@ mod tests {
 
     #[test]
     fn durations_in_human_units() {
-        assert_eq!(HumanDuration::parse("90s").unwrap().0, Duration::from_secs(90));
-        assert_eq!(HumanDuration::parse("1h 30m").unwrap().0, Duration::from_secs(5400));
+        assert_eq!(
+            HumanDuration::parse("90s").unwrap().0,
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            HumanDuration::parse("1h 30m").unwrap().0,
+            Duration::from_secs(5400)
+        );
         let err = HumanDuration::parse("90x").unwrap_err();
         assert!(err.contains("\"90s\""), "{err}");
         assert!(HumanDuration::parse("").is_err());
@@ -191,12 +197,25 @@ mod tests {
 
     #[test]
     fn sizes_and_percentages() {
-        assert_eq!(Amount::parse_bytes("2GiB").unwrap(), Amount::Absolute(2 << 30));
-        assert_eq!(Amount::parse_bytes("500MiB").unwrap(), Amount::Absolute(500 << 20));
+        assert_eq!(
+            Amount::parse_bytes("2GiB").unwrap(),
+            Amount::Absolute(2 << 30)
+        );
+        assert_eq!(
+            Amount::parse_bytes("500MiB").unwrap(),
+            Amount::Absolute(500 << 20)
+        );
         assert_eq!(Amount::parse_bytes("10%").unwrap(), Amount::Percent(10.0));
-        assert!(Amount::parse_bytes("120%").unwrap_err().contains("between 0% and 100%"));
-        assert!(Amount::parse_bytes("lots").unwrap_err().contains("\"2GiB\""));
-        assert_eq!(Amount::parse_count("100_000").unwrap(), Amount::Absolute(100_000));
+        assert!(Amount::parse_bytes("120%")
+            .unwrap_err()
+            .contains("between 0% and 100%"));
+        assert!(Amount::parse_bytes("lots")
+            .unwrap_err()
+            .contains("\"2GiB\""));
+        assert_eq!(
+            Amount::parse_count("100_000").unwrap(),
+            Amount::Absolute(100_000)
+        );
         assert!(Amount::parse_count("1GiB").is_err());
     }
 

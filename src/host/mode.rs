@@ -67,14 +67,18 @@ fn registration(root: &Root) -> Option<Registration> {
 /// The EC2 signal found in DMI or the hypervisor UUID, if any, and the
 /// instance ID DMI shows (Nitro instances carry it as the board asset tag).
 fn ec2_signal(root: &Root) -> (Option<String>, Option<String>) {
-    let asset_tag = read_trimmed(root, "/sys/class/dmi/id/board_asset_tag").filter(|t| t.starts_with("i-"));
+    let asset_tag =
+        read_trimmed(root, "/sys/class/dmi/id/board_asset_tag").filter(|t| t.starts_with("i-"));
     if let Some(vendor) = read_trimmed(root, "/sys/class/dmi/id/sys_vendor") {
         if vendor == "Amazon EC2" {
             return (Some("DMI sys_vendor is \"Amazon EC2\"".into()), asset_tag);
         }
     }
     if let Some(tag) = &asset_tag {
-        return (Some(format!("DMI board_asset_tag is {tag}")), asset_tag.clone());
+        return (
+            Some(format!("DMI board_asset_tag is {tag}")),
+            asset_tag.clone(),
+        );
     }
     if let Some(uuid) = read_trimmed(root, "/sys/hypervisor/uuid") {
         if uuid.to_ascii_lowercase().starts_with("ec2") {
@@ -119,7 +123,8 @@ pub fn detect(root: &Root, setting: ModeSetting) -> Detected {
             } else {
                 Detected {
                     mode: Mode::Local,
-                    reason: "no hybrid registration and no EC2 signature in DMI or /sys/hypervisor".into(),
+                    reason: "no hybrid registration and no EC2 signature in DMI or /sys/hypervisor"
+                        .into(),
                     instance_id: None,
                     region: None,
                 }

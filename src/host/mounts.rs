@@ -62,7 +62,12 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -103,9 +108,15 @@ not a mountinfo line
         let (mounts, bad) = parse(SAMPLE);
         assert_eq!(bad, 1);
         assert_eq!(mount_for(&mounts, "/var/lib/amazon/ssm").unwrap().id, 41);
-        assert!(mount_for(&mounts, "/var/lib/amazon/ssm").unwrap().has_option("noexec"));
+        assert!(mount_for(&mounts, "/var/lib/amazon/ssm")
+            .unwrap()
+            .has_option("noexec"));
         assert_eq!(mount_for(&mounts, "/var/cache/apt").unwrap().id, 40);
-        assert_eq!(mount_for(&mounts, "/variant").unwrap().id, 27, "prefix must end at a path component");
+        assert_eq!(
+            mount_for(&mounts, "/variant").unwrap().id,
+            27,
+            "prefix must end at a path component"
+        );
         assert_eq!(mount_for(&mounts, "/mnt/my disk/x").unwrap().id, 42);
     }
 }

@@ -35,7 +35,10 @@ impl OsRelease {
         };
         OsRelease {
             id,
-            id_like: get("ID_LIKE").split_whitespace().map(str::to_string).collect(),
+            id_like: get("ID_LIKE")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
             version_id,
             pretty_name,
         }

@@ -80,7 +80,10 @@ mod tests {
         assert_eq!(bad, 3);
         assert_eq!(locks.len(), 4);
         assert_eq!(locks[0].pid, Some(1234));
-        assert_eq!((locks[0].major, locks[0].minor, locks[0].inode), (254, 0, 10010736));
+        assert_eq!(
+            (locks[0].major, locks[0].minor, locks[0].inode),
+            (254, 0, 10010736)
+        );
         assert!(locks[1].waiting);
         assert_eq!(locks[2].kind, "FLOCK");
         assert_eq!(locks[3].pid, None);

@@ -29,7 +29,9 @@ pub fn info(root: &Root, pid: u32) -> Option<ProcessInfo> {
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect::<Vec<_>>()
-        .join(" ");
+        .join(" ")
+        // One line in a summary: a newline inside an argument must not break it.
+        .replace(|c: char| c.is_control(), " ");
     if command.is_empty() {
         command = stat
             .as_deref()
@@ -39,7 +41,10 @@ pub fn info(root: &Root, pid: u32) -> Option<ProcessInfo> {
     }
     const MAX: usize = 200;
     if command.len() > MAX {
-        let cut = (0..=MAX).rev().find(|i| command.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=MAX)
+            .rev()
+            .find(|i| command.is_char_boundary(*i))
+            .unwrap_or(0);
         command.truncate(cut);
         command.push('…');
     }
@@ -88,11 +93,18 @@ mod tests {
 
     #[test]
     fn age_from_stat_and_uptime() {
-        let stat = "4242 (unattended-upgr) S 1 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100000 0 0";
-        assert_eq!(running_for(stat, "1192.50 100.0\n", 100), Some(Duration::from_secs_f64(192.5)));
+        let stat =
+            "4242 (unattended-upgr) S 1 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100000 0 0";
+        assert_eq!(
+            running_for(stat, "1192.50 100.0\n", 100),
+            Some(Duration::from_secs_f64(192.5))
+        );
         let odd = "7 (a) b (c)) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0";
         assert_eq!(comm_from_stat(odd), Some("a) b (c)"));
-        assert_eq!(running_for(odd, "10.0 1", 100), Some(Duration::from_secs(5)));
+        assert_eq!(
+            running_for(odd, "10.0 1", 100),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(running_for("garbage", "10", 100), None);
         assert_eq!(running_for(stat, "", 100), None);
     }

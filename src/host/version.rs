@@ -60,8 +60,20 @@ mod tests {
     fn kernel_releases_order_like_sort_v() {
         assert_eq!(compare("5.15.0-94-generic", "5.15.0-91-generic"), Greater);
         assert_eq!(compare("6.1.0-10-amd64", "6.1.0-9-amd64"), Greater);
-        assert_eq!(compare("5.14.0-427.13.1.el9_4.x86_64", "5.14.0-362.8.1.el9_3.x86_64"), Greater);
-        assert_eq!(compare("4.14.336-257.562.amzn2.x86_64", "4.14.336-257.562.amzn2.x86_64"), Equal);
+        assert_eq!(
+            compare(
+                "5.14.0-427.13.1.el9_4.x86_64",
+                "5.14.0-362.8.1.el9_3.x86_64"
+            ),
+            Greater
+        );
+        assert_eq!(
+            compare(
+                "4.14.336-257.562.amzn2.x86_64",
+                "4.14.336-257.562.amzn2.x86_64"
+            ),
+            Equal
+        );
         assert_eq!(compare("5.10.0", "5.10.0.1"), Less);
         assert_eq!(compare("3.0.502.0", "3.0.1124.0"), Less);
         assert_eq!(compare("010", "9"), Greater);

@@ -22,7 +22,10 @@ impl Verdict {
     pub fn of(checks: &[CheckResult]) -> Verdict {
         if checks.iter().any(|c| c.status == Status::Fail) {
             Verdict::Fail
-        } else if checks.iter().any(|c| matches!(c.status, Status::Warn | Status::Error)) {
+        } else if checks
+            .iter()
+            .any(|c| matches!(c.status, Status::Warn | Status::Error))
+        {
             Verdict::Warn
         } else {
             Verdict::Pass
@@ -71,7 +74,12 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(host: HostSummary, started: std::time::SystemTime, duration: std::time::Duration, checks: Vec<CheckResult>) -> Report {
+    pub fn new(
+        host: HostSummary,
+        started: std::time::SystemTime,
+        duration: std::time::Duration,
+        checks: Vec<CheckResult>,
+    ) -> Report {
         Report {
             version: env!("CARGO_PKG_VERSION").to_string(),
             host,

@@ -30,12 +30,24 @@ pub fn render_table(report: &Report) -> String {
     }
     let _ = writeln!(out, "ssm-preflight {} · {host} · {os}\n", report.version);
 
-    let width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(5).max(5);
+    let width = report
+        .checks
+        .iter()
+        .map(|c| c.id.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let bold = Style::new().bold();
     let _ = writeln!(out, "{bold}STATUS  {:<width$}  SUMMARY{bold:#}", "CHECK");
     for c in &report.checks {
         let style = status_style(c.status);
-        let _ = writeln!(out, "{style}{:<6}{style:#}  {:<width$}  {}", c.status.as_str(), c.id, c.summary);
+        let _ = writeln!(
+            out,
+            "{style}{:<6}{style:#}  {:<width$}  {}",
+            c.status.as_str(),
+            c.id,
+            c.summary
+        );
         if matches!(c.status, Status::Warn | Status::Fail | Status::Error) {
             if let Some(remedy) = &c.remedy {
                 let _ = writeln!(out, "{:<6}  {:<width$}  fix: {remedy}", "", "");
@@ -44,7 +56,8 @@ pub fn render_table(report: &Report) -> String {
     }
 
     let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
-    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let verdict_style = match report.verdict {
         Verdict::Pass => status_style(Status::Pass),
         Verdict::Warn => status_style(Status::Warn),
@@ -55,7 +68,11 @@ pub fn render_table(report: &Report) -> String {
         plural(count(Status::Warn), "warning", "warnings"),
     ];
     if count(Status::Error) > 0 {
-        parts.push(plural(count(Status::Error), "check could not run", "checks could not run"));
+        parts.push(plural(
+            count(Status::Error),
+            "check could not run",
+            "checks could not run",
+        ));
     }
     if count(Status::Skip) > 0 {
         parts.push(format!("{} skipped", count(Status::Skip)));
