@@ -62,11 +62,13 @@ fn main() {
     if std::env::args().any(|a| a == "--test") {
         return;
     }
-    let config_dir = std::env::temp_dir().join(format!("ssm-preflight-bench-{}", std::process::id()));
+    let config_dir =
+        std::env::temp_dir().join(format!("ssm-preflight-bench-{}", std::process::id()));
     std::fs::create_dir_all(&config_dir).unwrap();
     let config = config_dir.join("config.toml");
     std::fs::write(&config, "").unwrap();
-    let fixture: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/debian12-clean");
+    let fixture: PathBuf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/debian12-clean");
     report("fixture root", &fixture, &config);
     report("real root /", Path::new("/"), &config);
     let _ = std::fs::remove_dir_all(&config_dir);
