@@ -66,11 +66,14 @@ fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    let ctx = Context {
-        root: root.clone(),
-        settings: settings.clone(),
-        host: detected.clone(),
-    };
+    let started_at = SystemTime::now();
+    let ctx = Context::new(
+        root.clone(),
+        settings.clone(),
+        detected.clone(),
+        None,
+        started_at,
+    );
     let planned = checks::plan_all(&ctx);
     let available: Vec<String> = planned.iter().map(|c| c.info.id.clone()).collect();
     let selected: Vec<_> = planned
@@ -96,10 +99,9 @@ fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         );
     }
 
-    let started_at = SystemTime::now();
     let clock = Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()?;
     let results = runtime.block_on(crate::engine::run(selected));
     // Do not wait for a check thread stuck past its timeout.

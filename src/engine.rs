@@ -2,7 +2,7 @@
 //! as long as its slowest check and one hung or crashing check cannot take
 //! the others down.
 
-use crate::checks::{Check, CheckResult, Outcome};
+use crate::checks::{Check, CheckResult, Outcome, Work};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
@@ -10,17 +10,24 @@ use tokio::task::JoinSet;
 pub async fn run(checks: Vec<Check>) -> Vec<CheckResult> {
     let mut set = JoinSet::new();
     let count = checks.len();
-    for (index, Check { info, run }) in checks.into_iter().enumerate() {
+    for (index, Check { info, work }) in checks.into_iter().enumerate() {
         set.spawn(async move {
             let started = Instant::now();
             // Blocking file and syscall work runs on the blocking pool; a
             // check stuck in the kernel (a hung NFS statvfs) keeps its
             // thread, but the run moves on at the timeout.
-            let handle = tokio::task::spawn_blocking(run);
+            let handle = match work {
+                Work::Blocking(run) => tokio::task::spawn_blocking(run),
+                Work::Async(run) => tokio::spawn(run),
+            };
+            let abort = handle.abort_handle();
             let outcome = match tokio::time::timeout(info.timeout, handle).await {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(join)) => crashed(join),
-                Err(_) => timed_out(info.timeout),
+                Err(_) => {
+                    abort.abort(); // an async check stops here; a blocking one cannot
+                    timed_out(info.timeout)
+                }
             };
             (index, info.result(outcome, started.elapsed()))
         });
@@ -77,7 +84,7 @@ mod tests {
                 severity: Severity::Low,
                 timeout: Duration::from_millis(timeout_ms),
             },
-            run: Box::new(run),
+            work: Work::Blocking(Box::new(run)),
         }
     }
 
@@ -103,6 +110,23 @@ mod tests {
         assert_eq!(results[1].status, Status::Error);
         assert!(results[1].summary.contains("boom"));
         assert_eq!(results[2].status, Status::Pass);
+    }
+
+    #[tokio::test]
+    async fn a_hung_async_check_times_out() {
+        let hung = Check {
+            info: CheckInfo {
+                id: "hung".into(),
+                group: Group::Agent,
+                title: "hung".into(),
+                severity: Severity::Low,
+                timeout: Duration::from_millis(50),
+            },
+            work: Work::Async(Box::pin(std::future::pending())),
+        };
+        let results = run(vec![hung]).await;
+        assert_eq!(results[0].status, Status::Error);
+        assert!(results[0].summary.contains("50ms timeout"));
     }
 
     #[tokio::test]

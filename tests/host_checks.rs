@@ -10,7 +10,7 @@ use ssm_preflight::config::{ModeSetting, Settings};
 use ssm_preflight::host::{mode, Root};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 const STUCK: Duration = Duration::from_secs(30 * 60);
 
@@ -20,13 +20,12 @@ fn root(dir: &tempfile::TempDir) -> Root {
 
 fn run_all(dir: &Path, settings: Settings) -> Vec<CheckResult> {
     let root = Root::new(dir);
-    let ctx = Context {
-        host: mode::detect(&root, ModeSetting::Auto),
-        root,
-        settings: Arc::new(settings),
-    };
+    let host = mode::detect(&root, ModeSetting::Auto);
+    // No system bus: these tests are about the host files only.
+    let no_bus = Some("unix:path=/nonexistent/system_bus_socket".to_string());
+    let ctx = Context::new(root, Arc::new(settings), host, no_bus, SystemTime::now());
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .unwrap();
     rt.block_on(ssm_preflight::engine::run(checks::plan_all(&ctx)))

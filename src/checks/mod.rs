@@ -7,6 +7,8 @@
 //! SSM compliance item ID and the `--only` name), write its file with a
 //! `plan`, and call that `plan` from `plan_all`.
 
+pub mod agent;
+pub mod clock;
 pub mod disk;
 pub mod os_supported;
 pub mod pkg_lock;
@@ -14,11 +16,14 @@ pub mod pkg_state;
 pub mod reboot;
 
 use crate::config::Settings;
+use crate::host::systemd::SystemBus;
 use crate::host::{mode::Detected, Root};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -151,10 +156,17 @@ pub struct CheckResult {
     pub duration_ms: u64,
 }
 
-/// A check ready to run: who it is, and the blocking work that judges it.
+/// A check ready to run: who it is, and the work that judges it.
 pub struct Check {
     pub info: CheckInfo,
-    pub run: Box<dyn FnOnce() -> Outcome + Send + 'static>,
+    pub work: Work,
+}
+
+/// File and syscall work runs on the blocking pool; bus and network
+/// questions run as tasks.
+pub enum Work {
+    Blocking(Box<dyn FnOnce() -> Outcome + Send + 'static>),
+    Async(Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>),
 }
 
 #[derive(Debug, Clone)]
@@ -182,15 +194,54 @@ impl CheckInfo {
     }
 }
 
-/// Everything a check may look at.
-#[derive(Debug, Clone)]
+/// Everything a check may look at. Cheap to clone into a check's task.
+#[derive(Clone)]
 pub struct Context {
     pub root: Root,
     pub settings: Arc<Settings>,
     pub host: Detected,
+    /// The run's clock: every "how long ago" is measured from here.
+    pub now: SystemTime,
+    pub shared: Arc<Shared>,
+}
+
+/// Facts several checks need, gathered once per run on first use.
+pub struct Shared {
+    pub bus: SystemBus,
+    agent: tokio::sync::OnceCell<agent::AgentLookup>,
 }
 
 impl Context {
+    /// `bus_address`: `None` for the system bus (`DBUS_SYSTEM_BUS_ADDRESS`).
+    pub fn new(
+        root: Root,
+        settings: Arc<Settings>,
+        host: Detected,
+        bus_address: Option<String>,
+        now: SystemTime,
+    ) -> Context {
+        Context {
+            root,
+            settings,
+            host,
+            now,
+            shared: Arc::new(Shared {
+                bus: SystemBus::new(bus_address),
+                agent: tokio::sync::OnceCell::new(),
+            }),
+        }
+    }
+
+    fn info(&self, entry: &CatalogueEntry, id: impl Into<String>) -> CheckInfo {
+        CheckInfo {
+            id: id.into(),
+            group: entry.group,
+            title: entry.title.to_string(),
+            severity: entry.severity,
+            timeout: self.settings.check_timeout,
+        }
+    }
+
     fn check(
         &self,
         entry: &CatalogueEntry,
@@ -198,14 +249,20 @@ impl Context {
         run: impl FnOnce() -> Outcome + Send + 'static,
     ) -> Check {
         Check {
-            info: CheckInfo {
-                id: id.into(),
-                group: entry.group,
-                title: entry.title.to_string(),
-                severity: entry.severity,
-                timeout: self.settings.check_timeout,
-            },
-            run: Box::new(run),
+            info: self.info(entry, id),
+            work: Work::Blocking(Box::new(run)),
+        }
+    }
+
+    fn check_async(
+        &self,
+        entry: &CatalogueEntry,
+        id: impl Into<String>,
+        run: impl Future<Output = Outcome> + Send + 'static,
+    ) -> Check {
+        Check {
+            info: self.info(entry, id),
+            work: Work::Async(Box::pin(run)),
         }
     }
 }
@@ -219,6 +276,11 @@ pub struct CatalogueEntry {
 }
 
 pub const CATALOGUE: &[CatalogueEntry] = &[
+    agent::service::ENTRY,
+    agent::version::ENTRY,
+    agent::log::ENTRY,
+    agent::proxy::ENTRY,
+    clock::ENTRY,
     disk::ENTRY,
     pkg_lock::ENTRY,
     pkg_state::ENTRY,
@@ -228,7 +290,14 @@ pub const CATALOGUE: &[CatalogueEntry] = &[
 
 /// Every check this host can run, in catalogue order.
 pub fn plan_all(ctx: &Context) -> Vec<Check> {
-    let mut checks = disk::plan(ctx);
+    let mut checks = vec![
+        agent::service::plan(ctx),
+        agent::version::plan(ctx),
+        agent::log::plan(ctx),
+        agent::proxy::plan(ctx),
+        clock::plan(ctx),
+    ];
+    checks.extend(disk::plan(ctx));
     checks.push(pkg_lock::plan(ctx));
     checks.push(pkg_state::plan(ctx));
     checks.push(reboot::plan(ctx));

@@ -3,9 +3,16 @@
 //! `half-configured`/`half-installed` in its status file; yum leaves
 //! `transaction-all.*` files. Any of these makes the next patch run fail
 //! until it is repaired.
+//!
+//! It also lists the automatic-update timers (`apt-daily-upgrade.timer`,
+//! `dnf-automatic.timer`, …) and when each next fires: an unattended
+//! upgrade that starts inside the maintenance window takes the lock the
+//! patch run needs (`fires_within` judges that against a window).
 
 use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::host::systemd::{self, BusError, SystemBus};
 use crate::host::Root;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "pkg.state",
@@ -28,11 +35,79 @@ pub struct Facts {
     pub yum_unfinished: Vec<String>,
     /// Files that exist but could not be read.
     pub unreadable: Vec<String>,
+    /// Automatic-update timers that are active, and when each next fires.
+    pub timers: Vec<Timer>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub name: String,
+    pub next: Option<SystemTime>,
+}
+
+/// Timers that install or download updates on their own.
+pub const UPDATE_TIMERS: &[&str] = &[
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "dnf-automatic.timer",
+    "dnf-automatic-install.timer",
+    "dnf-automatic-download.timer",
+    "dnf5-automatic.timer",
+    "yum-cron.timer",
+];
+
 pub fn plan(ctx: &Context) -> super::Check {
-    let root = ctx.root.clone();
-    ctx.check(&ENTRY, ENTRY.id, move || judge(&gather(&root)))
+    let ctx2 = ctx.clone();
+    ctx.check_async(&ENTRY, ENTRY.id, async move {
+        let root = ctx2.root.clone();
+        let files = tokio::task::spawn_blocking(move || gather(&root));
+        let (files, timers) = tokio::join!(files, timers(&ctx2.shared.bus));
+        let mut facts = match files {
+            Ok(f) => f,
+            Err(e) => {
+                return Outcome::error(
+                    format!("cannot read the package database: {e}"),
+                    "This is a bug in ssm-preflight: report it.",
+                )
+            }
+        };
+        let timers_note = match timers {
+            Ok(t) => {
+                facts.timers = t;
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        let outcome = judge(&facts);
+        match timers_note {
+            Some(why) => outcome.detail("timers", format!("not known: {why}")),
+            None => outcome,
+        }
+    })
+}
+
+/// The active update timers on this host.
+pub async fn timers(bus: &SystemBus) -> Result<Vec<Timer>, BusError> {
+    let mut found = Vec::new();
+    for name in UPDATE_TIMERS {
+        let unit = systemd::unit(bus, name).await?;
+        if unit.exists() && unit.active_state == "active" {
+            let next = unit
+                .next_elapse_usec
+                .filter(|u| *u > 0 && *u != u64::MAX)
+                .map(|u| UNIX_EPOCH + Duration::from_micros(u));
+            found.push(Timer {
+                name: name.to_string(),
+                next,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Whether a timer's next firing falls inside a window `[start, end)`.
+pub fn fires_within(next: SystemTime, start: SystemTime, end: SystemTime) -> bool {
+    start <= next && next < end
 }
 
 pub fn gather(root: &Root) -> Facts {
@@ -103,6 +178,18 @@ pub fn unfinished_packages(status_file: &str) -> Vec<(String, String)> {
 }
 
 pub fn judge(f: &Facts) -> Outcome {
+    let mut outcome = judge_database(f);
+    for t in &f.timers {
+        let when = t
+            .next
+            .map(|n| humantime::format_rfc3339_seconds(n).to_string())
+            .unwrap_or_else(|| "not scheduled".into());
+        outcome = outcome.detail(&format!("timer.{}", t.name), when);
+    }
+    outcome
+}
+
+fn judge_database(f: &Facts) -> Outcome {
     if !f.dpkg_present && !f.yum_present {
         return Outcome::skip(
             "neither dpkg nor yum keeps state on this host; dnf and zypper leave no interrupted-transaction marker to look at",
@@ -204,5 +291,32 @@ mod tests {
         };
         assert_eq!(judge(&yum).status, Status::Warn);
         assert_eq!(judge(&Facts::default()).status, Status::Skip);
+    }
+
+    #[test]
+    fn timers_are_listed_with_their_next_firing() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let f = Facts {
+            dpkg_present: true,
+            timers: vec![Timer {
+                name: "apt-daily-upgrade.timer".into(),
+                next: Some(at),
+            }],
+            ..Default::default()
+        };
+        let o = judge(&f);
+        assert_eq!(
+            o.details["timer.apt-daily-upgrade.timer"],
+            "2027-01-15T08:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_timer_inside_a_window() {
+        let t = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        assert!(fires_within(t(100), t(100), t(200)));
+        assert!(fires_within(t(199), t(100), t(200)));
+        assert!(!fires_within(t(200), t(100), t(200)));
+        assert!(!fires_within(t(99), t(100), t(200)));
     }
 }

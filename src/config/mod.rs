@@ -11,7 +11,7 @@ mod settings;
 pub mod units;
 
 pub use raw::ModeSetting;
-pub use settings::{effective_values, DiskSettings, Settings, Thresholds};
+pub use settings::{effective_values, AgentSettings, DiskSettings, Settings, Thresholds};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -34,6 +34,16 @@ pub struct RawConfig {
     pub checks: Option<RawChecks>,
     pub disk: Option<RawDisk>,
     pub pkg_lock: Option<RawPkgLock>,
+    pub agent: Option<RawAgent>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    pub min_version: Option<String>,
+    pub flapping_window: Option<HumanDuration>,
+    pub log_stale_after: Option<HumanDuration>,
+    pub log_error_window: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -16,6 +16,30 @@ pub struct Settings {
     pub disk: DiskSettings,
     /// A package-manager lock held longer than this is a failure, not a wait.
     pub lock_stuck_after: Duration,
+    pub agent: AgentSettings,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSettings {
+    /// Oldest agent that runs `AWS-RunPatchBaselineWithHooks`.
+    pub min_version: String,
+    /// Restarts while the unit came up within this long ago count as flapping.
+    pub flapping_window: Duration,
+    /// A log not written for this long means the agent is not doing anything.
+    pub log_stale_after: Duration,
+    /// ERROR lines this recent are reported.
+    pub log_error_window: Duration,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            min_version: "3.0.502".into(),
+            flapping_window: Duration::from_secs(3600),
+            log_stale_after: Duration::from_secs(24 * 3600),
+            log_error_window: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Free-space floors for one path's filesystem.
@@ -91,6 +115,7 @@ impl Default for Settings {
                 configured: Vec::new(),
             },
             lock_stuck_after: Duration::from_secs(30 * 60),
+            agent: AgentSettings::default(),
         }
     }
 }
@@ -140,6 +165,26 @@ impl Settings {
         if let Some(lock) = raw.pkg_lock {
             if let Some(t) = lock.stuck_after {
                 s.lock_stuck_after = t.0;
+            }
+        }
+        if let Some(agent) = raw.agent {
+            if let Some(v) = agent.min_version {
+                let well_formed = !v.is_empty()
+                    && v.split('.')
+                        .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
+                if !well_formed {
+                    return Err(invalid(origins, "agent.min_version", format!("`agent.min_version` is `{v}`; write a dotted version such as \"3.0.502\"")));
+                }
+                s.agent.min_version = v;
+            }
+            if let Some(t) = agent.flapping_window {
+                s.agent.flapping_window = t.0;
+            }
+            if let Some(t) = agent.log_stale_after {
+                s.agent.log_stale_after = t.0;
+            }
+            if let Some(t) = agent.log_error_window {
+                s.agent.log_error_window = t.0;
             }
         }
         if let Some(disk) = raw.disk {
@@ -255,6 +300,23 @@ pub fn effective_values(s: &Settings) -> Vec<(String, String)> {
     out.push((
         "pkg_lock.stuck_after".to_string(),
         format!("\"{}\"", humantime::format_duration(s.lock_stuck_after)),
+    ));
+    let duration = |d: Duration| format!("\"{}\"", humantime::format_duration(d));
+    out.push((
+        "agent.min_version".to_string(),
+        format!("{:?}", s.agent.min_version),
+    ));
+    out.push((
+        "agent.flapping_window".to_string(),
+        duration(s.agent.flapping_window),
+    ));
+    out.push((
+        "agent.log_stale_after".to_string(),
+        duration(s.agent.log_stale_after),
+    ));
+    out.push((
+        "agent.log_error_window".to_string(),
+        duration(s.agent.log_error_window),
     ));
     out
 }

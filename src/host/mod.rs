@@ -6,6 +6,7 @@ pub mod mounts;
 pub mod os_release;
 pub mod proc_locks;
 pub mod process;
+pub mod systemd;
 pub mod version;
 
 use std::path::{Path, PathBuf};

@@ -109,3 +109,38 @@ mod tests {
         assert_eq!(running_for(stat, "", 100), None);
     }
 }
+
+/// The effective user ID of a process, from the `Uid:` line of its status.
+pub fn effective_uid(root: &Root, pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(root.path(&format!("/proc/{pid}/status"))).ok()?;
+    parse_effective_uid(&status)
+}
+
+/// `Uid:\treal\teffective\tsaved\tfs` → effective.
+pub fn parse_effective_uid(status: &str) -> Option<u32> {
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The environment a process started with (`/proc/<pid>/environ`).
+pub fn environment(root: &Root, pid: u32) -> std::io::Result<Vec<(String, String)>> {
+    let raw = std::fs::read(root.path(&format!("/proc/{pid}/environ")))?;
+    Ok(raw
+        .split(|b| *b == 0)
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            let (k, v) = entry.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod uid_tests {
+    #[test]
+    fn effective_uid_is_the_second_figure() {
+        let status = "Name:\tamazon-ssm-agen\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
+        assert_eq!(super::parse_effective_uid(status), Some(0));
+        assert_eq!(super::parse_effective_uid("Name: x\n"), None);
+    }
+}

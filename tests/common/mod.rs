@@ -81,8 +81,16 @@ pub fn run(root: &Path, args: &[&str]) -> std::process::Output {
     run_with_config(root, &config_file, args)
 }
 
+/// A system-bus address where nothing listens: the host's own systemd stays out of tests.
+pub const NO_BUS: &str = "unix:path=/nonexistent/system_bus_socket";
+
 pub fn run_with_config(root: &Path, config: &Path, args: &[&str]) -> std::process::Output {
+    run_on_bus(root, config, NO_BUS, args)
+}
+
+pub fn run_on_bus(root: &Path, config: &Path, bus: &str, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_ssm-preflight"))
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .args(args)
         .arg("--root")
         .arg(root)

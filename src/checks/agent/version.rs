@@ -1,0 +1,158 @@
+//! `agent.version`: the installed agent's version against the minimum that
+//! runs `AWS-RunPatchBaselineWithHooks` (3.0.502, configurable).
+
+use super::{lookup, AgentUnits};
+use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::host::{version, Root};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const ENTRY: CatalogueEntry = CatalogueEntry {
+    id: "agent.version",
+    group: Group::Agent,
+    title: "amazon-ssm-agent version",
+    severity: Severity::Medium,
+};
+
+const CLASSIC_BINARY: &str = "/usr/bin/amazon-ssm-agent";
+const SNAP_BINARY: &str = "/snap/amazon-ssm-agent/current/amazon-ssm-agent";
+
+pub fn plan(ctx: &Context) -> crate::checks::Check {
+    let ctx2 = ctx.clone();
+    ctx.check_async(&ENTRY, ENTRY.id, async move {
+        let ctx = ctx2;
+        let units = lookup(&ctx).await.as_ref().ok().cloned();
+        let Some(binary) = binary(&ctx.root, units.as_ref()) else {
+            return match units {
+                Some(u) if u.in_use().is_none() => Outcome::skip(
+                    "amazon-ssm-agent is not installed (agent.service says how to install it)",
+                ),
+                _ => Outcome::skip(format!(
+                    "no agent binary at {CLASSIC_BINARY} or {SNAP_BINARY}"
+                )),
+            };
+        };
+        let budget = ctx.settings.check_timeout.mul_f32(0.8);
+        let shown = binary.1.clone();
+        let answer = tokio::task::spawn_blocking(move || run_version(&binary.0, budget)).await;
+        let snap = units.as_ref().is_some_and(AgentUnits::is_snap);
+        match answer {
+            Ok(Ok(output)) => {
+                judge(&output, &ctx.settings.agent.min_version, snap).detail("binary", shown)
+            }
+            Ok(Err(why)) => Outcome::error(
+                format!("cannot tell the agent's version: {why}"),
+                format!("Run `sudo {shown} --version` by hand; reinstall the agent if it fails."),
+            ),
+            Err(e) => Outcome::error(
+                format!("cannot tell the agent's version: {e}"),
+                "This is a bug in ssm-preflight: report it.",
+            ),
+        }
+    })
+}
+
+/// The agent binary: the snap's when the snap unit runs the agent.
+fn binary(root: &Root, units: Option<&AgentUnits>) -> Option<(PathBuf, String)> {
+    let order = if units.is_some_and(AgentUnits::is_snap) {
+        [SNAP_BINARY, CLASSIC_BINARY]
+    } else {
+        [CLASSIC_BINARY, SNAP_BINARY]
+    };
+    order
+        .into_iter()
+        .map(|p| (root.path(p), p.to_string()))
+        .find(|(real, _)| real.is_file())
+}
+
+fn run_version(binary: &std::path::Path, budget: Duration) -> Result<String, String> {
+    use std::io::Read;
+    use wait_timeout::ChildExt;
+    let mut child = std::process::Command::new(binary)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    match child.wait_timeout(budget).map_err(|e| e.to_string())? {
+        Some(_) => {
+            let mut out = String::new();
+            if let Some(mut stdout) = child.stdout.take() {
+                let _ = stdout.read_to_string(&mut out);
+            }
+            Ok(out)
+        }
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!(
+                "`{} --version` did not answer within {}",
+                binary.display(),
+                humantime::format_duration(budget)
+            ))
+        }
+    }
+}
+
+/// The version in `amazon-ssm-agent --version` output ("SSM Agent version: 3.3.40.0").
+pub fn parse_version(output: &str) -> Option<&str> {
+    output.split_whitespace().rev().find(|t| {
+        t.contains('.')
+            && t.split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    })
+}
+
+pub fn judge(output: &str, minimum: &str, snap: bool) -> Outcome {
+    let Some(found) = parse_version(output) else {
+        let shown: String = output.trim().chars().take(80).collect();
+        return Outcome::error(
+            format!("the agent printed no version: `{shown}`"),
+            "Run `sudo amazon-ssm-agent --version` by hand; reinstall the agent if it fails.",
+        );
+    };
+    let update = if snap {
+        "`sudo snap refresh amazon-ssm-agent`"
+    } else {
+        "the SSM document `AWS-UpdateSSMAgent` on this node, or your package manager's update of amazon-ssm-agent"
+    };
+    let outcome = if version::compare(found, minimum) == std::cmp::Ordering::Less {
+        Outcome::warn(
+            format!("amazon-ssm-agent {found} is older than {minimum}, the oldest that runs AWS-RunPatchBaselineWithHooks"),
+            format!("Update the agent with {update}."),
+        )
+    } else {
+        Outcome::pass(format!("amazon-ssm-agent {found} (at least {minimum})"))
+    };
+    outcome.detail("version", found).detail("minimum", minimum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+
+    #[test]
+    fn versions_against_the_minimum() {
+        assert_eq!(
+            parse_version("SSM Agent version: 3.3.40.0\n"),
+            Some("3.3.40.0")
+        );
+        assert_eq!(parse_version("3.0.1124.0"), Some("3.0.1124.0"));
+        assert_eq!(parse_version("garbage"), None);
+        assert_eq!(
+            judge("SSM Agent version: 3.3.40.0", "3.0.502", false).status,
+            Status::Pass
+        );
+        let old = judge("SSM Agent version: 2.3.1319.0", "3.0.502", true);
+        assert_eq!(old.status, Status::Warn);
+        assert!(old.summary.contains("2.3.1319.0 is older than 3.0.502"));
+        assert!(old.remedy.unwrap().contains("snap refresh"));
+        assert_eq!(
+            judge("SSM Agent version: 3.0.502.0", "3.0.502", false).status,
+            Status::Pass
+        );
+        assert_eq!(judge("oops", "3.0.502", false).status, Status::Error);
+    }
+}
