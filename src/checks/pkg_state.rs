@@ -86,18 +86,21 @@ pub fn plan(ctx: &Context) -> super::Check {
     })
 }
 
-/// The active update timers on this host.
+/// The active update timers on this host, asked about all at once.
 pub async fn timers(bus: &SystemBus) -> Result<Vec<Timer>, BusError> {
+    let answers =
+        futures_util::future::join_all(UPDATE_TIMERS.iter().map(|name| systemd::unit(bus, name)))
+            .await;
     let mut found = Vec::new();
-    for name in UPDATE_TIMERS {
-        let unit = systemd::unit(bus, name).await?;
+    for unit in answers {
+        let unit = unit?;
         if unit.exists() && unit.active_state == "active" {
             let next = unit
                 .next_elapse_usec
                 .filter(|u| *u > 0 && *u != u64::MAX)
                 .map(|u| UNIX_EPOCH + Duration::from_micros(u));
             found.push(Timer {
-                name: name.to_string(),
+                name: unit.name,
                 next,
             });
         }
