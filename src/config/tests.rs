@@ -248,3 +248,17 @@ fn the_shipped_example_config_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.toml");
     validate_file(&path).unwrap();
 }
+
+#[test]
+fn agent_settings_and_a_bad_minimum_version() {
+    let dir = dir_with(&[("config.toml", "[agent]\nmin_version = \"3.2.0\"\nflapping_window = \"30m\"\n")]);
+    let s = load_in(&dir).unwrap().settings;
+    assert_eq!(s.agent.min_version, "3.2.0");
+    assert_eq!(s.agent.flapping_window, Duration::from_secs(1800));
+
+    let dir = dir_with(&[("config.toml", "[agent]\n\nmin_version = \"latest\"\n")]);
+    let (_, line, key, message) = invalid(load_in(&dir).unwrap_err());
+    assert_eq!(line, 3);
+    assert_eq!(key.as_deref(), Some("agent.min_version"));
+    assert!(message.contains("write a dotted version such as \"3.0.502\""), "{message}");
+}
