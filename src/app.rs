@@ -107,11 +107,25 @@ fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
     // Do not wait for a check thread stuck past its timeout.
     runtime.shutdown_background();
 
+    // What the checks learned (IMDS, tags) fills in what local files could not.
+    let identity = ctx.shared.identity();
     let host = HostSummary {
         mode: detected.mode,
-        instance_id: detected.instance_id,
-        region: detected.region,
-        patch_group: None,
+        instance_id: identity
+            .map(|i| i.instance_id.clone())
+            .or(detected.instance_id),
+        region: settings
+            .aws
+            .region
+            .clone()
+            .or_else(|| identity.map(|i| i.region.clone()))
+            .or(detected.region),
+        patch_group: ctx
+            .shared
+            .patch_group
+            .get()
+            .cloned()
+            .or_else(|| settings.patch_group.clone()),
         os: OsRelease::read(&root)
             .ok()
             .flatten()

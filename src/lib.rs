@@ -2,6 +2,7 @@
 //! run on this host before the maintenance window opens.
 
 pub mod app;
+pub mod aws;
 pub mod checks;
 pub mod cli;
 pub mod config;

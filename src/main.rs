@@ -4,6 +4,8 @@ use std::io::Write;
 fn main() {
     let cli = ssm_preflight::cli::Cli::parse();
     ssm_preflight::logging::init(cli.global.verbose);
+    // One TLS backend for every client in the process, installed before any is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let code = ssm_preflight::app::run(cli);
     let _ = std::io::stdout().flush();
     // Exit here rather than return: a check still stuck in the kernel past

@@ -1,10 +1,14 @@
-//! `clock.sync`: the clock is kept by NTP, as timedated reports it. SigV4
-//! rejects requests signed more than 5 minutes off, so an unsynchronized
-//! clock makes every SSM call of the patch run fail.
+//! `clock.sync`: the clock is kept by NTP (timedated) and agrees with AWS's
+//! (the `Date` of the ssm endpoint's answer). SigV4 rejects requests signed
+//! more than 5 minutes off, so a skewed clock fails every SSM call of the
+//! patch run.
 
 use super::agent::bus_outcome;
+use super::aws_facts::{local_skip, probe};
 use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::config::units::format_age;
 use crate::host::systemd::{self, BusError, TimeSync};
+use std::time::{Duration, SystemTime};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "clock.sync",
@@ -13,21 +17,106 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     severity: Severity::High,
 };
 
-pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    ctx.check_async(&ENTRY, ENTRY.id, async move {
-        match systemd::time_sync(&ctx2.shared.bus).await {
-            Ok(sync) => judge(&sync),
-            Err(e @ BusError::NotOnBus { .. }) => Outcome::error(
-                e.to_string(),
-                "Check that timedated can start: `timedatectl status` asks it the same question.",
-            ),
-            Err(e) => bus_outcome(&e),
-        }
-    })
+/// Past this the skew warns; past `SKEW_FAIL` it fails (SigV4 allows 5 minutes).
+pub const SKEW_WARN: Duration = Duration::from_secs(60);
+pub const SKEW_FAIL: Duration = Duration::from_secs(240);
+
+/// How far our clock is from a server's, measured from its `Date` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skew {
+    pub host: String,
+    /// Positive: our clock is ahead.
+    pub seconds: i64,
 }
 
-pub fn judge(s: &TimeSync) -> Outcome {
+impl Skew {
+    pub fn measure(host: &str, server_date: SystemTime, received: SystemTime) -> Skew {
+        let seconds = match received.duration_since(server_date) {
+            Ok(ahead) => ahead.as_secs() as i64,
+            Err(behind) => -(behind.duration().as_secs() as i64),
+        };
+        Skew {
+            host: host.into(),
+            seconds,
+        }
+    }
+}
+
+pub fn plan(ctx: &Context) -> super::Check {
+    let ctx2 = ctx.clone();
+    let mut check = ctx.check_async(&ENTRY, ENTRY.id, async move {
+        let ctx = ctx2;
+        let skew = async {
+            if local_skip(&ctx).is_some() {
+                return None;
+            }
+            let p = probe(&ctx, "ssm").await.ok()?;
+            let answer = p.result.ok()?;
+            Some(Skew::measure(&p.target.host, answer.date?, answer.received))
+        };
+        let (sync, skew) = tokio::join!(systemd::time_sync(&ctx.shared.bus), skew);
+        judge(&sync, skew.as_ref())
+    });
+    // It may wait for the ssm endpoint's probe.
+    check.info.timeout = check
+        .info
+        .timeout
+        .max(ctx.settings.endpoints.timeout + Duration::from_secs(1));
+    check
+}
+
+pub fn judge(sync: &Result<TimeSync, BusError>, skew: Option<&Skew>) -> Outcome {
+    if let Some(s) = skew {
+        let off = Duration::from_secs(s.seconds.unsigned_abs());
+        let way = if s.seconds > 0 { "ahead of" } else { "behind" };
+        let text = format!(
+            "the clock is {} {way} {}'s (its HTTP Date)",
+            format_age(off),
+            s.host
+        );
+        let fix = "Set the time now (`sudo chronyc makestep`, or `sudo systemctl restart chronyd`/`systemd-timesyncd`) and keep it synchronized: `sudo timedatectl set-ntp true` (on EC2, chrony with the Amazon Time Sync Service, 169.254.169.123).";
+        if off > SKEW_FAIL {
+            return Outcome::fail(
+                format!("{text}; SigV4 rejects requests more than 5 minutes off"),
+                fix,
+            )
+            .detail("skew_seconds", s.seconds);
+        }
+        if off > SKEW_WARN {
+            return Outcome::warn(format!("{text}; past 5 minutes every SSM call fails"), fix)
+                .detail("skew_seconds", s.seconds);
+        }
+    }
+    let with_skew = |o: Outcome| match skew {
+        Some(s) => {
+            let summary = format!(
+                "{}; within {}s of {}'s clock",
+                o.summary,
+                s.seconds.unsigned_abs(),
+                s.host
+            );
+            Outcome { summary, ..o }.detail("skew_seconds", s.seconds)
+        }
+        None => o,
+    };
+    match (sync, skew) {
+        (Ok(s), _) => with_skew(judge_sync(s)),
+        (Err(e), Some(s)) => Outcome::pass(format!(
+            "the clock is within {}s of {}'s",
+            s.seconds.unsigned_abs(),
+            s.host
+        ))
+        .detail("skew_seconds", s.seconds)
+        .detail("timedated", e.to_string()),
+        (Err(e @ BusError::NotOnBus { .. }), None) => Outcome::error(
+            e.to_string(),
+            "Check that timedated can start: `timedatectl status` asks it the same question.",
+        ),
+        (Err(e), None) => bus_outcome(e),
+    }
+}
+
+fn judge_sync(s: &TimeSync) -> Outcome {
     let outcome = match (s.synchronized, s.ntp) {
         (true, _) => Outcome::pass("the system clock is synchronized by NTP"),
         (false, true) => Outcome::warn(
@@ -49,19 +138,63 @@ pub fn judge(s: &TimeSync) -> Outcome {
 mod tests {
     use super::*;
     use crate::checks::Status;
+    use std::time::UNIX_EPOCH;
 
-    #[test]
-    fn verdicts() {
-        let sync = |synchronized, ntp| TimeSync {
+    fn sync(synchronized: bool, ntp: bool) -> Result<TimeSync, BusError> {
+        Ok(TimeSync {
             ntp,
             synchronized,
             timezone: "UTC".into(),
-        };
-        assert_eq!(judge(&sync(true, true)).status, Status::Pass);
-        assert_eq!(judge(&sync(false, true)).status, Status::Warn);
-        assert!(judge(&sync(false, false))
+        })
+    }
+
+    fn skew(seconds: i64) -> Skew {
+        Skew {
+            host: "ssm.eu-west-1.amazonaws.com".into(),
+            seconds,
+        }
+    }
+
+    #[test]
+    fn ntp_verdicts() {
+        assert_eq!(judge(&sync(true, true), None).status, Status::Pass);
+        assert_eq!(judge(&sync(false, true), None).status, Status::Warn);
+        assert!(judge(&sync(false, false), None)
             .remedy
             .unwrap()
             .contains("sudo timedatectl set-ntp true"));
+    }
+
+    #[test]
+    fn skew_thresholds() {
+        let small = judge(&sync(true, true), Some(&skew(2)));
+        assert_eq!(small.status, Status::Pass);
+        assert!(small
+            .summary
+            .ends_with("within 2s of ssm.eu-west-1.amazonaws.com's clock"));
+        let warn = judge(&sync(true, true), Some(&skew(-90)));
+        assert_eq!(warn.status, Status::Warn);
+        assert!(
+            warn.summary
+                .starts_with("the clock is 1m 30s behind ssm.eu-west-1.amazonaws.com's"),
+            "{}",
+            warn.summary
+        );
+        let fail = judge(&sync(true, true), Some(&skew(301)));
+        assert_eq!(fail.status, Status::Fail);
+        assert!(fail.summary.contains("5m 1s ahead of"));
+        let no_bus = judge(&Err(BusError::NoBus("none".into())), Some(&skew(1)));
+        assert_eq!(no_bus.status, Status::Pass);
+        assert_eq!(
+            judge(&Err(BusError::NoBus("none".into())), None).status,
+            Status::Skip
+        );
+    }
+
+    #[test]
+    fn measuring() {
+        let t = |s| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(Skew::measure("h", t(100), t(160)).seconds, 60);
+        assert_eq!(Skew::measure("h", t(160), t(100)).seconds, -60);
     }
 }

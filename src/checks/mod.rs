@@ -8,12 +8,17 @@
 //! `plan`, and call that `plan` from `plan_all`.
 
 pub mod agent;
+pub mod aws_facts;
 pub mod clock;
 pub mod disk;
+pub mod endpoint;
+pub mod identity;
 pub mod os_supported;
+pub mod patch_group;
 pub mod pkg_lock;
 pub mod pkg_state;
 pub mod reboot;
+pub mod repo;
 
 use crate::config::Settings;
 use crate::host::systemd::SystemBus;
@@ -209,6 +214,26 @@ pub struct Context {
 pub struct Shared {
     pub bus: SystemBus,
     agent: tokio::sync::OnceCell<agent::AgentLookup>,
+    identity: tokio::sync::OnceCell<
+        Result<crate::aws::identity::Identity, crate::aws::identity::IdentityError>,
+    >,
+    tls: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    #[allow(clippy::type_complexity)]
+    probes: std::sync::Mutex<
+        std::collections::HashMap<
+            String,
+            Arc<tokio::sync::OnceCell<Result<crate::aws::endpoints::Probe, Outcome>>>,
+        >,
+    >,
+    /// The Patch Group `patchgroup.tag` settled on, for the report's host.
+    pub patch_group: std::sync::OnceLock<String>,
+}
+
+impl Shared {
+    /// The identity, if a check looked it up during this run.
+    pub fn identity(&self) -> Option<&crate::aws::identity::Identity> {
+        self.identity.get().and_then(|r| r.as_ref().ok())
+    }
 }
 
 impl Context {
@@ -228,6 +253,10 @@ impl Context {
             shared: Arc::new(Shared {
                 bus: SystemBus::new(bus_address),
                 agent: tokio::sync::OnceCell::new(),
+                identity: tokio::sync::OnceCell::new(),
+                tls: std::sync::OnceLock::new(),
+                probes: Default::default(),
+                patch_group: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -280,12 +309,17 @@ pub const CATALOGUE: &[CatalogueEntry] = &[
     agent::version::ENTRY,
     agent::log::ENTRY,
     agent::proxy::ENTRY,
+    identity::AGENT_IDENTITY,
+    identity::CREDENTIALS_ROLE,
     clock::ENTRY,
+    endpoint::ENTRY,
+    repo::ENTRY,
     disk::ENTRY,
     pkg_lock::ENTRY,
     pkg_state::ENTRY,
     reboot::ENTRY,
     os_supported::ENTRY,
+    patch_group::ENTRY,
 ];
 
 /// Every check this host can run, in catalogue order.
@@ -295,13 +329,18 @@ pub fn plan_all(ctx: &Context) -> Vec<Check> {
         agent::version::plan(ctx),
         agent::log::plan(ctx),
         agent::proxy::plan(ctx),
+        identity::plan_identity(ctx),
+        identity::plan_role(ctx),
         clock::plan(ctx),
     ];
+    checks.extend(endpoint::plan(ctx));
+    checks.push(repo::plan(ctx));
     checks.extend(disk::plan(ctx));
     checks.push(pkg_lock::plan(ctx));
     checks.push(pkg_state::plan(ctx));
     checks.push(reboot::plan(ctx));
     checks.push(os_supported::plan(ctx));
+    checks.push(patch_group::plan(ctx));
     checks
 }
 
@@ -318,6 +357,7 @@ pub fn selects(selector: &str, id: &str, group: Group) -> bool {
 pub fn known_selectors() -> Vec<String> {
     let mut names: Vec<String> = CATALOGUE.iter().map(|e| e.id.to_string()).collect();
     names.push("disk.<name>".into());
+    names.push("endpoint.<service>".into());
     for g in [Group::Agent, Group::Access, Group::Network, Group::Host] {
         if CATALOGUE.iter().any(|e| e.group == g) {
             names.push(g.as_str().into());

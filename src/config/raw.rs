@@ -35,6 +35,40 @@ pub struct RawConfig {
     pub disk: Option<RawDisk>,
     pub pkg_lock: Option<RawPkgLock>,
     pub agent: Option<RawAgent>,
+    pub aws: Option<RawAws>,
+    pub endpoints: Option<RawEndpoints>,
+    pub repos: Option<RawRepos>,
+    pub patch_group: Option<RawPatchGroup>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    pub region: Option<String>,
+    pub imds_endpoint: Option<String>,
+    pub credentials_file: Option<String>,
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoints {
+    pub timeout: Option<HumanDuration>,
+    pub extra: Option<Vec<String>>,
+    pub ca_bundle: Option<String>,
+    pub urls: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRepos {
+    pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPatchGroup {
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,6 +17,46 @@ pub struct Settings {
     /// A package-manager lock held longer than this is a failure, not a wait.
     pub lock_stuck_after: Duration,
     pub agent: AgentSettings,
+    pub aws: AwsSettings,
+    pub endpoints: EndpointSettings,
+    /// How long one repository's index may take to answer.
+    pub repo_timeout: Duration,
+    /// A Patch Group set by hand: it wins over every tag.
+    pub patch_group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AwsSettings {
+    /// The region, when the identity cannot tell it (or must be overridden).
+    pub region: Option<String>,
+    /// The IMDS base URL; else `AWS_EC2_METADATA_SERVICE_ENDPOINT` or 169.254.169.254.
+    pub imds_endpoint: Option<String>,
+    /// Where a hybrid node's agent keeps its credentials.
+    pub credentials_file: String,
+    pub profile: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointSettings {
+    /// Per endpoint, DNS to HTTP answer.
+    pub timeout: Duration,
+    /// Services probed besides ssm, ssmmessages, ec2messages and s3.
+    pub extra: Vec<String>,
+    /// A PEM bundle trusted besides the system's roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// `https://…` per service, instead of the regional name.
+    pub urls: BTreeMap<String, String>,
+}
+
+impl Default for EndpointSettings {
+    fn default() -> Self {
+        EndpointSettings {
+            timeout: Duration::from_secs(3),
+            extra: Vec::new(),
+            ca_bundle: None,
+            urls: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +156,14 @@ impl Default for Settings {
             },
             lock_stuck_after: Duration::from_secs(30 * 60),
             agent: AgentSettings::default(),
+            aws: AwsSettings {
+                credentials_file: "/root/.aws/credentials".into(),
+                profile: "default".into(),
+                ..Default::default()
+            },
+            endpoints: EndpointSettings::default(),
+            repo_timeout: Duration::from_secs(5),
+            patch_group: None,
         }
     }
 }
@@ -185,6 +233,84 @@ impl Settings {
             }
             if let Some(t) = agent.log_error_window {
                 s.agent.log_error_window = t.0;
+            }
+        }
+        if let Some(aws) = raw.aws {
+            if let Some(region) = aws.region {
+                let ok = !region.is_empty()
+                    && region
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                if !ok {
+                    return Err(invalid(
+                        origins,
+                        "aws.region",
+                        format!(
+                            "`aws.region` is `{region}`; write a region code such as \"eu-west-1\""
+                        ),
+                    ));
+                }
+                s.aws.region = Some(region);
+            }
+            if let Some(url) = aws.imds_endpoint {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(invalid(origins, "aws.imds_endpoint", format!("`aws.imds_endpoint` is `{url}`; write a URL such as \"http://169.254.169.254\"")));
+                }
+                s.aws.imds_endpoint = Some(url);
+            }
+            if let Some(f) = aws.credentials_file {
+                s.aws.credentials_file = f;
+            }
+            if let Some(p) = aws.profile {
+                s.aws.profile = p;
+            }
+        }
+        if let Some(ep) = raw.endpoints {
+            if let Some(t) = ep.timeout {
+                if t.0.is_zero() {
+                    return Err(invalid(origins, "endpoints.timeout", "`endpoints.timeout` must be longer than zero; write a duration such as \"3s\"".into()));
+                }
+                s.endpoints.timeout = t.0;
+            }
+            if let Some(extra) = ep.extra {
+                for service in &extra {
+                    let ok = !service.is_empty()
+                        && service
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                    if !ok {
+                        return Err(invalid(origins, "endpoints.extra", format!("`endpoints.extra` names `{service}`; write service names as in their endpoints, such as \"kms\", \"logs\" or \"sts\"")));
+                    }
+                }
+                s.endpoints.extra = extra;
+            }
+            if let Some(bundle) = ep.ca_bundle {
+                s.endpoints.ca_bundle = Some(bundle.into());
+            }
+            for (service, url) in ep.urls.unwrap_or_default() {
+                let key = format!("endpoints.urls.{}", super::key_segment(&service));
+                if let Err(why) = crate::aws::endpoints::split_url(&url) {
+                    return Err(invalid(origins, &key, format!("`{key}`: {why}; write it like \"https://vpce-0123.ssm.eu-west-1.vpce.amazonaws.com\"")));
+                }
+                s.endpoints.urls.insert(service, url);
+            }
+        }
+        if let Some(repos) = raw.repos {
+            if let Some(t) = repos.timeout {
+                s.repo_timeout = t.0;
+            }
+        }
+        if let Some(pg) = raw.patch_group {
+            if let Some(v) = pg.value {
+                if v.trim().is_empty() {
+                    return Err(invalid(
+                        origins,
+                        "patch_group.value",
+                        "`patch_group.value` is empty; write the group's name, or remove the key"
+                            .into(),
+                    ));
+                }
+                s.patch_group = Some(v);
             }
         }
         if let Some(disk) = raw.disk {

@@ -251,7 +251,10 @@ fn the_shipped_example_config_is_valid() {
 
 #[test]
 fn agent_settings_and_a_bad_minimum_version() {
-    let dir = dir_with(&[("config.toml", "[agent]\nmin_version = \"3.2.0\"\nflapping_window = \"30m\"\n")]);
+    let dir = dir_with(&[(
+        "config.toml",
+        "[agent]\nmin_version = \"3.2.0\"\nflapping_window = \"30m\"\n",
+    )]);
     let s = load_in(&dir).unwrap().settings;
     assert_eq!(s.agent.min_version, "3.2.0");
     assert_eq!(s.agent.flapping_window, Duration::from_secs(1800));
@@ -260,5 +263,8 @@ fn agent_settings_and_a_bad_minimum_version() {
     let (_, line, key, message) = invalid(load_in(&dir).unwrap_err());
     assert_eq!(line, 3);
     assert_eq!(key.as_deref(), Some("agent.min_version"));
-    assert!(message.contains("write a dotted version such as \"3.0.502\""), "{message}");
+    assert!(
+        message.contains("write a dotted version such as \"3.0.502\""),
+        "{message}"
+    );
 }

@@ -6,6 +6,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+pub mod fake_aws;
 pub mod fake_bus;
 
 pub fn fixtures() -> PathBuf {
@@ -91,16 +92,32 @@ pub fn run_with_config(root: &Path, config: &Path, args: &[&str]) -> std::proces
 }
 
 pub fn run_on_bus(root: &Path, config: &Path, bus: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_ssm-preflight"))
+    command(root, config, args)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The binary with `--root` and `--config`, no bus, IMDS off and no
+/// inherited AWS settings; callers add what their test needs.
+pub fn command(root: &Path, config: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ssm-preflight"));
+    cmd.args(args)
         .arg("--root")
         .arg(root)
         .arg("--config")
         .arg(config)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", NO_BUS)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("RUST_LOG")
-        .env_remove("JOURNAL_STREAM")
-        .output()
-        .unwrap()
+        .env_remove("JOURNAL_STREAM");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_ENDPOINT_URL")
+            || key == "AWS_ACCESS_KEY_ID"
+            || key == "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
 }

@@ -47,6 +47,40 @@ impl AgentProxy {
         self.https_proxy.is_some() || self.http_proxy.is_some()
     }
 
+    /// Whether `no_proxy` exempts a host name, as Go's httpproxy decides:
+    /// `*`, the name itself, or a domain it is under (`.amazonaws.com`,
+    /// `amazonaws.com`); an address literal also matches by address or CIDR.
+    pub fn exempts_host(&self, host: &str) -> bool {
+        if let Ok(ip) = host.parse::<Ipv4Addr>() {
+            return self.exempts(ip);
+        }
+        let Some(list) = &self.no_proxy else {
+            return false;
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        list.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .any(|entry| {
+                if entry == "*" {
+                    return true;
+                }
+                let entry = entry
+                    .split(':')
+                    .next()
+                    .unwrap_or(entry)
+                    .to_ascii_lowercase();
+                let domain = entry.trim_start_matches("*.").trim_start_matches('.');
+                host == domain || host.ends_with(&format!(".{domain}"))
+            })
+    }
+
+    /// The proxy for https:// requests to `host`, or `None` to go direct.
+    pub fn for_https(&self, host: &str) -> Option<&str> {
+        let proxy = self.https_proxy.as_deref().or(self.http_proxy.as_deref())?;
+        (!self.exempts_host(host)).then_some(proxy)
+    }
+
     /// Whether `no_proxy` exempts an address: `*`, the address itself, or a CIDR holding it.
     pub fn exempts(&self, ip: Ipv4Addr) -> bool {
         let Some(list) = &self.no_proxy else {
@@ -72,6 +106,15 @@ impl AgentProxy {
             }
         })
     }
+}
+
+/// The agent's proxy settings, when the agent runs and its environment can be read.
+pub async fn of_agent(ctx: &Context) -> Option<AgentProxy> {
+    let units = lookup(ctx).await.as_ref().ok()?;
+    let pid = units.in_use().filter(|u| u.main_pid > 0)?.main_pid;
+    process::environment(&ctx.root, pid)
+        .ok()
+        .map(|env| AgentProxy::from_env(&env))
 }
 
 pub fn plan(ctx: &Context) -> crate::checks::Check {
@@ -158,6 +201,20 @@ mod tests {
         assert!(env(&[("no_proxy", "*")]).exempts(IMDS));
         assert!(!env(&[("no_proxy", "169.254.169.25,10.0.0.0/8")]).exempts(IMDS));
         assert!(!env(&[]).exempts(IMDS));
+    }
+
+    #[test]
+    fn no_proxy_for_host_names() {
+        let p = env(&[
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("no_proxy", "localhost,.internal, amazonaws.com:443"),
+        ]);
+        assert!(p.exempts_host("ssm.eu-west-1.amazonaws.com"));
+        assert!(p.exempts_host("repo.internal"));
+        assert!(!p.exempts_host("deb.debian.org"));
+        assert_eq!(p.for_https("deb.debian.org"), Some("http://proxy:3128"));
+        assert_eq!(p.for_https("ssm.eu-west-1.amazonaws.com"), None);
+        assert_eq!(env(&[]).for_https("x"), None);
     }
 
     #[test]

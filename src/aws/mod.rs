@@ -1,0 +1,19 @@
+//! Everything that talks to AWS or to the network: the node's identity
+//! (IMDSv2 or the hybrid registration), the SSM endpoints on 443, the
+//! package repositories, tags. Nothing here runs in `local` mode.
+
+pub mod endpoints;
+pub mod identity;
+pub mod repos;
+pub mod sdk;
+pub mod tags;
+pub mod tls;
+
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+
+/// The AWS SDK's HTTPS client, on the same rustls and ring as our own probes.
+pub fn sdk_http_client() -> aws_sdk_ssm::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}

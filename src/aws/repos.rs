@@ -1,0 +1,588 @@
+//! The package repositories a patch run downloads from: read from apt
+//! sources (one-line `.list` and deb822 `.sources`), yum/dnf `.repo` files
+//! and zypper `.repo` files, and each enabled one's index fetched the way the
+//! package manager would (`InRelease`, `repodata/repomd.xml`, the mirror list).
+
+use crate::host::Root;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// One repository to ask, or one that cannot be asked and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repo {
+    Fetch {
+        /// `apt: http://deb.debian.org/debian bookworm`, `dnf: amzn2023-core`.
+        name: String,
+        /// The file it is configured in.
+        file: String,
+        /// The URL fetched; for apt, `Release` is tried when `InRelease` is 404.
+        index: String,
+        /// `mirrorlist` / `metalink` when the URL is a list of mirrors, not a repository.
+        list_kind: Option<&'static str>,
+    },
+    Skip {
+        name: String,
+        file: String,
+        why: String,
+    },
+}
+
+impl Repo {
+    pub fn name(&self) -> &str {
+        match self {
+            Repo::Fetch { name, .. } | Repo::Skip { name, .. } => name,
+        }
+    }
+}
+
+fn list_dir(root: &Root, dir: &str, suffix: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(root.path(dir))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(suffix))
+                .map(|n| format!("{dir}/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+fn local_url(url: &str) -> bool {
+    ["file:", "cdrom:", "copy:", "dir:", "iso:", "hd:", "plugin:"]
+        .iter()
+        .any(|p| url.starts_with(p))
+}
+
+/// Every repository configured on the host, apt, yum/dnf and zypper alike.
+pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Vec<Repo> {
+    let mut repos = Vec::new();
+    let mut apt_files = vec!["/etc/apt/sources.list".to_string()];
+    apt_files.extend(list_dir(root, "/etc/apt/sources.list.d", ".list"));
+    for file in apt_files {
+        if let Ok(text) = std::fs::read_to_string(root.path(&file)) {
+            repos.extend(apt_one_line(&text, &file));
+        }
+    }
+    for file in list_dir(root, "/etc/apt/sources.list.d", ".sources") {
+        if let Ok(text) = std::fs::read_to_string(root.path(&file)) {
+            repos.extend(apt_deb822(&text, &file));
+        }
+    }
+    for file in list_dir(root, "/etc/yum.repos.d", ".repo") {
+        if let Ok(text) = std::fs::read_to_string(root.path(&file)) {
+            repos.extend(rpm_md_repos(&text, &file, "dnf", vars));
+        }
+    }
+    for file in list_dir(root, "/etc/zypp/repos.d", ".repo") {
+        if let Ok(text) = std::fs::read_to_string(root.path(&file)) {
+            repos.extend(rpm_md_repos(&text, &file, "zypper", vars));
+        }
+    }
+    // The same index listed twice (deb and deb-src) is asked once.
+    let mut seen = std::collections::HashSet::new();
+    repos.retain(|r| match r {
+        Repo::Fetch { index, .. } => seen.insert(index.clone()),
+        Repo::Skip { .. } => true,
+    });
+    repos
+}
+
+/// `<uri>/dists/<suite>/InRelease`, or `<uri>/<suite>/InRelease` for a flat repository.
+fn apt_index(uri: &str, suite: &str) -> String {
+    let uri = uri.trim_end_matches('/');
+    if suite.ends_with('/') {
+        let suite = suite.trim_start_matches("./").trim_end_matches('/');
+        if suite.is_empty() || suite == "." {
+            format!("{uri}/InRelease")
+        } else {
+            format!("{uri}/{suite}/InRelease")
+        }
+    } else {
+        format!("{uri}/dists/{suite}/InRelease")
+    }
+}
+
+fn apt_repo(uri: &str, suite: &str, file: &str) -> Repo {
+    let name = format!("apt: {uri} {suite}");
+    if local_url(uri) {
+        return Repo::Skip {
+            name,
+            file: file.into(),
+            why: "a local source, nothing to reach".into(),
+        };
+    }
+    if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+        return Repo::Skip {
+            name,
+            file: file.into(),
+            why: "not an http(s) source".into(),
+        };
+    }
+    Repo::Fetch {
+        name,
+        file: file.into(),
+        index: apt_index(uri, suite),
+        list_kind: None,
+    }
+}
+
+/// `deb [options] uri suite [components…]` lines.
+pub fn apt_one_line(text: &str, file: &str) -> Vec<Repo> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.split('#').next()?.trim();
+            let rest = line
+                .strip_prefix("deb-src ")
+                .or_else(|| line.strip_prefix("deb "))?
+                .trim();
+            let rest = if rest.starts_with('[') {
+                rest.split_once(']')?.1.trim()
+            } else {
+                rest
+            };
+            let mut fields = rest.split_whitespace();
+            let uri = fields.next()?;
+            let suite = fields.next()?;
+            Some(apt_repo(uri, suite, file))
+        })
+        .collect()
+}
+
+/// deb822 stanzas: `Types`, `URIs`, `Suites`, `Enabled`.
+pub fn apt_deb822(text: &str, file: &str) -> Vec<Repo> {
+    let mut repos = Vec::new();
+    for stanza in text.split("\n\n") {
+        let mut fields: BTreeMap<String, String> = BTreeMap::new();
+        let mut last: Option<String> = None;
+        for line in stanza.lines() {
+            if line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with(' ') || line.starts_with('\t') {
+                if let Some(k) = &last {
+                    let v: &mut String = fields.entry(k.clone()).or_default();
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+                continue;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                fields.insert(k.clone(), v.trim().to_string());
+                last = Some(k);
+            }
+        }
+        if fields
+            .get("enabled")
+            .is_some_and(|v| v.eq_ignore_ascii_case("no"))
+        {
+            continue;
+        }
+        let (Some(uris), Some(suites)) = (fields.get("uris"), fields.get("suites")) else {
+            continue;
+        };
+        for uri in uris.split_whitespace() {
+            for suite in suites.split_whitespace() {
+                repos.push(apt_repo(uri, suite, file));
+            }
+        }
+    }
+    repos
+}
+
+/// `$releasever`, `${basearch}` and the like; `Err` names what is not set.
+pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
+            let end = braced
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {text}"))?;
+            (&braced[..end], &braced[end + 1..])
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        let value = vars.get(name).ok_or_else(|| format!("${name}"))?;
+        out.push_str(value);
+        rest = tail;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// INI-style `.repo` files (yum, dnf and zypper share the shape).
+pub fn rpm_md_repos(
+    text: &str,
+    file: &str,
+    tool: &str,
+    vars: &BTreeMap<String, String>,
+) -> Vec<Repo> {
+    let mut sections: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    let mut last_key: Option<String> = None;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+            continue;
+        }
+        if let Some(id) = trimmed.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            sections.push((id.to_string(), BTreeMap::new()));
+            last_key = None;
+            continue;
+        }
+        let Some((_, section)) = sections.last_mut() else {
+            continue;
+        };
+        if line.starts_with(' ') || line.starts_with('\t') {
+            // A continuation: more URLs for the key above.
+            if let Some(k) = &last_key {
+                let v = section.entry(k.clone()).or_default();
+                v.push(' ');
+                v.push_str(trimmed);
+            }
+            continue;
+        }
+        if let Some((k, v)) = trimmed.split_once('=') {
+            let k = k.trim().to_ascii_lowercase();
+            section.insert(k.clone(), v.trim().to_string());
+            last_key = Some(k);
+        }
+    }
+    let mut repos = Vec::new();
+    for (id, keys) in sections {
+        let enabled = keys
+            .get("enabled")
+            .map_or(true, |v| !matches!(v.trim(), "0" | "false" | "no"));
+        if !enabled {
+            continue;
+        }
+        let name = format!("{tool}: {id}");
+        let (url, list_kind) = if let Some(u) = keys.get("baseurl") {
+            (
+                u.split([' ', ','])
+                    .find(|s| !s.is_empty())
+                    .unwrap_or_default()
+                    .to_string(),
+                None,
+            )
+        } else if let Some(u) = keys.get("metalink") {
+            (u.clone(), Some("metalink"))
+        } else if let Some(u) = keys.get("mirrorlist") {
+            (u.clone(), Some("mirrorlist"))
+        } else {
+            repos.push(Repo::Skip {
+                name,
+                file: file.into(),
+                why: "no baseurl, mirrorlist or metalink".into(),
+            });
+            continue;
+        };
+        if keys
+            .get("type")
+            .is_some_and(|t| t == "yast2" || t == "plaindir")
+        {
+            repos.push(Repo::Skip {
+                name,
+                file: file.into(),
+                why: format!("type {} is not an rpm-md repository", keys["type"]),
+            });
+            continue;
+        }
+        let url = match expand(&url, vars) {
+            Ok(u) => u,
+            Err(var) => {
+                repos.push(Repo::Skip {
+                    name,
+                    file: file.into(),
+                    why: format!(
+                        "its URL uses {var}, which is not set here (/etc/dnf/vars, /etc/yum/vars)"
+                    ),
+                });
+                continue;
+            }
+        };
+        if local_url(&url) {
+            repos.push(Repo::Skip {
+                name,
+                file: file.into(),
+                why: format!("{url} is local or served by a plugin, nothing to reach"),
+            });
+            continue;
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            repos.push(Repo::Skip {
+                name,
+                file: file.into(),
+                why: format!("{url} is not an http(s) URL"),
+            });
+            continue;
+        }
+        let index = match list_kind {
+            Some(_) => url,
+            None => format!(
+                "{}/repodata/repomd.xml",
+                url.split('?').next().unwrap_or(&url).trim_end_matches('/')
+            ),
+        };
+        repos.push(Repo::Fetch {
+            name,
+            file: file.into(),
+            index,
+            list_kind,
+        });
+    }
+    repos
+}
+
+/// The values yum and dnf substitute in `.repo` files, as this host sets
+/// them: `/etc/dnf/vars` and `/etc/yum/vars` files, `$basearch`, and
+/// `$releasever` from os-release when no vars file sets it.
+pub fn repo_vars(root: &Root, region: Option<&str>) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    let arch = std::env::consts::ARCH.to_string();
+    vars.insert("basearch".into(), arch.clone());
+    vars.insert("arch".into(), arch);
+    if let Ok(Some((os, _))) = crate::host::os_release::OsRelease::read(root) {
+        let release = if os.id == "amzn" {
+            os.version_id.clone()
+        } else {
+            os.version_id
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        vars.insert("releasever".into(), release);
+        vars.insert(
+            "releasever_major".into(),
+            os.version_id
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    if let Some(region) = region {
+        vars.insert("awsregion".into(), region.to_string());
+        let domain = if region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
+        vars.insert("awsdomain".into(), domain.into());
+    }
+    for dir in ["/etc/yum/vars", "/etc/dnf/vars"] {
+        if let Ok(entries) = std::fs::read_dir(root.path(dir)) {
+            for e in entries.flatten() {
+                if let Ok(value) = std::fs::read_to_string(e.path()) {
+                    vars.insert(
+                        e.file_name().to_string_lossy().into_owned(),
+                        value.trim().to_string(),
+                    );
+                }
+            }
+        }
+    }
+    vars
+}
+
+/// One repository's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub repo: Repo,
+    /// `Ok(status)` for any HTTP answer; `Err` for none.
+    pub result: Result<u16, String>,
+    pub fetched: String,
+    pub elapsed: Duration,
+}
+
+/// Asks every repository at once, each bounded by `timeout`.
+pub async fn fetch_all(
+    client: &reqwest::Client,
+    repos: Vec<Repo>,
+    timeout: Duration,
+) -> Vec<Answer> {
+    let asks = repos.into_iter().filter_map(|repo| match &repo {
+        Repo::Fetch { index, .. } => {
+            let index = index.clone();
+            Some(async move {
+                let started = Instant::now();
+                let mut fetched = index.clone();
+                let mut result = get(client, &index, timeout).await;
+                // apt falls back to Release when a repository has no InRelease.
+                if result == Ok(404) && index.ends_with("/InRelease") {
+                    fetched = format!("{}Release", index.trim_end_matches("InRelease"));
+                    result = get(client, &fetched, timeout).await;
+                }
+                Answer {
+                    repo,
+                    result,
+                    fetched,
+                    elapsed: started.elapsed(),
+                }
+            })
+        }
+        Repo::Skip { .. } => None,
+    });
+    futures_util::future::join_all(asks).await
+}
+
+async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u16, String> {
+    match tokio::time::timeout(timeout, client.get(url).send()).await {
+        Ok(Ok(response)) => Ok(response.status().as_u16()),
+        Ok(Err(e)) => Err(describe_reqwest(&e)),
+        Err(_) => Err(format!(
+            "no answer within {}",
+            humantime::format_duration(timeout)
+        )),
+    }
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = std::error::Error::source(e);
+    while let Some(s) = next {
+        parts.push(s.to_string());
+        next = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apt_one_line_sources() {
+        let text = "\
+deb http://deb.debian.org/debian bookworm main contrib
+deb-src http://deb.debian.org/debian bookworm main
+# deb http://disabled.example/debian bookworm main
+deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] https://repo.example.com/apt stable main
+deb file:/srv/mirror ./
+deb https://flat.example.com/repo ./
+";
+        let repos = apt_one_line(text, "/etc/apt/sources.list");
+        let indexes: Vec<String> = repos
+            .iter()
+            .filter_map(|r| match r {
+                Repo::Fetch { index, .. } => Some(index.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            indexes,
+            [
+                "http://deb.debian.org/debian/dists/bookworm/InRelease",
+                "http://deb.debian.org/debian/dists/bookworm/InRelease",
+                "https://repo.example.com/apt/dists/stable/InRelease",
+                "https://flat.example.com/repo/InRelease",
+            ]
+        );
+        assert!(matches!(&repos[3], Repo::Skip { why, .. } if why.contains("local")));
+    }
+
+    #[test]
+    fn apt_deb822_sources() {
+        let text = "\
+Types: deb deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://security.debian.org/debian-security
+Suites: bookworm-security
+Enabled: no
+";
+        let repos = apt_deb822(text, "/etc/apt/sources.list.d/debian.sources");
+        assert_eq!(repos.len(), 2);
+        assert!(
+            matches!(&repos[1], Repo::Fetch { index, .. } if index == "http://deb.debian.org/debian/dists/bookworm-updates/InRelease")
+        );
+    }
+
+    #[test]
+    fn yum_repos_with_variables_and_mirror_lists() {
+        let text = "\
+[amazonlinux]
+name=Amazon Linux 2023 repository
+mirrorlist=https://al2023-repos-$awsregion-de612dc2.s3.dualstack.$awsregion.$awsdomain/core/mirrors/$releasever/$basearch/mirror.list
+enabled=1
+
+[epel]
+baseurl=https://mirror.example.com/epel/$releasever/Everything/$basearch/
+        https://backup.example.com/epel/$releasever/
+enabled = 1
+
+[disabled]
+baseurl=https://nowhere.example.com/
+enabled=0
+
+[needs-var]
+baseurl=https://x.example.com/$contentdir/
+";
+        let mut vars = BTreeMap::new();
+        vars.insert("awsregion".to_string(), "eu-west-1".to_string());
+        vars.insert("awsdomain".to_string(), "amazonaws.com".to_string());
+        vars.insert("releasever".to_string(), "2023.6.20241212".to_string());
+        vars.insert("basearch".to_string(), "x86_64".to_string());
+        let repos = rpm_md_repos(text, "/etc/yum.repos.d/a.repo", "dnf", &vars);
+        assert_eq!(repos.len(), 3);
+        assert_eq!(
+            repos[0],
+            Repo::Fetch {
+                name: "dnf: amazonlinux".into(),
+                file: "/etc/yum.repos.d/a.repo".into(),
+                index: "https://al2023-repos-eu-west-1-de612dc2.s3.dualstack.eu-west-1.amazonaws.com/core/mirrors/2023.6.20241212/x86_64/mirror.list".into(),
+                list_kind: Some("mirrorlist"),
+            }
+        );
+        assert!(
+            matches!(&repos[1], Repo::Fetch { index, .. } if index == "https://mirror.example.com/epel/2023.6.20241212/Everything/x86_64/repodata/repomd.xml")
+        );
+        assert!(matches!(&repos[2], Repo::Skip { why, .. } if why.contains("$contentdir")));
+    }
+
+    #[test]
+    fn zypper_repos() {
+        let text = "\
+[SLE-Module-Basesystem15-SP5-Pool]
+name=SLE-Module-Basesystem15-SP5-Pool
+enabled=1
+autorefresh=0
+baseurl=plugin:/susecloud?credentials=Basesystem_Module_15_SP5_x86_64&path=/repo/SUSE/
+type=rpm-md
+
+[opensuse-oss]
+enabled=1
+baseurl=http://download.opensuse.org/distribution/leap/15.6/repo/oss/
+type=rpm-md
+";
+        let repos = rpm_md_repos(text, "/etc/zypp/repos.d/x.repo", "zypper", &BTreeMap::new());
+        assert!(matches!(&repos[0], Repo::Skip { why, .. } if why.contains("plugin")));
+        assert!(
+            matches!(&repos[1], Repo::Fetch { index, .. } if index == "http://download.opensuse.org/distribution/leap/15.6/repo/oss/repodata/repomd.xml")
+        );
+    }
+
+    #[test]
+    fn expansion() {
+        let mut vars = BTreeMap::new();
+        vars.insert("basearch".to_string(), "aarch64".to_string());
+        assert_eq!(
+            expand("a/${basearch}/$basearch-x", &vars).unwrap(),
+            "a/aarch64/aarch64-x"
+        );
+        assert_eq!(expand("a/$nope/", &vars).unwrap_err(), "$nope");
+    }
+}

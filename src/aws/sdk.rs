@@ -1,0 +1,150 @@
+//! AWS SDK clients built by hand: an explicit region and an explicit
+//! credential provider, so no default chain ever falls back to IMDS on its
+//! own (in `local` mode nothing here is built at all).
+
+use super::identity::Identity;
+use crate::config::Settings;
+use crate::host::mode::Mode;
+use crate::host::Root;
+use aws_config::imds::credentials::ImdsCredentialsProvider;
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_sdk_ssm::config::retry::RetryConfig;
+use aws_sdk_ssm::error::ProvideErrorMetadata;
+
+/// Credentials and where they come from, for messages.
+pub struct Credentials {
+    pub provider: SharedCredentialsProvider,
+    pub source: String,
+}
+
+/// The credentials the agent itself would use on this node.
+pub fn credentials(
+    root: &Root,
+    settings: &Settings,
+    identity: &Identity,
+) -> Result<Credentials, String> {
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        return Ok(Credentials {
+            provider: SharedCredentialsProvider::new(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            ),
+            source: "the environment (AWS_ACCESS_KEY_ID)".into(),
+        });
+    }
+    let provider_config = ProviderConfig::default().with_http_client(super::sdk_http_client());
+    match identity.mode {
+        Mode::Ec2 => {
+            let imds = super::identity::imds_client(settings.aws.imds_endpoint.as_deref())?;
+            Ok(Credentials {
+                provider: SharedCredentialsProvider::new(
+                    ImdsCredentialsProvider::builder()
+                        .configure(&provider_config)
+                        .imds_client(imds)
+                        .build(),
+                ),
+                source: "the instance profile".into(),
+            })
+        }
+        Mode::Hybrid => {
+            let path = root.path(&settings.aws.credentials_file);
+            if !path.is_file() {
+                return Err(format!(
+                    "no credentials: the agent's shared credentials file {} does not exist",
+                    settings.aws.credentials_file
+                ));
+            }
+            let files = EnvConfigFiles::builder()
+                .with_file(EnvConfigFileKind::Credentials, &path)
+                .build();
+            let provider = ProfileFileCredentialsProvider::builder()
+                .configure(&provider_config)
+                .profile_files(files)
+                .profile_name(&settings.aws.profile)
+                .build();
+            Ok(Credentials {
+                provider: SharedCredentialsProvider::new(provider),
+                source: format!(
+                    "{} [{}]",
+                    settings.aws.credentials_file, settings.aws.profile
+                ),
+            })
+        }
+        Mode::Local => Err("local mode uses no credentials".into()),
+    }
+}
+
+/// The URL to reach a service at instead of its regional name: the config
+/// (`endpoints.urls.<service>`), then `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`.
+pub fn endpoint_override(settings: &Settings, service: &str) -> Option<String> {
+    if let Some(url) = settings.endpoints.urls.get(service) {
+        return Some(url.clone());
+    }
+    let var = format!(
+        "AWS_ENDPOINT_URL_{}",
+        service.to_ascii_uppercase().replace('-', "_")
+    );
+    std::env::var(var)
+        .ok()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// An SSM client: explicit region and credentials, adaptive retries (many
+/// hosts calling at once back off together), our HTTPS client.
+pub fn ssm_client(
+    settings: &Settings,
+    region: &str,
+    credentials: &Credentials,
+) -> aws_sdk_ssm::Client {
+    let mut config = aws_sdk_ssm::Config::builder()
+        .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+        .region(aws_sdk_ssm::config::Region::new(region.to_string()))
+        .credentials_provider(credentials.provider.clone())
+        .http_client(super::sdk_http_client())
+        .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+        .retry_config(RetryConfig::adaptive().with_max_attempts(3));
+    if let Some(url) = endpoint_override(settings, "ssm") {
+        config = config.endpoint_url(url);
+    }
+    aws_sdk_ssm::Client::from_conf(config.build())
+}
+
+/// An SDK error in one sentence: the service's error code and message, or
+/// why the call never got an answer.
+pub fn describe_error<E, R>(e: &aws_sdk_ssm::error::SdkError<E, R>, action: &str) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_ssm::error::SdkError;
+    match e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            format!(
+                "{action} answered {}: {}",
+                err.code().unwrap_or("an error"),
+                err.message().unwrap_or("no message")
+            )
+        }
+        SdkError::TimeoutError(_) => format!("{action} timed out"),
+        SdkError::DispatchFailure(d) => match d.as_connector_error() {
+            Some(c) => format!("{action} could not be sent: {}", source_chain(c)),
+            None => format!("{action} could not be sent"),
+        },
+        other => format!("{action} failed: {}", source_chain(other)),
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(s) = next {
+        parts.push(s.to_string());
+        next = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}

@@ -1,0 +1,212 @@
+//! The node's `Patch Group` (or `PatchGroup`) tag, from wherever it can be
+//! read: instance tags in IMDS (which cannot show a key with a space),
+//! `ssm:ListTagsForResource` for `mi-` nodes, `ec2:DescribeTags` when the
+//! role allows it.
+//!
+//! `ec2:DescribeTags` is one signed Query request (aws-sigv4 + reqwest)
+//! rather than aws-sdk-ec2: the SDK would add minutes of build and
+//! megabytes of binary for one call (figures in BENCHMARKS.md).
+
+use aws_credential_types::provider::ProvideCredentials;
+use std::time::SystemTime;
+
+pub const KEYS: &[&str] = &["Patch Group", "PatchGroup"];
+
+/// A tag value and where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub source: &'static str,
+    pub key: String,
+    pub value: String,
+}
+
+/// A source that could not be read, and why (for the summary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRead {
+    pub source: &'static str,
+    pub why: String,
+}
+
+/// `PatchGroup` from IMDS instance tags. `Err` says why it could not be read.
+pub async fn from_imds(client: &aws_config::imds::Client) -> Result<Option<Found>, String> {
+    use super::identity::imds_get;
+    match imds_get(client, "/latest/meta-data/tags/instance").await? {
+        None => Err("instance tags are not exposed in the instance metadata (InstanceMetadataTags disabled)".into()),
+        Some(listing) => {
+            if !listing.lines().any(|k| k.trim() == "PatchGroup") {
+                return Ok(None);
+            }
+            let value = imds_get(client, "/latest/meta-data/tags/instance/PatchGroup").await?;
+            Ok(value.map(|v| Found {
+                source: "IMDS instance tags",
+                key: "PatchGroup".into(),
+                value: v.trim().to_string(),
+            }))
+        }
+    }
+}
+
+/// Both keys from `ssm:ListTagsForResource` (hybrid `mi-` nodes).
+pub async fn from_ssm(ssm: &aws_sdk_ssm::Client, instance_id: &str) -> Result<Vec<Found>, String> {
+    use aws_sdk_ssm::types::ResourceTypeForTagging;
+    let out = ssm
+        .list_tags_for_resource()
+        .resource_type(ResourceTypeForTagging::ManagedInstance)
+        .resource_id(instance_id)
+        .send()
+        .await
+        .map_err(|e| super::sdk::describe_error(&e, "ssm:ListTagsForResource"))?;
+    Ok(out
+        .tag_list()
+        .iter()
+        .filter(|t| KEYS.contains(&t.key()))
+        .map(|t| Found {
+            source: "ssm:ListTagsForResource",
+            key: t.key().to_string(),
+            value: t.value().to_string(),
+        })
+        .collect())
+}
+
+/// The form body of `ec2:DescribeTags` for both keys on one instance.
+pub fn describe_tags_body(instance_id: &str) -> String {
+    format!(
+        "Action=DescribeTags&Version=2016-11-15&Filter.1.Name=resource-id&Filter.1.Value.1={instance_id}&Filter.2.Name=key&Filter.2.Value.1=Patch%20Group&Filter.2.Value.2=PatchGroup"
+    )
+}
+
+/// Both keys from `ec2:DescribeTags`, signed with the instance's credentials.
+pub async fn from_ec2(
+    http: &reqwest::Client,
+    endpoint: &str,
+    region: &str,
+    credentials: &aws_credential_types::provider::SharedCredentialsProvider,
+    instance_id: &str,
+) -> Result<Vec<Found>, String> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let creds = credentials
+        .provide_credentials()
+        .await
+        .map_err(|e| format!("no credentials to sign ec2:DescribeTags: {e}"))?;
+    let identity = creds.into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("ec2")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let body = describe_tags_body(instance_id);
+    let url = format!("{}/", endpoint.trim_end_matches('/'));
+    let content_type = (
+        "content-type",
+        "application/x-www-form-urlencoded; charset=utf-8",
+    );
+    let signable = SignableRequest::new(
+        "POST",
+        &url,
+        std::iter::once(content_type),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(&url)
+        .header(content_type.0, content_type.1)
+        .body(body.clone())
+        .map_err(|e| e.to_string())?;
+    instructions.apply_to_request_http1x(&mut request);
+    let request = reqwest::Request::try_from(request).map_err(|e| e.to_string())?;
+    let response = http
+        .execute(request)
+        .await
+        .map_err(|e| format!("ec2:DescribeTags did not answer: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        let code = xml_values(&text, "Code")
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| status.to_string());
+        return Err(format!("ec2:DescribeTags answered {code}"));
+    }
+    Ok(parse_describe_tags(&text))
+}
+
+/// The `<item>`s of a DescribeTags answer. The answer has one fixed, flat
+/// shape, so a scan for its four elements does what an XML crate would.
+pub fn parse_describe_tags(xml: &str) -> Vec<Found> {
+    xml.split("<item>")
+        .skip(1)
+        .filter_map(|item| {
+            let item = item.split("</item>").next()?;
+            let key = xml_values(item, "key").into_iter().next()?;
+            let value = xml_values(item, "value")
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            KEYS.contains(&key.as_str()).then_some(Found {
+                source: "ec2:DescribeTags",
+                key,
+                value,
+            })
+        })
+        .collect()
+}
+
+fn xml_values(xml: &str, element: &str) -> Vec<String> {
+    let open = format!("<{element}>");
+    let close = format!("</{element}>");
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split(&close).next())
+        .map(|raw| {
+            raw.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_tags_answers() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeTagsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</requestId>
+  <tagSet>
+    <item><resourceId>i-0123</resourceId><resourceType>instance</resourceType><key>Patch Group</key><value>prod &amp; db</value></item>
+    <item><resourceId>i-0123</resourceId><resourceType>instance</resourceType><key>Name</key><value>web</value></item>
+  </tagSet>
+</DescribeTagsResponse>"#;
+        assert_eq!(
+            parse_describe_tags(xml),
+            vec![Found {
+                source: "ec2:DescribeTags",
+                key: "Patch Group".into(),
+                value: "prod & db".into()
+            }]
+        );
+        assert!(
+            parse_describe_tags("<DescribeTagsResponse><tagSet/></DescribeTagsResponse>")
+                .is_empty()
+        );
+        assert_eq!(
+            xml_values(
+                "<Response><Errors><Error><Code>UnauthorizedOperation</Code>",
+                "Code"
+            ),
+            vec!["UnauthorizedOperation"]
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! `patchgroup.tag`: the node's Patch Group, which picks its baseline and
+//! groups it in the Compliance view. Missing or conflicting tags warn.
+
+use super::aws_facts::{identity, local_skip, tls};
+use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::aws::tags::{self, Found, NotRead};
+use crate::host::mode::Mode;
+
+pub const ENTRY: CatalogueEntry = CatalogueEntry {
+    id: "patchgroup.tag",
+    group: Group::Host,
+    title: "Patch Group tag",
+    severity: Severity::Medium,
+};
+
+pub fn plan(ctx: &Context) -> super::Check {
+    let ctx2 = ctx.clone();
+    ctx.check_async(&ENTRY, ENTRY.id, async move {
+        let ctx = ctx2;
+        let (found, not_read, instance_id) = match gather(&ctx).await {
+            Ok(g) => g,
+            Err(outcome) => return outcome,
+        };
+        let outcome = judge(&found, &not_read, instance_id.as_deref());
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        if let Some(first) = values.first() {
+            if values.iter().all(|v| v == first) {
+                let _ = ctx.shared.patch_group.set(first.to_string());
+            }
+        }
+        outcome
+    })
+}
+
+type Gathered = (Vec<Found>, Vec<NotRead>, Option<String>);
+
+async fn gather(ctx: &Context) -> Result<Gathered, Outcome> {
+    if let Some(value) = &ctx.settings.patch_group {
+        let found = Found {
+            source: "the ssm-preflight config (patch_group.value)",
+            key: "Patch Group".into(),
+            value: value.clone(),
+        };
+        return Ok((vec![found], vec![], None));
+    }
+    if let Some(skip) = local_skip(ctx) {
+        return Err(Outcome::skip(format!(
+            "{}; set patch_group.value to name this node's group",
+            skip.summary
+        )));
+    }
+    let id = match identity(ctx).await {
+        Ok(id) => id.clone(),
+        Err(_) => return Err(Outcome::skip("the node's identity could not be read (agent.identity says why), so its tags cannot be looked up")),
+    };
+    let region = ctx
+        .settings
+        .aws
+        .region
+        .clone()
+        .unwrap_or_else(|| id.region.clone());
+    let mut found = Vec::new();
+    let mut not_read = Vec::new();
+    let credentials = crate::aws::sdk::credentials(&ctx.root, &ctx.settings, &id);
+    match id.mode {
+        Mode::Ec2 => {
+            match crate::aws::identity::imds_client(ctx.settings.aws.imds_endpoint.as_deref()) {
+                Ok(client) => match tags::from_imds(&client).await {
+                    Ok(Some(f)) => found.push(f),
+                    Ok(None) => {}
+                    Err(why) => not_read.push(NotRead {
+                        source: "IMDS instance tags",
+                        why,
+                    }),
+                },
+                Err(why) => not_read.push(NotRead {
+                    source: "IMDS instance tags",
+                    why,
+                }),
+            }
+            let endpoint =
+                crate::aws::sdk::endpoint_override(&ctx.settings, "ec2").unwrap_or_else(|| {
+                    format!(
+                        "https://{}",
+                        crate::aws::endpoints::regional_host("ec2", &region)
+                    )
+                });
+            let http = tls(ctx).and_then(|t| {
+                reqwest::Client::builder()
+                    .use_preconfigured_tls((*t).clone())
+                    .timeout(ctx.settings.endpoints.timeout)
+                    .build()
+                    .map_err(|e| e.to_string())
+            });
+            match (http, &credentials) {
+                (Ok(http), Ok(creds)) => match tags::from_ec2(
+                    &http,
+                    &endpoint,
+                    &region,
+                    &creds.provider,
+                    &id.instance_id,
+                )
+                .await
+                {
+                    Ok(f) => found.extend(f),
+                    Err(why) => not_read.push(NotRead {
+                        source: "ec2:DescribeTags",
+                        why,
+                    }),
+                },
+                (Err(why), _) => not_read.push(NotRead {
+                    source: "ec2:DescribeTags",
+                    why,
+                }),
+                (_, Err(why)) => not_read.push(NotRead {
+                    source: "ec2:DescribeTags",
+                    why: why.clone(),
+                }),
+            }
+        }
+        Mode::Hybrid => match &credentials {
+            Ok(creds) => {
+                let ssm = crate::aws::sdk::ssm_client(&ctx.settings, &region, creds);
+                match tags::from_ssm(&ssm, &id.instance_id).await {
+                    Ok(f) => found.extend(f),
+                    Err(why) => not_read.push(NotRead {
+                        source: "ssm:ListTagsForResource",
+                        why,
+                    }),
+                }
+            }
+            Err(why) => not_read.push(NotRead {
+                source: "ssm:ListTagsForResource",
+                why: why.clone(),
+            }),
+        },
+        Mode::Local => {}
+    }
+    Ok((found, not_read, Some(id.instance_id)))
+}
+
+pub fn judge(found: &[Found], not_read: &[NotRead], instance_id: Option<&str>) -> Outcome {
+    let looked = if not_read.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (not read: {})",
+            not_read
+                .iter()
+                .map(|n| format!("{}: {}", n.source, n.why))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    };
+    let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+    values.sort();
+    values.dedup();
+    let id = instance_id.unwrap_or("INSTANCE_ID");
+    let outcome = match values.as_slice() {
+        [] => {
+            let tag_command = if id.starts_with("mi-") {
+                format!("aws ssm add-tags-to-resource --resource-type ManagedInstance --resource-id {id} --tags 'Key=Patch Group,Value=GROUP'")
+            } else {
+                format!("aws ec2 create-tags --resources {id} --tags 'Key=Patch Group,Value=GROUP'")
+            };
+            Outcome::warn(
+                format!("this node has no Patch Group tag{looked}"),
+                format!("Tag it with the key `Patch Group` (with a space) or `PatchGroup`: `{tag_command}`. Without it the node gets the default baseline and the Compliance view shows it under no patch group (\"No data\")."),
+            )
+        }
+        [one] => {
+            let sources: Vec<String> = found.iter().map(|f| format!("tag `{}` from {}", f.key, f.source)).collect();
+            Outcome::pass(format!("the Patch Group is {one} ({}){looked}", sources.join(", ")))
+        }
+        _ => Outcome::warn(
+            format!(
+                "the Patch Group tags disagree: {}",
+                found.iter().map(|f| format!("`{}` = {} ({})", f.key, f.value, f.source)).collect::<Vec<_>>().join(", ")
+            ),
+            "Keep one value: remove the other tag, so it is clear which baseline patches this node.",
+        ),
+    };
+    match values.as_slice() {
+        [one] => outcome.detail("patch_group", one),
+        _ => outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+
+    fn f(source: &'static str, key: &str, value: &str) -> Found {
+        Found {
+            source,
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let one = judge(
+            &[
+                f("IMDS instance tags", "PatchGroup", "prod"),
+                f("ec2:DescribeTags", "PatchGroup", "prod"),
+            ],
+            &[],
+            Some("i-1"),
+        );
+        assert_eq!(one.status, Status::Pass);
+        assert!(one
+            .summary
+            .starts_with("the Patch Group is prod (tag `PatchGroup` from IMDS instance tags"));
+        assert_eq!(one.details["patch_group"], "prod");
+
+        let none = judge(
+            &[],
+            &[NotRead {
+                source: "ec2:DescribeTags",
+                why: "UnauthorizedOperation".into(),
+            }],
+            Some("i-1"),
+        );
+        assert_eq!(none.status, Status::Warn);
+        assert!(none
+            .summary
+            .contains("not read: ec2:DescribeTags: UnauthorizedOperation"));
+        assert!(none
+            .remedy
+            .unwrap()
+            .contains("aws ec2 create-tags --resources i-1 --tags 'Key=Patch Group,Value=GROUP'"));
+        let mi = judge(&[], &[], Some("mi-1"));
+        assert!(mi
+            .remedy
+            .unwrap()
+            .contains("add-tags-to-resource --resource-type ManagedInstance --resource-id mi-1"));
+
+        let conflict = judge(
+            &[
+                f("ec2:DescribeTags", "Patch Group", "prod"),
+                f("ec2:DescribeTags", "PatchGroup", "dev"),
+            ],
+            &[],
+            Some("i-1"),
+        );
+        assert_eq!(conflict.status, Status::Warn);
+        assert!(conflict.summary.contains("`Patch Group` = prod"));
+    }
+}

@@ -1,0 +1,393 @@
+//! Loopback stand-ins for what a node talks to: a test CA and TLS servers
+//! (healthy, silent), an HTTP CONNECT proxy, a fake IMDSv2 faithful to the
+//! token rules aws-config relies on, and plain HTTP servers for repositories.
+//! Every listener is on 127.0.0.1 (or inside a namespace a test made).
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A certificate authority made for one test, and its PEM file.
+pub struct TestCa {
+    key: KeyPair,
+    params: CertificateParams,
+    pub pem_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.self_signed(&key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pem_path = dir.path().join("ca.pem");
+        std::fs::write(&pem_path, cert.pem()).unwrap();
+        TestCa {
+            key,
+            params,
+            pem_path,
+            _dir: dir,
+        }
+    }
+
+    /// A rustls server config with a certificate for `names`, signed by this CA.
+    pub fn server_config(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        Arc::new(config)
+    }
+
+    /// A client config trusting only this CA (for tests that probe directly).
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        let cert = self.params.self_signed(&self.key).unwrap();
+        roots.add(cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+}
+
+/// An HTTPS endpoint that answers `HEAD /` with 404 and a `Date` header
+/// `date_offset_secs` away from now (as SSM's endpoints answer a bare path).
+pub async fn serve_tls(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    date_offset_secs: i64,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let now = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(date_offset_secs);
+            let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+                .timestamp_to_rfc9110_string(&now)
+                .unwrap();
+            let answer = format!("HTTP/1.1 404 Not Found\r\nDate: {date}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = tls.write_all(answer.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        });
+    }
+}
+
+/// Accepts connections and never says a word: a black hole after TCP.
+pub async fn serve_silence(listener: TcpListener) {
+    let mut held = Vec::new();
+    while let Ok((tcp, _)) = listener.accept().await {
+        held.push(tcp);
+    }
+}
+
+/// A port with nothing listening: connecting to it is refused.
+pub async fn refused_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// An HTTP CONNECT proxy that tunnels the authorities it knows to local
+/// addresses (it resolves nothing) and answers 403 to the others. It counts
+/// the tunnels it opened.
+pub struct ConnectProxy {
+    pub addr: SocketAddr,
+    pub tunnels: Arc<Mutex<Vec<String>>>,
+}
+
+pub async fn start_proxy(routes: HashMap<String, SocketAddr>) -> ConnectProxy {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnels = Arc::new(Mutex::new(Vec::new()));
+    let seen = tunnels.clone();
+    let routes = Arc::new(routes);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let routes = routes.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let authority = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                let Some(target) = routes.get(&authority) else {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    return;
+                };
+                let Ok(mut upstream) = TcpStream::connect(target).await else {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    return;
+                };
+                seen.lock().unwrap().push(authority);
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    ConnectProxy { addr, tunnels }
+}
+
+/// What the fake IMDS knows about its instance.
+#[derive(Clone)]
+pub struct ImdsData {
+    pub instance_id: String,
+    pub region: String,
+    /// `None`: no instance profile.
+    pub role: Option<String>,
+    /// `None`: instance tags are not exposed in IMDS (404).
+    pub tags: Option<Vec<(String, String)>>,
+}
+
+/// IMDSv2 as EC2 serves it: a PUT to /latest/api/token with a TTL header
+/// gives a token (and echoes the TTL, which aws-config requires); every GET
+/// without a valid token is 401.
+pub async fn start_imds(listener: TcpListener, data: ImdsData) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::{Request, Response, StatusCode};
+    let tokens: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let data = Arc::new(data);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let tokens = tokens.clone();
+        let data = data.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let tokens = tokens.clone();
+                let data = data.clone();
+                async move {
+                    let reply = |status: StatusCode, body: String| {
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    };
+                    let path = req.uri().path().to_string();
+                    if req.method() == hyper::Method::PUT && path == "/latest/api/token" {
+                        let Some(ttl) = req
+                            .headers()
+                            .get("x-aws-ec2-metadata-token-ttl-seconds")
+                            .cloned()
+                        else {
+                            return reply(StatusCode::BAD_REQUEST, String::new());
+                        };
+                        let token = format!("token-{}", tokens.lock().unwrap().len());
+                        tokens.lock().unwrap().push(token.clone());
+                        return Ok(Response::builder()
+                            .header("x-aws-ec2-metadata-token-ttl-seconds", ttl)
+                            .body(Full::new(Bytes::from(token)))
+                            .unwrap());
+                    }
+                    let valid = req
+                        .headers()
+                        .get("x-aws-ec2-metadata-token")
+                        .and_then(|t| t.to_str().ok())
+                        .is_some_and(|t| tokens.lock().unwrap().iter().any(|k| k == t));
+                    if !valid {
+                        return reply(StatusCode::UNAUTHORIZED, String::new());
+                    }
+                    let found = match path.as_str() {
+                        "/latest/dynamic/instance-identity/document" => Some(format!(
+                            r#"{{"accountId":"123456789012","architecture":"x86_64","availabilityZone":"{r}a","instanceId":"{i}","instanceType":"t3.micro","region":"{r}"}}"#,
+                            i = data.instance_id,
+                            r = data.region
+                        )),
+                        "/latest/meta-data/iam/security-credentials/" => data.role.clone(),
+                        "/latest/meta-data/tags/instance" => data.tags.as_ref().map(|t| {
+                            t.iter()
+                                .map(|(k, _)| k.clone())
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        }),
+                        p => {
+                            if let (Some(role), Some(rest)) = (
+                                &data.role,
+                                p.strip_prefix("/latest/meta-data/iam/security-credentials/"),
+                            ) {
+                                (rest == role).then(|| {
+                                    r#"{"Code":"Success","LastUpdated":"2026-11-26T10:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIATESTKEY","SecretAccessKey":"testsecret","Token":"testtoken","Expiration":"2099-11-26T16:00:00Z"}"#.to_string()
+                                })
+                            } else if let Some(key) =
+                                p.strip_prefix("/latest/meta-data/tags/instance/")
+                            {
+                                data.tags.as_ref().and_then(|t| {
+                                    t.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+                                })
+                            } else {
+                                None
+                            }
+                        }
+                    };
+                    match found {
+                        Some(body) => reply(StatusCode::OK, body),
+                        None => reply(StatusCode::NOT_FOUND, String::new()),
+                    }
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// A plain HTTP server answering 200 for the given paths, 404 otherwise.
+pub async fn start_http(listener: TcpListener, ok_paths: Vec<String>) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let ok_paths = Arc::new(ok_paths);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let ok_paths = ok_paths.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let ok = ok_paths.iter().any(|p| p == req.uri().path());
+                    async move {
+                        let status = if ok { 200 } else { 404 };
+                        Ok::<_, Infallible>(
+                            hyper::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from_static(b"Origin: test\n")))
+                                .unwrap(),
+                        )
+                    }
+                });
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+pub async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+/// `ec2:DescribeTags` over plain HTTP: answers the tags given when the
+/// request is signed (SigV4 `Authorization`) and asks for DescribeTags;
+/// `UnauthorizedOperation` when `allow` is false.
+pub async fn start_ec2(listener: TcpListener, tags: Vec<(String, String)>, allow: bool) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    let tags = Arc::new(tags);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let tags = tags.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |req: hyper::Request<hyper::body::Incoming>| {
+                    let tags = tags.clone();
+                    async move {
+                        let signed = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|v| {
+                                v.starts_with("AWS4-HMAC-SHA256 Credential=ASIATESTKEY/")
+                                    && v.contains("/ec2/aws4_request")
+                            });
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let body = String::from_utf8_lossy(&body).into_owned();
+                        let (status, xml) = if !signed {
+                            (403, "<Response><Errors><Error><Code>AuthFailure</Code><Message>not signed</Message></Error></Errors></Response>".to_string())
+                        } else if !allow {
+                            (403, "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors></Response>".to_string())
+                        } else if !body.contains("Action=DescribeTags") {
+                            (400, "<Response><Errors><Error><Code>InvalidAction</Code></Error></Errors></Response>".to_string())
+                        } else {
+                            let items: String = tags
+                            .iter()
+                            .map(|(k, v)| format!("<item><resourceId>i-0test</resourceId><resourceType>instance</resourceType><key>{k}</key><value>{v}</value></item>"))
+                            .collect();
+                            (200, format!("<DescribeTagsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId><tagSet>{items}</tagSet></DescribeTagsResponse>"))
+                        };
+                        Ok::<_, Infallible>(
+                            hyper::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from(xml)))
+                                .unwrap(),
+                        )
+                    }
+                },
+            );
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
