@@ -3,10 +3,17 @@
 //! figures are in BENCHMARKS.md.
 //!
 //! - host checks only, on a fixture root and on the real root;
-//! - the same on the agent fixture, without and with the agent and clock
-//!   checks answered by a fake systemd and timedated on a private
-//!   dbus-daemon: the difference is what the D-Bus checks add.
+//! - the agent fixture, without and with the agent and clock checks
+//!   answered by a fake systemd and timedated on a private dbus-daemon: the
+//!   difference is what the D-Bus checks add;
+//! - `ec2` mode against a healthy loopback site (fake IMDSv2, four TLS
+//!   endpoints, EC2 tags, a repository), every check;
+//! - `ec2` mode with every endpoint black-holed (TCP accepted, never
+//!   answered): the run must end within the endpoint timeout + 0.5 s.
 
+#[path = "../tests/common/fake_aws.rs"]
+#[allow(dead_code)]
+mod fake_aws;
 #[path = "../tests/common/fake_bus.rs"]
 #[allow(dead_code)]
 mod fake_bus;
@@ -16,24 +23,19 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 30;
+const NO_BUS: &str = "unix:path=/nonexistent/system_bus_socket";
 
 struct Sample {
     wall: Duration,
     max_rss_kib: i64,
 }
 
-/// Runs the binary once and reads its peak RSS from wait4's rusage.
+/// Runs the command once and reads its peak RSS from wait4's rusage.
 // The child is reaped by wait4 below, which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn run_once(root: &Path, config: &Path, only: &str, bus: &str) -> Sample {
+fn run_once(cmd: &mut Command) -> Sample {
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_ssm-preflight"))
-        .args(["check", "--only", only, "--json", "--root"])
-        .arg(root)
-        .arg("--config")
-        .arg(config)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -53,23 +55,33 @@ fn run_once(root: &Path, config: &Path, only: &str, bus: &str) -> Sample {
     }
 }
 
-const NO_BUS: &str = "unix:path=/nonexistent/system_bus_socket";
+/// The binary with an empty config and no bus; callers add the rest.
+fn preflight(root: &Path, config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssm-preflight"));
+    cmd.args(args)
+        .arg("--root")
+        .arg(root)
+        .arg("--config")
+        .arg(config)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", NO_BUS);
+    cmd
+}
 
 /// Prints the figures and returns the median wall time in milliseconds.
-fn report(label: &str, root: &Path, config: &Path, only: &str, bus: &str) -> f64 {
+fn report(label: &str, runs: usize, mut make: impl FnMut() -> Command) -> f64 {
     // One warm-up run so the binary and the files are in the page cache.
-    run_once(root, config, only, bus);
-    let mut samples: Vec<Sample> = (0..RUNS)
-        .map(|_| run_once(root, config, only, bus))
-        .collect();
+    run_once(&mut make());
+    let mut samples: Vec<Sample> = (0..runs).map(|_| run_once(&mut make())).collect();
     samples.sort_by_key(|s| s.wall);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let median = ms(samples[RUNS / 2].wall);
-    let p90 = ms(samples[RUNS * 9 / 10].wall);
+    let median = ms(samples[runs / 2].wall);
+    let p90 = ms(samples[(runs * 9 / 10).min(runs - 1)].wall);
     let max_rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap() as f64 / 1024.0;
     println!(
-        "{label:<34} runs={RUNS} wall median={median:.2} ms p90={p90:.2} ms min={:.2} ms  peak RSS={max_rss:.1} MiB",
-        ms(samples[0].wall)
+        "{label:<36} runs={runs} wall median={median:.2} ms p90={p90:.2} ms min={:.2} ms max={:.2} ms  peak RSS={max_rss:.1} MiB",
+        ms(samples[0].wall),
+        ms(samples[runs - 1].wall),
     );
     median
 }
@@ -79,18 +91,28 @@ fn main() {
     if std::env::args().any(|a| a == "--test") {
         return;
     }
-    let config_dir =
-        std::env::temp_dir().join(format!("ssm-preflight-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&config_dir).unwrap();
-    let config = config_dir.join("config.toml");
-    std::fs::write(&config, "").unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let scratch = tempfile::tempdir().unwrap();
+    let empty = scratch.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let fixture: PathBuf = fixtures.join("debian12-clean");
-    report("host, fixture root", &fixture, &config, "host", NO_BUS);
-    report("host, real root /", Path::new("/"), &config, "host", NO_BUS);
+    let debian: PathBuf = fixtures.join("debian12-clean");
 
-    let bus = fake_bus::PrivateBus::start();
+    report("host, fixture root", RUNS, || {
+        preflight(&debian, &empty, &["check", "--only", "host", "--json"])
+    });
+    report("host, real root /", RUNS, || {
+        preflight(
+            Path::new("/"),
+            &empty,
+            &["check", "--only", "host", "--json"],
+        )
+    });
+
     let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // D-Bus: the agent fixture on a fake systemd and timedated.
+    let bus = fake_bus::PrivateBus::start();
     let usec = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -103,23 +125,99 @@ fn main() {
     ));
     let _timedate = rt.block_on(fake_bus::serve_timedate(&bus.address, true, true));
     let agent_root = fixtures.join("agent-host");
-    let host_only = report(
-        "agent fixture, host only",
-        &agent_root,
-        &config,
-        "host",
-        &bus.address,
-    );
-    let with_bus = report(
-        "agent fixture, host+agent+clock",
-        &agent_root,
-        &config,
-        "host,agent,clock.sync",
-        &bus.address,
-    );
+    let on_bus = |only: &str| {
+        let mut cmd = preflight(&agent_root, &empty, &["check", "--only", only, "--json"]);
+        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
+        cmd
+    };
+    let host_only = report("agent fixture, host only", RUNS, || on_bus("host"));
+    let with_bus = report("agent fixture, host+agent+clock", RUNS, || {
+        on_bus("host,agent,clock.sync")
+    });
     println!(
         "agent and clock checks add {:.2} ms (median against median)",
         with_bus - host_only
     );
-    let _ = std::fs::remove_dir_all(&config_dir);
+
+    // The AWS side on loopback: everything healthy.
+    let ca = fake_aws::TestCa::new("bench CA");
+    let site = rt.block_on(async {
+        let mut urls = String::from("[endpoints.urls]\n");
+        for service in ["ssm", "ssmmessages", "ec2messages", "s3"] {
+            let (l, addr) = fake_aws::listener().await;
+            tokio::spawn(fake_aws::serve_tls(l, ca.server_config(&["localhost"]), 0));
+            urls.push_str(&format!(
+                "{service} = \"https://localhost:{}\"\n",
+                addr.port()
+            ));
+        }
+        let (l, imds) = fake_aws::listener().await;
+        let data = fake_aws::ImdsData {
+            instance_id: "i-0bench".into(),
+            region: "eu-west-1".into(),
+            role: Some("SSMCore".into()),
+            tags: Some(vec![("PatchGroup".into(), "bench".into())]),
+        };
+        tokio::spawn(fake_aws::start_imds(l, data));
+        let (l, ec2) = fake_aws::listener().await;
+        tokio::spawn(fake_aws::start_ec2(
+            l,
+            vec![("PatchGroup".into(), "bench".into())],
+            true,
+        ));
+        let (l, repo) = fake_aws::listener().await;
+        tokio::spawn(fake_aws::start_http(
+            l,
+            vec!["/debian/dists/bookworm/InRelease".into()],
+        ));
+        let (l, silent_base) = fake_aws::listener().await;
+        tokio::spawn(fake_aws::serve_silence(l));
+        (
+            urls,
+            format!("http://{imds}"),
+            format!("http://{ec2}"),
+            format!("http://{repo}"),
+            silent_base,
+        )
+    });
+    let (urls, imds, ec2, repo, silent) = site;
+    let aws_root = scratch.path().join("root");
+    std::fs::create_dir_all(aws_root.join("etc/apt")).unwrap();
+    std::fs::write(
+        aws_root.join("etc/apt/sources.list"),
+        format!("deb {repo}/debian bookworm main\n"),
+    )
+    .unwrap();
+    let healthy = scratch.path().join("healthy.toml");
+    std::fs::write(&healthy, &urls).unwrap();
+    let ec2_mode = |config: &Path| {
+        let mut cmd = preflight(&aws_root, config, &["check", "--json", "--mode", "ec2"]);
+        cmd.env_remove("AWS_EC2_METADATA_DISABLED")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
+            .env("AWS_ENDPOINT_URL_EC2", &ec2)
+            .env("SSL_CERT_FILE", &ca.pem_path)
+            .env_remove("SSL_CERT_DIR");
+        cmd
+    };
+    report("ec2 mode, healthy loopback site", RUNS, || {
+        ec2_mode(&healthy)
+    });
+
+    // Every endpoint black-holed, with the default 3 s endpoint timeout.
+    let blackholed = scratch.path().join("blackholed.toml");
+    let mut config = String::from("[endpoints.urls]\n");
+    for service in ["ssm", "ssmmessages", "ec2messages", "s3"] {
+        config.push_str(&format!(
+            "{service} = \"https://127.0.0.1:{}\"\n",
+            silent.port()
+        ));
+    }
+    std::fs::write(&blackholed, config).unwrap();
+    let median = report("ec2 mode, every endpoint black-holed", 5, || {
+        ec2_mode(&blackholed)
+    });
+    println!(
+        "black-holed run ends {:.0} ms after the 3 s endpoint timeout (budget 500 ms)",
+        median - 3000.0
+    );
 }
