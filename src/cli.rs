@@ -46,6 +46,32 @@ pub enum Command {
     /// Show or validate the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Show the last run, whether its report reached SSM, and why not.
+    Status(StatusArgs),
+    /// Send the last run's report to SSM now, if it has not reached it.
+    Report,
+    /// The pre-install hook: exit 1, saying why, when this host must not be patched.
+    ///
+    /// Uses the last run when it is younger than --max-age, else runs the checks now.
+    Gate(GateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// How old the last run may be to decide on it, such as "30m".
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub max_age: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::units::HumanDuration::parse(text).map(|d| d.0)
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +84,11 @@ pub struct CheckArgs {
     /// (`host`), comma-separated. Overrides `checks.disable`.
     #[arg(long, value_delimiter = ',', value_name = "ID,...")]
     pub only: Vec<String>,
+
+    /// Also send the results to SSM as compliance (Custom:PatchPreflight)
+    /// and record them in the state file; a report SSM cannot take now is kept.
+    #[arg(long)]
+    pub report: bool,
 }
 
 #[derive(Debug, Subcommand)]

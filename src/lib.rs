@@ -7,6 +7,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod gate;
 pub mod host;
 pub mod logging;
 pub mod report;

@@ -39,6 +39,21 @@ pub struct RawConfig {
     pub endpoints: Option<RawEndpoints>,
     pub repos: Option<RawRepos>,
     pub patch_group: Option<RawPatchGroup>,
+    pub report: Option<RawReport>,
+    pub gate: Option<RawGate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    pub jitter: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGate {
+    pub checks: Option<Vec<String>>,
+    pub block_on_warn: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -23,6 +23,10 @@ pub struct Settings {
     pub repo_timeout: Duration,
     /// A Patch Group set by hand: it wins over every tag.
     pub patch_group: Option<String>,
+    /// The daemon's reports start up to this long after a run is due, so a
+    /// fleet with one window does not call SSM in the same second.
+    pub report_jitter: Duration,
+    pub gate: crate::gate::GateSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -164,6 +168,8 @@ impl Default for Settings {
             endpoints: EndpointSettings::default(),
             repo_timeout: Duration::from_secs(5),
             patch_group: None,
+            report_jitter: Duration::from_secs(5 * 60),
+            gate: crate::gate::GateSettings::default(),
         }
     }
 }
@@ -311,6 +317,31 @@ impl Settings {
                     ));
                 }
                 s.patch_group = Some(v);
+            }
+        }
+        if let Some(report) = raw.report {
+            if let Some(j) = report.jitter {
+                s.report_jitter = j.0;
+            }
+        }
+        if let Some(gate) = raw.gate {
+            if let Some(checks) = gate.checks {
+                for name in &checks {
+                    if !crate::checks::is_known_selector(name) {
+                        return Err(invalid(
+                            origins,
+                            "gate.checks",
+                            format!(
+                                "`gate.checks` names `{name}`, which is no check; write check IDs, families or groups from: {}",
+                                crate::checks::known_selectors().join(", ")
+                            ),
+                        ));
+                    }
+                }
+                s.gate.checks = checks;
+            }
+            if let Some(b) = gate.block_on_warn {
+                s.gate.block_on_warn = b;
             }
         }
         if let Some(disk) = raw.disk {

@@ -7,11 +7,11 @@
 
 use super::{read_optional, Root};
 use crate::config::ModeSetting;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const REGISTRATION_FILE: &str = "/var/lib/amazon/ssm/registration";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Ec2,

@@ -1,14 +1,17 @@
 //! The result of one run, as `check --json` prints it (the JSON contract in
 //! DESIGN.md) and as the table prints it for people.
 
+pub mod compliance;
+pub mod delivery;
+pub mod state;
 mod table;
 
 pub use table::render_table;
 
 use crate::checks::{CheckResult, Status};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
@@ -50,7 +53,7 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostSummary {
     pub mode: crate::host::mode::Mode,
     pub instance_id: Option<String>,
@@ -60,7 +63,7 @@ pub struct HostSummary {
     pub os: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub version: String,
     pub host: HostSummary,

@@ -1,0 +1,60 @@
+//! `ssm-preflight config show|validate`.
+
+use super::load_config;
+use crate::cli::Global;
+use crate::config::{self, Loaded};
+use std::io::Write;
+use std::path::PathBuf;
+
+pub fn config_show(global: &Global) -> anyhow::Result<u8> {
+    let loaded = load_config(global)?;
+    let mut out = std::io::stdout().lock();
+    if loaded.files.is_empty() {
+        writeln!(
+            out,
+            "# no config file found; every value is a built-in default"
+        )?;
+    } else {
+        let names: Vec<String> = loaded
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        writeln!(out, "# read, later files winning: {}", names.join(", "))?;
+    }
+    for (key, value) in config::effective_values(&loaded.settings) {
+        writeln!(out, "{key} = {value}  # {}", origin_of(&loaded, &key))?;
+    }
+    Ok(0)
+}
+
+/// The file and line that set a key.
+fn origin_of(loaded: &Loaded, key: &str) -> String {
+    match loaded.origins.get(key) {
+        Some(o) => o.to_string(),
+        None => "built-in default".to_string(),
+    }
+}
+
+pub fn config_validate(global: &Global, path: Option<&PathBuf>) -> anyhow::Result<u8> {
+    match path {
+        Some(p) => {
+            config::validate_file(p)?;
+            println!("{} is valid", p.display());
+        }
+        None => {
+            let loaded = load_config(global)?;
+            if loaded.files.is_empty() {
+                println!("no config file found; the built-in defaults apply");
+            } else {
+                let names: Vec<String> = loaded
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect();
+                println!("valid: {}", names.join(", "));
+            }
+        }
+    }
+    Ok(0)
+}
