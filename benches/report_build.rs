@@ -16,7 +16,11 @@ fn report() -> Report {
             id: format!("check.{i}"),
             group: Group::Host,
             title: "A check".into(),
-            status: if i % 5 == 0 { Status::Fail } else { Status::Pass },
+            status: if i % 5 == 0 {
+                Status::Fail
+            } else {
+                Status::Pass
+            },
             severity: Severity::High,
             summary: "x".repeat(if i % 7 == 0 { 6000 } else { 120 }),
             remedy: Some("Run `sudo something --to fix it`.".into()),
@@ -24,7 +28,13 @@ fn report() -> Report {
             duration_ms: 1,
         })
         .collect();
-    let host = HostSummary { mode: Mode::Ec2, instance_id: Some("i-0123456789abcdef0".into()), region: Some("eu-west-1".into()), patch_group: Some("production-linux".into()), os: None };
+    let host = HostSummary {
+        mode: Mode::Ec2,
+        instance_id: Some("i-0123456789abcdef0".into()),
+        region: Some("eu-west-1".into()),
+        patch_group: Some("production-linux".into()),
+        os: None,
+    };
     Report::new(host, SystemTime::now(), Duration::from_millis(12), checks)
 }
 
@@ -48,7 +58,13 @@ fn body(u: &compliance::Upload) -> Vec<u8> {
 
 fn sign(body: &[u8]) -> String {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    let creds = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", Some("token".into()), None, "bench");
+    let creds = aws_credential_types::Credentials::new(
+        "AKIDEXAMPLE",
+        "secret",
+        Some("token".into()),
+        None,
+        "bench",
+    );
     let identity = creds.into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
@@ -59,8 +75,17 @@ fn sign(body: &[u8]) -> String {
         .build()
         .unwrap()
         .into();
-    let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "AmazonSSM.PutComplianceItems")];
-    let request = SignableRequest::new("POST", "https://ssm.eu-west-1.amazonaws.com/", headers.into_iter(), SignableBody::Bytes(body)).unwrap();
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", "AmazonSSM.PutComplianceItems"),
+    ];
+    let request = SignableRequest::new(
+        "POST",
+        "https://ssm.eu-west-1.amazonaws.com/",
+        headers.into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
     let (_, signature) = sign(request, &params).unwrap().into_parts();
     signature
 }
@@ -74,7 +99,11 @@ fn main() {
     let mut times = Vec::with_capacity(N);
     for _ in 0..N {
         let started = Instant::now();
-        let upload = compliance::upload(&run, "i-0123456789abcdef0", "5f0c8a52-7d0e-4d1e-9a57-5b7f1c3f2a10");
+        let upload = compliance::upload(
+            &run,
+            "i-0123456789abcdef0",
+            "5f0c8a52-7d0e-4d1e-9a57-5b7f1c3f2a10",
+        );
         let b = body(&upload);
         let s = sign(&b);
         std::hint::black_box((b, s));

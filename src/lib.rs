@@ -11,3 +11,4 @@ pub mod gate;
 pub mod host;
 pub mod logging;
 pub mod report;
+pub mod schedule;

@@ -75,7 +75,11 @@ async fn a_round_trip_read_back_with_list_compliance_items() {
     {
         let s = ssm.lock().unwrap();
         assert_eq!(s.bad_signatures, 0);
-        assert_eq!(s.calls, ["AmazonSSM.PutComplianceItems"], "one report is one API call");
+        assert_eq!(
+            s.calls,
+            ["AmazonSSM.PutComplianceItems"],
+            "one report is one API call"
+        );
         assert_eq!(s.puts.len(), 1);
     }
     let state = node.state();

@@ -1,0 +1,6 @@
+//! When the host's maintenance windows open: schedule expressions (pure),
+//! and the windows configured or read from SSM.
+
+pub mod expr;
+
+pub use expr::{next_starts, Schedule, ScheduleError};
