@@ -54,6 +54,31 @@ pub enum Command {
     ///
     /// Uses the last run when it is younger than --max-age, else runs the checks now.
     Gate(GateArgs),
+    /// The host's next maintenance windows, or (--explain) the next starts
+    /// of a schedule expression.
+    Windows(WindowsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WindowsArgs {
+    /// How many start times to show.
+    #[arg(long, default_value_t = 5)]
+    pub count: usize,
+    /// Print JSON: for --explain, an array of RFC 3339 UTC times.
+    #[arg(long)]
+    pub json: bool,
+    /// A schedule expression to explain: cron(…), rate(…) or at(…).
+    #[arg(long, value_name = "EXPR")]
+    pub explain: Option<String>,
+    /// The window's time zone (its ScheduleTimezone), an IANA name.
+    #[arg(long, default_value = "UTC", requires = "explain")]
+    pub timezone: String,
+    /// Days after the cron date (the window's ScheduleOffset).
+    #[arg(long, default_value_t = 0, requires = "explain")]
+    pub offset_days: i64,
+    /// Start times strictly after this instant (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339", requires = "explain")]
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Args)]

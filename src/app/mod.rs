@@ -4,6 +4,7 @@ mod check;
 mod config_cmd;
 mod gate;
 mod status;
+mod windows;
 
 use crate::checks::{self, aws_facts, Context};
 use crate::cli::{Cli, Command, ConfigCommand, Global};
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Status(args) => status::status(args),
         Command::Report => check::report_pending(&cli.global),
         Command::Gate(args) => gate::gate(&cli.global, args),
+        Command::Windows(args) => windows::windows(&cli.global, args),
     };
     match result {
         Ok(code) => code,

@@ -41,6 +41,33 @@ pub struct RawConfig {
     pub patch_group: Option<RawPatchGroup>,
     pub report: Option<RawReport>,
     pub gate: Option<RawGate>,
+    pub daemon: Option<RawDaemon>,
+    pub metrics: Option<RawMetrics>,
+    pub window: Option<Vec<RawWindow>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub interval: Option<HumanDuration>,
+    pub lead_times: Option<Vec<HumanDuration>>,
+    pub schedule_cache: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub textfile: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub name: String,
+    pub schedule: String,
+    pub timezone: Option<String>,
+    pub offset_days: Option<i64>,
+    pub duration: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

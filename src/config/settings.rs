@@ -27,6 +27,42 @@ pub struct Settings {
     /// fleet with one window does not call SSM in the same second.
     pub report_jitter: Duration,
     pub gate: crate::gate::GateSettings,
+    pub daemon: DaemonSettings,
+    /// A Prometheus textfile to write after each run (node_exporter's textfile collector).
+    pub metrics_textfile: Option<std::path::PathBuf>,
+    /// Maintenance windows known from the config, beside SSM's.
+    pub windows: Vec<WindowSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSettings {
+    /// A baseline run this often (jittered by up to a tenth), between windows.
+    pub interval: Duration,
+    /// Runs this long before each window opens.
+    pub lead_times: Vec<Duration>,
+    /// How long SSM's window schedule is trusted before it is asked again.
+    pub schedule_cache: Duration,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            interval: Duration::from_secs(6 * 3600),
+            lead_times: vec![Duration::from_secs(3600), Duration::from_secs(600)],
+            schedule_cache: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A `[[window]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSettings {
+    pub name: String,
+    pub schedule: crate::schedule::Schedule,
+    /// An IANA name, checked to exist.
+    pub timezone: String,
+    pub offset_days: i64,
+    pub duration: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -170,6 +206,9 @@ impl Default for Settings {
             patch_group: None,
             report_jitter: Duration::from_secs(5 * 60),
             gate: crate::gate::GateSettings::default(),
+            daemon: DaemonSettings::default(),
+            metrics_textfile: None,
+            windows: Vec::new(),
         }
     }
 }
@@ -318,6 +357,63 @@ impl Settings {
                 }
                 s.patch_group = Some(v);
             }
+        }
+        if let Some(daemon) = raw.daemon {
+            if let Some(i) = daemon.interval {
+                if i.0 < Duration::from_secs(60) {
+                    return Err(invalid(origins, "daemon.interval", format!("`daemon.interval` is {i}; write at least \"1m\" (the default is \"6h\")")));
+                }
+                s.daemon.interval = i.0;
+            }
+            if let Some(leads) = daemon.lead_times {
+                s.daemon.lead_times = leads.into_iter().map(|d| d.0).collect();
+            }
+            if let Some(c) = daemon.schedule_cache {
+                s.daemon.schedule_cache = c.0;
+            }
+        }
+        if let Some(metrics) = raw.metrics {
+            if let Some(path) = metrics.textfile {
+                if !path.starts_with('/') || !path.ends_with(".prom") {
+                    return Err(invalid(origins, "metrics.textfile", format!("`metrics.textfile` is `{path}`; write an absolute path ending in .prom, such as \"/var/lib/node_exporter/textfile_collector/ssm_preflight.prom\"")));
+                }
+                s.metrics_textfile = Some(path.into());
+            }
+        }
+        for (i, w) in raw.window.unwrap_or_default().into_iter().enumerate() {
+            let key = "window";
+            let at = |field: &str| format!("[[window]] number {} (`{}`), `{field}`", i + 1, w.name);
+            let schedule = crate::schedule::Schedule::parse(&w.schedule)
+                .map_err(|e| invalid(origins, key, format!("{}: {e}", at("schedule"))))?;
+            let timezone = w.timezone.unwrap_or_else(|| "UTC".into());
+            if jiff::tz::TimeZone::get(&timezone).is_err() {
+                return Err(invalid(origins, key, format!("{}: `{timezone}` is not an IANA time zone; write one such as \"Europe/Paris\" or \"UTC\"", at("timezone"))));
+            }
+            let offset_days = w.offset_days.unwrap_or(0);
+            if offset_days != 0 && (!schedule.is_cron() || !(1..=6).contains(&offset_days)) {
+                return Err(invalid(origins, key, format!("{}: an offset is 1 to 6 days after a cron() date, as ScheduleOffset allows", at("offset_days"))));
+            }
+            let duration = w
+                .duration
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(4 * 3600));
+            if duration < Duration::from_secs(3600) || duration > Duration::from_secs(24 * 3600) {
+                return Err(invalid(
+                    origins,
+                    key,
+                    format!(
+                        "{}: a maintenance window lasts 1 to 24 hours",
+                        at("duration")
+                    ),
+                ));
+            }
+            s.windows.push(WindowSettings {
+                name: w.name,
+                schedule,
+                timezone,
+                offset_days,
+                duration,
+            });
         }
         if let Some(report) = raw.report {
             if let Some(j) = report.jitter {

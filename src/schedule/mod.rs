@@ -2,5 +2,6 @@
 //! and the windows configured or read from SSM.
 
 pub mod expr;
+pub mod windows;
 
 pub use expr::{next_starts, Schedule, ScheduleError};

@@ -1,0 +1,198 @@
+//! The host's maintenance windows: `[[window]]` entries from the config and
+//! SSM's schedule for this node (`ssm:DescribeMaintenanceWindowSchedule`,
+//! by instance ID and by Patch Group tag), merged and de-duplicated.
+
+use super::{next_starts, Schedule};
+use crate::config::Settings;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// RFC 3339, UTC.
+    pub start: String,
+    pub name: String,
+    /// `config` or `ssm`.
+    pub source: String,
+    pub window_id: Option<String>,
+}
+
+impl Window {
+    pub fn start(&self) -> Option<Timestamp> {
+        self.start.parse().ok()
+    }
+}
+
+/// The next `count` starts of each configured window after `from`.
+pub fn from_config(settings: &Settings, from: Timestamp, count: usize) -> Vec<Window> {
+    let mut out = Vec::new();
+    for w in &settings.windows {
+        let Ok(tz) = jiff::tz::TimeZone::get(&w.timezone) else {
+            continue;
+        };
+        for start in next_starts(&w.schedule, &tz, w.offset_days, from, count) {
+            out.push(Window {
+                start: start.to_string(),
+                name: w.name.clone(),
+                source: "config".into(),
+                window_id: None,
+            });
+        }
+    }
+    out
+}
+
+/// `2026-12-13T02:00Z`, `2026-12-13T02:00:00Z`, `2026-12-13T02:00:00.000Z`,
+/// with an offset, or without a zone (UTC): SSM's `ExecutionTime` is not
+/// always one shape.
+pub fn parse_execution_time(text: &str) -> Option<Timestamp> {
+    let t = text.trim();
+    if let Ok(ts) = t.parse::<Timestamp>() {
+        return Some(ts);
+    }
+    let (body, zone) = match t.strip_suffix('Z') {
+        Some(b) => (b, "Z"),
+        None => (t, "Z"),
+    };
+    // Minutes without seconds.
+    let with_seconds = if body.len() == 16 {
+        format!("{body}:00{zone}")
+    } else {
+        format!("{body}{zone}")
+    };
+    with_seconds.parse().ok()
+}
+
+/// Why SSM's schedule could not be read, for `windows` and `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleUnavailable {
+    pub error: String,
+    pub remedy: Option<String>,
+}
+
+/// This node's windows from SSM, by instance ID and by Patch Group.
+pub async fn from_ssm(
+    ssm: &aws_sdk_ssm::Client,
+    instance_id: &str,
+    patch_group: Option<&str>,
+) -> Result<Vec<Window>, ScheduleUnavailable> {
+    use aws_sdk_ssm::types::{MaintenanceWindowResourceType, Target};
+    let mut targets = vec![("InstanceIds".to_string(), instance_id.to_string())];
+    if let Some(group) = patch_group {
+        targets.push(("tag:Patch Group".into(), group.to_string()));
+        targets.push(("tag:PatchGroup".into(), group.to_string()));
+    }
+    let mut out = Vec::new();
+    for (key, value) in targets {
+        let answer = ssm
+            .describe_maintenance_window_schedule()
+            .targets(Target::builder().key(&key).values(&value).build())
+            .resource_type(MaintenanceWindowResourceType::Instance)
+            .send()
+            .await;
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                let error =
+                    crate::aws::sdk::describe_error(&e, "ssm:DescribeMaintenanceWindowSchedule");
+                let denied = error.contains("AccessDenied");
+                return Err(ScheduleUnavailable {
+                    remedy: denied.then(|| "Add ssm:DescribeMaintenanceWindowSchedule to the node's role (optional in /usr/share/ssm-preflight/iam/ssm-preflight-policy.json), or list the windows as [[window]] in the config.".to_string()),
+                    error,
+                });
+            }
+        };
+        for w in answer.scheduled_window_executions() {
+            let Some(start) = w.execution_time().and_then(parse_execution_time) else {
+                continue;
+            };
+            out.push(Window {
+                start: start.to_string(),
+                name: w.name().unwrap_or("unnamed window").to_string(),
+                source: "ssm".into(),
+                window_id: w.window_id().map(str::to_string),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Sorted by start, each (start, window) once.
+pub fn merge(mut windows: Vec<Window>) -> Vec<Window> {
+    windows.sort_by(|a, b| a.start.cmp(&b.start).then(a.name.cmp(&b.name)));
+    windows.dedup_by(|a, b| {
+        a.start == b.start
+            && (a.window_id.is_some() && a.window_id == b.window_id || a.name == b.name)
+    });
+    windows
+}
+
+/// The first window starting after `now`.
+pub fn next_after(windows: &[Window], now: Timestamp) -> Option<&Window> {
+    windows
+        .iter()
+        .filter(|w| w.start().is_some_and(|s| s > now))
+        .min_by(|a, b| a.start.cmp(&b.start))
+}
+
+/// Explains one expression: its next `count` starts after `from`.
+pub fn explain(
+    expr: &str,
+    timezone: &str,
+    offset_days: i64,
+    from: Timestamp,
+    count: usize,
+) -> Result<Vec<Timestamp>, String> {
+    let schedule = Schedule::parse(expr).map_err(|e| format!("{expr}: {e}"))?;
+    let tz = jiff::tz::TimeZone::get(timezone).map_err(|_| {
+        format!(
+            "`{timezone}` is not an IANA time zone; write one such as \"Europe/Paris\" or \"UTC\""
+        )
+    })?;
+    if offset_days != 0 && !schedule.is_cron() {
+        return Err(
+            "--offset-days applies to cron() expressions only, as ScheduleOffset does".into(),
+        );
+    }
+    Ok(next_starts(&schedule, &tz, offset_days, from, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_times_are_read_leniently() {
+        let want: Timestamp = "2026-12-13T02:00:00Z".parse().unwrap();
+        for text in [
+            "2026-12-13T02:00Z",
+            "2026-12-13T02:00:00Z",
+            "2026-12-13T02:00:00.000Z",
+            "2026-12-13T03:00:00+01:00",
+            "2026-12-13T02:00",
+            " 2026-12-13T02:00Z ",
+        ] {
+            assert_eq!(parse_execution_time(text), Some(want), "{text}");
+        }
+        assert_eq!(parse_execution_time("soon"), None);
+    }
+
+    #[test]
+    fn merging_removes_the_same_window_seen_twice() {
+        let w = |start: &str, name: &str, id: Option<&str>, source: &str| Window {
+            start: start.into(),
+            name: name.into(),
+            source: source.into(),
+            window_id: id.map(String::from),
+        };
+        let merged = merge(vec![
+            w("2026-12-13T02:00:00Z", "prod", Some("mw-1"), "ssm"),
+            w("2026-12-06T02:00:00Z", "dev", Some("mw-2"), "ssm"),
+            w("2026-12-13T02:00:00Z", "prod", Some("mw-1"), "ssm"),
+        ]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].name, "dev");
+        let now: Timestamp = "2026-12-07T00:00:00Z".parse().unwrap();
+        assert_eq!(next_after(&merged, now).unwrap().name, "prod");
+    }
+}
