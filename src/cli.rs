@@ -57,6 +57,8 @@ pub enum Command {
     /// The host's next maintenance windows, or (--explain) the next starts
     /// of a schedule expression.
     Windows(WindowsArgs),
+    /// Run as the service: before each window and between them, reporting each run.
+    Daemon,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +88,9 @@ pub struct StatusArgs {
     /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Ask the daemon to run the checks now (root only).
+    #[arg(long)]
+    pub refresh: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ pub mod aws;
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod gate;
 pub mod host;

@@ -6,6 +6,8 @@ mod gate;
 mod status;
 mod windows;
 
+pub use windows::windows_from_ssm;
+
 use crate::checks::{self, aws_facts, Context};
 use crate::cli::{Cli, Command, ConfigCommand, Global};
 use crate::config::{self, ConfigError, Loaded, Settings};
@@ -29,10 +31,11 @@ pub fn run(cli: Cli) -> u8 {
         Command::Config(ConfigCommand::Validate { path }) => {
             config_cmd::config_validate(&cli.global, path.as_ref())
         }
-        Command::Status(args) => status::status(args),
+        Command::Status(args) => status::status(&cli.global, args),
         Command::Report => check::report_pending(&cli.global),
         Command::Gate(args) => gate::gate(&cli.global, args),
         Command::Windows(args) => windows::windows(&cli.global, args),
+        Command::Daemon => crate::daemon::run(&cli.global),
     };
     match result {
         Ok(code) => code,

@@ -44,7 +44,7 @@ pub fn windows(global: &Global, args: &WindowsArgs) -> anyhow::Result<u8> {
     if prepared.detected.mode != Mode::Local {
         let ctx = prepared.context(std::time::SystemTime::now());
         let rt = runtime()?;
-        match rt.block_on(ssm_windows(&ctx)) {
+        match rt.block_on(windows_from_ssm(&ctx)) {
             Ok(w) => found.extend(w),
             Err(e) => note = Some(e),
         }
@@ -82,7 +82,7 @@ fn describe_source(w: &Window) -> String {
 }
 
 /// SSM's windows for this node; `Err` says why not, with the remedy.
-pub async fn ssm_windows(ctx: &crate::checks::Context) -> Result<Vec<Window>, String> {
+pub async fn windows_from_ssm(ctx: &crate::checks::Context) -> Result<Vec<Window>, String> {
     let identity = aws_facts::identity(ctx)
         .await
         .as_ref()

@@ -259,7 +259,7 @@ pub fn rpm_md_repos(
     for (id, keys) in sections {
         let enabled = keys
             .get("enabled")
-            .map_or(true, |v| !matches!(v.trim(), "0" | "false" | "no"));
+            .is_none_or(|v| !matches!(v.trim(), "0" | "false" | "no"));
         if !enabled {
             continue;
         }

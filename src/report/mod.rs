@@ -3,6 +3,7 @@
 
 pub mod compliance;
 pub mod delivery;
+pub mod metrics;
 pub mod state;
 mod table;
 

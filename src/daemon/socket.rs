@@ -1,0 +1,83 @@
+//! The status socket: `$RUNTIME_DIRECTORY/status.sock` (else
+//! /run/ssm-preflight), mode 0660, group `ssm-preflight` when that group
+//! exists. One request line, one JSON answer line. `status` is for anyone
+//! who may open the socket; `refresh` (run the checks now) for root only,
+//! told by the peer's credentials.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+pub const SOCKET: &str = "status.sock";
+pub const GROUP: &str = "ssm-preflight";
+
+pub fn runtime_dir() -> PathBuf {
+    std::env::var("RUNTIME_DIRECTORY")
+        .ok()
+        .and_then(|v| v.split(':').next().map(PathBuf::from))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("/run/ssm-preflight"))
+}
+
+pub fn socket_path() -> PathBuf {
+    runtime_dir().join(SOCKET)
+}
+
+/// Binds the socket, replacing a stale one, readable by root and the group.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Ok(Some(group)) = nix::unistd::Group::from_name(GROUP) {
+        let _ = nix::unistd::chown(path, None, Some(group.gid));
+    }
+    Ok(listener)
+}
+
+/// A request as the daemon sees it, with whether the asker is root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub line: String,
+    pub root: bool,
+}
+
+/// Reads one request line (bounded) and the peer's uid.
+pub async fn read_request(stream: &mut UnixStream) -> std::io::Result<Request> {
+    let root = stream.peer_cred().map(|c| c.uid() == 0).unwrap_or(false);
+    let mut line = String::new();
+    let mut reader = BufReader::new(AsyncReadExt::take(stream, 256));
+    tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
+    Ok(Request {
+        line: line.trim().to_string(),
+        root,
+    })
+}
+
+/// The client side: asks and returns the answer, or `None` when no daemon answers.
+pub async fn ask(path: &Path, request: &str) -> Option<String> {
+    let work = async {
+        let mut stream = UnixStream::connect(path).await.ok()?;
+        stream
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .ok()?;
+        let mut answer = String::new();
+        BufReader::new(stream).read_line(&mut answer).await.ok()?;
+        Some(answer)
+    };
+    tokio::time::timeout(Duration::from_secs(30), work)
+        .await
+        .ok()
+        .flatten()
+}
