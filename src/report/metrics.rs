@@ -106,7 +106,7 @@ mod tests {
         );
         assert!(text.contains("ssm_preflight_last_run_timestamp_seconds 1800000000\n"));
         assert!(
-            text.contains("ssm_preflight_next_window_timestamp_seconds 1800237600\n"),
+            text.contains("ssm_preflight_next_window_timestamp_seconds 1800151200\n"),
             "{text}"
         );
         assert!(!text.contains("last_report_success"));
