@@ -270,7 +270,8 @@ async fn access_denied_is_shown_in_status_with_the_missing_action() {
         &tokio::task::block_in_place(|| node.run(&["status", "--json"])).stdout,
     )
     .unwrap();
-    assert_eq!(json["delivery"]["state"], "rejected");
+    assert_eq!(json["state"]["delivery"]["state"], "rejected");
+    assert_eq!(json["daemon_running"], false);
 }
 
 fn gate(root: &Path, state: &Path, args: &[&str]) -> Output {

@@ -55,3 +55,23 @@ pub async fn sleep_until(at: SystemTime) -> std::io::Result<Woke> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn wakes_at_the_instant_not_before() {
+        let at = SystemTime::now() + Duration::from_millis(150);
+        assert_eq!(sleep_until(at).await.unwrap(), Woke::Due);
+        assert!(SystemTime::now() >= at);
+        // An instant already past is due at once.
+        assert_eq!(
+            sleep_until(SystemTime::now() - Duration::from_secs(1))
+                .await
+                .unwrap(),
+            Woke::Due
+        );
+    }
+}

@@ -109,6 +109,15 @@ pub fn command(root: &Path, config: &Path, args: &[&str]) -> std::process::Comma
         .arg("--config")
         .arg(config)
         .env("DBUS_SYSTEM_BUS_ADDRESS", NO_BUS)
+        // Never the host's own state or daemon: tests that want them set their own.
+        .env(
+            "STATE_DIRECTORY",
+            std::env::temp_dir().join("ssm-preflight-tests-state"),
+        )
+        .env(
+            "RUNTIME_DIRECTORY",
+            std::env::temp_dir().join("ssm-preflight-tests-run"),
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("RUST_LOG")
         .env_remove("JOURNAL_STREAM");
