@@ -32,11 +32,18 @@ fn main() {
     if std::env::args().any(|a| a == "--test") {
         return;
     }
-    let idle: u64 = std::env::var("SSM_PREFLIGHT_BENCH_IDLE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    let idle: u64 = std::env::var("SSM_PREFLIGHT_BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
     let dir = tempfile::tempdir().unwrap();
     let (state, run) = (dir.path().join("state"), dir.path().join("run"));
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, "[[window]]\nname = \"production-linux\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[[window]]\nname = \"production-linux\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\n",
+    )
+    .unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/debian12-clean");
     let env = |cmd: &mut Command| {
         cmd.arg("--root")
@@ -45,7 +52,10 @@ fn main() {
             .arg(&config)
             .env("STATE_DIRECTORY", &state)
             .env("RUNTIME_DIRECTORY", &run)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/system_bus_socket")
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                "unix:path=/nonexistent/system_bus_socket",
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -58,7 +68,10 @@ fn main() {
     // The start-up run has ended when the state file exists.
     let started = Instant::now();
     while !state.join("state.json").exists() {
-        assert!(started.elapsed() < Duration::from_secs(30), "no start-up run");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no start-up run"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(2));

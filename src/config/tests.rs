@@ -268,3 +268,43 @@ fn agent_settings_and_a_bad_minimum_version() {
         "{message}"
     );
 }
+
+#[test]
+fn windows_and_aws_sections_are_validated() {
+    let dir = dir_with(&[(
+        "config.toml",
+        "mode = \"auto\"\n\n[[window]]\nname = \"prod\"\nschedule = \"cron(0 2 15 * SUN *)\"\n",
+    )]);
+    let (_, line, _, message) = invalid(load_in(&dir).unwrap_err());
+    assert_eq!(line, 3, "the [[window]] table's line");
+    assert!(
+        message.starts_with("[[window]] number 1 (`prod`), `schedule`: day-of-month: one of day-of-month and day-of-week must be `?`"),
+        "{message}"
+    );
+
+    let dir = dir_with(&[("config.toml", "[[window]]\nname = \"prod\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\ntimezone = \"Mars/Olympus\"\n")]);
+    let (_, _, _, message) = invalid(load_in(&dir).unwrap_err());
+    assert!(
+        message.contains("`Mars/Olympus` is not an IANA time zone"),
+        "{message}"
+    );
+
+    let dir = dir_with(&[("config.toml", "[[window]]\nname = \"prod\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\ntimezone = \"Europe/Paris\"\noffset_days = 2\n")]);
+    let s = load_in(&dir).unwrap().settings;
+    assert_eq!(s.windows[0].offset_days, 2);
+
+    let dir = dir_with(&[(
+        "config.toml",
+        "[endpoints.urls]\nssm = \"http://localhost:8080\"\n",
+    )]);
+    let (_, line, key, message) = invalid(load_in(&dir).unwrap_err());
+    assert_eq!((line, key.as_deref()), (2, Some("endpoints.urls.ssm")));
+    assert!(message.contains("is not an https:// URL"), "{message}");
+
+    let dir = dir_with(&[("config.toml", "[aws]\nregion = \"EU West\"\n")]);
+    let (_, _, _, message) = invalid(load_in(&dir).unwrap_err());
+    assert!(
+        message.contains("write a region code such as \"eu-west-1\""),
+        "{message}"
+    );
+}
