@@ -170,7 +170,7 @@ async fn serve(global: &Global, mut prepared: Prepared) -> anyhow::Result<u8> {
                         _ = interrupt.recv() => break,
                     }
                 } else {
-                    retry_delivery(&prepared, &state_dir, &view).await;
+                    retry_delivery(&prepared, &state_dir).await;
                 }
             }
             _ = refresh_rx.recv() => {
@@ -267,7 +267,7 @@ async fn one_run(
     };
     report.next_window = next_window.map(|w| w.start.clone());
     journal(&report);
-    let state_dir = match StateDir::open(dir) {
+    let state_dir = match lock_state(dir).await {
         Ok(d) => d,
         Err(e) => {
             tracing::error!("{e}");
@@ -298,13 +298,22 @@ async fn one_run(
         let pause =
             crate::report::delivery::jitter(prepared.settings.report_jitter, fastrand::f64());
         tokio::time::sleep(pause).await;
-        retry_delivery(prepared, dir, view).await;
+        retry_delivery(prepared, dir).await;
     }
 }
 
+/// Takes the state lock off the runtime's thread: a `check --report` may
+/// hold it for a whole run, and signals must still be answered meanwhile.
+async fn lock_state(dir: &std::path::Path) -> Result<StateDir, String> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || StateDir::open(&dir))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
 /// Sends the kept report (the newest run) and records how it went.
-async fn retry_delivery(prepared: &Prepared, dir: &std::path::Path, view: &Arc<Mutex<View>>) {
-    let Ok(state_dir) = StateDir::open(dir) else {
+async fn retry_delivery(prepared: &Prepared, dir: &std::path::Path) {
+    let Ok(state_dir) = lock_state(dir).await else {
         return;
     };
     let Ok(mut state) = state_dir.load() else {
@@ -334,7 +343,6 @@ async fn retry_delivery(prepared: &Prepared, dir: &std::path::Path, view: &Arc<M
                 .and_then(|d| d.delivered_at.as_deref()),
         );
     }
-    let _ = view;
 }
 
 fn write_metrics(prepared: &Prepared, report: &Report, delivered_at: Option<&str>) {
