@@ -198,17 +198,10 @@ pub async fn send_report(ctx: &Context, report: &Report, run_id: &str) -> Result
             return Err(SendError::Retryable(format!("cannot tell the node's identity: {what} ({remedy})")))
         }
     };
-    let credentials = crate::aws::sdk::credentials(&ctx.root, &ctx.settings, &identity).map_err(|e| SendError::Permanent {
+    let ssm = aws_facts::ssm_client(ctx, &identity).map_err(|e| SendError::Permanent {
         error: e,
         remedy: "Give the agent credentials (credentials.role says how); ssm-preflight uses the same ones.".into(),
     })?;
-    let region = ctx
-        .settings
-        .aws
-        .region
-        .clone()
-        .unwrap_or(identity.region.clone());
-    let ssm = crate::aws::sdk::ssm_client(&ctx.settings, &region, &credentials);
     let upload = compliance::upload(report, &identity.instance_id, run_id);
     delivery::send(&ssm, &upload).await
 }

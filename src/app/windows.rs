@@ -88,14 +88,7 @@ pub async fn windows_from_ssm(ctx: &crate::checks::Context) -> Result<Vec<Window
         .as_ref()
         .map_err(|e| format!("the node's identity is unknown ({e:?})"))?
         .clone();
-    let creds = crate::aws::sdk::credentials(&ctx.root, &ctx.settings, &identity)?;
-    let region = ctx
-        .settings
-        .aws
-        .region
-        .clone()
-        .unwrap_or(identity.region.clone());
-    let ssm = crate::aws::sdk::ssm_client(&ctx.settings, &region, &creds);
+    let ssm = aws_facts::ssm_client(ctx, &identity)?;
     windows::from_ssm(
         &ssm,
         &identity.instance_id,

@@ -94,3 +94,20 @@ pub async fn probe(ctx: &Context, service: &str) -> Result<Probe, Outcome> {
         .await;
     result.clone()
 }
+
+/// An SSM client for this node: its region (`aws.region` or the
+/// identity's) and the credentials the agent would use.
+pub fn ssm_client(ctx: &Context, identity: &Identity) -> Result<aws_sdk_ssm::Client, String> {
+    let credentials = crate::aws::sdk::credentials(&ctx.root, &ctx.settings, identity)?;
+    let region = ctx
+        .settings
+        .aws
+        .region
+        .clone()
+        .unwrap_or(identity.region.clone());
+    Ok(crate::aws::sdk::ssm_client(
+        &ctx.settings,
+        &region,
+        &credentials,
+    ))
+}

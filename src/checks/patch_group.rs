@@ -61,7 +61,6 @@ async fn gather(ctx: &Context) -> Result<Gathered, Outcome> {
         .unwrap_or_else(|| id.region.clone());
     let mut found = Vec::new();
     let mut not_read = Vec::new();
-    let credentials = crate::aws::sdk::credentials(&ctx.root, &ctx.settings, &id);
     match id.mode {
         Mode::Ec2 => {
             match crate::aws::identity::imds_client(ctx.settings.aws.imds_endpoint.as_deref()) {
@@ -92,6 +91,7 @@ async fn gather(ctx: &Context) -> Result<Gathered, Outcome> {
                     .build()
                     .map_err(|e| e.to_string())
             });
+            let credentials = crate::aws::sdk::credentials(&ctx.root, &ctx.settings, &id);
             match (http, &credentials) {
                 (Ok(http), Ok(creds)) => match tags::from_ec2(
                     &http,
@@ -118,20 +118,17 @@ async fn gather(ctx: &Context) -> Result<Gathered, Outcome> {
                 }),
             }
         }
-        Mode::Hybrid => match &credentials {
-            Ok(creds) => {
-                let ssm = crate::aws::sdk::ssm_client(&ctx.settings, &region, creds);
-                match tags::from_ssm(&ssm, &id.instance_id).await {
-                    Ok(f) => found.extend(f),
-                    Err(why) => not_read.push(NotRead {
-                        source: "ssm:ListTagsForResource",
-                        why,
-                    }),
-                }
-            }
+        Mode::Hybrid => match super::aws_facts::ssm_client(ctx, &id) {
+            Ok(ssm) => match tags::from_ssm(&ssm, &id.instance_id).await {
+                Ok(f) => found.extend(f),
+                Err(why) => not_read.push(NotRead {
+                    source: "ssm:ListTagsForResource",
+                    why,
+                }),
+            },
             Err(why) => not_read.push(NotRead {
                 source: "ssm:ListTagsForResource",
-                why: why.clone(),
+                why,
             }),
         },
         Mode::Local => {}

@@ -359,41 +359,26 @@ fn write_metrics(prepared: &Prepared, report: &Report, delivered_at: Option<&str
 /// Each check's outcome in the journal, with fields to filter on.
 fn journal(report: &Report) {
     let group = report.host.patch_group.as_deref().unwrap_or("");
+    // tracing wants the level as a constant: one arm per level.
+    macro_rules! entry {
+        ($level:expr, $c:expr) => {
+            tracing::event!(
+                $level,
+                check_id = $c.id.as_str(),
+                check_status = $c.status.as_str(),
+                patch_group = group,
+                message_id = message_id($c.status),
+                "{}: {}",
+                $c.id,
+                $c.summary
+            )
+        };
+    }
     for c in &report.checks {
-        let fields = (
-            c.id.as_str(),
-            c.status.as_str(),
-            group,
-            message_id(c.status),
-        );
         match c.status {
-            Status::Fail | Status::Error => tracing::error!(
-                check_id = fields.0,
-                check_status = fields.1,
-                patch_group = fields.2,
-                message_id = fields.3,
-                "{}: {}",
-                c.id,
-                c.summary
-            ),
-            Status::Warn => tracing::warn!(
-                check_id = fields.0,
-                check_status = fields.1,
-                patch_group = fields.2,
-                message_id = fields.3,
-                "{}: {}",
-                c.id,
-                c.summary
-            ),
-            _ => tracing::info!(
-                check_id = fields.0,
-                check_status = fields.1,
-                patch_group = fields.2,
-                message_id = fields.3,
-                "{}: {}",
-                c.id,
-                c.summary
-            ),
+            Status::Fail | Status::Error => entry!(tracing::Level::ERROR, c),
+            Status::Warn => entry!(tracing::Level::WARN, c),
+            _ => entry!(tracing::Level::INFO, c),
         }
     }
 }
