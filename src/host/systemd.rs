@@ -31,7 +31,7 @@ pub enum BusError {
 impl std::fmt::Display for BusError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BusError::NoBus(why) => write!(f, "there is no system D-Bus to ask ({why})"),
+            BusError::NoBus(why) => write!(f, "there is no system D-Bus at {why}"),
             BusError::NotOnBus { service, message } => {
                 write!(f, "{service} does not answer on the system bus ({message})")
             }
@@ -67,7 +67,17 @@ impl SystemBus {
                     Ok(b) => b.build().await,
                     Err(e) => Err(e),
                 };
-                built.map_err(|e| BusError::NoBus(e.to_string()))
+                let address = self
+                    .address
+                    .clone()
+                    .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
+                    .unwrap_or_else(|| "unix:path=/var/run/dbus/system_bus_socket".into());
+                built.map_err(|e| {
+                    // zbus repeats the address ("Failed to connect to address `…`: why").
+                    let text = e.to_string();
+                    let why = text.rsplit_once("`: ").map_or(text.as_str(), |(_, w)| w).to_string();
+                    BusError::NoBus(format!("{address} ({why})"))
+                })
             })
             .await;
         result.as_ref().map_err(Clone::clone)
