@@ -463,3 +463,44 @@ fn the_binary_reads_the_bus_from_dbus_system_bus_address() {
     assert_eq!(json["checks"][1]["status"], "warn");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_timer_inside_the_next_window_warns() {
+    let bus = PrivateBus::start();
+    // The third Sunday of December 2026 is the 20th: the window is 02:00–06:00 UTC.
+    let inside = "2026-12-20T02:14:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_microsecond() as u64;
+    let _systemd = serve_systemd(
+        &bus.address,
+        &[("apt-daily-upgrade.timer", FakeUnit::timer(inside))],
+        false,
+    )
+    .await;
+    let settings = Settings {
+        windows: vec![ssm_preflight::config::WindowSettings {
+            name: "production-linux".into(),
+            schedule: ssm_preflight::schedule::Schedule::parse("cron(0 2 ? * SUN#3 *)").unwrap(),
+            timezone: "UTC".into(),
+            offset_days: 0,
+            duration: Duration::from_secs(4 * 3600),
+        }],
+        ..Default::default()
+    };
+    let root = Root::new(agent_host());
+    let ctx = Context::new(
+        root.clone(),
+        Arc::new(settings),
+        mode::detect(&root, ModeSetting::Local),
+        Some(bus.address.clone()),
+        now(),
+    );
+    let selected = checks::plan_all(&ctx)
+        .into_iter()
+        .filter(|c| c.info.id == "pkg.state")
+        .collect();
+    let results = ssm_preflight::engine::run(selected).await;
+    assert_eq!(results[0].status, Status::Warn, "{:#?}", results[0]);
+    assert!(results[0].summary.contains("apt-daily-upgrade.timer next fires at 2026-12-20T02:14:00Z, inside the window production-linux"), "{}", results[0].summary);
+}

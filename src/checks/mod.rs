@@ -227,6 +227,18 @@ pub struct Shared {
     >,
     /// The Patch Group `patchgroup.tag` settled on, for the report's host.
     pub patch_group: std::sync::OnceLock<String>,
+    /// Upcoming windows known besides the config's (the daemon's SSM schedule).
+    pub windows: std::sync::Mutex<Vec<crate::schedule::windows::Window>>,
+}
+
+impl Context {
+    /// Upcoming windows: the config's and any the caller learned from SSM.
+    pub fn upcoming_windows(&self) -> Vec<crate::schedule::windows::Window> {
+        let now = jiff::Timestamp::try_from(self.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let mut all = crate::schedule::windows::from_config(&self.settings, now, 2);
+        all.extend(self.shared.windows.lock().unwrap().iter().cloned());
+        crate::schedule::windows::merge(all)
+    }
 }
 
 impl Shared {
@@ -257,6 +269,7 @@ impl Context {
                 tls: std::sync::OnceLock::new(),
                 probes: Default::default(),
                 patch_group: std::sync::OnceLock::new(),
+                windows: Default::default(),
             }),
         }
     }

@@ -78,7 +78,8 @@ pub fn plan(ctx: &Context) -> super::Check {
             }
             Err(e) => Some(e.to_string()),
         };
-        let outcome = judge(&facts);
+        let windows = ctx2.upcoming_windows();
+        let outcome = judge_with_windows(&facts, &windows);
         match timers_note {
             Some(why) => outcome.detail("timers", format!("not known: {why}")),
             None => outcome,
@@ -106,6 +107,52 @@ pub async fn timers(bus: &SystemBus) -> Result<Vec<Timer>, BusError> {
         }
     }
     Ok(found)
+}
+
+/// `judge`, then: an update timer that next fires inside an upcoming
+/// window warns, since its run would hold the lock the patch run needs.
+pub fn judge_with_windows(f: &Facts, windows: &[crate::schedule::windows::Window]) -> Outcome {
+    let outcome = judge(f);
+    let mut clashes = Vec::new();
+    for t in &f.timers {
+        let Some(next) = t.next else { continue };
+        for w in windows {
+            let Some((start, end)) = w.span() else {
+                continue;
+            };
+            if fires_within(next, start, end) {
+                clashes.push((t, w));
+            }
+        }
+    }
+    let Some((timer, window)) = clashes.first() else {
+        return outcome;
+    };
+    let when = humantime::format_rfc3339_seconds(timer.next.unwrap_or(UNIX_EPOCH));
+    let summary = format!(
+        "{} next fires at {when}, inside the window {} (from {}), and would hold the package lock the patch run needs",
+        timer.name, window.name, window.start
+    );
+    let remedy = format!(
+        "Move it out of the window (`sudo systemctl edit {name}`: under [Timer], `OnCalendar=` then a time outside the window) or let Patch Manager do the updating: `sudo systemctl disable --now {name}`.",
+        name = timer.name
+    );
+    let merged = if outcome.status == super::Status::Pass {
+        Outcome::warn(summary, remedy)
+    } else {
+        Outcome {
+            summary: format!("{}; {summary}", outcome.summary),
+            remedy: Some(format!(
+                "{} {remedy}",
+                outcome.remedy.clone().unwrap_or_default()
+            )),
+            ..outcome.clone()
+        }
+    };
+    Outcome {
+        details: outcome.details,
+        ..merged
+    }
 }
 
 /// Whether a timer's next firing falls inside a window `[start, end)`.
@@ -312,6 +359,42 @@ mod tests {
             o.details["timer.apt-daily-upgrade.timer"],
             "2027-01-15T08:00:00Z"
         );
+    }
+
+    #[test]
+    fn a_timer_firing_inside_the_next_window_warns() {
+        let window = crate::schedule::windows::Window {
+            start: "2026-12-13T02:00:00Z".into(),
+            name: "production-linux".into(),
+            source: "config".into(),
+            window_id: None,
+            duration_secs: Some(4 * 3600),
+        };
+        let at = |s: &str| SystemTime::from(s.parse::<jiff::Timestamp>().unwrap());
+        let facts = |next: &str| Facts {
+            dpkg_present: true,
+            timers: vec![Timer {
+                name: "apt-daily-upgrade.timer".into(),
+                next: Some(at(next)),
+            }],
+            ..Default::default()
+        };
+        let inside = judge_with_windows(
+            &facts("2026-12-13T02:14:00Z"),
+            std::slice::from_ref(&window),
+        );
+        assert_eq!(inside.status, Status::Warn);
+        assert!(inside.summary.starts_with("apt-daily-upgrade.timer next fires at 2026-12-13T02:14:00Z, inside the window production-linux"), "{}", inside.summary);
+        assert!(inside
+            .remedy
+            .unwrap()
+            .contains("sudo systemctl disable --now apt-daily-upgrade.timer"));
+        assert_eq!(
+            inside.details["timer.apt-daily-upgrade.timer"],
+            "2026-12-13T02:14:00Z"
+        );
+        let after = judge_with_windows(&facts("2026-12-13T06:14:00Z"), &[window]);
+        assert_eq!(after.status, Status::Pass);
     }
 
     #[test]

@@ -11,7 +11,9 @@ mod settings;
 pub mod units;
 
 pub use raw::ModeSetting;
-pub use settings::{effective_values, AgentSettings, DiskSettings, Settings, Thresholds};
+pub use settings::{
+    effective_values, AgentSettings, DiskSettings, Settings, Thresholds, WindowSettings,
+};
 
 use std::collections::BTreeMap;
 use std::fmt;

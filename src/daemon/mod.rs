@@ -163,7 +163,7 @@ async fn serve(global: &Global, mut prepared: Prepared) -> anyhow::Result<u8> {
                     }
                 }
                 if SystemTime::now() >= SystemTime::from(due) {
-                    let run = one_run(&prepared, &state_dir, next_window.as_ref(), &view);
+                    let run = one_run(&prepared, &state_dir, &known, &view);
                     tokio::select! {
                         _ = run => planner.ran(Timestamp::now(), why, fastrand::f64()),
                         _ = terminate.recv() => break,
@@ -176,7 +176,7 @@ async fn serve(global: &Global, mut prepared: Prepared) -> anyhow::Result<u8> {
             _ = refresh_rx.recv() => {
                 tracing::info!("a run was asked for over the status socket");
                 tokio::select! {
-                    _ = one_run(&prepared, &state_dir, next_window.as_ref(), &view) => planner.ran(Timestamp::now(), Why::Baseline, fastrand::f64()),
+                    _ = one_run(&prepared, &state_dir, &known, &view) => planner.ran(Timestamp::now(), Why::Baseline, fastrand::f64()),
                     _ = terminate.recv() => break,
                     _ = interrupt.recv() => break,
                 }
@@ -252,12 +252,15 @@ fn pending_retry(dir: &std::path::Path) -> Option<SystemTime> {
 async fn one_run(
     prepared: &Prepared,
     dir: &std::path::Path,
-    next_window: Option<&Window>,
+    known: &[Window],
     view: &Arc<Mutex<View>>,
 ) {
+    let next_window = windows::next_after(known, Timestamp::now());
     view.lock().unwrap().status = "running the checks".into();
     notify(&[NotifyState::Status("running the checks")]);
     let ctx = prepared.context(SystemTime::now());
+    // pkg.state judges the update timers against every window known, SSM's included.
+    *ctx.shared.windows.lock().unwrap() = known.to_vec();
     let mut report = match run_checks(&ctx, &[]).await {
         Ok(r) => r,
         Err(e) => {

@@ -75,7 +75,10 @@ impl SystemBus {
                 built.map_err(|e| {
                     // zbus repeats the address ("Failed to connect to address `…`: why").
                     let text = e.to_string();
-                    let why = text.rsplit_once("`: ").map_or(text.as_str(), |(_, w)| w).to_string();
+                    let why = text
+                        .rsplit_once("`: ")
+                        .map_or(text.as_str(), |(_, w)| w)
+                        .to_string();
                     BusError::NoBus(format!("{address} ({why})"))
                 })
             })

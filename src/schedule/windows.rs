@@ -15,11 +15,27 @@ pub struct Window {
     /// `config` or `ssm`.
     pub source: String,
     pub window_id: Option<String>,
+    /// How long it lasts, when known (`[[window]] duration`; SSM's schedule does not say).
+    #[serde(default)]
+    pub duration_secs: Option<u64>,
 }
+
+/// A window of unknown length is taken to last this long: the console's default.
+pub const ASSUMED_DURATION: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
 
 impl Window {
     pub fn start(&self) -> Option<Timestamp> {
         self.start.parse().ok()
+    }
+
+    /// `[start, end)` as system times.
+    pub fn span(&self) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+        let start = std::time::SystemTime::from(self.start()?);
+        let length = self
+            .duration_secs
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(ASSUMED_DURATION);
+        Some((start, start + length))
     }
 }
 
@@ -36,6 +52,7 @@ pub fn from_config(settings: &Settings, from: Timestamp, count: usize) -> Vec<Wi
                 name: w.name.clone(),
                 source: "config".into(),
                 window_id: None,
+                duration_secs: Some(w.duration.as_secs()),
             });
         }
     }
@@ -111,6 +128,7 @@ pub async fn from_ssm(
                 name: w.name().unwrap_or("unnamed window").to_string(),
                 source: "ssm".into(),
                 window_id: w.window_id().map(str::to_string),
+                duration_secs: None,
             });
         }
     }
@@ -184,6 +202,7 @@ mod tests {
             name: name.into(),
             source: source.into(),
             window_id: id.map(String::from),
+            duration_secs: None,
         };
         let merged = merge(vec![
             w("2026-12-13T02:00:00Z", "prod", Some("mw-1"), "ssm"),
