@@ -33,7 +33,11 @@ impl Daemon {
             .unwrap();
         let root = common::fixture_root("debian12-clean");
         let config_path = dirs.path().join("config.toml");
-        std::fs::write(&config_path, config).unwrap();
+        std::fs::write(
+            &config_path,
+            config.replace("{DIR}", &dirs.path().display().to_string()),
+        )
+        .unwrap();
         // systemd names the watched process in WATCHDOG_PID; `exec` keeps the shell's PID.
         let cmd = common::command(root.path(), &config_path, &["daemon"]);
         let program = cmd.get_program().to_owned();
@@ -114,7 +118,7 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
-const CONFIG: &str = "[daemon]\ninterval = \"6h\"\n\n[[window]]\nname = \"production-linux\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\ntimezone = \"Europe/Paris\"\n";
+const CONFIG: &str = "[daemon]\ninterval = \"6h\"\n[metrics]\ntextfile = \"{DIR}/ssm_preflight.prom\"\n\n[[window]]\nname = \"production-linux\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\ntimezone = \"Europe/Paris\"\n";
 
 #[test]
 fn notify_status_reload_and_stop() {
@@ -130,6 +134,17 @@ fn notify_status_reload_and_stop() {
     );
     assert!(status.contains("(production-linux)"), "{status}");
     d.wait_for("WATCHDOG=1");
+
+    // The metrics textfile was written after the run.
+    let metrics = std::fs::read_to_string(d.dirs.path().join("ssm_preflight.prom")).unwrap();
+    assert!(
+        metrics.contains("ssm_preflight_check_status{check=\"pkg.lock\",group=\"host\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ssm_preflight_next_window_timestamp_seconds "),
+        "{metrics}"
+    );
 
     // Status over the socket.
     let out = d.cli(&["status", "--json"]);
