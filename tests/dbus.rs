@@ -30,13 +30,10 @@ async fn run(
 ) -> Vec<CheckResult> {
     let root = Root::new(root);
     let host = mode::detect(&root, mode);
-    let ctx = Context::new(
-        root,
-        Arc::new(Settings::default()),
-        host,
-        Some(bus.to_string()),
-        now(),
-    );
+    // Should an AWS check slip into a selection, IMDS is a closed loopback port.
+    let mut settings = Settings::default();
+    settings.aws.imds_endpoint = Some("http://127.0.0.1:1".into());
+    let ctx = Context::new(root, Arc::new(settings), host, Some(bus.to_string()), now());
     let selected = checks::plan_all(&ctx)
         .into_iter()
         .filter(|c| {
@@ -84,7 +81,14 @@ async fn classic_agent_active_as_root() {
         false,
     )
     .await;
-    let results = run(&agent_host(), &bus.address, ModeSetting::Ec2, &["agent"]).await;
+    // EC2 mode for the proxy's 169.254.169.254 rule; the agent checks only, no IMDS.
+    let results = run(
+        &agent_host(),
+        &bus.address,
+        ModeSetting::Ec2,
+        &["agent.service", "agent.version", "agent.log", "agent.proxy"],
+    )
+    .await;
 
     let service = find(&results, "agent.service");
     assert_eq!(service.status, Status::Pass, "{service:#?}");
