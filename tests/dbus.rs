@@ -44,6 +44,17 @@ async fn run(
     ssm_preflight::engine::run(selected).await
 }
 
+/// The checks in `only`, against a fake systemd serving `units` on a fresh private bus.
+async fn on_systemd(
+    units: &[(&str, FakeUnit)],
+    mode: ModeSetting,
+    only: &[&str],
+) -> Vec<CheckResult> {
+    let bus = PrivateBus::start();
+    let _systemd = serve_systemd(&bus.address, units, false).await;
+    run(&agent_host(), &bus.address, mode, only).await
+}
+
 fn find<'a>(results: &'a [CheckResult], id: &str) -> &'a CheckResult {
     results
         .iter()
@@ -71,20 +82,12 @@ fn object_paths_are_escaped_as_systemd_escapes_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classic_agent_active_as_root() {
-    let bus = PrivateBus::start();
-    let _systemd = serve_systemd(
-        &bus.address,
+    // EC2 mode for the proxy's 169.254.169.254 rule; the agent checks only, no IMDS.
+    let results = on_systemd(
         &[(
             CLASSIC,
             FakeUnit::service("active", "running", 812, 0, usec_ago(7200)),
         )],
-        false,
-    )
-    .await;
-    // EC2 mode for the proxy's 169.254.169.254 rule; the agent checks only, no IMDS.
-    let results = run(
-        &agent_host(),
-        &bus.address,
         ModeSetting::Ec2,
         &["agent.service", "agent.version", "agent.log", "agent.proxy"],
     )
@@ -117,19 +120,11 @@ async fn classic_agent_active_as_root() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snap_agent_active_uses_the_snap_binary() {
-    let bus = PrivateBus::start();
-    let _systemd = serve_systemd(
-        &bus.address,
+    let results = on_systemd(
         &[(
             SNAP,
             FakeUnit::service("active", "running", 812, 0, usec_ago(7200)),
         )],
-        false,
-    )
-    .await;
-    let results = run(
-        &agent_host(),
-        &bus.address,
         ModeSetting::Local,
         &["agent.service", "agent.version"],
     )
@@ -149,9 +144,7 @@ async fn snap_agent_active_uses_the_snap_binary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_agents_installed_warns() {
-    let bus = PrivateBus::start();
-    let _systemd = serve_systemd(
-        &bus.address,
+    let results = on_systemd(
         &[
             (CLASSIC, FakeUnit::service("inactive", "dead", 0, 0, 0)),
             (
@@ -159,12 +152,6 @@ async fn both_agents_installed_warns() {
                 FakeUnit::service("active", "running", 812, 0, usec_ago(7200)),
             ),
         ],
-        false,
-    )
-    .await;
-    let results = run(
-        &agent_host(),
-        &bus.address,
         ModeSetting::Local,
         &["agent.service"],
     )
@@ -176,19 +163,11 @@ async fn both_agents_installed_warns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_and_restart_loop_fail() {
-    let bus = PrivateBus::start();
-    let _systemd = serve_systemd(
-        &bus.address,
+    let results = on_systemd(
         &[(
             CLASSIC,
             FakeUnit::service("failed", "failed", 0, 3, usec_ago(600)),
         )],
-        false,
-    )
-    .await;
-    let results = run(
-        &agent_host(),
-        &bus.address,
         ModeSetting::Local,
         &["agent.service", "agent.proxy"],
     )
@@ -210,19 +189,11 @@ async fn failed_and_restart_loop_fail() {
         "no process, no environment"
     );
 
-    let bus = PrivateBus::start();
-    let _systemd = serve_systemd(
-        &bus.address,
+    let results = on_systemd(
         &[(
             CLASSIC,
             FakeUnit::service("activating", "auto-restart", 0, 17, usec_ago(30)),
         )],
-        false,
-    )
-    .await;
-    let results = run(
-        &agent_host(),
-        &bus.address,
         ModeSetting::Local,
         &["agent.service"],
     )
@@ -240,19 +211,11 @@ async fn failed_and_restart_loop_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flapping_and_not_root() {
-    let bus = PrivateBus::start();
-    let _systemd = serve_systemd(
-        &bus.address,
+    let results = on_systemd(
         &[(
             CLASSIC,
             FakeUnit::service("active", "running", 913, 0, usec_ago(7200)),
         )],
-        false,
-    )
-    .await;
-    let results = run(
-        &agent_host(),
-        &bus.address,
         ModeSetting::Local,
         &["agent.service"],
     )
@@ -261,19 +224,11 @@ async fn flapping_and_not_root() {
         .summary
         .contains("runs as uid 1000, not root"));
 
-    let bus = PrivateBus::start();
-    let _systemd = serve_systemd(
-        &bus.address,
+    let results = on_systemd(
         &[(
             CLASSIC,
             FakeUnit::service("active", "running", 812, 6, usec_ago(90)),
         )],
-        false,
-    )
-    .await;
-    let results = run(
-        &agent_host(),
-        &bus.address,
         ModeSetting::Local,
         &["agent.service"],
     )
@@ -291,15 +246,7 @@ async fn flapping_and_not_root() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_installed_names_the_install_command() {
-    let bus = PrivateBus::start();
-    let _systemd = serve_systemd(&bus.address, &[], false).await;
-    let results = run(
-        &agent_host(),
-        &bus.address,
-        ModeSetting::Local,
-        &["agent.service", "agent.proxy"],
-    )
-    .await;
+    let results = on_systemd(&[], ModeSetting::Local, &["agent.service", "agent.proxy"]).await;
     let service = find(&results, "agent.service");
     assert_eq!(service.status, Status::Fail);
     assert!(service
