@@ -15,17 +15,22 @@ pub fn config_show(global: &Global) -> anyhow::Result<u8> {
             "# no config file found; every value is a built-in default"
         )?;
     } else {
-        let names: Vec<String> = loaded
-            .files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect();
-        writeln!(out, "# read, later files winning: {}", names.join(", "))?;
+        writeln!(out, "# read, later files winning: {}", file_list(&loaded))?;
     }
     for (key, value) in config::effective_values(&loaded.settings) {
         writeln!(out, "{key} = {value}  # {}", origin_of(&loaded, &key))?;
     }
     Ok(0)
+}
+
+/// The files read, in the order they were applied.
+fn file_list(loaded: &Loaded) -> String {
+    let names: Vec<String> = loaded
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    names.join(", ")
 }
 
 /// The file and line that set a key.
@@ -47,12 +52,7 @@ pub fn config_validate(global: &Global, path: Option<&PathBuf>) -> anyhow::Resul
             if loaded.files.is_empty() {
                 println!("no config file found; the built-in defaults apply");
             } else {
-                let names: Vec<String> = loaded
-                    .files
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect();
-                println!("valid: {}", names.join(", "));
+                println!("valid: {}", file_list(&loaded));
             }
         }
     }

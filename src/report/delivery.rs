@@ -186,17 +186,7 @@ mod tests {
 
     #[test]
     fn recording_attempts() {
-        let mut d = Delivery {
-            run_id: "r".into(),
-            run_started_at: "2026-11-26T10:00:00Z".into(),
-            state: DeliveryState::NotSent,
-            attempts: 0,
-            last_attempt: None,
-            next_attempt: None,
-            delivered_at: None,
-            error: None,
-            remedy: None,
-        };
+        let mut d = Delivery::not_sent("r", "2026-11-26T10:00:00Z");
         let now = humantime::parse_rfc3339("2026-11-26T10:00:00Z").unwrap();
         record(&mut d, &Err(SendError::Retryable("down".into())), now, 1.0);
         assert_eq!(d.state, DeliveryState::Pending);

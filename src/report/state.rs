@@ -52,6 +52,23 @@ pub struct Delivery {
     pub remedy: Option<String>,
 }
 
+impl Delivery {
+    /// A run's delivery before any attempt.
+    pub fn not_sent(run_id: &str, run_started_at: &str) -> Delivery {
+        Delivery {
+            run_id: run_id.to_string(),
+            run_started_at: run_started_at.to_string(),
+            state: DeliveryState::NotSent,
+            attempts: 0,
+            last_attempt: None,
+            next_attempt: None,
+            delivered_at: None,
+            error: None,
+            remedy: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub started_at: String,
@@ -86,17 +103,7 @@ impl State {
         let excess = self.history.len().saturating_sub(HISTORY);
         self.history.drain(..excess);
         self.last_run = Some(report.clone());
-        self.delivery = Some(Delivery {
-            run_id: run_id.to_string(),
-            run_started_at: report.started_at.clone(),
-            state: DeliveryState::NotSent,
-            attempts: 0,
-            last_attempt: None,
-            next_attempt: None,
-            delivered_at: None,
-            error: None,
-            remedy: None,
-        });
+        self.delivery = Some(Delivery::not_sent(run_id, &report.started_at));
     }
 }
 
