@@ -31,8 +31,10 @@ if ((${#need_pip[@]})); then
 fi
 for tool in cargo-deb@3.8.0 cargo-generate-rpm@0.21.1; do
   if ! command -v "${tool%@*}" >/dev/null 2>&1; then
-    echo "build.sh: installing $tool from crates.io (a few minutes, once)" >&2
-    cargo install --locked --quiet "$tool"
+    echo "build.sh: installing $tool from crates.io (a minute or two, once)" >&2
+    # --debug: compiles in a third of the time (2 min instead of 6 for both,
+    # here); the tools then run for seconds either way (5 s and 10 s).
+    cargo install --locked --quiet --debug "$tool"
   fi
 done
 
