@@ -11,10 +11,10 @@
 //! - `ec2` mode with every endpoint black-holed (TCP accepted, never
 //!   answered): the run must end within the endpoint timeout + 0.5 s.
 
-#[path = "../tests/common/fake_aws.rs"]
+#[path = "../tests/suite/common/fake_aws.rs"]
 #[allow(dead_code)]
 mod fake_aws;
-#[path = "../tests/common/fake_bus.rs"]
+#[path = "../tests/suite/common/fake_bus.rs"]
 #[allow(dead_code)]
 mod fake_bus;
 

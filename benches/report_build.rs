@@ -5,7 +5,8 @@
 
 use ssm_preflight::checks::{CheckResult, Group, Severity, Status};
 use ssm_preflight::host::mode::Mode;
-use ssm_preflight::report::{compliance, HostSummary, Report};
+use ssm_preflight::run::compliance;
+use ssm_preflight::run::report::{HostSummary, Report};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 

@@ -13,7 +13,7 @@ fn main() -> std::io::Result<()> {
             .unwrap_or_else(|| "target/docs".into()),
     );
     std::fs::create_dir_all(dir.join("completions"))?;
-    let cmd = ssm_preflight::cli::Cli::command();
+    let cmd = ssm_preflight::commands::cli::Cli::command();
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
     std::fs::write(dir.join("ssm-preflight.1"), page)?;

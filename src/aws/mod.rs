@@ -2,12 +2,15 @@
 //! (IMDSv2 or the hybrid registration), the SSM endpoints on 443, the
 //! package repositories, tags. Nothing here runs in `local` mode.
 
+pub mod compliance;
 pub mod endpoints;
 pub mod identity;
+pub mod proxy;
 pub mod repos;
 pub mod sdk;
 pub mod tags;
 pub mod tls;
+pub mod windows;
 
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 

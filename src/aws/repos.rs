@@ -393,6 +393,46 @@ pub fn repo_vars(root: &Root, region: Option<&str>) -> BTreeMap<String, String> 
     vars
 }
 
+/// An HTTP client that goes where the patch run would: the agent's proxy
+/// when the agent has one, straight otherwise.
+///
+/// `proxy`: the agent's settings, or `None` when they are unknown (ours then
+/// stand in for them).
+pub fn client(
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    proxy: Option<&crate::aws::proxy::AgentProxy>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .user_agent(concat!("ssm-preflight/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::limited(5));
+    match proxy {
+        Some(p) if p.any() => {
+            let no_proxy = p
+                .no_proxy
+                .as_deref()
+                .and_then(reqwest::NoProxy::from_string);
+            if let Some(url) = p.https_proxy.as_deref().or(p.http_proxy.as_deref()) {
+                builder = builder.proxy(
+                    reqwest::Proxy::https(url)
+                        .map_err(|e| e.to_string())?
+                        .no_proxy(no_proxy.clone()),
+                );
+            }
+            if let Some(url) = p.http_proxy.as_deref() {
+                builder = builder.proxy(
+                    reqwest::Proxy::http(url)
+                        .map_err(|e| e.to_string())?
+                        .no_proxy(no_proxy),
+                );
+            }
+        }
+        Some(_) => builder = builder.no_proxy(),
+        None => {} // the agent's environment is unknown: ours stands in for it
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
 /// One repository's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {

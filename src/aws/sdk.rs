@@ -14,6 +14,17 @@ use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_ssm::config::retry::RetryConfig;
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 
+/// Why the node's credentials cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("no credentials: the agent's shared credentials file {0} does not exist")]
+    NoSharedFile(String),
+    #[error("the instance metadata client cannot be built: {0}")]
+    Imds(String),
+    #[error("local mode uses no credentials")]
+    Local,
+}
+
 /// Credentials and where they come from, for messages.
 pub struct Credentials {
     pub provider: SharedCredentialsProvider,
@@ -25,7 +36,7 @@ pub fn credentials(
     root: &Root,
     settings: &Settings,
     identity: &Identity,
-) -> Result<Credentials, String> {
+) -> Result<Credentials, CredentialsError> {
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
         return Ok(Credentials {
             provider: SharedCredentialsProvider::new(
@@ -37,7 +48,8 @@ pub fn credentials(
     let provider_config = ProviderConfig::default().with_http_client(super::sdk_http_client());
     match identity.mode {
         Mode::Ec2 => {
-            let imds = super::identity::imds_client(settings.aws.imds_endpoint.as_deref())?;
+            let imds = super::identity::imds_client(settings.aws.imds_endpoint.as_deref())
+                .map_err(CredentialsError::Imds)?;
             Ok(Credentials {
                 provider: SharedCredentialsProvider::new(
                     ImdsCredentialsProvider::builder()
@@ -51,9 +63,8 @@ pub fn credentials(
         Mode::Hybrid => {
             let path = root.path(&settings.aws.credentials_file);
             if !path.is_file() {
-                return Err(format!(
-                    "no credentials: the agent's shared credentials file {} does not exist",
-                    settings.aws.credentials_file
+                return Err(CredentialsError::NoSharedFile(
+                    settings.aws.credentials_file.clone(),
                 ));
             }
             let files = EnvConfigFiles::builder()
@@ -72,7 +83,7 @@ pub fn credentials(
                 ),
             })
         }
-        Mode::Local => Err("local mode uses no credentials".into()),
+        Mode::Local => Err(CredentialsError::Local),
     }
 }
 
@@ -92,8 +103,22 @@ pub fn endpoint_override(settings: &Settings, service: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// An SSM client: explicit region and credentials, adaptive retries (many
-/// hosts calling at once back off together), our HTTPS client.
+/// The bounds on every SDK call: an SSM endpoint that accepts the connection
+/// and never answers, or drips a byte a second, ends the call here.
+pub fn timeouts(settings: &Settings) -> aws_sdk_ssm::config::timeout::TimeoutConfig {
+    aws_sdk_ssm::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(settings.aws.attempt_timeout)
+        .read_timeout(settings.aws.attempt_timeout)
+        .operation_attempt_timeout(settings.aws.attempt_timeout)
+        .operation_timeout(settings.aws.operation_timeout)
+        .build()
+}
+
+/// An SSM client: explicit region and credentials, bounded calls, our HTTPS
+/// client, and the standard retry mode (jittered exponential backoff, which
+/// spreads a fleet's retries). Not the adaptive mode: its client-side rate
+/// limiter, fed by one call per run, waited past the call's whole timeout
+/// after a single ThrottlingException.
 pub fn ssm_client(
     settings: &Settings,
     region: &str,
@@ -105,7 +130,8 @@ pub fn ssm_client(
         .credentials_provider(credentials.provider.clone())
         .http_client(super::sdk_http_client())
         .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
-        .retry_config(RetryConfig::adaptive().with_max_attempts(3));
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(timeouts(settings));
     if let Some(url) = endpoint_override(settings, "ssm") {
         config = config.endpoint_url(url);
     }

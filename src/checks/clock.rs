@@ -3,8 +3,7 @@
 //! more than 5 minutes off, so a skewed clock fails every SSM call of the
 //! patch run.
 
-use super::agent::bus_outcome;
-use super::aws_facts::{local_skip, probe};
+use super::common::{bus_outcome, local_skip};
 use super::{CatalogueEntry, Context, Group, Outcome, Severity};
 use crate::config::units::format_age;
 use crate::host::systemd::{self, BusError, TimeSync};
@@ -15,6 +14,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     group: Group::Access,
     title: "Clock synchronized",
     severity: Severity::High,
+    members: None,
 };
 
 /// Past this the skew warns; past `SKEW_FAIL` it fails (SigV4 allows 5 minutes).
@@ -44,13 +44,13 @@ impl Skew {
 
 pub fn plan(ctx: &Context) -> super::Check {
     let ctx2 = ctx.clone();
-    let mut check = ctx.check_async(&ENTRY, ENTRY.id, async move {
+    let mut check = crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
         let skew = async {
             if local_skip(&ctx).is_some() {
                 return None;
             }
-            let p = probe(&ctx, "ssm").await.ok()?;
+            let p = ctx.probe("ssm").await.ok()?;
             let answer = p.result.ok()?;
             Some(Skew::measure(&p.target.host, answer.date?, answer.received))
         };

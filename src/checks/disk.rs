@@ -6,86 +6,56 @@
 use super::{CatalogueEntry, Context, Group, Outcome, Severity, Status};
 use crate::config::units::{format_bytes, format_count};
 use crate::config::Thresholds;
-use crate::host::{mounts, PackageManager, Root};
+use crate::host::disk::{self, name_for, Figures, Filesystem, DEFAULT_PATHS};
+use crate::host::PackageManager;
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "disk",
     group: Group::Host,
     title: "Free disk space and inodes",
     severity: Severity::Critical,
+    members: Some("<name>"),
 };
-
-/// The paths a patch run writes to; those that exist are checked.
-pub const DEFAULT_PATHS: &[&str] = &[
-    "/",
-    "/var",
-    "/var/cache/apt",
-    "/var/cache/dnf",
-    "/var/cache/yum",
-    "/var/lib/amazon",
-    "/var/lib/amazon/ssm",
-    "/var/log/amazon/ssm",
-    "/boot",
-    "/tmp",
-];
 
 /// Where the agent keeps and runs the patch documents' scripts.
 const AGENT_EXEC_DIR: &str = "/var/lib/amazon";
 
-/// What statvfs says about a filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Figures {
-    pub bytes_total: u64,
-    pub bytes_free: u64,
-    /// 0 where the filesystem has no fixed inode table (btrfs, some tmpfs).
-    pub inodes_total: u64,
-    pub inodes_free: u64,
-}
-
-/// One filesystem to check and the host paths on it.
-#[derive(Debug, Clone)]
-pub struct Filesystem {
-    pub name: String,
-    pub mount_point: String,
-    pub fs_type: Option<String>,
-    pub paths: Vec<String>,
-    pub noexec: bool,
-}
-
 pub fn plan(ctx: &Context) -> Vec<super::Check> {
     let root = &ctx.root;
-    let (mounts, _) = std::fs::read_to_string(root.path("/proc/self/mountinfo"))
-        .map(|t| mounts::parse(&t))
-        .unwrap_or_default();
     let configured = &ctx.settings.disk.configured;
-    let mut missing = Vec::new();
-    let mut present = Vec::new();
-    for path in DEFAULT_PATHS
+    let candidates: Vec<String> = DEFAULT_PATHS
         .iter()
         .map(|p| p.to_string())
         .chain(configured.iter().cloned())
-    {
-        if present.contains(&path) {
-            continue;
+        .collect();
+    // Bounded: a hung network mount must not hang the plan, which runs
+    // before any check's own timeout starts.
+    let budget = ctx.settings.checks.timeout / 2;
+    let layout = match disk::layout(root, &candidates, configured, budget) {
+        Ok(layout) => layout,
+        Err(blocked) => {
+            let id = format!("disk.{}", name_for(&blocked.mount_point));
+            return vec![crate::checks::blocking(ctx, &ENTRY, id, move || {
+                Outcome::error(
+                    blocked.to_string(),
+                    format!("The filesystem at {} does not answer: check it with `timeout 5 df -h {}` and `mount | grep ' {} '`; remount or unmount it before the patch run.", blocked.mount_point, blocked.mount_point, blocked.mount_point),
+                )
+            })];
         }
-        if root.path(&path).exists() {
-            present.push(path);
-        } else if configured.contains(&path) {
-            missing.push(path);
-        }
-    }
-    let filesystems = group_by_filesystem(root, &mounts, &present);
+    };
     let pm = PackageManager::detect(root);
     let mut checks = Vec::new();
-    for fs in filesystems {
+    for fs in layout.filesystems {
         let settings = ctx.settings.clone();
         let root = root.clone();
         let id = format!("disk.{}", fs.name);
-        checks.push(ctx.check(&ENTRY, id, move || {
+        // statfs answers at once or hangs (a dead NFS or FUSE server): the
+        // bound leaves the engine's timeout room to report.
+        let budget = ctx.settings.checks.timeout.mul_f32(0.8);
+        checks.push(crate::checks::blocking(ctx, &ENTRY, id, move || {
             let first = root.path(&fs.paths[0]);
-            match statvfs(&first) {
+            match disk::statvfs_within(&first, budget) {
                 Ok(figures) => {
                     let thresholds: Vec<(String, Thresholds)> = fs
                         .paths
@@ -95,18 +65,25 @@ pub fn plan(ctx: &Context) -> Vec<super::Check> {
                     judge(&fs, figures, &thresholds, pm)
                 }
                 Err(e) => Outcome::error(
-                    format!("cannot read the free space of {}: {e}", fs.mount_point),
                     format!(
-                        "Check that {} is mounted and readable: `df -h {}`.",
+                        "cannot read the free space of {}{}: {e}",
+                        fs.mount_point,
+                        fs.fs_type
+                            .as_deref()
+                            .map(|t| format!(" ({t})"))
+                            .unwrap_or_default()
+                    ),
+                    format!(
+                        "Check that {} is mounted and answers: `timeout 5 df -h {}`.",
                         fs.mount_point, fs.mount_point
                     ),
                 ),
             }
         }));
     }
-    for path in missing {
+    for path in layout.missing {
         let id = format!("disk.{}", name_for(&path));
-        checks.push(ctx.check(&ENTRY, id, move || {
+        checks.push(crate::checks::blocking(ctx, &ENTRY, id, move || {
             Outcome::warn(
                 format!("{path} is listed in [disk.paths] but does not exist on this host"),
                 format!("Create {path}, or remove `[disk.paths.\"{path}\"]` from the ssm-preflight config."),
@@ -114,76 +91,6 @@ pub fn plan(ctx: &Context) -> Vec<super::Check> {
         }));
     }
     checks
-}
-
-/// `disk.root` for `/`, `disk.var-log` for `/var/log`.
-pub fn name_for(mount_point: &str) -> String {
-    let trimmed = mount_point.trim_matches('/');
-    if trimmed.is_empty() {
-        return "root".into();
-    }
-    trimmed
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-/// Groups paths by the mount they are on (mountinfo), or by device number
-/// where there is no mountinfo to read.
-pub fn group_by_filesystem(
-    root: &Root,
-    mounts: &[mounts::Mount],
-    paths: &[String],
-) -> Vec<Filesystem> {
-    let mut groups: BTreeMap<String, Filesystem> = BTreeMap::new();
-    let mut order = Vec::new();
-    for path in paths {
-        let (key, mount_point, fs_type, noexec) = match mounts::mount_for(mounts, path) {
-            Some(m) => (
-                format!("mount:{}", m.id),
-                m.mount_point.clone(),
-                Some(m.fs_type.clone()),
-                m.has_option("noexec"),
-            ),
-            None => match std::fs::metadata(root.path(path)) {
-                Ok(meta) => (format!("dev:{}", meta.dev()), path.clone(), None, false),
-                Err(_) => continue,
-            },
-        };
-        let fs = groups.entry(key.clone()).or_insert_with(|| {
-            order.push(key.clone());
-            Filesystem {
-                name: name_for(&mount_point),
-                mount_point,
-                fs_type,
-                paths: Vec::new(),
-                noexec,
-            }
-        });
-        fs.paths.push(path.clone());
-    }
-    order
-        .into_iter()
-        .filter_map(|k| groups.remove(&k))
-        .collect()
-}
-
-fn statvfs(path: &std::path::Path) -> nix::Result<Figures> {
-    let s = nix::sys::statvfs::statvfs(path)?;
-    let unit = s.fragment_size() as u64;
-    Ok(Figures {
-        bytes_total: s.blocks() as u64 * unit,
-        // What an unprivileged writer may use: rpm and dnf check against this.
-        bytes_free: s.blocks_available() as u64 * unit,
-        inodes_total: s.files() as u64,
-        inodes_free: s.files_available() as u64,
-    })
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

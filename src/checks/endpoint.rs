@@ -2,7 +2,7 @@
 //! configured extras) answer on 443 from this host, through the agent's
 //! proxy when it has one. The summary names the step that failed.
 
-use super::aws_facts::{local_skip, probe};
+use super::common::{local_skip, probe_outcome};
 use super::{CatalogueEntry, Context, Group, Outcome, Severity};
 use crate::aws::endpoints::{address_kind, Failure, Probe, REQUIRED_SERVICES};
 
@@ -11,6 +11,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     group: Group::Network,
     title: "SSM endpoint reachable on 443",
     severity: Severity::Critical,
+    members: Some("<service>"),
 };
 
 pub fn services(ctx: &Context) -> Vec<String> {
@@ -29,21 +30,21 @@ pub fn plan(ctx: &Context) -> Vec<super::Check> {
         .map(|service| {
             let ctx2 = ctx.clone();
             let id = format!("endpoint.{service}");
-            let mut check = ctx.check_async(&ENTRY, id, async move {
+            let mut check = crate::checks::task(ctx, &ENTRY, id, async move {
                 if let Some(skip) = local_skip(&ctx2) {
                     return skip;
                 }
-                match probe(&ctx2, &service).await {
+                match ctx2.probe(&service).await {
                     Ok(p) => {
                         let region = ctx2
                             .settings
                             .aws
                             .region
                             .clone()
-                            .or_else(|| ctx2.shared.identity().map(|i| i.region.clone()));
+                            .or_else(|| ctx2.known_identity().map(|i| i.region.clone()));
                         judge(&p, region.as_deref().unwrap_or("REGION"))
                     }
-                    Err(outcome) => outcome,
+                    Err(e) => probe_outcome(&e),
                 }
             });
             // The probe has its own timeout; leave it room to report before the engine's.

@@ -1,15 +1,17 @@
-//! The checks. Each family lives in its own file and has two halves: a
-//! `plan` that turns the host and settings into runnable checks, and pure
-//! `judge` functions from gathered facts to an `Outcome`, tested without a
-//! machine behind them.
+//! The checks: one file per check (or family of checks), each with its
+//! catalogue entry, a `plan` that turns the run's facts into runnable work,
+//! and a pure `judge` from gathered facts to an `Outcome`, tested without a
+//! machine behind it. The facts themselves are gathered in `host/` and
+//! `aws/` (through `facts::Context`); nothing here reads the host.
 //!
-//! To add a check: give it a stable ID in `CATALOGUE` (the ID is also the
-//! SSM compliance item ID and the `--only` name), write its file with a
-//! `plan`, and call that `plan` from `plan_all`.
+//! To add a check: give it a stable ID (also the SSM compliance item ID and
+//! the `--only` name), write its file with `ENTRY` and `plan`, and add one
+//! line to `REGISTRY`.
 
 pub mod agent;
-pub mod aws_facts;
 pub mod clock;
+pub mod common;
+pub mod credentials_role;
 pub mod disk;
 pub mod endpoint;
 pub mod identity;
@@ -20,15 +22,14 @@ pub mod pkg_state;
 pub mod reboot;
 pub mod repo;
 
-use crate::config::Settings;
-use crate::host::systemd::SystemBus;
-use crate::host::{mode::Detected, Root};
+pub use crate::facts::Context;
+
+use crate::config::selector;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -97,6 +98,8 @@ pub enum Group {
 }
 
 impl Group {
+    pub const ALL: [Group; 4] = [Group::Agent, Group::Access, Group::Network, Group::Host];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Group::Agent => "agent",
@@ -199,191 +202,187 @@ impl CheckInfo {
     }
 }
 
-/// Everything a check may look at. Cheap to clone into a check's task.
-#[derive(Clone)]
-pub struct Context {
-    pub root: Root,
-    pub settings: Arc<Settings>,
-    pub host: Detected,
-    /// The run's clock: every "how long ago" is measured from here.
-    pub now: SystemTime,
-    pub shared: Arc<Shared>,
-}
-
-/// Facts several checks need, gathered once per run on first use.
-pub struct Shared {
-    pub bus: SystemBus,
-    agent: tokio::sync::OnceCell<agent::AgentLookup>,
-    identity: tokio::sync::OnceCell<
-        Result<crate::aws::identity::Identity, crate::aws::identity::IdentityError>,
-    >,
-    tls: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
-    #[allow(clippy::type_complexity)]
-    probes: std::sync::Mutex<
-        std::collections::HashMap<
-            String,
-            Arc<tokio::sync::OnceCell<Result<crate::aws::endpoints::Probe, Outcome>>>,
-        >,
-    >,
-    /// The Patch Group `patchgroup.tag` settled on, for the report's host.
-    pub patch_group: std::sync::OnceLock<String>,
-    /// Upcoming windows known besides the config's (the daemon's SSM schedule).
-    pub windows: std::sync::Mutex<Vec<crate::schedule::windows::Window>>,
-}
-
-impl Context {
-    /// Upcoming windows: the config's and any the caller learned from SSM.
-    pub fn upcoming_windows(&self) -> Vec<crate::schedule::windows::Window> {
-        let now = jiff::Timestamp::try_from(self.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        let mut all = crate::schedule::windows::from_config(&self.settings, now, 2);
-        all.extend(self.shared.windows.lock().unwrap().iter().cloned());
-        crate::schedule::windows::merge(all)
-    }
-}
-
-impl Shared {
-    /// The identity, if a check looked it up during this run.
-    pub fn identity(&self) -> Option<&crate::aws::identity::Identity> {
-        self.identity.get().and_then(|r| r.as_ref().ok())
-    }
-}
-
-impl Context {
-    /// `bus_address`: `None` for the system bus (`DBUS_SYSTEM_BUS_ADDRESS`).
-    pub fn new(
-        root: Root,
-        settings: Arc<Settings>,
-        host: Detected,
-        bus_address: Option<String>,
-        now: SystemTime,
-    ) -> Context {
-        Context {
-            root,
-            settings,
-            host,
-            now,
-            shared: Arc::new(Shared {
-                bus: SystemBus::new(bus_address),
-                agent: tokio::sync::OnceCell::new(),
-                identity: tokio::sync::OnceCell::new(),
-                tls: std::sync::OnceLock::new(),
-                probes: Default::default(),
-                patch_group: std::sync::OnceLock::new(),
-                windows: Default::default(),
-            }),
-        }
-    }
-
-    fn info(&self, entry: &CatalogueEntry, id: impl Into<String>) -> CheckInfo {
-        CheckInfo {
-            id: id.into(),
-            group: entry.group,
-            title: entry.title.to_string(),
-            severity: entry.severity,
-            timeout: self.settings.check_timeout,
-        }
-    }
-
-    fn check(
-        &self,
-        entry: &CatalogueEntry,
-        id: impl Into<String>,
-        run: impl FnOnce() -> Outcome + Send + 'static,
-    ) -> Check {
-        Check {
-            info: self.info(entry, id),
-            work: Work::Blocking(Box::new(run)),
-        }
-    }
-
-    fn check_async(
-        &self,
-        entry: &CatalogueEntry,
-        id: impl Into<String>,
-        run: impl Future<Output = Outcome> + Send + 'static,
-    ) -> Check {
-        Check {
-            info: self.info(entry, id),
-            work: Work::Async(Box::pin(run)),
-        }
-    }
-}
-
-/// A check ID (or, for `disk`, the family of `disk.<name>` IDs).
+/// A check ID, or for a family (`disk`, `endpoint`) the prefix of its members' IDs.
 pub struct CatalogueEntry {
     pub id: &'static str,
     pub group: Group,
     pub title: &'static str,
     pub severity: Severity,
+    /// For a family: how its members are named after the dot (`<name>` for
+    /// `disk.<name>`); `None` for a single check.
+    pub members: Option<&'static str>,
 }
 
-pub const CATALOGUE: &[CatalogueEntry] = &[
-    agent::service::ENTRY,
-    agent::version::ENTRY,
-    agent::log::ENTRY,
-    agent::proxy::ENTRY,
-    identity::AGENT_IDENTITY,
-    identity::CREDENTIALS_ROLE,
-    clock::ENTRY,
-    endpoint::ENTRY,
-    repo::ENTRY,
-    disk::ENTRY,
-    pkg_lock::ENTRY,
-    pkg_state::ENTRY,
-    reboot::ENTRY,
-    os_supported::ENTRY,
-    patch_group::ENTRY,
+/// How a registered check turns the run's facts into work.
+pub enum Plan {
+    One(fn(&Context) -> Check),
+    /// A family: one check per filesystem, per endpoint, ….
+    Many(fn(&Context) -> Vec<Check>),
+}
+
+/// One line of the registry.
+pub struct Registered {
+    pub entry: &'static CatalogueEntry,
+    pub plan: Plan,
+}
+
+/// Every check, in the order they are reported. The catalogue, the plan and
+/// the selectors all come from here.
+pub const REGISTRY: &[Registered] = &[
+    Registered {
+        entry: &agent::service::ENTRY,
+        plan: Plan::One(agent::service::plan),
+    },
+    Registered {
+        entry: &agent::version::ENTRY,
+        plan: Plan::One(agent::version::plan),
+    },
+    Registered {
+        entry: &agent::log::ENTRY,
+        plan: Plan::One(agent::log::plan),
+    },
+    Registered {
+        entry: &agent::proxy::ENTRY,
+        plan: Plan::One(agent::proxy::plan),
+    },
+    Registered {
+        entry: &identity::ENTRY,
+        plan: Plan::One(identity::plan),
+    },
+    Registered {
+        entry: &credentials_role::ENTRY,
+        plan: Plan::One(credentials_role::plan),
+    },
+    Registered {
+        entry: &clock::ENTRY,
+        plan: Plan::One(clock::plan),
+    },
+    Registered {
+        entry: &endpoint::ENTRY,
+        plan: Plan::Many(endpoint::plan),
+    },
+    Registered {
+        entry: &repo::ENTRY,
+        plan: Plan::One(repo::plan),
+    },
+    Registered {
+        entry: &disk::ENTRY,
+        plan: Plan::Many(disk::plan),
+    },
+    Registered {
+        entry: &pkg_lock::ENTRY,
+        plan: Plan::One(pkg_lock::plan),
+    },
+    Registered {
+        entry: &pkg_state::ENTRY,
+        plan: Plan::One(pkg_state::plan),
+    },
+    Registered {
+        entry: &reboot::ENTRY,
+        plan: Plan::One(reboot::plan),
+    },
+    Registered {
+        entry: &os_supported::ENTRY,
+        plan: Plan::One(os_supported::plan),
+    },
+    Registered {
+        entry: &patch_group::ENTRY,
+        plan: Plan::One(patch_group::plan),
+    },
 ];
 
-/// Every check this host can run, in catalogue order.
+/// The catalogue: every check ID (or family) with its group, title and severity.
+pub fn catalogue() -> impl Iterator<Item = &'static CatalogueEntry> {
+    REGISTRY.iter().map(|r| r.entry)
+}
+
+/// Every check this host can run, in registry order.
 pub fn plan_all(ctx: &Context) -> Vec<Check> {
-    let mut checks = vec![
-        agent::service::plan(ctx),
-        agent::version::plan(ctx),
-        agent::log::plan(ctx),
-        agent::proxy::plan(ctx),
-        identity::plan_identity(ctx),
-        identity::plan_role(ctx),
-        clock::plan(ctx),
-    ];
-    checks.extend(endpoint::plan(ctx));
-    checks.push(repo::plan(ctx));
-    checks.extend(disk::plan(ctx));
-    checks.push(pkg_lock::plan(ctx));
-    checks.push(pkg_state::plan(ctx));
-    checks.push(reboot::plan(ctx));
-    checks.push(os_supported::plan(ctx));
-    checks.push(patch_group::plan(ctx));
-    checks
+    REGISTRY
+        .iter()
+        .flat_map(|r| match r.plan {
+            Plan::One(plan) => vec![plan(ctx)],
+            Plan::Many(plan) => plan(ctx),
+        })
+        .collect()
 }
 
-/// Whether a selector (`--only`, `checks.disable`) names this check: its
-/// exact ID, its family (`disk` for `disk.var`) or its group (`host`).
+/// Whether a selector (`--only`, `checks.disable`, `gate.checks`) names
+/// this check: its exact ID, its family (`disk` for `disk.var`) or its group.
 pub fn selects(selector: &str, id: &str, group: Group) -> bool {
-    selector == id
-        || selector == group.as_str()
-        || id
-            .strip_prefix(selector)
-            .is_some_and(|rest| rest.starts_with('.'))
+    selector::selects(selector, id, group.as_str())
 }
 
+/// The names a selector may use, for messages: every ID, every family's
+/// member pattern (`disk.<name>`), every group.
 pub fn known_selectors() -> Vec<String> {
-    let mut names: Vec<String> = CATALOGUE.iter().map(|e| e.id.to_string()).collect();
-    names.push("disk.<name>".into());
-    names.push("endpoint.<service>".into());
-    for g in [Group::Agent, Group::Access, Group::Network, Group::Host] {
-        if CATALOGUE.iter().any(|e| e.group == g) {
+    let mut names: Vec<String> = Vec::new();
+    for e in catalogue() {
+        names.push(e.id.to_string());
+        if let Some(members) = e.members {
+            names.push(format!("{}.{members}", e.id));
+        }
+    }
+    for g in Group::ALL {
+        if catalogue().any(|e| e.group == g) {
             names.push(g.as_str().into());
         }
     }
     names
 }
 
+/// Whether a selector names any check: an ID, a family or a member of one
+/// (`endpoint.ssm`, `disk.boot`: members exist only on a host, so any
+/// well-formed name after a family's dot is taken), a prefix of IDs
+/// (`pkg` for `pkg.lock` and `pkg.state`), or a group.
 pub fn is_known_selector(name: &str) -> bool {
-    CATALOGUE.iter().any(|e| {
+    if !selector::well_formed(name) {
+        return false;
+    }
+    catalogue().any(|e| {
         selects(name, e.id, e.group)
-            || name.strip_prefix("disk.").is_some_and(|n| !n.is_empty()) && e.id == "disk"
-    }) || CATALOGUE.iter().any(|e| e.group.as_str() == name)
+            || e.members.is_some()
+                && name
+                    .strip_prefix(e.id)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|member| !member.is_empty())
+    })
+}
+
+/// A check whose work is file and syscall I/O: it runs on the blocking pool.
+pub fn blocking(
+    ctx: &Context,
+    entry: &CatalogueEntry,
+    id: impl Into<String>,
+    run: impl FnOnce() -> Outcome + Send + 'static,
+) -> Check {
+    Check {
+        info: info(ctx, entry, id),
+        work: Work::Blocking(Box::new(run)),
+    }
+}
+
+/// A check whose work is a bus or network question: it runs as a task.
+pub fn task(
+    ctx: &Context,
+    entry: &CatalogueEntry,
+    id: impl Into<String>,
+    run: impl Future<Output = Outcome> + Send + 'static,
+) -> Check {
+    Check {
+        info: info(ctx, entry, id),
+        work: Work::Async(Box::pin(run)),
+    }
+}
+
+fn info(ctx: &Context, entry: &CatalogueEntry, id: impl Into<String>) -> CheckInfo {
+    CheckInfo {
+        id: id.into(),
+        group: entry.group,
+        title: entry.title.to_string(),
+        severity: entry.severity,
+        timeout: ctx.settings.checks.timeout,
+    }
 }
 
 #[cfg(test)]
@@ -391,16 +390,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn selectors_match_id_family_and_group() {
-        assert!(selects("pkg.lock", "pkg.lock", Group::Host));
-        assert!(selects("disk", "disk.var", Group::Host));
-        assert!(selects("host", "disk.var", Group::Host));
-        assert!(!selects("dis", "disk.var", Group::Host));
-        assert!(!selects("pkg.lock", "pkg.state", Group::Host));
+    fn selectors_name_ids_families_members_and_groups() {
         assert!(is_known_selector("disk.boot"));
+        assert!(is_known_selector("endpoint.ssm"));
+        assert!(is_known_selector("endpoint"));
         assert!(is_known_selector("host"));
         assert!(is_known_selector("pkg"));
+        assert!(is_known_selector("agent.service"));
         assert!(!is_known_selector("agent.nonsense"));
         assert!(!is_known_selector("disk."));
+        assert!(!is_known_selector("pkg.lock.x"));
+        assert!(known_selectors().contains(&"endpoint.<service>".to_string()));
+    }
+
+    #[test]
+    fn every_id_is_registered_once() {
+        let mut ids: Vec<&str> = catalogue().map(|e| e.id).collect();
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count);
     }
 }

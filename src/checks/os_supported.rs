@@ -9,6 +9,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     group: Group::Host,
     title: "Operating system supported by Patch Manager",
     severity: Severity::High,
+    members: None,
 };
 
 /// Which `VERSION_ID`s of a distribution are supported.
@@ -97,7 +98,8 @@ fn all_listed() -> String {
 
 pub fn plan(ctx: &Context) -> super::Check {
     let root = ctx.root.clone();
-    ctx.check(&ENTRY, ENTRY.id, move || match OsRelease::read(&root) {
+    crate::checks::blocking(ctx, &ENTRY, ENTRY.id, move || {
+        match OsRelease::read(&root) {
         Ok(Some((os, path))) => judge(&os).detail("source", path),
         Ok(None) => Outcome::error(
             "cannot tell the distribution: neither /etc/os-release nor /usr/lib/os-release exists",
@@ -107,6 +109,7 @@ pub fn plan(ctx: &Context) -> super::Check {
             format!("cannot read /etc/os-release: {e}"),
             "Check its permissions: `ls -l /etc/os-release` should show it readable by everyone.",
         ),
+    }
     })
 }
 

@@ -1,21 +1,21 @@
 //! `patchgroup.tag`: the node's Patch Group, which picks its baseline and
 //! groups it in the Compliance view. Missing or conflicting tags warn.
 
-use super::aws_facts::{identity, local_skip, tls};
+use super::common::local_skip;
 use super::{CatalogueEntry, Context, Group, Outcome, Severity};
-use crate::aws::tags::{self, Found, NotRead};
-use crate::host::mode::Mode;
+use crate::aws::tags::{Found, NotRead};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "patchgroup.tag",
     group: Group::Host,
     title: "Patch Group tag",
     severity: Severity::Medium,
+    members: None,
 };
 
 pub fn plan(ctx: &Context) -> super::Check {
     let ctx2 = ctx.clone();
-    ctx.check_async(&ENTRY, ENTRY.id, async move {
+    crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
         let (found, not_read, instance_id) = match gather(&ctx).await {
             Ok(g) => g,
@@ -35,7 +35,7 @@ pub fn plan(ctx: &Context) -> super::Check {
 type Gathered = (Vec<Found>, Vec<NotRead>, Option<String>);
 
 async fn gather(ctx: &Context) -> Result<Gathered, Outcome> {
-    if let Some(value) = &ctx.settings.patch_group {
+    if let Some(value) = &ctx.settings.patch_group.value {
         let found = Found {
             source: "the ssm-preflight config (patch_group.value)",
             key: "Patch Group".into(),
@@ -49,90 +49,11 @@ async fn gather(ctx: &Context) -> Result<Gathered, Outcome> {
             skip.summary
         )));
     }
-    let id = match identity(ctx).await {
+    let id = match ctx.identity().await {
         Ok(id) => id.clone(),
         Err(_) => return Err(Outcome::skip("the node's identity could not be read (agent.identity says why), so its tags cannot be looked up")),
     };
-    let region = ctx
-        .settings
-        .aws
-        .region
-        .clone()
-        .unwrap_or_else(|| id.region.clone());
-    let mut found = Vec::new();
-    let mut not_read = Vec::new();
-    match id.mode {
-        Mode::Ec2 => {
-            match crate::aws::identity::imds_client(ctx.settings.aws.imds_endpoint.as_deref()) {
-                Ok(client) => match tags::from_imds(&client).await {
-                    Ok(Some(f)) => found.push(f),
-                    Ok(None) => {}
-                    Err(why) => not_read.push(NotRead {
-                        source: "IMDS instance tags",
-                        why,
-                    }),
-                },
-                Err(why) => not_read.push(NotRead {
-                    source: "IMDS instance tags",
-                    why,
-                }),
-            }
-            let endpoint =
-                crate::aws::sdk::endpoint_override(&ctx.settings, "ec2").unwrap_or_else(|| {
-                    format!(
-                        "https://{}",
-                        crate::aws::endpoints::regional_host("ec2", &region)
-                    )
-                });
-            let http = tls(ctx).and_then(|t| {
-                reqwest::Client::builder()
-                    .use_preconfigured_tls((*t).clone())
-                    .timeout(ctx.settings.endpoints.timeout)
-                    .build()
-                    .map_err(|e| e.to_string())
-            });
-            let credentials = crate::aws::sdk::credentials(&ctx.root, &ctx.settings, &id);
-            match (http, &credentials) {
-                (Ok(http), Ok(creds)) => match tags::from_ec2(
-                    &http,
-                    &endpoint,
-                    &region,
-                    &creds.provider,
-                    &id.instance_id,
-                )
-                .await
-                {
-                    Ok(f) => found.extend(f),
-                    Err(why) => not_read.push(NotRead {
-                        source: "ec2:DescribeTags",
-                        why,
-                    }),
-                },
-                (Err(why), _) => not_read.push(NotRead {
-                    source: "ec2:DescribeTags",
-                    why,
-                }),
-                (_, Err(why)) => not_read.push(NotRead {
-                    source: "ec2:DescribeTags",
-                    why: why.clone(),
-                }),
-            }
-        }
-        Mode::Hybrid => match super::aws_facts::ssm_client(ctx, &id) {
-            Ok(ssm) => match tags::from_ssm(&ssm, &id.instance_id).await {
-                Ok(f) => found.extend(f),
-                Err(why) => not_read.push(NotRead {
-                    source: "ssm:ListTagsForResource",
-                    why,
-                }),
-            },
-            Err(why) => not_read.push(NotRead {
-                source: "ssm:ListTagsForResource",
-                why,
-            }),
-        },
-        Mode::Local => {}
-    }
+    let (found, not_read) = ctx.patch_group_tags(&id).await;
     Ok((found, not_read, Some(id.instance_id)))
 }
 

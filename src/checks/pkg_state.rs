@@ -10,55 +10,20 @@
 //! patch run needs (`fires_within` judges that against a window).
 
 use super::{CatalogueEntry, Context, Group, Outcome, Severity};
-use crate::host::systemd::{self, BusError, SystemBus};
-use crate::host::Root;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::host::pkg_state::*;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "pkg.state",
     group: Group::Host,
     title: "Package database state",
     severity: Severity::High,
+    members: None,
 };
-
-const DPKG_DIR: &str = "/var/lib/dpkg";
-const YUM_DIR: &str = "/var/lib/yum";
-
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Facts {
-    pub dpkg_present: bool,
-    /// Journal entries in /var/lib/dpkg/updates.
-    pub dpkg_journal: Vec<String>,
-    /// Packages in a state other than installed / not-installed / config-files.
-    pub dpkg_unfinished: Vec<(String, String)>,
-    pub yum_present: bool,
-    pub yum_unfinished: Vec<String>,
-    /// Files that exist but could not be read.
-    pub unreadable: Vec<String>,
-    /// Automatic-update timers that are active, and when each next fires.
-    pub timers: Vec<Timer>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Timer {
-    pub name: String,
-    pub next: Option<SystemTime>,
-}
-
-/// Timers that install or download updates on their own.
-pub const UPDATE_TIMERS: &[&str] = &[
-    "apt-daily.timer",
-    "apt-daily-upgrade.timer",
-    "dnf-automatic.timer",
-    "dnf-automatic-install.timer",
-    "dnf-automatic-download.timer",
-    "dnf5-automatic.timer",
-    "yum-cron.timer",
-];
 
 pub fn plan(ctx: &Context) -> super::Check {
     let ctx2 = ctx.clone();
-    ctx.check_async(&ENTRY, ENTRY.id, async move {
+    crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
         let root = ctx2.root.clone();
         let files = tokio::task::spawn_blocking(move || gather(&root));
         let (files, timers) = tokio::join!(files, timers(&ctx2.shared.bus));
@@ -87,31 +52,12 @@ pub fn plan(ctx: &Context) -> super::Check {
     })
 }
 
-/// The active update timers on this host, asked about all at once.
-pub async fn timers(bus: &SystemBus) -> Result<Vec<Timer>, BusError> {
-    let answers =
-        futures_util::future::join_all(UPDATE_TIMERS.iter().map(|name| systemd::unit(bus, name)))
-            .await;
-    let mut found = Vec::new();
-    for unit in answers {
-        let unit = unit?;
-        if unit.exists() && unit.active_state == "active" {
-            let next = unit
-                .next_elapse_usec
-                .filter(|u| *u > 0 && *u != u64::MAX)
-                .map(|u| UNIX_EPOCH + Duration::from_micros(u));
-            found.push(Timer {
-                name: unit.name,
-                next,
-            });
-        }
-    }
-    Ok(found)
-}
-
 /// `judge`, then: an update timer that next fires inside an upcoming
 /// window warns, since its run would hold the lock the patch run needs.
-pub fn judge_with_windows(f: &Facts, windows: &[crate::schedule::windows::Window]) -> Outcome {
+pub fn judge_with_windows(
+    f: &Facts,
+    windows: &[crate::config::schedule::window::Window],
+) -> Outcome {
     let outcome = judge(f);
     let mut clashes = Vec::new();
     for t in &f.timers {
@@ -158,73 +104,6 @@ pub fn judge_with_windows(f: &Facts, windows: &[crate::schedule::windows::Window
 /// Whether a timer's next firing falls inside a window `[start, end)`.
 pub fn fires_within(next: SystemTime, start: SystemTime, end: SystemTime) -> bool {
     start <= next && next < end
-}
-
-pub fn gather(root: &Root) -> Facts {
-    let mut f = Facts {
-        dpkg_present: root.path(DPKG_DIR).is_dir(),
-        yum_present: root.path(YUM_DIR).is_dir(),
-        ..Default::default()
-    };
-    if f.dpkg_present {
-        match std::fs::read_dir(root.path(&format!("{DPKG_DIR}/updates"))) {
-            Ok(dir) => {
-                let mut names: Vec<String> = dir
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    // dpkg writes tmp.i while it records; only numbered entries are a journal.
-                    .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
-                    .collect();
-                names.sort();
-                f.dpkg_journal = names;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(_) => f.unreadable.push(format!("{DPKG_DIR}/updates")),
-        }
-        match std::fs::read_to_string(root.path(&format!("{DPKG_DIR}/status"))) {
-            Ok(text) => f.dpkg_unfinished = unfinished_packages(&text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(_) => f.unreadable.push(format!("{DPKG_DIR}/status")),
-        }
-    }
-    if f.yum_present {
-        if let Ok(dir) = std::fs::read_dir(root.path(YUM_DIR)) {
-            let mut names: Vec<String> = dir
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("transaction-all."))
-                .collect();
-            names.sort();
-            f.yum_unfinished = names;
-        }
-    }
-    f
-}
-
-/// Packages whose dpkg `Status:` is neither installed nor removed.
-pub fn unfinished_packages(status_file: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for stanza in status_file.split("\n\n") {
-        let mut name = None;
-        let mut state = None;
-        for line in stanza.lines() {
-            if let Some(v) = line.strip_prefix("Package:") {
-                name = Some(v.trim().to_string());
-            } else if let Some(v) = line.strip_prefix("Status:") {
-                // "install ok installed": want, flag, state
-                state = v.split_whitespace().nth(2).map(str::to_string);
-            }
-        }
-        if let (Some(name), Some(state)) = (name, state) {
-            if !matches!(
-                state.as_str(),
-                "installed" | "not-installed" | "config-files"
-            ) {
-                out.push((name, state));
-            }
-        }
-    }
-    out
 }
 
 pub fn judge(f: &Facts) -> Outcome {
@@ -306,6 +185,7 @@ fn judge_database(f: &Facts) -> Outcome {
 mod tests {
     use super::*;
     use crate::checks::Status;
+    use std::time::Duration;
 
     #[test]
     fn status_file_states() {
@@ -363,7 +243,7 @@ mod tests {
 
     #[test]
     fn a_timer_firing_inside_the_next_window_warns() {
-        let window = crate::schedule::windows::Window {
+        let window = crate::config::schedule::window::Window {
             start: "2026-12-13T02:00:00Z".into(),
             name: "production-linux".into(),
             source: "config".into(),

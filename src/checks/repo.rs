@@ -2,7 +2,7 @@
 //! host, through the agent's proxy when it has one (the patch run inherits
 //! the agent's environment).
 
-use super::aws_facts::{agent_proxy, identity, local_skip, tls};
+use super::common::local_skip;
 use super::{CatalogueEntry, Context, Group, Outcome, Severity};
 use crate::aws::repos::{self, Answer, Repo};
 
@@ -11,18 +11,19 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     group: Group::Network,
     title: "Package repositories reachable",
     severity: Severity::High,
+    members: None,
 };
 
 pub fn plan(ctx: &Context) -> super::Check {
     let ctx2 = ctx.clone();
-    let mut check = ctx.check_async(&ENTRY, ENTRY.id, async move {
+    let mut check = crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
         if let Some(skip) = local_skip(&ctx) {
             return skip;
         }
         let region = match &ctx.settings.aws.region {
             Some(r) => Some(r.clone()),
-            None => identity(&ctx).await.as_ref().ok().map(|i| i.region.clone()),
+            None => ctx.identity().await.as_ref().ok().map(|i| i.region.clone()),
         };
         let root = ctx.root.clone();
         let configured = tokio::task::spawn_blocking(move || {
@@ -31,60 +32,35 @@ pub fn plan(ctx: &Context) -> super::Check {
         })
         .await
         .unwrap_or_default();
-        let skipped: Vec<Repo> = configured.iter().filter(|r| matches!(r, Repo::Skip { .. })).cloned().collect();
+        let skipped: Vec<Repo> = configured
+            .iter()
+            .filter(|r| matches!(r, Repo::Skip { .. }))
+            .cloned()
+            .collect();
         if configured.iter().all(|r| matches!(r, Repo::Skip { .. })) {
             return Outcome::skip(format!(
                 "no network repository is configured in /etc/apt, /etc/yum.repos.d or /etc/zypp/repos.d{}",
                 if skipped.is_empty() { String::new() } else { format!(" ({} local or unusable ones skipped)", skipped.len()) }
             ));
         }
-        let client = match client(&ctx).await {
+        let proxy = ctx.agent_proxy().await;
+        let client = match ctx.tls().and_then(|tls| repos::client(tls, proxy.as_ref())) {
             Ok(c) => c,
-            Err(e) => return Outcome::error(format!("cannot set up the HTTP client: {e}"), "Fix the agent's proxy setting or endpoints.ca_bundle."),
+            Err(e) => {
+                return Outcome::error(
+                    format!("cannot set up the HTTP client: {e}"),
+                    "Fix the agent's proxy setting or endpoints.ca_bundle.",
+                )
+            }
         };
-        let answers = repos::fetch_all(&client, configured, ctx.settings.repo_timeout).await;
+        let answers = repos::fetch_all(&client, configured, ctx.settings.repos.timeout).await;
         judge(&answers, &skipped)
     });
     check.info.timeout = check
         .info
         .timeout
-        .max(ctx.settings.repo_timeout * 2 + std::time::Duration::from_secs(1));
+        .max(ctx.settings.repos.timeout * 2 + std::time::Duration::from_secs(1));
     check
-}
-
-/// An HTTP client that goes where the patch run would: the agent's proxy
-/// when the agent has one, straight otherwise.
-async fn client(ctx: &Context) -> Result<reqwest::Client, String> {
-    let tls = tls(ctx)?;
-    let mut builder = reqwest::Client::builder()
-        .use_preconfigured_tls((*tls).clone())
-        .user_agent(concat!("ssm-preflight/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(5));
-    match agent_proxy(ctx).await {
-        Some(p) if p.any() => {
-            let no_proxy = p
-                .no_proxy
-                .as_deref()
-                .and_then(reqwest::NoProxy::from_string);
-            if let Some(url) = p.https_proxy.as_deref().or(p.http_proxy.as_deref()) {
-                builder = builder.proxy(
-                    reqwest::Proxy::https(url)
-                        .map_err(|e| e.to_string())?
-                        .no_proxy(no_proxy.clone()),
-                );
-            }
-            if let Some(url) = p.http_proxy.as_deref() {
-                builder = builder.proxy(
-                    reqwest::Proxy::http(url)
-                        .map_err(|e| e.to_string())?
-                        .no_proxy(no_proxy),
-                );
-            }
-        }
-        Some(_) => builder = builder.no_proxy(),
-        None => {} // the agent's environment is unknown: ours stands in for it
-    }
-    builder.build().map_err(|e| e.to_string())
 }
 
 pub fn judge(answers: &[Answer], skipped: &[Repo]) -> Outcome {

@@ -6,13 +6,23 @@
 //! tables, remembering which file set each key; the merged table → validated
 //! `Settings` with real types.
 
+//!
+//! A leaf: it imports nothing else of the crate. It owns what validating
+//! the file needs — units, schedule expressions, the selector syntax, the
+//! URLs it takes — and says nothing about which checks exist.
+
 mod raw;
+pub mod schedule;
+pub mod selector;
 mod settings;
 pub mod units;
+pub mod url;
 
 pub use raw::ModeSetting;
 pub use settings::{
-    effective_values, AgentSettings, DiskSettings, Settings, Thresholds, WindowSettings,
+    effective_values, invalid, AgentSettings, AwsSettings, ChecksSettings, DaemonSettings,
+    DiskSettings, EndpointSettings, GateSettings, MetricsSettings, PatchGroupSettings,
+    PkgLockSettings, ReportSettings, ReposSettings, Settings, Thresholds, WindowSettings,
 };
 
 use std::collections::BTreeMap;
@@ -330,7 +340,7 @@ fn record_origins(
 }
 
 /// Checks one file alone, for `config validate`.
-pub fn validate_file(path: &Path) -> Result<(), ConfigError> {
+pub fn validate_file(path: &Path) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -349,7 +359,12 @@ pub fn validate_file(path: &Path) -> Result<(), ConfigError> {
     let raw: raw::RawConfig = toml::Value::Table(merged)
         .try_into()
         .expect("validated above");
-    Settings::from_raw(raw, &origins).map(|_| ())
+    let settings = Settings::from_raw(raw, &origins)?;
+    Ok(Loaded {
+        settings,
+        origins,
+        files: vec![path.to_path_buf()],
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Where the tool decides it runs; `auto` looks only at local files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ModeSetting {
     #[default]
@@ -16,7 +16,30 @@ pub enum ModeSetting {
     Local,
 }
 
+impl std::str::FromStr for ModeSetting {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(ModeSetting::Auto),
+            "ec2" => Ok(ModeSetting::Ec2),
+            "hybrid" => Ok(ModeSetting::Hybrid),
+            "local" => Ok(ModeSetting::Local),
+            other => Err(format!(
+                "`{other}` is no mode; write auto, ec2, hybrid or local"
+            )),
+        }
+    }
+}
+
 impl ModeSetting {
+    pub const ALL: [ModeSetting; 4] = [
+        ModeSetting::Auto,
+        ModeSetting::Ec2,
+        ModeSetting::Hybrid,
+        ModeSetting::Local,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ModeSetting::Auto => "auto",
@@ -90,6 +113,8 @@ pub struct RawAws {
     pub imds_endpoint: Option<String>,
     pub credentials_file: Option<String>,
     pub profile: Option<String>,
+    pub attempt_timeout: Option<HumanDuration>,
+    pub operation_timeout: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

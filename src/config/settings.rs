@@ -1,46 +1,97 @@
-//! Validated settings with real types, and the built-in defaults.
+//! Validated settings with real types, one struct per section of the file,
+//! and the built-in defaults. They serialize back into the file's own keys,
+//! which is what `config show` prints: a key added here is shown there.
 
 use super::raw::{ModeSetting, RawConfig, RawThresholds};
-use super::units::{Amount, ByteAmount, CountAmount};
-use super::{ConfigError, Origin};
+use super::schedule::Schedule;
+use super::units::{serialize_duration, serialize_durations, Amount, ByteAmount, CountAmount};
+use super::{selector, ConfigError, Origin};
+use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
     pub mode: ModeSetting,
-    /// How long one check may take before it is reported as `error`.
-    pub check_timeout: Duration,
-    /// Check IDs, families (`disk`) or groups (`host`) not to run.
-    pub disabled: Vec<String>,
+    pub checks: ChecksSettings,
     pub disk: DiskSettings,
-    /// A package-manager lock held longer than this is a failure, not a wait.
-    pub lock_stuck_after: Duration,
+    pub pkg_lock: PkgLockSettings,
     pub agent: AgentSettings,
     pub aws: AwsSettings,
     pub endpoints: EndpointSettings,
-    /// How long one repository's index may take to answer.
-    pub repo_timeout: Duration,
-    /// A Patch Group set by hand: it wins over every tag.
-    pub patch_group: Option<String>,
-    /// The daemon's reports start up to this long after a run is due, so a
-    /// fleet with one window does not call SSM in the same second.
-    pub report_jitter: Duration,
-    pub gate: crate::gate::GateSettings,
+    pub repos: ReposSettings,
+    pub patch_group: PatchGroupSettings,
+    pub report: ReportSettings,
+    pub gate: GateSettings,
     pub daemon: DaemonSettings,
-    /// A Prometheus textfile to write after each run (node_exporter's textfile collector).
-    pub metrics_textfile: Option<std::path::PathBuf>,
+    pub metrics: MetricsSettings,
     /// Maintenance windows known from the config, beside SSM's.
-    pub windows: Vec<WindowSettings>,
+    pub window: Vec<WindowSettings>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChecksSettings {
+    /// How long one check may take before it is reported as `error`.
+    #[serde(serialize_with = "serialize_duration")]
+    pub timeout: Duration,
+    /// Check IDs, families (`disk`) or groups (`host`) not to run.
+    pub disable: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PkgLockSettings {
+    /// A package-manager lock held longer than this is a failure, not a wait.
+    #[serde(serialize_with = "serialize_duration")]
+    pub stuck_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReposSettings {
+    /// How long one repository's index may take to answer.
+    #[serde(serialize_with = "serialize_duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct PatchGroupSettings {
+    /// A Patch Group set by hand: it wins over every tag.
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportSettings {
+    /// The daemon's reports start up to this long after a run is due, so a
+    /// fleet with one window does not call SSM in the same second.
+    #[serde(serialize_with = "serialize_duration")]
+    pub jitter: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct MetricsSettings {
+    /// A Prometheus textfile to write after each run (node_exporter's textfile collector).
+    pub textfile: Option<PathBuf>,
+}
+
+/// Which results block `ssm-preflight gate`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct GateSettings {
+    /// Check selectors whose results may block; empty: every check.
+    pub checks: Vec<String>,
+    /// Whether a warning blocks too (by default only failures do).
+    pub block_on_warn: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DaemonSettings {
     /// A baseline run this often (jittered by up to a tenth), between windows.
+    #[serde(serialize_with = "serialize_duration")]
     pub interval: Duration,
     /// Runs this long before each window opens.
+    #[serde(serialize_with = "serialize_durations")]
     pub lead_times: Vec<Duration>,
     /// How long SSM's window schedule is trusted before it is asked again.
+    #[serde(serialize_with = "serialize_duration")]
     pub schedule_cache: Duration,
 }
 
@@ -55,17 +106,23 @@ impl Default for DaemonSettings {
 }
 
 /// A `[[window]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WindowSettings {
     pub name: String,
-    pub schedule: crate::schedule::Schedule,
+    #[serde(serialize_with = "serialize_schedule")]
+    pub schedule: Schedule,
     /// An IANA name, checked to exist.
     pub timezone: String,
     pub offset_days: i64,
+    #[serde(serialize_with = "serialize_duration")]
     pub duration: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+fn serialize_schedule<S: serde::Serializer>(s: &Schedule, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&s.text())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AwsSettings {
     /// The region, when the identity cannot tell it (or must be overridden).
     pub region: Option<String>,
@@ -74,16 +131,36 @@ pub struct AwsSettings {
     /// Where a hybrid node's agent keeps its credentials.
     pub credentials_file: String,
     pub profile: String,
+    /// One attempt of an SSM call: connecting, and each wait for the answer.
+    #[serde(serialize_with = "serialize_duration")]
+    pub attempt_timeout: Duration,
+    /// One SSM call, retries included.
+    #[serde(serialize_with = "serialize_duration")]
+    pub operation_timeout: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            region: None,
+            imds_endpoint: None,
+            credentials_file: "/root/.aws/credentials".into(),
+            profile: "default".into(),
+            attempt_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EndpointSettings {
     /// Per endpoint, DNS to HTTP answer.
+    #[serde(serialize_with = "serialize_duration")]
     pub timeout: Duration,
     /// Services probed besides ssm, ssmmessages, ec2messages and s3.
     pub extra: Vec<String>,
     /// A PEM bundle trusted besides the system's roots.
-    pub ca_bundle: Option<std::path::PathBuf>,
+    pub ca_bundle: Option<PathBuf>,
     /// `https://…` per service, instead of the regional name.
     pub urls: BTreeMap<String, String>,
 }
@@ -99,15 +176,18 @@ impl Default for EndpointSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentSettings {
     /// Oldest agent that runs `AWS-RunPatchBaselineWithHooks`.
     pub min_version: String,
     /// Restarts while the unit came up within this long ago count as flapping.
+    #[serde(serialize_with = "serialize_duration")]
     pub flapping_window: Duration,
     /// A log not written for this long means the agent is not doing anything.
+    #[serde(serialize_with = "serialize_duration")]
     pub log_stale_after: Duration,
     /// ERROR lines this recent are reported.
+    #[serde(serialize_with = "serialize_duration")]
     pub log_error_window: Duration,
 }
 
@@ -123,7 +203,7 @@ impl Default for AgentSettings {
 }
 
 /// Free-space floors for one path's filesystem.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Thresholds {
     pub warn_below: ByteAmount,
     pub fail_below: ByteAmount,
@@ -131,13 +211,15 @@ pub struct Thresholds {
     pub inodes_fail_below: CountAmount,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DiskSettings {
     /// Thresholds for every checked path without its own.
+    #[serde(flatten)]
     pub defaults: Thresholds,
     /// Paths with thresholds of their own: built-in ones and configured ones.
     pub paths: BTreeMap<String, Thresholds>,
     /// Paths added in `[disk.paths]` (checked even if not a default path).
+    #[serde(skip)]
     pub configured: Vec<String>,
 }
 
@@ -187,28 +269,32 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             mode: ModeSetting::Auto,
-            check_timeout: Duration::from_secs(5),
-            disabled: Vec::new(),
+            checks: ChecksSettings {
+                timeout: Duration::from_secs(5),
+                disable: Vec::new(),
+            },
             disk: DiskSettings {
                 defaults: DEFAULT_THRESHOLDS,
                 paths: builtin_path_thresholds(),
                 configured: Vec::new(),
             },
-            lock_stuck_after: Duration::from_secs(30 * 60),
-            agent: AgentSettings::default(),
-            aws: AwsSettings {
-                credentials_file: "/root/.aws/credentials".into(),
-                profile: "default".into(),
-                ..Default::default()
+            pkg_lock: PkgLockSettings {
+                stuck_after: Duration::from_secs(30 * 60),
             },
+            agent: AgentSettings::default(),
+            aws: AwsSettings::default(),
             endpoints: EndpointSettings::default(),
-            repo_timeout: Duration::from_secs(5),
-            patch_group: None,
-            report_jitter: Duration::from_secs(5 * 60),
-            gate: crate::gate::GateSettings::default(),
+            repos: ReposSettings {
+                timeout: Duration::from_secs(5),
+            },
+            patch_group: PatchGroupSettings::default(),
+            report: ReportSettings {
+                jitter: Duration::from_secs(5 * 60),
+            },
+            gate: GateSettings::default(),
             daemon: DaemonSettings::default(),
-            metrics_textfile: None,
-            windows: Vec::new(),
+            metrics: MetricsSettings::default(),
+            window: Vec::new(),
         }
     }
 }
@@ -220,6 +306,51 @@ fn overlay(base: Thresholds, raw: &RawThresholds) -> Thresholds {
         inodes_warn_below: raw.inodes_warn_below.unwrap_or(base.inodes_warn_below),
         inodes_fail_below: raw.inodes_fail_below.unwrap_or(base.inodes_fail_below),
     }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Every duration has a sane range: a value past it is a typo ("10000y"), and
+/// time arithmetic on it could overflow.
+fn in_range(
+    origins: &BTreeMap<String, Origin>,
+    key: &str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    if value < min || value > max {
+        return Err(invalid(
+            origins,
+            key,
+            format!(
+                "`{key}` is {}; write a duration from \"{}\" to \"{}\"",
+                humantime::format_duration(value),
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+/// A list of selectors, each written as one can be.
+fn selectors(
+    origins: &BTreeMap<String, Origin>,
+    key: &str,
+    list: Vec<String>,
+) -> Result<Vec<String>, ConfigError> {
+    if let Some(bad) = list.iter().find(|s| !selector::well_formed(s)) {
+        return Err(invalid(
+            origins,
+            key,
+            format!("`{key}` names `{bad}`, which is not a check name; write check IDs (\"pkg.lock\", \"endpoint.s3\"), families (\"disk\") or groups (\"host\")"),
+        ));
+    }
+    Ok(list)
 }
 
 impl Settings {
@@ -234,30 +365,22 @@ impl Settings {
         }
         if let Some(checks) = raw.checks {
             if let Some(t) = checks.timeout {
-                if t.0.is_zero() {
-                    return Err(invalid(origins, "checks.timeout", "`checks.timeout` must be longer than zero; write a duration such as \"5s\"".into()));
-                }
-                s.check_timeout = t.0;
+                s.checks.timeout = in_range(
+                    origins,
+                    "checks.timeout",
+                    t.0,
+                    100 * Duration::from_millis(1),
+                    10 * MINUTE,
+                )?;
             }
             if let Some(disabled) = checks.disable {
-                for name in &disabled {
-                    if !crate::checks::is_known_selector(name) {
-                        return Err(invalid(
-                            origins,
-                            "checks.disable",
-                            format!(
-                                "`checks.disable` names `{name}`, which is no check; write check IDs, families or groups from: {}",
-                                crate::checks::known_selectors().join(", ")
-                            ),
-                        ));
-                    }
-                }
-                s.disabled = disabled;
+                s.checks.disable = selectors(origins, "checks.disable", disabled)?;
             }
         }
         if let Some(lock) = raw.pkg_lock {
             if let Some(t) = lock.stuck_after {
-                s.lock_stuck_after = t.0;
+                s.pkg_lock.stuck_after =
+                    in_range(origins, "pkg_lock.stuck_after", t.0, MINUTE, 7 * DAY)?;
             }
         }
         if let Some(agent) = raw.agent {
@@ -271,13 +394,16 @@ impl Settings {
                 s.agent.min_version = v;
             }
             if let Some(t) = agent.flapping_window {
-                s.agent.flapping_window = t.0;
+                s.agent.flapping_window =
+                    in_range(origins, "agent.flapping_window", t.0, MINUTE, 7 * DAY)?;
             }
             if let Some(t) = agent.log_stale_after {
-                s.agent.log_stale_after = t.0;
+                s.agent.log_stale_after =
+                    in_range(origins, "agent.log_stale_after", t.0, MINUTE, 90 * DAY)?;
             }
             if let Some(t) = agent.log_error_window {
-                s.agent.log_error_window = t.0;
+                s.agent.log_error_window =
+                    in_range(origins, "agent.log_error_window", t.0, MINUTE, 90 * DAY)?;
             }
         }
         if let Some(aws) = raw.aws {
@@ -309,13 +435,27 @@ impl Settings {
             if let Some(p) = aws.profile {
                 s.aws.profile = p;
             }
+            if let Some(t) = aws.attempt_timeout {
+                s.aws.attempt_timeout =
+                    in_range(origins, "aws.attempt_timeout", t.0, SECOND, 5 * MINUTE)?;
+            }
+            if let Some(t) = aws.operation_timeout {
+                s.aws.operation_timeout =
+                    in_range(origins, "aws.operation_timeout", t.0, SECOND, 15 * MINUTE)?;
+            }
+            if s.aws.operation_timeout < s.aws.attempt_timeout {
+                return Err(invalid(origins, "aws.operation_timeout", format!("`aws.operation_timeout` ({}) is shorter than `aws.attempt_timeout` ({}), so no attempt could finish; make it at least as long", humantime::format_duration(s.aws.operation_timeout), humantime::format_duration(s.aws.attempt_timeout))));
+            }
         }
         if let Some(ep) = raw.endpoints {
             if let Some(t) = ep.timeout {
-                if t.0.is_zero() {
-                    return Err(invalid(origins, "endpoints.timeout", "`endpoints.timeout` must be longer than zero; write a duration such as \"3s\"".into()));
-                }
-                s.endpoints.timeout = t.0;
+                s.endpoints.timeout = in_range(
+                    origins,
+                    "endpoints.timeout",
+                    t.0,
+                    100 * Duration::from_millis(1),
+                    5 * MINUTE,
+                )?;
             }
             if let Some(extra) = ep.extra {
                 for service in &extra {
@@ -334,7 +474,7 @@ impl Settings {
             }
             for (service, url) in ep.urls.unwrap_or_default() {
                 let key = format!("endpoints.urls.{}", super::key_segment(&service));
-                if let Err(why) = crate::aws::endpoints::split_url(&url) {
+                if let Err(why) = super::url::split_url(&url) {
                     return Err(invalid(origins, &key, format!("`{key}`: {why}; write it like \"https://vpce-0123.ssm.eu-west-1.vpce.amazonaws.com\"")));
                 }
                 s.endpoints.urls.insert(service, url);
@@ -342,7 +482,13 @@ impl Settings {
         }
         if let Some(repos) = raw.repos {
             if let Some(t) = repos.timeout {
-                s.repo_timeout = t.0;
+                s.repos.timeout = in_range(
+                    origins,
+                    "repos.timeout",
+                    t.0,
+                    100 * Duration::from_millis(1),
+                    5 * MINUTE,
+                )?;
             }
         }
         if let Some(pg) = raw.patch_group {
@@ -355,21 +501,32 @@ impl Settings {
                             .into(),
                     ));
                 }
-                s.patch_group = Some(v);
+                s.patch_group.value = Some(v);
             }
         }
         if let Some(daemon) = raw.daemon {
             if let Some(i) = daemon.interval {
-                if i.0 < Duration::from_secs(60) {
-                    return Err(invalid(origins, "daemon.interval", format!("`daemon.interval` is {i}; write at least \"1m\" (the default is \"6h\")")));
-                }
-                s.daemon.interval = i.0;
+                s.daemon.interval = in_range(origins, "daemon.interval", i.0, MINUTE, 7 * DAY)?;
             }
             if let Some(leads) = daemon.lead_times {
-                s.daemon.lead_times = leads.into_iter().map(|d| d.0).collect();
+                if leads.len() > 10 {
+                    return Err(invalid(
+                        origins,
+                        "daemon.lead_times",
+                        format!(
+                            "`daemon.lead_times` lists {} lead times; write at most 10",
+                            leads.len()
+                        ),
+                    ));
+                }
+                s.daemon.lead_times = leads
+                    .into_iter()
+                    .map(|d| in_range(origins, "daemon.lead_times", d.0, MINUTE, 7 * DAY))
+                    .collect::<Result<_, _>>()?;
             }
             if let Some(c) = daemon.schedule_cache {
-                s.daemon.schedule_cache = c.0;
+                s.daemon.schedule_cache =
+                    in_range(origins, "daemon.schedule_cache", c.0, MINUTE, 7 * DAY)?;
             }
         }
         if let Some(metrics) = raw.metrics {
@@ -377,13 +534,13 @@ impl Settings {
                 if !path.starts_with('/') || !path.ends_with(".prom") {
                     return Err(invalid(origins, "metrics.textfile", format!("`metrics.textfile` is `{path}`; write an absolute path ending in .prom, such as \"/var/lib/node_exporter/textfile_collector/ssm_preflight.prom\"")));
                 }
-                s.metrics_textfile = Some(path.into());
+                s.metrics.textfile = Some(path.into());
             }
         }
         for (i, w) in raw.window.unwrap_or_default().into_iter().enumerate() {
             let key = "window";
             let at = |field: &str| format!("[[window]] number {} (`{}`), `{field}`", i + 1, w.name);
-            let schedule = crate::schedule::Schedule::parse(&w.schedule)
+            let schedule = Schedule::parse(&w.schedule)
                 .map_err(|e| invalid(origins, key, format!("{}: {e}", at("schedule"))))?;
             let timezone = w.timezone.unwrap_or_else(|| "UTC".into());
             if jiff::tz::TimeZone::get(&timezone).is_err() {
@@ -393,11 +550,8 @@ impl Settings {
             if offset_days != 0 && (!schedule.is_cron() || !(1..=6).contains(&offset_days)) {
                 return Err(invalid(origins, key, format!("{}: an offset is 1 to 6 days after a cron() date, as ScheduleOffset allows", at("offset_days"))));
             }
-            let duration = w
-                .duration
-                .map(|d| d.0)
-                .unwrap_or(Duration::from_secs(4 * 3600));
-            if duration < Duration::from_secs(3600) || duration > Duration::from_secs(24 * 3600) {
+            let duration = w.duration.map(|d| d.0).unwrap_or(4 * HOUR);
+            if !(HOUR..=DAY).contains(&duration) {
                 return Err(invalid(
                     origins,
                     key,
@@ -407,7 +561,7 @@ impl Settings {
                     ),
                 ));
             }
-            s.windows.push(WindowSettings {
+            s.window.push(WindowSettings {
                 name: w.name,
                 schedule,
                 timezone,
@@ -417,24 +571,12 @@ impl Settings {
         }
         if let Some(report) = raw.report {
             if let Some(j) = report.jitter {
-                s.report_jitter = j.0;
+                s.report.jitter = in_range(origins, "report.jitter", j.0, Duration::ZERO, HOUR)?;
             }
         }
         if let Some(gate) = raw.gate {
             if let Some(checks) = gate.checks {
-                for name in &checks {
-                    if !crate::checks::is_known_selector(name) {
-                        return Err(invalid(
-                            origins,
-                            "gate.checks",
-                            format!(
-                                "`gate.checks` names `{name}`, which is no check; write check IDs, families or groups from: {}",
-                                crate::checks::known_selectors().join(", ")
-                            ),
-                        ));
-                    }
-                }
-                s.gate.checks = checks;
+                s.gate.checks = selectors(origins, "gate.checks", checks)?;
             }
             if let Some(b) = gate.block_on_warn {
                 s.gate.block_on_warn = b;
@@ -500,7 +642,8 @@ fn check_order(
     Ok(())
 }
 
-fn invalid(origins: &BTreeMap<String, Origin>, key: &str, message: String) -> ConfigError {
+/// A config error at the file and line that set `key`.
+pub fn invalid(origins: &BTreeMap<String, Origin>, key: &str, message: String) -> ConfigError {
     let origin = origins.get(key).cloned().unwrap_or(Origin {
         path: "(built-in defaults)".into(),
         line: 0,
@@ -514,62 +657,40 @@ fn invalid(origins: &BTreeMap<String, Origin>, key: &str, message: String) -> Co
     }
 }
 
-/// The effective settings as (dotted key, TOML value) pairs, for `config show`.
-pub fn effective_values(s: &Settings) -> Vec<(String, String)> {
-    let mut out = vec![
-        ("mode".to_string(), format!("{:?}", s.mode.as_str())),
-        (
-            "checks.timeout".to_string(),
-            format!("\"{}\"", humantime::format_duration(s.check_timeout)),
-        ),
-        ("checks.disable".to_string(), format!("{:?}", s.disabled)),
-    ];
-    let push_thresholds = |out: &mut Vec<(String, String)>, prefix: &str, t: &Thresholds| {
-        out.push((
-            format!("{prefix}.warn_below"),
-            format!("\"{}\"", t.warn_below),
-        ));
-        out.push((
-            format!("{prefix}.fail_below"),
-            format!("\"{}\"", t.fail_below),
-        ));
-        out.push((
-            format!("{prefix}.inodes_warn_below"),
-            format!("\"{}\"", t.inodes_warn_below),
-        ));
-        out.push((
-            format!("{prefix}.inodes_fail_below"),
-            format!("\"{}\"", t.inodes_fail_below),
-        ));
-    };
-    push_thresholds(&mut out, "disk", &s.disk.defaults);
-    for (path, t) in &s.disk.paths {
-        push_thresholds(
-            &mut out,
-            &format!("disk.paths.{}", super::key_segment(path)),
-            t,
-        );
-    }
-    out.push((
-        "pkg_lock.stuck_after".to_string(),
-        format!("\"{}\"", humantime::format_duration(s.lock_stuck_after)),
-    ));
-    let duration = |d: Duration| format!("\"{}\"", humantime::format_duration(d));
-    out.push((
-        "agent.min_version".to_string(),
-        format!("{:?}", s.agent.min_version),
-    ));
-    out.push((
-        "agent.flapping_window".to_string(),
-        duration(s.agent.flapping_window),
-    ));
-    out.push((
-        "agent.log_stale_after".to_string(),
-        duration(s.agent.log_stale_after),
-    ));
-    out.push((
-        "agent.log_error_window".to_string(),
-        duration(s.agent.log_error_window),
-    ));
+/// The effective settings as (dotted key, value) pairs in the file's own
+/// keys, for `config show`: derived from the serialization, so every key
+/// the settings have is listed. An unset optional key has no value.
+pub fn effective_values(s: &Settings) -> Vec<(String, Option<String>)> {
+    let value = serde_json::to_value(s).expect("settings serialize");
+    let mut out = Vec::new();
+    flatten("", &value, &mut out);
     out
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, Option<String>)>) {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if prefix.is_empty() {
+            super::key_segment(key)
+        } else {
+            format!("{prefix}.{}", super::key_segment(key))
+        }
+    };
+    match value {
+        Value::Object(map) if map.is_empty() => out.push((prefix.to_string(), Some("{}".into()))),
+        Value::Object(map) => {
+            for (key, inner) in map {
+                flatten(&join(key), inner, out);
+            }
+        }
+        // A list of tables ([[window]]) is shown entry by entry.
+        Value::Array(items) if items.iter().any(Value::is_object) => {
+            for (i, item) in items.iter().enumerate() {
+                flatten(&format!("{prefix}[{}]", i + 1), item, out);
+            }
+        }
+        Value::Null => out.push((prefix.to_string(), None)),
+        // JSON's strings, numbers, booleans and arrays of them are TOML too.
+        other => out.push((prefix.to_string(), Some(other.to_string()))),
+    }
 }

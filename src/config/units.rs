@@ -176,6 +176,41 @@ pub fn format_age(d: Duration) -> String {
     }
 }
 
+// Written as the config file writes them, so `config show` prints values
+// that can be pasted back into a file.
+impl serde::Serialize for ByteAmount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl serde::Serialize for CountAmount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Amount::Absolute(n) => s.serialize_u64(n),
+            Amount::Percent(_) => s.collect_str(self),
+        }
+    }
+}
+
+/// Serializes a duration as the config writes it ("5m", "1h 30m").
+pub fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
+
+/// Serializes a list of durations as the config writes them.
+pub fn serialize_durations<S: serde::Serializer>(
+    list: &[Duration],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(list.len()))?;
+    for d in list {
+        seq.serialize_element(&humantime::format_duration(*d).to_string())?;
+    }
+    seq.end()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,17 @@ fn signed(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
 }
 
+/// `t + d`, or the last representable instant: never a panic, whatever the
+/// settings say.
+fn after(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(signed(d)).unwrap_or(Timestamp::MAX)
+}
+
+/// `t - d`, or the first representable instant.
+fn before(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_sub(signed(d)).unwrap_or(Timestamp::MIN)
+}
+
 impl Planner {
     pub fn new(interval: Duration, leads: Vec<Duration>) -> Planner {
         Planner {
@@ -44,7 +55,7 @@ impl Planner {
     /// The settings changed (a reload): keep what has run.
     pub fn reconfigure(&mut self, interval: Duration, leads: Vec<Duration>) {
         if interval != self.interval {
-            self.next_baseline = self.last_run.map(|l| l + signed(interval));
+            self.next_baseline = self.last_run.map(|l| after(l, interval));
         }
         self.interval = interval;
         self.leads = leads;
@@ -56,12 +67,12 @@ impl Planner {
             return (now, Why::Start);
         };
         let mut best = (
-            self.next_baseline.unwrap_or(last + signed(self.interval)),
+            self.next_baseline.unwrap_or(after(last, self.interval)),
             Why::Baseline,
         );
         for &window in windows.iter().filter(|w| **w > now) {
             for &lead in &self.leads {
-                let at = window - signed(lead);
+                let at = before(window, lead);
                 if at > last {
                     let due = at.max(now);
                     if due < best.0 {
@@ -78,7 +89,7 @@ impl Planner {
         self.last_run = Some(at);
         if matches!(why, Why::Baseline | Why::Start) || self.next_baseline.is_none() {
             let jitter = self.interval.mul_f64(random.clamp(0.0, 1.0) / 10.0);
-            self.next_baseline = Some(at + signed(self.interval + jitter));
+            self.next_baseline = Some(after(at, self.interval.saturating_add(jitter)));
         }
     }
 }
@@ -86,7 +97,7 @@ impl Planner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::{next_starts, Schedule};
+    use crate::config::schedule::{next_starts, Schedule};
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -81,3 +81,44 @@ pub async fn ask(path: &Path, request: &str) -> Option<String> {
         .ok()
         .flatten()
 }
+
+/// Answers the socket for as long as the daemon runs: each connection gets
+/// `answer(request)` as one line. An accept error never ends the loop: it
+/// is logged once per kind, and when the process is out of descriptors
+/// (EMFILE, ENFILE) the loop pauses instead of spinning on it.
+pub async fn serve<F>(listener: UnixListener, answer: F)
+where
+    F: Fn(Request) -> String + Send + Sync + 'static,
+{
+    let answer = std::sync::Arc::new(answer);
+    let mut last_error: Option<std::io::ErrorKind> = None;
+    loop {
+        match listener.accept().await {
+            Ok((mut stream, _)) => {
+                last_error = None;
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let Ok(request) = read_request(&mut stream).await else {
+                        return;
+                    };
+                    let line = answer(request);
+                    let _ = stream.write_all(format!("{line}\n").as_bytes()).await;
+                });
+            }
+            Err(e) => {
+                if last_error != Some(e.kind()) {
+                    tracing::warn!(
+                        "the status socket cannot accept a connection: {e}; it keeps listening"
+                    );
+                    last_error = Some(e.kind());
+                }
+                let out_of_descriptors = matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::EMFILE) | Some(nix::libc::ENFILE)
+                );
+                let pause = if out_of_descriptors { 200 } else { 20 };
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        }
+    }
+}

@@ -1,11 +1,18 @@
 //! Facts about the host, read from files under a root directory so that tests
 //! run on fixture trees (`tests/fixtures/<case>/…`) instead of this machine.
 
+pub mod agent;
+pub mod agent_log;
+pub mod credentials;
+pub mod disk;
+pub mod locks;
 pub mod mode;
 pub mod mounts;
 pub mod os_release;
+pub mod pkg_state;
 pub mod proc_locks;
 pub mod process;
+pub mod reboot;
 pub mod systemd;
 pub mod version;
 

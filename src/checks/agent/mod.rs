@@ -7,80 +7,7 @@ pub mod proxy;
 pub mod service;
 pub mod version;
 
-use super::{Context, Outcome};
 use crate::host::os_release::OsRelease;
-use crate::host::systemd::{self, BusError, UnitInfo};
-
-pub const CLASSIC_UNIT: &str = "amazon-ssm-agent.service";
-pub const SNAP_UNIT: &str = "snap.amazon-ssm-agent.amazon-ssm-agent.service";
-
-/// Both possible agent units as systemd reports them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentUnits {
-    pub classic: UnitInfo,
-    pub snap: UnitInfo,
-}
-
-impl AgentUnits {
-    /// The units systemd knows (LoadState other than `not-found`).
-    pub fn installed(&self) -> Vec<&UnitInfo> {
-        [&self.classic, &self.snap]
-            .into_iter()
-            .filter(|u| u.exists())
-            .collect()
-    }
-
-    /// The unit that runs the agent: an active one first, else the first installed.
-    pub fn in_use(&self) -> Option<&UnitInfo> {
-        let installed = self.installed();
-        installed
-            .iter()
-            .find(|u| u.active_state == "active")
-            .or_else(|| installed.first())
-            .copied()
-    }
-
-    pub fn is_snap(&self) -> bool {
-        self.in_use().is_some_and(|u| u.name == SNAP_UNIT)
-    }
-}
-
-pub type AgentLookup = Result<AgentUnits, BusError>;
-
-/// Asks systemd about both agent units once per run; every agent check shares the answer.
-pub async fn lookup(ctx: &Context) -> &AgentLookup {
-    ctx.shared
-        .agent
-        .get_or_init(|| async {
-            let bus = &ctx.shared.bus;
-            let (classic, snap) = tokio::join!(
-                systemd::unit(bus, CLASSIC_UNIT),
-                systemd::unit(bus, SNAP_UNIT)
-            );
-            Ok(AgentUnits {
-                classic: classic?,
-                snap: snap?,
-            })
-        })
-        .await
-}
-
-/// The outcome when systemd could not be asked.
-pub fn bus_outcome(e: &BusError) -> Outcome {
-    match e {
-        BusError::NoBus(_) => Outcome::skip(format!(
-            "{e}, so systemd cannot be asked; this host does not run systemd (a container?)"
-        )),
-        BusError::NotOnBus { .. } => Outcome::error(
-            e.to_string(),
-            "Check that systemd is PID 1 (`ps -p 1 -o comm=` prints systemd) and that the bus works: `busctl status org.freedesktop.systemd1`.",
-        ),
-        BusError::Failed(why) => Outcome::error(
-            format!("systemd answered with an error: {why}"),
-            "Run ssm-preflight as root; `busctl status org.freedesktop.systemd1` shows whether the bus lets you ask.",
-        ),
-    }
-}
 
 /// `systemctl` name of a unit: `amazon-ssm-agent` for `amazon-ssm-agent.service`.
 pub fn ctl_name(unit: &str) -> &str {
@@ -123,30 +50,6 @@ pub fn install_command(os: Option<&OsRelease>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unit(name: &str, load: &str, active: &str) -> UnitInfo {
-        UnitInfo {
-            name: name.into(),
-            load_state: load.into(),
-            active_state: active.into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn the_active_unit_is_the_one_in_use() {
-        let units = AgentUnits {
-            classic: unit(CLASSIC_UNIT, "loaded", "inactive"),
-            snap: unit(SNAP_UNIT, "loaded", "active"),
-        };
-        assert_eq!(units.in_use().unwrap().name, SNAP_UNIT);
-        assert!(units.is_snap());
-        let none = AgentUnits {
-            classic: unit(CLASSIC_UNIT, "not-found", "inactive"),
-            snap: unit(SNAP_UNIT, "not-found", "inactive"),
-        };
-        assert!(none.in_use().is_none());
-    }
 
     #[test]
     fn install_commands_per_distribution() {

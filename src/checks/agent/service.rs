@@ -1,9 +1,11 @@
 //! `agent.service`: the agent's unit is loaded, active, not flapping, and
 //! its main process runs as root.
 
-use super::{bus_outcome, ctl_name, install_command, lookup, AgentUnits, CLASSIC_UNIT, SNAP_UNIT};
+use super::{ctl_name, install_command};
+use crate::checks::common::bus_outcome;
 use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
 use crate::config::units::format_age;
+use crate::host::agent::{AgentUnits, CLASSIC_UNIT, SNAP_UNIT};
 use crate::host::os_release::OsRelease;
 use crate::host::process;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,13 +15,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     group: Group::Agent,
     title: "amazon-ssm-agent service",
     severity: Severity::Critical,
+    members: None,
 };
 
 pub fn plan(ctx: &Context) -> crate::checks::Check {
     let ctx2 = ctx.clone();
-    ctx.check_async(&ENTRY, ENTRY.id, async move {
+    crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
-        match lookup(&ctx).await {
+        match ctx.agent_units().await {
             Err(e) => bus_outcome(e),
             Ok(units) => {
                 let uid = units

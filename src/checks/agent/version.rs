@@ -1,27 +1,23 @@
 //! `agent.version`: the installed agent's version against the minimum that
 //! runs `AWS-RunPatchBaselineWithHooks` (3.0.502, configurable).
 
-use super::{lookup, AgentUnits};
 use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
-use crate::host::{version, Root};
-use std::path::PathBuf;
-use std::time::Duration;
+use crate::host::agent::{binary, run_version, AgentUnits, CLASSIC_BINARY, SNAP_BINARY};
+use crate::host::version;
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "agent.version",
     group: Group::Agent,
     title: "amazon-ssm-agent version",
     severity: Severity::Medium,
+    members: None,
 };
-
-const CLASSIC_BINARY: &str = "/usr/bin/amazon-ssm-agent";
-const SNAP_BINARY: &str = "/snap/amazon-ssm-agent/current/amazon-ssm-agent";
 
 pub fn plan(ctx: &Context) -> crate::checks::Check {
     let ctx2 = ctx.clone();
-    ctx.check_async(&ENTRY, ENTRY.id, async move {
+    crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
-        let units = lookup(&ctx).await.as_ref().ok().cloned();
+        let units = ctx.agent_units().await.as_ref().ok().cloned();
         let Some(binary) = binary(&ctx.root, units.as_ref()) else {
             return match units {
                 Some(u) if u.in_use().is_none() => Outcome::skip(
@@ -32,7 +28,7 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
                 )),
             };
         };
-        let budget = ctx.settings.check_timeout.mul_f32(0.8);
+        let budget = ctx.settings.checks.timeout.mul_f32(0.8);
         let shown = binary.1.clone();
         let answer = tokio::task::spawn_blocking(move || run_version(&binary.0, budget)).await;
         let snap = units.as_ref().is_some_and(AgentUnits::is_snap);
@@ -50,49 +46,6 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
             ),
         }
     })
-}
-
-/// The agent binary: the snap's when the snap unit runs the agent.
-fn binary(root: &Root, units: Option<&AgentUnits>) -> Option<(PathBuf, String)> {
-    let order = if units.is_some_and(AgentUnits::is_snap) {
-        [SNAP_BINARY, CLASSIC_BINARY]
-    } else {
-        [CLASSIC_BINARY, SNAP_BINARY]
-    };
-    order
-        .into_iter()
-        .map(|p| (root.path(p), p.to_string()))
-        .find(|(real, _)| real.is_file())
-}
-
-fn run_version(binary: &std::path::Path, budget: Duration) -> Result<String, String> {
-    use std::io::Read;
-    use wait_timeout::ChildExt;
-    let mut child = std::process::Command::new(binary)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-    match child.wait_timeout(budget).map_err(|e| e.to_string())? {
-        Some(_) => {
-            let mut out = String::new();
-            if let Some(mut stdout) = child.stdout.take() {
-                let _ = stdout.read_to_string(&mut out);
-            }
-            Ok(out)
-        }
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(format!(
-                "`{} --version` did not answer within {}",
-                binary.display(),
-                humantime::format_duration(budget)
-            ))
-        }
-    }
 }
 
 /// The version in `amazon-ssm-agent --version` output ("SSM Agent version: 3.3.40.0").

@@ -1,0 +1,144 @@
+//! SSM custom compliance on the wire: one PutComplianceItems call, and
+//! which of its errors a retry can fix.
+
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::types::{
+    ComplianceExecutionSummary, ComplianceItemEntry, ComplianceSeverity, ComplianceStatus,
+    ComplianceUploadType,
+};
+use std::collections::BTreeMap;
+
+pub const COMPLIANCE_TYPE: &str = "Custom:PatchPreflight";
+pub const RESOURCE_TYPE: &str = "ManagedInstance";
+/// `ExecutionSummary.ExecutionType`: who produced the items.
+pub const EXECUTION_TYPE: &str = "ssm-preflight";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub id: String,
+    pub title: String,
+    /// CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL.
+    pub severity: &'static str,
+    /// COMPLIANT or NON_COMPLIANT.
+    pub status: &'static str,
+    pub details: BTreeMap<String, String>,
+}
+
+/// Everything one PutComplianceItems call carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub resource_id: String,
+    /// RFC 3339, the run's start.
+    pub execution_time: String,
+    pub execution_id: String,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Try again later.
+    Retryable(String),
+    /// Retrying will not help until someone acts.
+    Permanent { error: String, remedy: String },
+}
+
+/// The documented PutComplianceItems call for an upload.
+pub async fn send(ssm: &aws_sdk_ssm::Client, upload: &Upload) -> Result<(), SendError> {
+    let time =
+        humantime::parse_rfc3339(&upload.execution_time).map_err(|e| SendError::Permanent {
+            error: format!("bad run time {}: {e}", upload.execution_time),
+            remedy: BUG.into(),
+        })?;
+    let summary = ComplianceExecutionSummary::builder()
+        .execution_time(aws_sdk_ssm::primitives::DateTime::from(time))
+        .execution_id(&upload.execution_id)
+        .execution_type(EXECUTION_TYPE)
+        .build()
+        .map_err(|e| SendError::Permanent {
+            error: e.to_string(),
+            remedy: BUG.into(),
+        })?;
+    let items = upload
+        .items
+        .iter()
+        .map(|i| {
+            ComplianceItemEntry::builder()
+                .id(&i.id)
+                .title(&i.title)
+                .severity(ComplianceSeverity::from(i.severity))
+                .status(ComplianceStatus::from(i.status))
+                .set_details(Some(i.details.clone().into_iter().collect()))
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SendError::Permanent {
+            error: e.to_string(),
+            remedy: BUG.into(),
+        })?;
+    ssm.put_compliance_items()
+        .resource_id(&upload.resource_id)
+        .resource_type(RESOURCE_TYPE)
+        .compliance_type(COMPLIANCE_TYPE)
+        .execution_summary(summary)
+        .set_items(Some(items))
+        .upload_type(ComplianceUploadType::Complete)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| classify(&e))
+}
+
+const BUG: &str =
+    "This is a bug in ssm-preflight: report it with the output of `ssm-preflight status --json`.";
+
+fn classify<E, R>(e: &SdkError<E, R>) -> SendError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let text = crate::aws::sdk::describe_error(e, "ssm:PutComplianceItems");
+    let SdkError::ServiceError(se) = e else {
+        // Not sent, timed out, or no readable answer: the network or SSM is down.
+        return SendError::Retryable(text);
+    };
+    let code = se.err().code().unwrap_or_default();
+    permanent_remedy(code).map_or(SendError::Retryable(text.clone()), |remedy| {
+        SendError::Permanent {
+            error: text,
+            remedy,
+        }
+    })
+}
+
+/// What to do about an error code that retrying cannot fix; `None` for one it can.
+pub fn permanent_remedy(code: &str) -> Option<String> {
+    let remedy = match code {
+        "AccessDeniedException" | "AccessDenied" => {
+            "The node's role lacks ssm:PutComplianceItems: add it to the instance role (or the hybrid activation's service role); /usr/share/ssm-preflight/iam/ssm-preflight-policy.json lists every action ssm-preflight uses."
+        }
+        "UnrecognizedClientException" | "InvalidClientTokenId" | "InvalidSignatureException" | "IncompleteSignature" => {
+            "SSM does not accept these credentials: check the instance profile (credentials.role) or register the hybrid node again."
+        }
+        "InvalidResourceId" | "InvalidResourceType" => {
+            "SSM does not know this node as a managed node: check that the agent is registered and online (agent.service, agent.identity) and that it shows in Fleet Manager."
+        }
+        "ValidationException" | "InvalidItemContentException" | "ItemSizeLimitExceededException" | "TotalSizeLimitExceededException" | "ComplianceTypeCountLimitExceededException" => BUG,
+        _ => return None,
+    };
+    Some(remedy.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_errors_a_retry_fixes() {
+        assert!(permanent_remedy("AccessDeniedException")
+            .unwrap()
+            .contains("ssm:PutComplianceItems"));
+        assert!(permanent_remedy("ValidationException").is_some());
+        assert!(permanent_remedy("ThrottlingException").is_none());
+        assert!(permanent_remedy("InternalServerError").is_none());
+    }
+}

@@ -1,0 +1,142 @@
+//! `credentials.role`: whether the agent has credentials to call SSM at all —
+//! an instance profile role, Default Host Management credentials, or a
+//! hybrid node's credentials file.
+
+use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::aws::identity::{Identity, IdentityError, Role};
+use crate::host::credentials::{self, DHMC_CREDENTIALS};
+use crate::host::mode::Mode;
+
+pub const ENTRY: CatalogueEntry = CatalogueEntry {
+    id: "credentials.role",
+    group: Group::Access,
+    title: "Credentials for the agent",
+    severity: Severity::Critical,
+    members: None,
+};
+
+pub fn plan(ctx: &Context) -> super::Check {
+    let ctx2 = ctx.clone();
+    super::task(ctx, &ENTRY, ENTRY.id, async move {
+        let ctx = ctx2;
+        let id = ctx.identity().await;
+        let found = credentials::present(&ctx.root, &ctx.settings.aws.credentials_file);
+        judge(
+            id,
+            found.dhmc,
+            found.shared_file,
+            &ctx.settings.aws.credentials_file,
+        )
+    })
+}
+
+pub fn judge(
+    id: &Result<Identity, IdentityError>,
+    dhmc: bool,
+    shared_file: bool,
+    shared_path: &str,
+) -> Outcome {
+    let id = match id {
+        Ok(id) => id,
+        Err(IdentityError::NotLooked(why)) => return Outcome::skip(why.clone()),
+        Err(IdentityError::Failed { .. }) => {
+            return Outcome::skip("the node's identity could not be read (agent.identity says why), so its credentials cannot be judged")
+        }
+    };
+    match (&id.mode, &id.role) {
+        (Mode::Hybrid, _) => {
+            if shared_file || dhmc {
+                let place = if shared_file { shared_path } else { DHMC_CREDENTIALS };
+                Outcome::pass(format!("the hybrid node's agent keeps its credentials in {place}"))
+            } else {
+                Outcome::fail(
+                    format!("the hybrid node has no agent credentials ({shared_path} and {DHMC_CREDENTIALS} do not exist)"),
+                    "Register the node again so the agent fetches credentials: `sudo amazon-ssm-agent -register -code CODE -id ID -region REGION -y`, then `sudo systemctl restart amazon-ssm-agent`.",
+                )
+            }
+        }
+        (_, Some(Role::Attached { name, code, expiration })) if code == "Success" => Outcome::pass(format!(
+            "the instance profile role {name} has credentials{}",
+            expiration.as_ref().map(|e| format!(" valid until {e}")).unwrap_or_default()
+        ))
+        .detail("role", name),
+        (_, Some(Role::Attached { name, code, .. })) => Outcome::fail(
+            format!("the instance profile role {name} has no usable credentials (IMDS says Code {code})"),
+            format!("Check the role's trust policy allows ec2.amazonaws.com to assume it (`aws iam get-role --role-name {name}`), then detach and attach the instance profile again."),
+        ),
+        (_, Some(Role::None)) | (_, None) if dhmc => Outcome::pass(format!(
+            "no instance profile; the agent uses Default Host Management credentials ({DHMC_CREDENTIALS})"
+        )),
+        (_, Some(Role::None)) | (_, None) => Outcome::fail(
+            "no instance profile is attached, so the agent has no credentials to call SSM",
+            format!(
+                "Attach an instance profile whose role has the AmazonSSMManagedInstanceCore policy: `aws ec2 associate-iam-instance-profile --instance-id {} --iam-instance-profile Name=PROFILE`, or turn on Default Host Management Configuration in Fleet Manager.",
+                id.instance_id
+            ),
+        ),
+        (_, Some(Role::Unknown(why))) => Outcome::error(
+            format!("cannot tell whether the instance has a role: {why}"),
+            "Ask IMDS by hand: `TOKEN=$(curl -sX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); curl -sH \"X-aws-ec2-metadata-token: $TOKEN\" http://169.254.169.254/latest/meta-data/iam/security-credentials/`.",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+
+    fn ec2(role: Role) -> Result<Identity, IdentityError> {
+        Ok(Identity {
+            mode: Mode::Ec2,
+            instance_id: "i-0abc".into(),
+            region: "eu-west-1".into(),
+            account_id: Some("123456789012".into()),
+            role: Some(role),
+        })
+    }
+
+    #[test]
+    fn role_verdicts() {
+        let good = ec2(Role::Attached {
+            name: "SSMCore".into(),
+            code: "Success".into(),
+            expiration: Some("2026-11-26T20:00:00Z".into()),
+        });
+        assert_eq!(
+            judge(&good, false, false, "/root/.aws/credentials").status,
+            Status::Pass
+        );
+        let none = judge(&ec2(Role::None), false, false, "/root/.aws/credentials");
+        assert_eq!(none.status, Status::Fail);
+        assert!(none
+            .remedy
+            .unwrap()
+            .contains("associate-iam-instance-profile --instance-id i-0abc"));
+        assert_eq!(
+            judge(&ec2(Role::None), true, false, "/root/.aws/credentials").status,
+            Status::Pass
+        );
+        let expired = ec2(Role::Attached {
+            name: "R".into(),
+            code: "AssumeRoleUnauthorizedAccess".into(),
+            expiration: None,
+        });
+        assert_eq!(judge(&expired, false, false, "x").status, Status::Fail);
+        let hybrid = Ok(Identity {
+            mode: Mode::Hybrid,
+            instance_id: "mi-1".into(),
+            region: "eu-west-1".into(),
+            account_id: None,
+            role: None,
+        });
+        assert_eq!(
+            judge(&hybrid, false, true, "/root/.aws/credentials").status,
+            Status::Pass
+        );
+        assert_eq!(
+            judge(&hybrid, false, false, "/root/.aws/credentials").status,
+            Status::Fail
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! `ssm-preflight check` and `ssm-preflight report`.
+
+use super::cli::{CheckArgs, Global};
+use super::{delivery_sentence, options};
+use crate::host::mode::Mode;
+use crate::run::state::DeliveryState;
+use crate::run::{deliver_last, new_run_id, prepare, run_checks, runtime, state_dir};
+use std::io::Write;
+use std::time::SystemTime;
+
+pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
+    let prepared = prepare(&options(global))?;
+    if args.report && prepared.detected.mode == Mode::Local {
+        anyhow::bail!(
+            "--report needs a managed node, but this host runs in local mode ({}); use --mode ec2 or --mode hybrid",
+            prepared.detected.reason
+        );
+    }
+    // Take the state lock before the run, so a concurrent run cannot slip
+    // an older report in after ours.
+    let dir = if args.report {
+        Some(state_dir()?)
+    } else {
+        None
+    };
+    let ctx = prepared.context(SystemTime::now());
+    let rt = runtime()?;
+    let report = rt.block_on(run_checks(&ctx, &args.only))?;
+
+    let mut out = anstream::stdout();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", super::table::render_table(&report))?;
+    }
+    out.flush()?;
+
+    if let Some(dir) = dir {
+        let mut state = dir.load().unwrap_or_else(|e| {
+            tracing::warn!("starting a new state file: {e}");
+            Default::default()
+        });
+        state.record(&report, &new_run_id());
+        dir.save(&state)?;
+        if let Some(result) = rt.block_on(deliver_last(&ctx, &dir, &mut state))? {
+            eprintln!(
+                "{}",
+                delivery_sentence(&result, &dir.path(), report.host.instance_id.as_deref())
+            );
+        }
+    }
+    // Do not wait for a check thread stuck past its timeout.
+    rt.shutdown_background();
+    Ok(report.verdict.exit_code())
+}
+
+/// Sends the last run's report if it has not reached SSM.
+pub fn report_pending(global: &Global) -> anyhow::Result<u8> {
+    let prepared = prepare(&options(global))?;
+    let dir = state_dir()?;
+    let mut state = dir.load()?;
+    let Some(delivery) = state.delivery.clone() else {
+        println!(
+            "Nothing to send: no run has been recorded yet. Run `ssm-preflight check --report`."
+        );
+        return Ok(0);
+    };
+    if delivery.state == DeliveryState::Delivered {
+        println!(
+            "Nothing to send: the report of the run at {} reached SSM at {}.",
+            delivery.run_started_at,
+            delivery
+                .delivered_at
+                .as_deref()
+                .unwrap_or("an unknown time")
+        );
+        return Ok(0);
+    }
+    let ctx = prepared.context(SystemTime::now());
+    let rt = runtime()?;
+    let instance = state
+        .last_run
+        .as_ref()
+        .and_then(|r| r.host.instance_id.clone());
+    match rt.block_on(deliver_last(&ctx, &dir, &mut state))? {
+        Some(result) => {
+            println!(
+                "{}",
+                delivery_sentence(&result, &dir.path(), instance.as_deref())
+            );
+            Ok(if result.is_ok() { 0 } else { 1 })
+        }
+        None => {
+            println!("Nothing to send: a newer report has already reached SSM.");
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `ssm-preflight status`: asks the daemon over its socket; when no daemon
+//! answers, reads the state file and says so.
+
+use super::cli::{Global, StatusArgs};
+use crate::config::units::format_age;
+use crate::run::state::{self, DeliveryState, State};
+use crate::run::status as socket;
+use std::time::SystemTime;
+
+pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
+    let path = socket::socket_path();
+    let rt = crate::run::runtime()?;
+    if args.refresh {
+        return match rt.block_on(socket::ask(&path, "refresh")) {
+            Some(answer) => {
+                let v: serde_json::Value = serde_json::from_str(&answer)?;
+                if let Some(e) = v["error"].as_str() {
+                    anyhow::bail!("the daemon refused: {e} (run `sudo ssm-preflight status --refresh`)");
+                }
+                println!("A run was started; `ssm-preflight status` shows it once it ends.");
+                Ok(0)
+            }
+            None => anyhow::bail!(
+                "the daemon is not running (no answer on {}): start it with `sudo systemctl start ssm-preflight`, or run `ssm-preflight check --report`",
+                path.display()
+            ),
+        };
+    }
+    let answer = rt
+        .block_on(socket::ask(&path, "status"))
+        .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok());
+    let (daemon, state) = match answer {
+        Some(v) => {
+            let state: State = serde_json::from_value(v["state"].clone()).unwrap_or_default();
+            (Some(v["daemon"].clone()), state)
+        }
+        None => (None, state::read(&state::default_dir())?),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "daemon": daemon, "daemon_running": daemon.is_some(), "state": state })
+            )?
+        );
+        return Ok(0);
+    }
+    match &daemon {
+        Some(d) => {
+            println!("Daemon: running (pid {}), {}", d["pid"], d["status"].as_str().unwrap_or(""));
+            if let Some(next) = d["next_run"].as_str() {
+                println!("Next run: {next} ({})", d["next_run_reason"].as_str().unwrap_or(""));
+            }
+            match d["next_window"].as_object() {
+                Some(w) => println!(
+                    "Next window: {} {} (from {})",
+                    w["start"].as_str().unwrap_or(""),
+                    w["name"].as_str().unwrap_or(""),
+                    if w["source"] == "ssm" { "SSM" } else { "the config" }
+                ),
+                None => println!("Next window: none known"),
+            }
+            if let Some(note) = d["windows_note"].as_str() {
+                println!("  note: {note}");
+            }
+            if let Some(e) = d["config_error"].as_str() {
+                println!("Config: the last reload was refused and the previous config is in use: {e}");
+            }
+        }
+        None => println!(
+            "Daemon: not running (no answer on {}); showing the state file. Start it with `sudo systemctl start ssm-preflight`.",
+            path.display()
+        ),
+    }
+    print_state(&state);
+    Ok(0)
+}
+
+fn print_state(state: &State) {
+    let Some(run) = &state.last_run else {
+        println!(
+            "No run recorded in {} yet: run `ssm-preflight check --report`, or start the service.",
+            state::default_dir().join(state::FILE).display()
+        );
+        return;
+    };
+    let age = humantime::parse_rfc3339(&run.started_at)
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map(|d| format!(" ({} ago)", format_age(d)))
+        .unwrap_or_default();
+    println!(
+        "Last run: {}{age}, verdict {}",
+        run.started_at,
+        run.verdict.as_str().to_uppercase()
+    );
+    for c in &run.checks {
+        use crate::checks::Status::*;
+        if matches!(c.status, Warn | Fail | Error) {
+            println!("  {:<5} {}: {}", c.status.as_str(), c.id, c.summary);
+            if let Some(remedy) = &c.remedy {
+                println!("        fix: {remedy}");
+            }
+        }
+    }
+    if let Some(d) = &state.delivery {
+        let line = match d.state {
+            DeliveryState::Delivered => format!(
+                "reached SSM at {}",
+                d.delivered_at.as_deref().unwrap_or("an unknown time")
+            ),
+            DeliveryState::Pending => format!(
+                "kept for a retry after {} attempt(s); last error: {}; next attempt {}",
+                d.attempts,
+                d.error.as_deref().unwrap_or("unknown"),
+                d.next_attempt
+                    .as_deref()
+                    .unwrap_or("when the daemon or `ssm-preflight report` runs")
+            ),
+            DeliveryState::Rejected => format!(
+                "refused by SSM: {}\n        fix: {}",
+                d.error.as_deref().unwrap_or("unknown"),
+                d.remedy.as_deref().unwrap_or("see the error")
+            ),
+            DeliveryState::NotSent => "not sent (the run was not asked to report)".to_string(),
+        };
+        println!("Report: {line}");
+    }
+    let verdicts: Vec<&str> = state.history.iter().map(|h| h.verdict.as_str()).collect();
+    if !verdicts.is_empty() {
+        println!("History (oldest first): {}", verdicts.join(", "));
+    }
+}

@@ -1,0 +1,309 @@
+//! One run's facts: where the host is (root, settings, mode, the run's
+//! clock) and what several checks share, gathered once on first use — the
+//! agent's units, the node's identity, the TLS trust, the agent's proxy,
+//! endpoint probes. The gathering itself lives in `host/` and `aws/`; this
+//! module only caches it. In `local` mode nothing here leaves the host.
+
+use crate::aws::endpoints::{self, Probe, Proxy};
+use crate::aws::identity::{self, Identity, IdentityError};
+use crate::aws::proxy::AgentProxy;
+use crate::aws::tags::{self, Found, NotRead};
+use crate::config::schedule::window::{self, Window};
+use crate::config::Settings;
+use crate::host::agent::{self, AgentLookup};
+use crate::host::mode::{Detected, Mode};
+use crate::host::systemd::SystemBus;
+use crate::host::{process, Root};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+use tokio::sync::OnceCell;
+
+/// Everything a check may look at. Cheap to clone into a check's task.
+#[derive(Clone)]
+pub struct Context {
+    pub root: Root,
+    pub settings: Arc<Settings>,
+    pub host: Detected,
+    /// The run's clock: every "how long ago" is measured from here.
+    pub now: SystemTime,
+    pub shared: Arc<Shared>,
+}
+
+/// Facts several checks need, gathered once per run on first use.
+pub struct Shared {
+    pub bus: SystemBus,
+    agent: OnceCell<AgentLookup>,
+    identity: OnceCell<Result<Identity, IdentityError>>,
+    tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    probes: Mutex<HashMap<String, Arc<ProbeCell>>>,
+    /// The Patch Group `patchgroup.tag` settled on, for the report's host.
+    pub patch_group: OnceLock<String>,
+    /// Upcoming windows known besides the config's (the daemon's SSM schedule).
+    pub windows: Mutex<Vec<Window>>,
+}
+
+/// One endpoint's probe, made once per run.
+type ProbeCell = OnceCell<Result<Probe, ProbeError>>;
+
+/// Why the region to probe is not known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegionUnknown {
+    #[error("local mode: nothing on the network is contacted (use --mode ec2 or --mode hybrid on a managed node)")]
+    Local,
+    #[error("the region is unknown because the node's identity could not be read (agent.identity says why); set aws.region to check anyway")]
+    NoIdentity,
+}
+
+/// Why an endpoint could not be probed at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Region(#[from] RegionUnknown),
+    #[error("the endpoint URL for {service} is unusable: {error}")]
+    BadUrl { service: String, error: String },
+    #[error("{0}")]
+    Tls(String),
+    #[error("the agent's proxy setting is unusable: {0}")]
+    BadProxy(String),
+}
+
+impl Context {
+    /// `bus_address`: `None` for the system bus (`DBUS_SYSTEM_BUS_ADDRESS`).
+    pub fn new(
+        root: Root,
+        settings: Arc<Settings>,
+        host: Detected,
+        bus_address: Option<String>,
+        now: SystemTime,
+    ) -> Context {
+        Context {
+            root,
+            settings,
+            host,
+            now,
+            shared: Arc::new(Shared {
+                bus: SystemBus::new(bus_address),
+                agent: OnceCell::new(),
+                identity: OnceCell::new(),
+                tls: OnceLock::new(),
+                probes: Default::default(),
+                patch_group: OnceLock::new(),
+                windows: Default::default(),
+            }),
+        }
+    }
+
+    /// Upcoming windows: the config's and any the caller learned from SSM.
+    pub fn upcoming_windows(&self) -> Vec<Window> {
+        let now = jiff::Timestamp::try_from(self.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let mut all = window::from_config(&self.settings.window, now, 2);
+        all.extend(self.shared.windows.lock().unwrap().iter().cloned());
+        window::merge(all)
+    }
+
+    /// The identity, if a check looked it up during this run.
+    pub fn known_identity(&self) -> Option<&Identity> {
+        self.shared.identity.get().and_then(|r| r.as_ref().ok())
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.host.mode == Mode::Local
+    }
+
+    /// Both agent units as systemd reports them, asked once per run.
+    pub async fn agent_units(&self) -> &AgentLookup {
+        self.shared
+            .agent
+            .get_or_init(|| agent::lookup(&self.shared.bus))
+            .await
+    }
+
+    /// The node's identity (IMDSv2 or the hybrid registration), looked up once.
+    pub async fn identity(&self) -> &Result<Identity, IdentityError> {
+        self.shared
+            .identity
+            .get_or_init(|| {
+                identity::lookup(
+                    &self.root,
+                    &self.host,
+                    self.settings.aws.imds_endpoint.as_deref(),
+                )
+            })
+            .await
+    }
+
+    /// The region to probe: `aws.region` in the config, else the identity's.
+    pub async fn region(&self) -> Result<String, RegionUnknown> {
+        if self.is_local() {
+            return Err(RegionUnknown::Local);
+        }
+        if let Some(r) = &self.settings.aws.region {
+            return Ok(r.clone());
+        }
+        match self.identity().await {
+            Ok(id) => Ok(id.region.clone()),
+            Err(_) => Err(RegionUnknown::NoIdentity),
+        }
+    }
+
+    /// The TLS trust for probes and repository fetches, loaded once.
+    pub fn tls(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.shared
+            .tls
+            .get_or_init(|| {
+                crate::aws::tls::client_config(self.settings.endpoints.ca_bundle.as_deref())
+            })
+            .clone()
+    }
+
+    /// The agent's proxy settings, when the agent runs and its environment can be read.
+    pub async fn agent_proxy(&self) -> Option<AgentProxy> {
+        let units = self.agent_units().await.as_ref().ok()?;
+        let pid = units.in_use().filter(|u| u.main_pid > 0)?.main_pid;
+        process::environment(&self.root, pid)
+            .ok()
+            .map(|env| AgentProxy::from_env(&env))
+    }
+
+    /// Probes a service's endpoint once per run; `endpoint.<service>` and
+    /// `clock.sync` share the answer.
+    pub async fn probe(&self, service: &str) -> Result<Probe, ProbeError> {
+        let region = self.region().await?;
+        let cell = {
+            let mut probes = self.shared.probes.lock().unwrap();
+            probes
+                .entry(service.to_string())
+                .or_insert_with(|| Arc::new(OnceCell::new()))
+                .clone()
+        };
+        cell.get_or_init(|| async {
+            let url = crate::aws::sdk::endpoint_override(&self.settings, service);
+            let target = endpoints::target(service, &region, url.as_deref()).map_err(|e| {
+                ProbeError::BadUrl {
+                    service: service.to_string(),
+                    error: e.to_string(),
+                }
+            })?;
+            let tls = self.tls().map_err(ProbeError::Tls)?;
+            let agent_proxy = self.agent_proxy().await;
+            let proxy = match agent_proxy.as_ref().and_then(|p| p.for_https(&target.host)) {
+                Some(url) => {
+                    Some(Proxy::parse(url).map_err(|e| ProbeError::BadProxy(e.to_string()))?)
+                }
+                None => None,
+            };
+            Ok(endpoints::probe(target, tls, proxy, self.settings.endpoints.timeout).await)
+        })
+        .await
+        .clone()
+    }
+
+    /// An SSM client for this node: its region (`aws.region` or the
+    /// identity's) and the credentials the agent would use.
+    pub fn ssm_client(
+        &self,
+        identity: &Identity,
+    ) -> Result<aws_sdk_ssm::Client, crate::aws::sdk::CredentialsError> {
+        let credentials = crate::aws::sdk::credentials(&self.root, &self.settings, identity)?;
+        let region = self
+            .settings
+            .aws
+            .region
+            .clone()
+            .unwrap_or(identity.region.clone());
+        Ok(crate::aws::sdk::ssm_client(
+            &self.settings,
+            &region,
+            &credentials,
+        ))
+    }
+
+    /// The node's Patch Group tags as each source has them, and the sources
+    /// that could not be read: IMDS tags and ec2:DescribeTags on EC2,
+    /// ssm:ListTagsForResource on a hybrid node.
+    pub async fn patch_group_tags(&self, id: &Identity) -> (Vec<Found>, Vec<NotRead>) {
+        let region = self
+            .settings
+            .aws
+            .region
+            .clone()
+            .unwrap_or_else(|| id.region.clone());
+        let mut found = Vec::new();
+        let mut not_read = Vec::new();
+        match id.mode {
+            Mode::Ec2 => {
+                match crate::aws::identity::imds_client(self.settings.aws.imds_endpoint.as_deref())
+                {
+                    Ok(client) => match tags::from_imds(&client).await {
+                        Ok(Some(f)) => found.push(f),
+                        Ok(None) => {}
+                        Err(why) => not_read.push(NotRead {
+                            source: "IMDS instance tags",
+                            why,
+                        }),
+                    },
+                    Err(why) => not_read.push(NotRead {
+                        source: "IMDS instance tags",
+                        why,
+                    }),
+                }
+                let endpoint = crate::aws::sdk::endpoint_override(&self.settings, "ec2")
+                    .unwrap_or_else(|| {
+                        format!(
+                            "https://{}",
+                            crate::aws::endpoints::regional_host("ec2", &region)
+                        )
+                    });
+                let http = self.tls().and_then(|t| {
+                    reqwest::Client::builder()
+                        .use_preconfigured_tls((*t).clone())
+                        .timeout(self.settings.endpoints.timeout)
+                        .build()
+                        .map_err(|e| e.to_string())
+                });
+                let credentials = crate::aws::sdk::credentials(&self.root, &self.settings, id);
+                match (http, &credentials) {
+                    (Ok(http), Ok(creds)) => match tags::from_ec2(
+                        &http,
+                        &endpoint,
+                        &region,
+                        &creds.provider,
+                        &id.instance_id,
+                    )
+                    .await
+                    {
+                        Ok(f) => found.extend(f),
+                        Err(why) => not_read.push(NotRead {
+                            source: "ec2:DescribeTags",
+                            why,
+                        }),
+                    },
+                    (Err(why), _) => not_read.push(NotRead {
+                        source: "ec2:DescribeTags",
+                        why,
+                    }),
+                    (_, Err(why)) => not_read.push(NotRead {
+                        source: "ec2:DescribeTags",
+                        why: why.to_string(),
+                    }),
+                }
+            }
+            Mode::Hybrid => match self.ssm_client(id) {
+                Ok(ssm) => match tags::from_ssm(&ssm, &id.instance_id).await {
+                    Ok(f) => found.extend(f),
+                    Err(why) => not_read.push(NotRead {
+                        source: "ssm:ListTagsForResource",
+                        why,
+                    }),
+                },
+                Err(why) => not_read.push(NotRead {
+                    source: "ssm:ListTagsForResource",
+                    why: why.to_string(),
+                }),
+            },
+            Mode::Local => {}
+        }
+        (found, not_read)
+    }
+}

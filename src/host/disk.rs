@@ -1,0 +1,205 @@
+//! The filesystems a patch run writes to: which mount each path is on
+//! (mountinfo, else the device number) and what statvfs says of it. Both
+//! can block on a hung mount, so both are bounded.
+
+use super::{mounts, Root};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The paths a patch run writes to; those that exist are checked.
+pub const DEFAULT_PATHS: &[&str] = &[
+    "/",
+    "/var",
+    "/var/cache/apt",
+    "/var/cache/dnf",
+    "/var/cache/yum",
+    "/var/lib/amazon",
+    "/var/lib/amazon/ssm",
+    "/var/log/amazon/ssm",
+    "/boot",
+    "/tmp",
+];
+
+/// What statvfs says about a filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figures {
+    pub bytes_total: u64,
+    pub bytes_free: u64,
+    /// 0 where the filesystem has no fixed inode table (btrfs, some tmpfs).
+    pub inodes_total: u64,
+    pub inodes_free: u64,
+}
+
+/// One filesystem to check and the host paths on it.
+#[derive(Debug, Clone)]
+pub struct Filesystem {
+    pub name: String,
+    pub mount_point: String,
+    pub fs_type: Option<String>,
+    pub paths: Vec<String>,
+    pub noexec: bool,
+}
+
+/// `disk.root` for `/`, `disk.var-log` for `/var/log`.
+pub fn name_for(mount_point: &str) -> String {
+    let trimmed = mount_point.trim_matches('/');
+    if trimmed.is_empty() {
+        return "root".into();
+    }
+    trimmed
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Groups paths by the mount they are on (mountinfo), or by device number
+/// where there is no mountinfo to read.
+pub fn group_by_filesystem(
+    root: &Root,
+    mounts: &[mounts::Mount],
+    paths: &[String],
+) -> Vec<Filesystem> {
+    let mut groups: BTreeMap<String, Filesystem> = BTreeMap::new();
+    let mut order = Vec::new();
+    for path in paths {
+        let (key, mount_point, fs_type, noexec) = match mounts::mount_for(mounts, path) {
+            Some(m) => (
+                format!("mount:{}", m.id),
+                m.mount_point.clone(),
+                Some(m.fs_type.clone()),
+                m.has_option("noexec"),
+            ),
+            None => match std::fs::metadata(root.path(path)) {
+                Ok(meta) => (format!("dev:{}", meta.dev()), path.clone(), None, false),
+                Err(_) => continue,
+            },
+        };
+        let fs = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            Filesystem {
+                name: name_for(&mount_point),
+                mount_point,
+                fs_type,
+                paths: Vec::new(),
+                noexec,
+            }
+        });
+        fs.paths.push(path.clone());
+    }
+    order
+        .into_iter()
+        .filter_map(|k| groups.remove(&k))
+        .collect()
+}
+
+pub fn statvfs(path: &Path) -> nix::Result<Figures> {
+    let s = nix::sys::statvfs::statvfs(path)?;
+    let unit = s.fragment_size() as u64;
+    Ok(Figures {
+        bytes_total: s.blocks() as u64 * unit,
+        // What an unprivileged writer may use: rpm and dnf check against this.
+        bytes_free: s.blocks_available() as u64 * unit,
+        inodes_total: s.files() as u64,
+        inodes_free: s.files_available() as u64,
+    })
+}
+
+/// The filesystems to check, and the configured paths that do not exist.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub filesystems: Vec<Filesystem>,
+    pub missing: Vec<String>,
+}
+
+/// A path whose lookup did not answer within the budget.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("looking up {path} did not answer within {}: the filesystem mounted at {mount_point} is hung", humantime::format_duration(*budget))]
+pub struct Blocked {
+    pub path: String,
+    pub mount_point: String,
+    pub budget: Duration,
+}
+
+/// Which candidate paths exist and which filesystem each is on, within
+/// `budget`. On a hung mount the lookup thread stays stuck in the kernel;
+/// the answer names the mount instead of waiting for it.
+pub fn layout(
+    root: &Root,
+    candidates: &[String],
+    configured: &[String],
+    budget: Duration,
+) -> Result<Layout, Blocked> {
+    let (mounts, _) = std::fs::read_to_string(root.path("/proc/self/mountinfo"))
+        .map(|t| mounts::parse(&t))
+        .unwrap_or_default();
+    let at = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let (root, candidates, configured, mounts, at) = (
+            root.clone(),
+            candidates.to_vec(),
+            configured.to_vec(),
+            mounts.clone(),
+            at.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut missing = Vec::new();
+            let mut present: Vec<String> = Vec::new();
+            for path in candidates {
+                if present.contains(&path) {
+                    continue;
+                }
+                *at.lock().unwrap() = path.clone();
+                if root.path(&path).exists() {
+                    present.push(path);
+                } else if configured.contains(&path) {
+                    missing.push(path);
+                }
+            }
+            let filesystems = group_by_filesystem(&root, &mounts, &present);
+            let _ = tx.send(Layout {
+                filesystems,
+                missing,
+            });
+        });
+    }
+    rx.recv_timeout(budget).map_err(|_| {
+        let path = at.lock().unwrap().clone();
+        let mount_point = mounts::mount_for(&mounts, &path)
+            .map(|m| m.mount_point.clone())
+            .unwrap_or_else(|| path.clone());
+        Blocked {
+            path,
+            mount_point,
+            budget,
+        }
+    })
+}
+
+/// statvfs within `budget`: a dead NFS or FUSE server never answers.
+pub fn statvfs_within(path: &Path, budget: Duration) -> std::io::Result<Figures> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(statvfs(&owned));
+    });
+    match rx.recv_timeout(budget) {
+        Ok(result) => result.map_err(std::io::Error::from),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "statfs did not answer within {}; the filesystem is hung",
+                humantime::format_duration(budget)
+            ),
+        )),
+    }
+}

@@ -1,0 +1,264 @@
+//! One run, as both the commands and the service make it: prepare (config,
+//! mode, identity), execute (the checks, concurrently, each under its
+//! timeout), record (the state file), deliver (SSM, with spool and retry),
+//! and the windows it is planned around. Below the commands; above the
+//! checks, the daemon's machinery and the facts.
+
+pub mod compliance;
+pub mod deliver;
+pub mod execute;
+pub mod gate;
+pub mod metrics;
+pub mod report;
+pub mod service;
+pub mod state;
+pub mod status;
+pub mod windows;
+
+use crate::checks::{self, Context};
+use crate::config::{self, ConfigError, Loaded, ModeSetting, Settings};
+use crate::host::mode::{self, Detected, Mode};
+use crate::host::{os_release::OsRelease, Root};
+use deliver::SendError;
+use report::{HostSummary, Report};
+use state::{DeliveryState, State, StateDir};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// What the command line says about where and how to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The main config file; `None` for the default (which may be missing).
+    pub config: Option<PathBuf>,
+    /// Overrides `mode` in the config.
+    pub mode: Option<ModeSetting>,
+    /// The directory that stands for `/`.
+    pub root: PathBuf,
+}
+
+/// Why a run could not be prepared or made.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Selection(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Loads the config and checks what only the registry can tell: that every
+/// selector it names is a check.
+pub fn load_config(options: &Options) -> Result<Loaded, ConfigError> {
+    let loaded = match &options.config {
+        Some(p) => config::load(p, true)?,
+        None => config::load(&PathBuf::from(config::DEFAULT_CONFIG), false)?,
+    };
+    check_selectors(&loaded)?;
+    Ok(loaded)
+}
+
+/// `config validate PATH`: one file on its own, selectors included.
+pub fn validate_file(path: &std::path::Path) -> Result<(), ConfigError> {
+    check_selectors(&config::validate_file(path)?)
+}
+
+fn check_selectors(loaded: &Loaded) -> Result<(), ConfigError> {
+    let s = &loaded.settings;
+    for (key, list) in [
+        ("checks.disable", &s.checks.disable),
+        ("gate.checks", &s.gate.checks),
+    ] {
+        if let Some(name) = list.iter().find(|n| !checks::is_known_selector(n)) {
+            return Err(config::invalid(
+                &loaded.origins,
+                key,
+                format!(
+                    "`{key}` names `{name}`, which is no check; write check IDs, families or groups from: {}",
+                    checks::known_selectors().join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The settings and where this host runs: what every run starts from.
+pub struct Prepared {
+    pub settings: Arc<Settings>,
+    pub root: Root,
+    pub detected: Detected,
+}
+
+pub fn prepare(options: &Options) -> Result<Prepared, ConfigError> {
+    let settings = Arc::new(load_config(options)?.settings);
+    let root = Root::new(&options.root);
+    let detected = mode::detect(&root, options.mode.unwrap_or(settings.mode));
+    tracing::info!(mode = detected.mode.as_str(), reason = %detected.reason, "mode decided");
+    Ok(Prepared {
+        settings,
+        root,
+        detected,
+    })
+}
+
+impl Prepared {
+    pub fn context(&self, now: SystemTime) -> Context {
+        Context::new(
+            self.root.clone(),
+            self.settings.clone(),
+            self.detected.clone(),
+            None,
+            now,
+        )
+    }
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)
+}
+
+/// Runs the selected checks (all but `checks.disable`, or `only`) and
+/// assembles the report.
+pub async fn run_checks(ctx: &Context, only: &[String]) -> Result<Report, RunError> {
+    if let Some(name) = only.iter().find(|n| !checks::is_known_selector(n)) {
+        return Err(RunError::Selection(format!(
+            "--only names `{name}`, which is no check; use check IDs, families or groups from: {}",
+            checks::known_selectors().join(", ")
+        )));
+    }
+    let planned = checks::plan_all(ctx);
+    let available: Vec<String> = planned.iter().map(|c| c.info.id.clone()).collect();
+    let selected: Vec<_> = planned
+        .into_iter()
+        .filter(|c| {
+            if only.is_empty() {
+                !ctx.settings
+                    .checks
+                    .disable
+                    .iter()
+                    .any(|d| checks::selects(d, &c.info.id, c.info.group))
+            } else {
+                only.iter()
+                    .any(|o| checks::selects(o, &c.info.id, c.info.group))
+            }
+        })
+        .collect();
+    if selected.is_empty() && !only.is_empty() {
+        return Err(RunError::Selection(format!(
+            "no check on this host matches --only {}; the checks here are: {}",
+            only.join(","),
+            available.join(", ")
+        )));
+    }
+    let clock = Instant::now();
+    let results = execute::run(selected).await;
+    for c in &results {
+        tracing::debug!(check = %c.id, status = c.status.as_str(), duration_ms = c.duration_ms, "{}", c.summary);
+    }
+    Ok(Report::new(
+        host_summary(ctx),
+        ctx.now,
+        clock.elapsed(),
+        results,
+    ))
+}
+
+/// What the run learned of the host: local files first, then what the
+/// checks found out (IMDS, tags).
+fn host_summary(ctx: &Context) -> HostSummary {
+    let identity = ctx.known_identity();
+    HostSummary {
+        mode: ctx.host.mode,
+        instance_id: identity
+            .map(|i| i.instance_id.clone())
+            .or(ctx.host.instance_id.clone()),
+        region: ctx
+            .settings
+            .aws
+            .region
+            .clone()
+            .or_else(|| identity.map(|i| i.region.clone()))
+            .or(ctx.host.region.clone()),
+        patch_group: ctx
+            .shared
+            .patch_group
+            .get()
+            .cloned()
+            .or_else(|| ctx.settings.patch_group.value.clone()),
+        os: OsRelease::read(&ctx.root)
+            .ok()
+            .flatten()
+            .map(|(os, _)| os.pretty_name),
+    }
+}
+
+/// A new run's identifier, the compliance `ExecutionId`.
+pub fn new_run_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Sends one report to SSM: the node's identity and credentials, then one
+/// PutComplianceItems call.
+pub async fn send_report(ctx: &Context, report: &Report, run_id: &str) -> Result<(), SendError> {
+    if ctx.host.mode == Mode::Local {
+        return Err(SendError::Permanent {
+            error: "this host runs in local mode, which reports nothing to SSM".into(),
+            remedy: "Run with --mode ec2 or --mode hybrid (or mode = \"auto\" on a managed node)."
+                .into(),
+        });
+    }
+    let identity = match ctx.identity().await {
+        Ok(id) => id.clone(),
+        Err(crate::aws::identity::IdentityError::NotLooked(why)) => {
+            return Err(SendError::Permanent { error: why.clone(), remedy: "Let ssm-preflight ask the instance metadata service (unset AWS_EC2_METADATA_DISABLED).".into() })
+        }
+        Err(crate::aws::identity::IdentityError::Failed { what, remedy }) => {
+            return Err(SendError::Retryable(format!("cannot tell the node's identity: {what} ({remedy})")))
+        }
+    };
+    let ssm = ctx.ssm_client(&identity).map_err(|e| SendError::Permanent {
+        error: e.to_string(),
+        remedy: "Give the agent credentials (credentials.role says how); ssm-preflight uses the same ones.".into(),
+    })?;
+    let upload = compliance::upload(report, &identity.instance_id, run_id);
+    crate::aws::compliance::send(&ssm, &upload).await
+}
+
+/// Delivers the state's last run unless a newer report already reached
+/// SSM, records the attempt, and says what happened.
+pub async fn deliver_last(
+    ctx: &Context,
+    dir: &StateDir,
+    state: &mut State,
+) -> Result<Option<Result<(), SendError>>, state::StateError> {
+    let (Some(report), Some(delivery)) = (state.last_run.clone(), state.delivery.clone()) else {
+        return Ok(None);
+    };
+    // Never an older report after a newer one: COMPLETE uploads replace.
+    if state
+        .last_delivered_run
+        .as_deref()
+        .is_some_and(|d| d > report.started_at.as_str())
+    {
+        return Ok(None);
+    }
+    let result = send_report(ctx, &report, &delivery.run_id).await;
+    let mut delivery = delivery;
+    deliver::record(&mut delivery, &result, SystemTime::now(), fastrand::f64());
+    if delivery.state == DeliveryState::Delivered {
+        state.last_delivered_run = Some(report.started_at.clone());
+    }
+    state.delivery = Some(delivery);
+    dir.save(state)?;
+    Ok(Some(result))
+}
+
+/// The state directory for commands that record runs.
+pub fn state_dir() -> Result<StateDir, state::StateError> {
+    StateDir::open(&state::default_dir())
+}

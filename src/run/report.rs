@@ -1,0 +1,89 @@
+//! The result of one run, as `check --json` prints it (the JSON contract in
+//! DESIGN.md) and as the table prints it for people.
+
+use crate::checks::{CheckResult, Status};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Verdict {
+    /// Any fail fails; any warn — or a check that could not look (`error`) —
+    /// warns; pass and skip pass.
+    pub fn of(checks: &[CheckResult]) -> Verdict {
+        if checks.iter().any(|c| c.status == Status::Fail) {
+            Verdict::Fail
+        } else if checks
+            .iter()
+            .any(|c| matches!(c.status, Status::Warn | Status::Error))
+        {
+            Verdict::Warn
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    /// The monitoring-plugins convention: 0 ok, 1 warning, 2 critical.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Warn => 1,
+            Verdict::Fail => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostSummary {
+    pub mode: crate::host::mode::Mode,
+    pub instance_id: Option<String>,
+    pub region: Option<String>,
+    pub patch_group: Option<String>,
+    /// The distribution's PRETTY_NAME.
+    pub os: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub version: String,
+    pub host: HostSummary,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub verdict: Verdict,
+    pub checks: Vec<CheckResult>,
+    /// The next maintenance window's start, RFC 3339 UTC, when known.
+    pub next_window: Option<String>,
+}
+
+impl Report {
+    pub fn new(
+        host: HostSummary,
+        started: std::time::SystemTime,
+        duration: std::time::Duration,
+        checks: Vec<CheckResult>,
+    ) -> Report {
+        Report {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            host,
+            started_at: humantime::format_rfc3339_seconds(started).to_string(),
+            duration_ms: duration.as_millis() as u64,
+            verdict: Verdict::of(&checks),
+            checks,
+            next_window: None,
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The host's windows: the config's `[[window]]` entries and SSM's schedule
+//! for this node, merged.
+
+use crate::config::schedule::window::Window;
+use crate::facts::Context;
+
+/// SSM's windows for this node; `Err` says why not, with the remedy.
+pub async fn from_ssm(ctx: &Context) -> Result<Vec<Window>, String> {
+    let identity = ctx
+        .identity()
+        .await
+        .as_ref()
+        .map_err(|e| format!("the node's identity is unknown ({e:?})"))?
+        .clone();
+    let ssm = ctx.ssm_client(&identity).map_err(|e| e.to_string())?;
+    crate::aws::windows::from_ssm(
+        &ssm,
+        &identity.instance_id,
+        ctx.settings.patch_group.value.as_deref(),
+    )
+    .await
+    .map_err(|u| match u.remedy {
+        Some(r) => format!("{}. {r}", u.error),
+        None => u.error,
+    })
+}

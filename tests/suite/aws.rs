@@ -1,0 +1,432 @@
+//! The AWS side on loopback: endpoint probes against TLS servers made with
+//! a test CA, a CONNECT proxy, a fake IMDSv2 and fake EC2, repositories
+//! served locally, and the built binary in `ec2` mode against all of them.
+
+use crate::common;
+
+use common::fake_aws::{self, ImdsData, TestCa};
+use ssm_preflight::aws::endpoints::{self, Failure, Proxy, Target};
+use ssm_preflight::aws::identity::{self, Role};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn target(host: &str, port: u16) -> Target {
+    Target {
+        service: "ssm".into(),
+        host: host.into(),
+        port,
+    }
+}
+
+const T: Duration = Duration::from_secs(3);
+
+#[tokio::test]
+async fn a_healthy_endpoint_answers_with_its_date() {
+    let ca = TestCa::new("test CA");
+    let (l, addr) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::serve_tls(l, ca.server_config(&["localhost"]), 0));
+    let p = endpoints::probe(
+        target("localhost", addr.port()),
+        ca.client_config(),
+        None,
+        T,
+    )
+    .await;
+    let answer = p.result.expect("healthy");
+    assert_eq!(answer.status, 404);
+    assert!(answer.date.is_some());
+    assert_eq!(answer.addr.unwrap().port(), addr.port());
+    assert!(p.addresses.iter().any(|a| a.is_loopback()));
+}
+
+#[tokio::test]
+async fn refused_and_blackholed() {
+    let ca = TestCa::new("test CA");
+    let closed = fake_aws::refused_port().await;
+    let p = endpoints::probe(
+        target("127.0.0.1", closed.port()),
+        ca.client_config(),
+        None,
+        T,
+    )
+    .await;
+    assert!(
+        matches!(p.result, Err(Failure::Refused(a)) if a.port() == closed.port()),
+        "{:?}",
+        p.result
+    );
+
+    let (l, addr) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::serve_silence(l));
+    let p = endpoints::probe(
+        target("127.0.0.1", addr.port()),
+        ca.client_config(),
+        None,
+        Duration::from_millis(400),
+    )
+    .await;
+    assert_eq!(
+        p.result,
+        Err(Failure::TimedOut {
+            step: "TLS handshake",
+            addr: Some(addr)
+        })
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_ca_and_a_wrong_name() {
+    let trusted = TestCa::new("trusted");
+    let intercepting = TestCa::new("a TLS-inspecting proxy");
+    let (l, addr) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::serve_tls(
+        l,
+        intercepting.server_config(&["localhost"]),
+        0,
+    ));
+    let p = endpoints::probe(
+        target("localhost", addr.port()),
+        trusted.client_config(),
+        None,
+        T,
+    )
+    .await;
+    assert!(
+        matches!(p.result, Err(Failure::UntrustedCertificate { .. })),
+        "{:?}",
+        p.result
+    );
+
+    let (l, addr) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::serve_tls(
+        l,
+        trusted.server_config(&["someone-else.example"]),
+        0,
+    ));
+    let p = endpoints::probe(
+        target("localhost", addr.port()),
+        trusted.client_config(),
+        None,
+        T,
+    )
+    .await;
+    assert!(
+        matches!(p.result, Err(Failure::WrongName { .. })),
+        "{:?}",
+        p.result
+    );
+}
+
+#[tokio::test]
+async fn through_a_proxy_that_must_be_used() {
+    let ca = TestCa::new("test CA");
+    let (l, tls_addr) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::serve_tls(
+        l,
+        ca.server_config(&["ssm.eu-west-1.amazonaws.com"]),
+        0,
+    ));
+    let mut routes = HashMap::new();
+    routes.insert("ssm.eu-west-1.amazonaws.com:443".to_string(), tls_addr);
+    let proxy = fake_aws::start_proxy(routes).await;
+    let via = Proxy::parse(&format!("http://{}", proxy.addr)).unwrap();
+    // The real name: only the proxy knows where it goes, nothing is resolved here.
+    let p = endpoints::probe(
+        target("ssm.eu-west-1.amazonaws.com", 443),
+        ca.client_config(),
+        Some(via.clone()),
+        T,
+    )
+    .await;
+    assert!(p.result.is_ok(), "{:?}", p.result);
+    assert_eq!(p.via_proxy.as_deref(), Some(via.url.as_str()));
+    assert!(
+        p.addresses.is_empty(),
+        "the target was not resolved locally"
+    );
+    assert_eq!(
+        *proxy.tunnels.lock().unwrap(),
+        vec!["ssm.eu-west-1.amazonaws.com:443"]
+    );
+
+    let p = endpoints::probe(
+        target("ssmmessages.eu-west-1.amazonaws.com", 443),
+        ca.client_config(),
+        Some(via),
+        T,
+    )
+    .await;
+    assert!(
+        matches!(&p.result, Err(Failure::ProxyRefused { status, .. }) if status == "403 Forbidden"),
+        "{:?}",
+        p.result
+    );
+}
+
+#[tokio::test]
+async fn imds_v2_identity_role_and_tags() {
+    let (l, addr) = fake_aws::listener().await;
+    let data = ImdsData {
+        instance_id: "i-0test".into(),
+        region: "eu-west-1".into(),
+        role: Some("SSMCore".into()),
+        tags: Some(vec![
+            ("PatchGroup".into(), "production-linux".into()),
+            ("Name".into(), "web".into()),
+        ]),
+    };
+    tokio::spawn(fake_aws::start_imds(l, data));
+    let url = format!("http://{addr}");
+    // Without a token the fake says 401, as IMDSv2 does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let raw = reqwest::get(format!("{url}/latest/dynamic/instance-identity/document"))
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 401);
+
+    let client = identity::imds_client(Some(&url)).unwrap();
+    let id = identity::from_imds(&client).await.unwrap();
+    assert_eq!(
+        (id.instance_id.as_str(), id.region.as_str()),
+        ("i-0test", "eu-west-1")
+    );
+    assert_eq!(
+        id.role,
+        Some(Role::Attached {
+            name: "SSMCore".into(),
+            code: "Success".into(),
+            expiration: Some("2099-11-26T16:00:00Z".into())
+        })
+    );
+    let tag = ssm_preflight::aws::tags::from_imds(&client)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tag.value, "production-linux");
+
+    let (l, addr) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::start_imds(
+        l,
+        ImdsData {
+            instance_id: "i-1".into(),
+            region: "us-east-1".into(),
+            role: None,
+            tags: None,
+        },
+    ));
+    let client = identity::imds_client(Some(&format!("http://{addr}"))).unwrap();
+    assert_eq!(
+        identity::from_imds(&client).await.unwrap().role,
+        Some(Role::None)
+    );
+    let tags = ssm_preflight::aws::tags::from_imds(&client).await;
+    assert!(tags.unwrap_err().contains("InstanceMetadataTags disabled"));
+}
+
+/// Everything an EC2 node talks to, on loopback.
+struct FakeEc2Site {
+    ca: TestCa,
+    imds: String,
+    ec2: String,
+    endpoints: Vec<(String, u16)>,
+    repo: String,
+}
+
+async fn site(tags_allowed: bool, skewed_secs: i64) -> FakeEc2Site {
+    let ca = TestCa::new("test CA");
+    let mut endpoints = Vec::new();
+    for service in ["ssm", "ssmmessages", "ec2messages", "s3"] {
+        let (l, addr) = fake_aws::listener().await;
+        let offset = if service == "ssm" { skewed_secs } else { 0 };
+        tokio::spawn(fake_aws::serve_tls(
+            l,
+            ca.server_config(&["localhost"]),
+            offset,
+        ));
+        endpoints.push((service.to_string(), addr.port()));
+    }
+    let (l, imds) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::start_imds(
+        l,
+        ImdsData {
+            instance_id: "i-0test".into(),
+            region: "eu-west-1".into(),
+            role: Some("SSMCore".into()),
+            tags: Some(vec![]),
+        },
+    ));
+    let (l, ec2) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::start_ec2(
+        l,
+        vec![("Patch Group".into(), "production-linux".into())],
+        tags_allowed,
+    ));
+    let (l, repo) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::start_http(
+        l,
+        vec!["/debian/dists/bookworm/InRelease".into()],
+    ));
+    FakeEc2Site {
+        ca,
+        imds: format!("http://{imds}"),
+        ec2: format!("http://{ec2}"),
+        endpoints,
+        repo: format!("http://{repo}"),
+    }
+}
+
+fn run_ec2(site: &FakeEc2Site, sources: &str) -> (serde_json::Value, Option<i32>) {
+    let root = common::fixture_root("debian12-clean");
+    std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
+    std::fs::write(
+        root.path().join("etc/apt/sources.list"),
+        sources.replace("REPO", &site.repo),
+    )
+    .unwrap();
+    let mut config = String::from("[endpoints]\ntimeout = \"2s\"\n[endpoints.urls]\n");
+    for (service, port) in &site.endpoints {
+        config.push_str(&format!("{service} = \"https://localhost:{port}\"\n"));
+    }
+    let config_file = root.path().join("preflight.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let out = common::command(
+        root.path(),
+        &config_file,
+        &["check", "--json", "--mode", "ec2"],
+    )
+    .env_remove("AWS_EC2_METADATA_DISABLED")
+    .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &site.imds)
+    .env("AWS_ENDPOINT_URL_EC2", &site.ec2)
+    .env("SSL_CERT_FILE", &site.ca.pem_path)
+    .env_remove("SSL_CERT_DIR")
+    .output()
+    .unwrap();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    (json, out.status.code())
+}
+
+fn check<'a>(json: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no {id}"))
+}
+
+#[test]
+fn the_binary_in_ec2_mode_against_a_healthy_loopback_site() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let site = rt.block_on(site(true, 0));
+    let (json, code) = run_ec2(&site, "deb REPO/debian bookworm main\n");
+    assert_eq!(json["host"]["mode"], "ec2");
+    assert_eq!(json["host"]["instance_id"], "i-0test");
+    assert_eq!(json["host"]["region"], "eu-west-1");
+    assert_eq!(json["host"]["patch_group"], "production-linux");
+    assert_eq!(check(&json, "agent.identity")["status"], "pass", "{json:#}");
+    assert_eq!(check(&json, "credentials.role")["status"], "pass");
+    for service in ["ssm", "ssmmessages", "ec2messages", "s3"] {
+        let c = check(&json, &format!("endpoint.{service}"));
+        assert_eq!(c["status"], "pass", "{c:#}");
+        assert!(c["summary"]
+            .as_str()
+            .unwrap()
+            .contains("a loopback address, TLS verified, HTTP 404"));
+    }
+    let repo = check(&json, "repo.reachable");
+    assert_eq!(repo["status"], "pass", "{repo:#}");
+    let tag = check(&json, "patchgroup.tag");
+    assert_eq!(tag["status"], "pass", "{tag:#}");
+    assert!(tag["summary"]
+        .as_str()
+        .unwrap()
+        .contains("tag `Patch Group` from ec2:DescribeTags"));
+    // No system bus here, but the clock was compared with the ssm endpoint's.
+    let clock = check(&json, "clock.sync");
+    assert_eq!(clock["status"], "pass", "{clock:#}");
+    assert_eq!(
+        code,
+        Some(0),
+        "every check passes or, without a bus or agent, skips: {json:#}"
+    );
+}
+
+#[test]
+fn a_skewed_clock_a_missing_tag_and_a_broken_repository() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let site = rt.block_on(site(false, -400));
+    let (json, code) = run_ec2(
+        &site,
+        "deb REPO/debian bookworm main\ndeb REPO/gone stable main\n",
+    );
+    let clock = check(&json, "clock.sync");
+    assert_eq!(clock["status"], "fail", "{clock:#}");
+    assert!(
+        clock["summary"]
+            .as_str()
+            .unwrap()
+            .contains("ahead of localhost's (its HTTP Date); SigV4 rejects"),
+        "{clock:#}"
+    );
+    let tag = check(&json, "patchgroup.tag");
+    assert_eq!(tag["status"], "warn");
+    assert!(
+        tag["summary"]
+            .as_str()
+            .unwrap()
+            .contains("ec2:DescribeTags: ec2:DescribeTags answered UnauthorizedOperation"),
+        "{tag:#}"
+    );
+    let repo = check(&json, "repo.reachable");
+    assert_eq!(repo["status"], "fail");
+    assert!(
+        repo["summary"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 2 repositories do not answer"),
+        "{repo:#}"
+    );
+    assert!(
+        repo["summary"]
+            .as_str()
+            .unwrap()
+            .contains("/gone/dists/stable/Release: HTTP 404"),
+        "InRelease then Release: {repo:#}"
+    );
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn local_mode_contacts_nothing() {
+    // The site is up, but local mode must not touch it: the fake IMDS and
+    // endpoints would answer, so a pass here would mean traffic.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let site = rt.block_on(site(true, 0));
+    let root = common::fixture_root("debian12-clean");
+    let config_file = root.path().join("preflight.toml");
+    let mut config = String::from("[endpoints.urls]\n");
+    for (service, port) in &site.endpoints {
+        config.push_str(&format!("{service} = \"https://localhost:{port}\"\n"));
+    }
+    std::fs::write(&config_file, config).unwrap();
+    let out = common::command(
+        root.path(),
+        &config_file,
+        &["check", "--json", "--mode", "local"],
+    )
+    .env_remove("AWS_EC2_METADATA_DISABLED")
+    .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &site.imds)
+    .output()
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for id in [
+        "agent.identity",
+        "credentials.role",
+        "endpoint.ssm",
+        "repo.reachable",
+        "patchgroup.tag",
+    ] {
+        assert_eq!(check(&json, id)["status"], "skip", "{id}");
+    }
+}

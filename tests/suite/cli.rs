@@ -1,0 +1,387 @@
+//! The built binary on fixture roots: exit codes, the JSON contract, the
+//! table on a non-terminal, `--only`, config errors and `config show`.
+
+use crate::common;
+
+use common::{fixture_root, run, run_with_config};
+use serde_json::Value;
+use std::time::Duration;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn exit_codes_follow_the_worst_result() {
+    let cases = [
+        ("debian12-clean", 0),
+        ("reboot-required", 1),
+        ("dpkg-interrupted", 2),
+        ("dpkg-stuck", 2),
+    ];
+    for (case, code) in cases {
+        let dir = fixture_root(case);
+        let out = run(dir.path(), &["check"]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{case}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn the_table_on_a_non_terminal_has_no_colour_and_gives_remedies() {
+    let dir = fixture_root("reboot-required");
+    let out = run(dir.path(), &["check"]);
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\u{1b}'),
+        "no ANSI codes when stdout is a pipe: {text:?}"
+    );
+    assert!(text.contains("STATUS  CHECK"), "{text}");
+    let warn_line = text
+        .lines()
+        .position(|l| l.starts_with("warn    reboot.pending"))
+        .expect(&text);
+    let next = text.lines().nth(warn_line + 1).unwrap();
+    assert!(
+        next.trim_start()
+            .starts_with("fix: Reboot before the window opens (`sudo systemctl reboot`)"),
+        "{next}"
+    );
+    assert!(
+        text.contains("Verdict: WARN — 0 failures, 1 warning"),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_follows_the_contract() {
+    let dir = fixture_root("dpkg-interrupted");
+    let out = run(dir.path(), &["check", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "checks",
+            "duration_ms",
+            "host",
+            "next_window",
+            "started_at",
+            "verdict",
+            "version"
+        ]
+    );
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["verdict"], "fail");
+    assert!(json["next_window"].is_null());
+    humantime::parse_rfc3339(json["started_at"].as_str().unwrap()).unwrap();
+    let host = json["host"].as_object().unwrap();
+    let host_keys: Vec<&str> = host.keys().map(String::as_str).collect();
+    assert_eq!(
+        host_keys,
+        ["instance_id", "mode", "os", "patch_group", "region"]
+    );
+    assert_eq!(host["mode"], "local");
+    assert_eq!(host["os"], "Debian GNU/Linux 12 (bookworm)");
+    assert!(
+        host["instance_id"].is_null() && host["region"].is_null() && host["patch_group"].is_null()
+    );
+    for check in json["checks"].as_array().unwrap() {
+        let keys: Vec<&str> = check
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "details",
+                "duration_ms",
+                "group",
+                "id",
+                "remedy",
+                "severity",
+                "status",
+                "summary",
+                "title"
+            ]
+        );
+        assert!(
+            ["pass", "warn", "fail", "skip", "error"].contains(&check["status"].as_str().unwrap())
+        );
+        assert!(["critical", "high", "medium", "low", "informational"]
+            .contains(&check["severity"].as_str().unwrap()));
+    }
+    let state = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "pkg.state")
+        .unwrap();
+    assert_eq!(state["status"], "fail");
+    assert_eq!(state["group"], "host");
+    assert!(state["remedy"]
+        .as_str()
+        .unwrap()
+        .contains("dpkg --configure -a"));
+}
+
+#[test]
+fn mode_and_identity_come_from_local_files() {
+    let out = run(
+        &common::fixtures().join("ec2-nitro"),
+        &["check", "--json", "--only", "os.supported"],
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["host"]["mode"], "ec2");
+    assert_eq!(json["host"]["instance_id"], "i-0123456789abcdef0");
+    let out = run(
+        &common::fixtures().join("hybrid"),
+        &[
+            "check",
+            "--json",
+            "--only",
+            "os.supported",
+            "--mode",
+            "local",
+        ],
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["host"]["mode"], "local", "--mode overrides detection");
+}
+
+#[test]
+fn only_selects_ids_families_and_groups() {
+    let dir = fixture_root("debian12-clean");
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["check", "--json"];
+        all.extend_from_slice(args);
+        let out = run(dir.path(), &all);
+        let json: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&["--only", "pkg.lock,os.supported"]),
+        ["pkg.lock", "os.supported"]
+    );
+    assert_eq!(ids(&["--only", "pkg"]), ["pkg.lock", "pkg.state"]);
+    assert_eq!(ids(&["--only", "disk"]), ["disk.root"]);
+    assert_eq!(
+        ids(&["--only", "host"]),
+        [
+            "disk.root",
+            "pkg.lock",
+            "pkg.state",
+            "reboot.pending",
+            "os.supported",
+            "patchgroup.tag"
+        ]
+    );
+    assert_eq!(
+        ids(&["--only", "agent"]),
+        [
+            "agent.service",
+            "agent.version",
+            "agent.log",
+            "agent.proxy",
+            "agent.identity"
+        ]
+    );
+    assert_eq!(
+        ids(&["--only", "endpoint"]),
+        [
+            "endpoint.ssm",
+            "endpoint.ssmmessages",
+            "endpoint.ec2messages",
+            "endpoint.s3"
+        ]
+    );
+
+    let out = run(dir.path(), &["check", "--only", "pkg.lok"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("--only names `pkg.lok`, which is no check; use check IDs, families or groups from: agent.service, agent.version"), "{}", stderr(&out));
+    let out = run(dir.path(), &["check", "--only", "disk.boot"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("the checks here are: agent.service, agent.version")
+            && stderr(&out).contains(" disk.root, pkg.lock"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn disabled_checks_do_not_run() {
+    let dir = fixture_root("reboot-required");
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[checks]\ndisable = [\"reboot.pending\"]\n").unwrap();
+    let out = run_with_config(dir.path(), config.path(), &["check", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("reboot.pending"));
+}
+
+#[test]
+fn a_bad_config_exits_3_and_names_file_line_and_key() {
+    let dir = fixture_root("debian12-clean");
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[checks]\ntimeout = \"soon\"\n").unwrap();
+    let out = run_with_config(dir.path(), config.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:2:11: `checks.timeout`: `soon` is not a duration",
+            config.path().display()
+        )),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let missing = run_with_config(
+        dir.path(),
+        std::path::Path::new("/nonexistent/config.toml"),
+        &["check"],
+    );
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(
+        stderr(&missing).contains("cannot read config file /nonexistent/config.toml"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn config_show_and_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("config.toml");
+    std::fs::write(&main, "mode = \"local\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("config.d")).unwrap();
+    std::fs::write(
+        dir.path().join("config.d/50-disk.toml"),
+        "[disk]\n\nwarn_below = \"3GiB\"\n",
+    )
+    .unwrap();
+    let out = run_with_config(dir.path(), &main, &["config", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("mode = \"local\"  # {}:1", main.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "disk.warn_below = \"3.0 GiB\"  # {}/config.d/50-disk.toml:3",
+            dir.path().display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("pkg_lock.stuck_after = \"30m\"  # built-in default"),
+        "{text}"
+    );
+
+    let out = run_with_config(dir.path(), &main, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::write(dir.path().join("config.d/README"), "notes").unwrap();
+    let out = run_with_config(dir.path(), &main, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("config.d/README: only regular *.toml files are read"),
+        "{}",
+        stderr(&out)
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[disk]\nwarn_below = \"1GiB\"\nfail_below = \"2GiB\"\n",
+    )
+    .unwrap();
+    let out = run_with_config(
+        dir.path(),
+        &main,
+        &["config", "validate", bad.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}:3:1: in [disk], fail_below is above warn_below",
+            bad.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_hung_check_times_out_and_the_run_still_returns() {
+    use wait_timeout::ChildExt;
+    let dir = fixture_root("yum-live");
+    // Opening a FIFO with no writer blocks forever: a stand-in for a hung read.
+    let uptime = dir.path().join("proc/uptime");
+    std::fs::remove_file(&uptime).unwrap();
+    nix::unistd::mkfifo(&uptime, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[checks]\ntimeout = \"1s\"\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ssm-preflight"))
+        .args(["check", "--json", "--root"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(config.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = child.wait_timeout(Duration::from_secs(30)).unwrap();
+    if status.is_none() {
+        let _ = child.kill();
+        panic!("check did not return although every check has a 1s timeout");
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut text).unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let lock = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "pkg.lock")
+        .unwrap();
+    assert_eq!(lock["status"], "error");
+    assert_eq!(
+        lock["summary"],
+        "the check did not finish within its 1s timeout"
+    );
+    let os = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "os.supported")
+        .unwrap();
+    assert_eq!(os["status"], "pass", "the other checks still ran");
+    assert_eq!(
+        status.unwrap().code(),
+        Some(1),
+        "an error counts as a warning"
+    );
+}

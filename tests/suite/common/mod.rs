@@ -1,0 +1,137 @@
+//! Shared by the integration tests: fixture trees copied to a temporary
+//! directory, with `proc/locks.in` rendered against the copied files'
+//! device and inode numbers (those differ on every checkout).
+#![allow(dead_code)]
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+pub mod fake_aws;
+pub mod fake_bus;
+pub mod fake_ssm;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A private copy of `tests/fixtures/<case>`, ready to use as `--root`.
+pub fn fixture_root(case: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join(case), dir.path());
+    render_proc_locks(dir.path());
+    dir
+}
+
+/// Replaces `{{lock:/host/path}}` in `proc/locks.in` with the copied file's
+/// `major:minor:inode`, as the kernel writes them (hex device, decimal inode).
+pub fn render_proc_locks(root: &Path) {
+    let template = root.join("proc/locks.in");
+    let Ok(text) = std::fs::read_to_string(&template) else {
+        return;
+    };
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("{{lock:") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").unwrap() + start;
+        let host_path = &rest[start + 7..end];
+        let meta = std::fs::metadata(root.join(host_path.trim_start_matches('/'))).unwrap();
+        let dev = meta.dev();
+        out.push_str(&format!(
+            "{:02x}:{:02x}:{}",
+            nix::sys::stat::major(dev),
+            nix::sys::stat::minor(dev),
+            meta.ino()
+        ));
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    std::fs::write(root.join("proc/locks"), out).unwrap();
+}
+
+/// A root with a given os-release and nothing else.
+pub fn os_release_root(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::copy(
+        fixtures().join("os-release").join(name),
+        dir.path().join("etc/os-release"),
+    )
+    .unwrap();
+    dir
+}
+
+/// Runs the built binary with an empty config (never the host's /etc).
+pub fn run(root: &Path, args: &[&str]) -> std::process::Output {
+    let config = tempfile::tempdir().unwrap();
+    let config_file = config.path().join("config.toml");
+    std::fs::write(&config_file, "").unwrap();
+    run_with_config(root, &config_file, args)
+}
+
+/// A system-bus address where nothing listens: the host's own systemd stays out of tests.
+pub const NO_BUS: &str = "unix:path=/nonexistent/system_bus_socket";
+
+pub fn run_with_config(root: &Path, config: &Path, args: &[&str]) -> std::process::Output {
+    run_on_bus(root, config, NO_BUS, args)
+}
+
+pub fn run_on_bus(root: &Path, config: &Path, bus: &str, args: &[&str]) -> std::process::Output {
+    command(root, config, args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .output()
+        .unwrap()
+}
+
+/// A new directory for one command, left for the OS to clean.
+fn private_dir(what: &str) -> PathBuf {
+    tempfile::Builder::new()
+        .prefix(&format!("ssm-preflight-test-{what}-"))
+        .tempdir()
+        .unwrap()
+        .keep()
+}
+
+/// The binary with `--root` and `--config`, no bus, IMDS off and no
+/// inherited AWS settings; callers add what their test needs.
+pub fn command(root: &Path, config: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ssm-preflight"));
+    cmd.args(args)
+        .arg("--root")
+        .arg(root)
+        .arg("--config")
+        .arg(config)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", NO_BUS)
+        // Never the host's own state or daemon, nor another test's: each
+        // command gets fresh directories; tests that share them set their own.
+        .env("STATE_DIRECTORY", private_dir("state"))
+        .env("RUNTIME_DIRECTORY", private_dir("run"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_ENDPOINT_URL")
+            || key == "AWS_ACCESS_KEY_ID"
+            || key == "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}

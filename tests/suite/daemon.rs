@@ -1,0 +1,330 @@
+//! The daemon as systemd runs it: sd_notify messages on a NOTIFY_SOCKET the
+//! test listens on, the status socket, SIGHUP with a bad config, SIGTERM,
+//! status from the state file once it is down; and the windows from the
+//! SSM fake; and the unit file.
+
+use crate::common;
+
+use common::fake_ssm;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wait_timeout::ChildExt;
+
+struct Daemon {
+    child: Child,
+    notify: UnixDatagram,
+    dirs: tempfile::TempDir,
+    config: PathBuf,
+    root: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(config: &str) -> Daemon {
+        let dirs = tempfile::tempdir().unwrap();
+        for d in ["state", "run"] {
+            std::fs::create_dir(dirs.path().join(d)).unwrap();
+        }
+        let notify_path = dirs.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let root = common::fixture_root("debian12-clean");
+        let config_path = dirs.path().join("config.toml");
+        std::fs::write(
+            &config_path,
+            config.replace("{DIR}", &dirs.path().display().to_string()),
+        )
+        .unwrap();
+        // systemd names the watched process in WATCHDOG_PID; `exec` keeps the shell's PID.
+        let cmd = common::command(root.path(), &config_path, &["daemon"]);
+        let program = cmd.get_program().to_owned();
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+            .arg(program)
+            .args(args);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => shell.env(k, v),
+                None => shell.env_remove(k),
+            };
+        }
+        let child = shell
+            .env("STATE_DIRECTORY", dirs.path().join("state"))
+            .env("RUNTIME_DIRECTORY", dirs.path().join("run"))
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("WATCHDOG_USEC", "400000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Daemon {
+            child,
+            notify,
+            dirs,
+            config: config_path,
+            root,
+        }
+    }
+
+    /// Reads notify messages until one contains `want`; returns all read.
+    fn wait_for(&self, want: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = self
+                .notify
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no `{want}` in {seen:?}: {e}"));
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = msg.contains(want);
+            seen.push(msg);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        common::command(self.root.path(), &self.config, args)
+            .env("STATE_DIRECTORY", self.dirs.path().join("state"))
+            .env("RUNTIME_DIRECTORY", self.dirs.path().join("run"))
+            .output()
+            .unwrap()
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const CONFIG: &str = "[daemon]\ninterval = \"6h\"\n[metrics]\ntextfile = \"{DIR}/ssm_preflight.prom\"\n\n[[window]]\nname = \"production-linux\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\ntimezone = \"Europe/Paris\"\n";
+
+#[test]
+fn notify_status_reload_and_stop() {
+    let mut d = Daemon::start(CONFIG);
+    let first = d.wait_for("READY=1");
+    assert!(first.iter().any(|m| m.contains("READY=1")), "{first:?}");
+    // The start-up run ends with the verdict and the next window in STATUS=.
+    let run = d.wait_for("STATUS=last run");
+    let status = run.last().unwrap();
+    assert!(
+        status.contains("STATUS=last run pass; next window"),
+        "{status}"
+    );
+    assert!(status.contains("(production-linux)"), "{status}");
+    d.wait_for("WATCHDOG=1");
+
+    // The metrics textfile was written after the run.
+    let metrics = std::fs::read_to_string(d.dirs.path().join("ssm_preflight.prom")).unwrap();
+    assert!(
+        metrics.contains("ssm_preflight_check_status{check=\"pkg.lock\",group=\"host\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ssm_preflight_next_window_timestamp_seconds "),
+        "{metrics}"
+    );
+
+    // Status over the socket.
+    let out = d.cli(&["status", "--json"]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    assert_eq!(json["daemon_running"], true);
+    assert_eq!(json["state"]["last_run"]["verdict"], "pass");
+    assert_eq!(json["daemon"]["next_window"]["name"], "production-linux");
+    assert_eq!(json["daemon"]["next_window"]["source"], "config");
+    let readable = text(&d.cli(&["status"]));
+    assert!(readable.starts_with("Daemon: running (pid"), "{readable}");
+    assert!(readable.contains("Next window: "), "{readable}");
+
+    // A refresh from root runs the checks again.
+    if nix::unistd::geteuid().is_root() {
+        let out = d.cli(&["status", "--refresh"]);
+        assert!(text(&out).contains("A run was started"), "{}", text(&out));
+        d.wait_for("STATUS=last run");
+        let json: serde_json::Value =
+            serde_json::from_slice(&d.cli(&["status", "--json"]).stdout).unwrap();
+        assert_eq!(json["state"]["history"].as_array().unwrap().len(), 2);
+    }
+
+    // A bad config on SIGHUP is refused and the old one kept.
+    std::fs::write(&d.config, "[daemon]\ninterval = \"often\"\n").unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    let reload = d.wait_for("configuration reload refused");
+    let status = reload.last().unwrap();
+    assert!(status.contains("the old one is kept"), "{status}");
+    assert!(
+        status.contains("config.toml:2:12"),
+        "names the file and line: {status}"
+    );
+    let readable = text(&d.cli(&["status"]));
+    assert!(
+        readable.contains("Config: the last reload was refused"),
+        "{readable}"
+    );
+    assert!(
+        readable.contains("Next window: "),
+        "the old config still plans: {readable}"
+    );
+
+    // SIGTERM: gone within 5 s, exit 0.
+    let asked = Instant::now();
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let code = d
+        .child
+        .wait_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("stopped within 5 s");
+    assert_eq!(code.code(), Some(0));
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    d.wait_for("STOPPING=1");
+
+    // Down: status reads the state file and says so.
+    let readable = text(&d.cli(&["status"]));
+    assert!(
+        readable.starts_with("Daemon: not running (no answer on"),
+        "{readable}"
+    );
+    assert!(readable.contains("Last run: "), "{readable}");
+}
+
+#[test]
+fn a_good_reload_takes_effect() {
+    let d = Daemon::start(CONFIG);
+    d.wait_for("STATUS=last run");
+    std::fs::write(
+        &d.config,
+        "[[window]]\nname = \"dev-linux\"\nschedule = \"cron(0 2 ? * SUN#1 *)\"\n",
+    )
+    .unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.wait_for("STATUS=configuration reloaded");
+    let json: serde_json::Value =
+        serde_json::from_slice(&d.cli(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["daemon"]["next_window"]["name"], "dev-linux");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_from_the_ssm_fake_and_access_denied() {
+    let (ssm, addr) = fake_ssm::start().await;
+    ssm.lock().unwrap().schedules.push((
+        "InstanceIds".into(),
+        serde_json::json!({"WindowId": "mw-0123456789abcdef0", "Name": "production-linux", "ExecutionTime": "2099-01-18T02:00Z"}),
+    ));
+    ssm.lock().unwrap().schedules.push((
+        "tag:Patch Group".into(),
+        serde_json::json!({"WindowId": "mw-0123456789abcdef0", "Name": "production-linux", "ExecutionTime": "2099-01-18T02:00:00Z"}),
+    ));
+    let root = common::fixture_root("hybrid-node");
+    let config = root.path().join("preflight.toml");
+    std::fs::write(&config, "[patch_group]\nvalue = \"production-linux\"\n").unwrap();
+    let run = |root: &Path| {
+        common::command(root, &config, &["windows", "--mode", "hybrid", "--json"])
+            .env("AWS_ENDPOINT_URL_SSM", format!("http://{addr}"))
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| run(root.path()));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    let windows = json["windows"].as_array().unwrap();
+    assert_eq!(
+        windows.len(),
+        1,
+        "the same window by instance and by tag, merged: {json:#}"
+    );
+    assert_eq!(windows[0]["start"], "2099-01-18T02:00:00Z");
+    assert_eq!(windows[0]["source"], "ssm");
+    let calls = ssm.lock().unwrap().calls.clone();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| *c == "AmazonSSM.DescribeMaintenanceWindowSchedule")
+            .count(),
+        3,
+        "instance, `Patch Group`, `PatchGroup`"
+    );
+
+    ssm.lock().unwrap().deny = true;
+    let out = tokio::task::block_in_place(|| run(root.path()));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let note = json["note"].as_str().unwrap();
+    assert!(note.contains("AccessDeniedException"), "{note}");
+    assert!(
+        note.contains("Add ssm:DescribeMaintenanceWindowSchedule to the node's role"),
+        "{note}"
+    );
+}
+
+#[test]
+fn the_unit_verifies_clean() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/ssm-preflight.service"),
+    )
+    .unwrap();
+    for needed in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "StateDirectory=",
+        "RuntimeDirectory=",
+        "ProtectSystem=strict",
+        "ProtectHome=",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=",
+    ] {
+        assert!(unit.contains(needed), "{needed}");
+    }
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("systemd-analyze is needed (.ci/run installs systemd)");
+    }
+    // The installed binary is /usr/bin/ssm-preflight; point the copy at the built one.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("ssm-preflight.service");
+    std::fs::write(
+        &copy,
+        unit.replace(
+            "/usr/bin/ssm-preflight",
+            env!("CARGO_BIN_EXE_ssm-preflight"),
+        ),
+    )
+    .unwrap();
+    // --man=no: the man page comes with the package, not the source tree.
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "systemd-analyze verify said: {}",
+        text(&out)
+    );
+}

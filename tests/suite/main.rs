@@ -1,0 +1,17 @@
+//! The integration tests, one crate: the fakes in `common` are compiled
+//! once. Each test makes its own state and runtime directories.
+
+mod common;
+
+mod architecture;
+mod aws;
+mod cli;
+mod daemon;
+mod dbus;
+mod golden;
+mod host_checks;
+mod netns;
+mod packaging;
+mod real_lock;
+mod report;
+mod state;

@@ -1,0 +1,218 @@
+//! End to end with the real addresses, in a network namespace this test
+//! makes (no route out): 169.254.169.254 and the endpoints' private
+//! addresses on its `lo`, the real names pointed at them with
+//! `/etc/netns/<ns>/hosts`, and the built binary run there with
+//! `--mode ec2` and no address overridden. Needs root, so it is ignored by
+//! a plain `cargo test`; `scripts/test` runs it when it runs as root.
+
+use crate::common;
+
+use common::fake_aws::{self, ImdsData, TestCa};
+use std::process::Command;
+use std::sync::mpsc;
+
+const REGION: &str = "eu-west-1";
+const SERVICES: &[(&str, &str)] = &[
+    ("ssm", "10.0.1.1"),
+    ("ssmmessages", "10.0.1.2"),
+    ("ec2messages", "10.0.1.3"),
+    ("s3", "10.0.1.4"),
+];
+const REPO_ADDR: &str = "10.0.1.5";
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip")
+        .args(args)
+        .status()
+        .expect("ip (iproute2) is needed");
+    assert!(status.success(), "ip {args:?} failed");
+}
+
+/// A network namespace with only `lo`, removed on drop.
+struct Namespace {
+    name: String,
+}
+
+impl Namespace {
+    fn create(hosts: &str) -> Namespace {
+        let name = format!("ssmpf-test-{}", std::process::id());
+        ip(&["netns", "add", &name]);
+        let ns = Namespace { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n",
+            &ns.name,
+            "addr",
+            "add",
+            "169.254.169.254/32",
+            "dev",
+            "lo",
+        ]);
+        for (_, addr) in SERVICES {
+            ip(&[
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{addr}/32"),
+                "dev",
+                "lo",
+            ]);
+        }
+        ip(&[
+            "-n",
+            &ns.name,
+            "addr",
+            "add",
+            &format!("{REPO_ADDR}/32"),
+            "dev",
+            "lo",
+        ]);
+        let etc = format!("/etc/netns/{}", ns.name);
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(format!("{etc}/hosts"), hosts).unwrap();
+        ns
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
+    }
+}
+
+/// Serves the fakes from a thread that has entered the namespace: sockets
+/// it makes live there. Returns when they listen; they stop when `stop` drops.
+fn serve_inside(ns: &str, ca: &TestCa) -> mpsc::Sender<()> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let path = format!("/run/netns/{ns}");
+    let configs: Vec<_> = SERVICES
+        .iter()
+        .map(|(service, addr)| {
+            (
+                *addr,
+                ca.server_config(&[&format!("{service}.{REGION}.amazonaws.com")]),
+            )
+        })
+        .collect();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let imds = tokio::net::TcpListener::bind("169.254.169.254:80")
+                .await
+                .unwrap();
+            tokio::spawn(fake_aws::start_imds(
+                imds,
+                ImdsData {
+                    instance_id: "i-0netns".into(),
+                    region: REGION.into(),
+                    role: Some("SSMCore".into()),
+                    tags: None,
+                },
+            ));
+            for (addr, config) in configs {
+                let l = tokio::net::TcpListener::bind((addr, 443)).await.unwrap();
+                tokio::spawn(fake_aws::serve_tls(l, config, 0));
+            }
+            let repo = tokio::net::TcpListener::bind((REPO_ADDR, 80))
+                .await
+                .unwrap();
+            tokio::spawn(fake_aws::start_http(
+                repo,
+                vec!["/debian/dists/bookworm/InRelease".into()],
+            ));
+            ready_tx.send(()).unwrap();
+            // Serve until the test drops its sender.
+            let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
+        });
+    });
+    ready_rx.recv().unwrap();
+    stop_tx
+}
+
+#[test]
+#[ignore = "needs root: makes a network namespace (scripts/test runs it as root)"]
+fn ec2_mode_with_default_addresses_in_a_network_namespace() {
+    let mut hosts = String::from("127.0.0.1 localhost\n");
+    for (service, addr) in SERVICES {
+        hosts.push_str(&format!("{addr} {service}.{REGION}.amazonaws.com\n"));
+    }
+    hosts.push_str(&format!("{REPO_ADDR} repo.internal\n"));
+    let ns = Namespace::create(&hosts);
+    let ca = TestCa::new("netns test CA");
+    let _stop = serve_inside(&ns.name, &ca);
+
+    let root = common::fixture_root("debian12-clean");
+    std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
+    std::fs::write(
+        root.path().join("etc/apt/sources.list"),
+        "deb http://repo.internal/debian bookworm main\n",
+    )
+    .unwrap();
+    let config = root.path().join("preflight.toml");
+    // The tag comes from the config: this namespace has no EC2 API to ask.
+    std::fs::write(&config, "[patch_group]\nvalue = \"production-linux\"\n").unwrap();
+
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(env!("CARGO_BIN_EXE_ssm-preflight"))
+        .args(["check", "--json", "--mode", "ec2", "--root"])
+        .arg(root.path())
+        .arg("--config")
+        .arg(&config)
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env_remove("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", common::NO_BUS)
+        .env("SSL_CERT_FILE", &ca.pem_path)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let check = |id: &str| {
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()
+            .clone()
+    };
+
+    assert_eq!(json["host"]["instance_id"], "i-0netns", "{json:#}");
+    assert_eq!(json["host"]["region"], REGION);
+    assert_eq!(check("agent.identity")["status"], "pass");
+    assert_eq!(check("credentials.role")["status"], "pass");
+    for (service, addr) in SERVICES {
+        let c = check(&format!("endpoint.{service}"));
+        assert_eq!(c["status"], "pass", "{c:#}");
+        let summary = c["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with(&format!("{service}.{REGION}.amazonaws.com answers on 443 at {addr}, a VPC endpoint (private address), TLS verified")),
+            "{summary}"
+        );
+    }
+    assert_eq!(
+        check("repo.reachable")["status"],
+        "pass",
+        "{:#}",
+        check("repo.reachable")
+    );
+    assert_eq!(
+        check("clock.sync")["status"],
+        "pass",
+        "{:#}",
+        check("clock.sync")
+    );
+    assert_eq!(check("patchgroup.tag")["status"], "pass");
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+}

@@ -1,0 +1,139 @@
+//! A real holder: another process takes the lock on a file in a fixture
+//! tree (whose `proc` is the real /proc), `pkg.lock` names its PID, and the
+//! holder still has the lock afterwards: looking never takes it.
+
+use crate::common;
+
+use ssm_preflight::checks::{pkg_lock, Status};
+use ssm_preflight::host::{proc_locks, Root};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Starts python3 holding `kind` ("lockf" = fcntl, "flock") on `path` until its stdin closes.
+fn hold(path: &Path, kind: &str) -> Child {
+    let script = format!(
+        "import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\nfcntl.{kind}(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\nsys.stdin.read()\n"
+    );
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for the real-holder test (.ci/run installs it)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+fn root_with(lock: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(lock.trim_start_matches('/'));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "").unwrap();
+    std::fs::create_dir_all(dir.path().join("var/lib/dpkg")).unwrap();
+    std::os::unix::fs::symlink("/proc", dir.path().join("proc")).unwrap();
+    dir
+}
+
+fn holders_in_proc_locks(path: &Path) -> Vec<u32> {
+    let meta = std::fs::metadata(path).unwrap();
+    let (entries, _) = proc_locks::parse(&std::fs::read_to_string("/proc/locks").unwrap());
+    entries
+        .iter()
+        .filter(|e| e.inode == meta.ino() && !e.waiting)
+        .filter_map(|e| e.pid)
+        .collect()
+}
+
+fn release(mut child: Child) {
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+#[test]
+fn an_fcntl_holder_is_named_and_keeps_its_lock() {
+    let dir = root_with("/var/lib/dpkg/lock-frontend");
+    let file = dir.path().join("var/lib/dpkg/lock-frontend");
+    let child = hold(&file, "lockf");
+    let pid = child.id();
+
+    let o = pkg_lock::judge(
+        &ssm_preflight::host::locks::gather(&Root::new(dir.path())),
+        Duration::from_secs(1800),
+    );
+    assert_eq!(o.status, Status::Warn, "{o:?}");
+    assert!(
+        o.summary.starts_with(&format!("pid {pid} (`")),
+        "{}",
+        o.summary
+    );
+    assert!(
+        o.summary
+            .contains("python3 -c import fcntl, os, sys fd = os.open"),
+        "one line: {}",
+        o.summary
+    );
+    assert!(
+        o.summary
+            .contains("holds the dpkg lock /var/lib/dpkg/lock-frontend"),
+        "{}",
+        o.summary
+    );
+
+    // The built binary says the same, in JSON.
+    let out = common::run(dir.path(), &["check", "--json", "--only", "pkg.lock"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["checks"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("pid {pid}")));
+
+    assert_eq!(
+        holders_in_proc_locks(&file),
+        vec![pid],
+        "the holder must still hold its lock"
+    );
+    release(child);
+    let o = pkg_lock::judge(
+        &ssm_preflight::host::locks::gather(&Root::new(dir.path())),
+        Duration::from_secs(1800),
+    );
+    assert_eq!(o.status, Status::Pass, "{o:?}");
+}
+
+#[test]
+fn a_flock_holder_is_named_and_keeps_its_lock() {
+    let dir = root_with("/var/lib/apt/daily_lock");
+    let file = dir.path().join("var/lib/apt/daily_lock");
+    let child = hold(&file, "flock");
+    let pid = child.id();
+
+    let o = pkg_lock::judge(
+        &ssm_preflight::host::locks::gather(&Root::new(dir.path())),
+        Duration::from_secs(1800),
+    );
+    assert_eq!(o.status, Status::Warn, "{o:?}");
+    assert!(o.summary.contains(&format!("pid {pid} ")), "{}", o.summary);
+    assert!(
+        o.summary
+            .contains("apt.systemd.daily lock /var/lib/apt/daily_lock"),
+        "{}",
+        o.summary
+    );
+    assert_eq!(holders_in_proc_locks(&file), vec![pid]);
+    release(child);
+}
