@@ -385,3 +385,108 @@ fn a_hung_check_times_out_and_the_run_still_returns() {
         "an error counts as a warning"
     );
 }
+
+#[test]
+fn one_member_of_a_family_can_be_selected_disabled_and_gated() {
+    let dir = fixture_root("debian12-clean");
+    let ids = |config: &str, args: &[&str]| -> Vec<String> {
+        let file = dir.path().join("members.toml");
+        std::fs::write(&file, config).unwrap();
+        let mut all = vec!["check", "--json"];
+        all.extend_from_slice(args);
+        let out = run_with_config(dir.path(), &file, &all);
+        let json: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .filter(|id| id.starts_with("endpoint."))
+            .collect()
+    };
+    assert_eq!(ids("", &["--only", "endpoint.ssm"]), ["endpoint.ssm"]);
+    assert_eq!(
+        ids("[checks]\ndisable = [\"endpoint.s3\"]\n", &[]),
+        ["endpoint.ssm", "endpoint.ssmmessages", "endpoint.ec2messages"]
+    );
+
+    let gate = dir.path().join("gate.toml");
+    std::fs::write(&gate, "[gate]\nchecks = [\"endpoint.ssm\"]\n").unwrap();
+    let out = run_with_config(dir.path(), &gate, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run_with_config(dir.path(), &gate, &["gate", "--mode", "local"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("nothing blocks patching"), "{}", stdout(&out));
+
+    // A name that is no check at all is refused where it is written.
+    std::fs::write(&gate, "\n[gate]\nchecks = [\"agent.nonsense\"]\n").unwrap();
+    let out = run_with_config(dir.path(), &gate, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}:3:1: `gate.checks` names `agent.nonsense`, which is no check",
+            gate.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `packaging/config.toml` with every commented-out setting written in.
+fn packaged_config_uncommented() -> String {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.toml"),
+    )
+    .unwrap();
+    text.lines()
+        .map(|line| {
+            let setting = line.strip_prefix('#').filter(|rest| {
+                rest.starts_with('[')
+                    || rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            });
+            setting.unwrap_or(line).to_string() + "\n"
+        })
+        .collect()
+}
+
+#[test]
+fn config_show_lists_every_key_of_the_packaged_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("config.toml");
+    let text = packaged_config_uncommented();
+    std::fs::write(&main, &text).unwrap();
+    let out = run_with_config(dir.path(), &main, &["config", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown = stdout(&out);
+
+    // Walk the file's keys as TOML reads them.
+    let mut keys = Vec::new();
+    let mut table = String::new();
+    let mut windows = 0;
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+            windows += 1;
+            table = format!("{name}[{windows}]");
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = name.to_string();
+        } else if let Some((key, _)) = line.split_once(" = ").filter(|_| !line.starts_with('#')) {
+            keys.push(if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+    }
+    assert!(keys.len() > 30, "read only {} keys: {keys:?}", keys.len());
+    for key in &keys {
+        assert!(
+            shown.lines().any(|l| l.starts_with(&format!("{key} = "))
+                && l.contains(&main.display().to_string())),
+            "`config show` does not list {key} as set in {}:\n{shown}",
+            main.display()
+        );
+    }
+}
