@@ -5,7 +5,7 @@
 //! mode.
 
 use crate::host::mode::{Detected, Mode, REGISTRATION_FILE};
-use crate::host::{read_optional, Root};
+use crate::host::{read_within, Root};
 use aws_config::imds;
 use aws_config::provider_config::ProviderConfig;
 use std::time::Duration;
@@ -148,7 +148,8 @@ pub async fn lookup(
 }
 
 fn hybrid(root: &Root) -> Result<Identity, IdentityError> {
-    let text = read_optional(&root.path(REGISTRATION_FILE))
+    // Bounded: the registration lives under /var, which may be a hung mount.
+    let text = read_within(&root.path(REGISTRATION_FILE), std::time::Duration::from_secs(1))
         .map_err(|e| IdentityError::Failed {
             what: format!("cannot read {REGISTRATION_FILE}: {e}"),
             remedy: "Run ssm-preflight as root.".into(),

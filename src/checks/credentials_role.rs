@@ -20,7 +20,16 @@ pub fn plan(ctx: &Context) -> super::Check {
     super::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
         let id = ctx.identity().await;
-        let found = credentials::present(&ctx.root, &ctx.settings.aws.credentials_file);
+        let (root, file) = (ctx.root.clone(), ctx.settings.aws.credentials_file.clone());
+        // Off the runtime's thread: the files live under /var, which may hang.
+        let found =
+            match tokio::task::spawn_blocking(move || credentials::present(&root, &file)).await {
+                Ok(found) => found,
+                Err(e) => return Outcome::error(
+                    format!("cannot look for the agent's credential files: {e}"),
+                    "This is a bug in ssm-preflight: report it with `ssm-preflight check --json`.",
+                ),
+            };
         judge(
             id,
             found.dhmc,

@@ -9,6 +9,7 @@ use crate::config::Thresholds;
 use crate::host::disk::{self, name_for, Figures, Filesystem, DEFAULT_PATHS};
 use crate::host::PackageManager;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "disk",
@@ -17,6 +18,10 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     severity: Severity::Critical,
     members: Some("<name>"),
 };
+
+/// How long one path's lookup may take before its mount counts as hung: a
+/// local or healthy network filesystem answers in microseconds.
+const LOOKUP_BUDGET: Duration = Duration::from_secs(1);
 
 /// Where the agent keeps and runs the patch documents' scripts.
 const AGENT_EXEC_DIR: &str = "/var/lib/amazon";
@@ -29,23 +34,23 @@ pub fn plan(ctx: &Context) -> Vec<super::Check> {
         .map(|p| p.to_string())
         .chain(configured.iter().cloned())
         .collect();
-    // Bounded: a hung network mount must not hang the plan, which runs
-    // before any check's own timeout starts.
-    let budget = ctx.settings.checks.timeout / 2;
-    let layout = match disk::layout(root, &candidates, configured, budget) {
-        Ok(layout) => layout,
-        Err(blocked) => {
-            let id = format!("disk.{}", name_for(&blocked.mount_point));
-            return vec![crate::checks::blocking(ctx, &ENTRY, id, move || {
-                Outcome::error(
-                    blocked.to_string(),
-                    format!("The filesystem at {} does not answer: check it with `timeout 5 df -h {}` and `mount | grep ' {} '`; remount or unmount it before the patch run.", blocked.mount_point, blocked.mount_point, blocked.mount_point),
-                )
-            })];
-        }
-    };
-    let pm = PackageManager::detect(root);
+    // Each lookup is bounded: a hung network or FUSE mount must not hang
+    // the plan, which runs before any check's own timeout starts.
+    let budget = LOOKUP_BUDGET.min(ctx.settings.checks.timeout / 4);
+    let layout = disk::layout(root, &candidates, configured, budget);
     let mut checks = Vec::new();
+    for blocked in layout.hung {
+        let id = format!("disk.{}", name_for(&blocked.mount_point));
+        checks.push(crate::checks::blocking(ctx, &ENTRY, id, move || {
+            let mp = &blocked.mount_point;
+            Outcome::error(
+                blocked.to_string(),
+                format!("The filesystem at {mp} does not answer, and a patch run that touches it will hang: check it with `timeout 5 df -h {mp}` and `mount | grep ' {mp} '`, then remount or unmount it before the window."),
+            )
+            .detail("mount_point", mp)
+        }));
+    }
+    let pm = PackageManager::detect(root);
     for fs in layout.filesystems {
         let settings = ctx.settings.clone();
         let root = root.clone();

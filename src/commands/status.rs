@@ -63,6 +63,9 @@ pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
             if let Some(note) = d["windows_note"].as_str() {
                 println!("  note: {note}");
             }
+            if let Some(e) = d["state_error"].as_str() {
+                println!("State: the state file cannot be written, so the last run shown is kept in memory only: {e}. Free space on its filesystem or make it writable; the daemon writes it again by itself.");
+            }
             if let Some(e) = d["config_error"].as_str() {
                 println!("Config: the last reload was refused and the previous config is in use: {e}");
             }

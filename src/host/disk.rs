@@ -6,7 +6,6 @@ use super::{mounts, Root};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The paths a patch run writes to; those that exist are checked.
@@ -113,76 +112,76 @@ pub fn statvfs(path: &Path) -> nix::Result<Figures> {
     })
 }
 
-/// The filesystems to check, and the configured paths that do not exist.
+/// The filesystems to check, the configured paths that do not exist, and
+/// the mounts that did not answer.
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub filesystems: Vec<Filesystem>,
     pub missing: Vec<String>,
+    pub hung: Vec<Blocked>,
 }
 
 /// A path whose lookup did not answer within the budget.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("looking up {path} did not answer within {}: the filesystem mounted at {mount_point} is hung", humantime::format_duration(*budget))]
+#[error("looking up {path} did not answer within {}: the filesystem mounted at {mount_point}{} is hung", humantime::format_duration(*budget), fs_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default())]
 pub struct Blocked {
     pub path: String,
     pub mount_point: String,
+    pub fs_type: Option<String>,
     pub budget: Duration,
 }
 
-/// Which candidate paths exist and which filesystem each is on, within
-/// `budget`. On a hung mount the lookup thread stays stuck in the kernel;
-/// the answer names the mount instead of waiting for it.
+/// Which candidate paths exist and which filesystem each is on. Each
+/// lookup is bounded by `budget`: on a hung mount its thread stays stuck in
+/// the kernel, the mount is reported as hung, and no other path on it is
+/// looked up.
 pub fn layout(
     root: &Root,
     candidates: &[String],
     configured: &[String],
     budget: Duration,
-) -> Result<Layout, Blocked> {
+) -> Layout {
     let (mounts, _) = std::fs::read_to_string(root.path("/proc/self/mountinfo"))
         .map(|t| mounts::parse(&t))
         .unwrap_or_default();
-    let at = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    {
-        let (root, candidates, configured, mounts, at) = (
-            root.clone(),
-            candidates.to_vec(),
-            configured.to_vec(),
-            mounts.clone(),
-            at.clone(),
-        );
-        std::thread::spawn(move || {
-            let mut missing = Vec::new();
-            let mut present: Vec<String> = Vec::new();
-            for path in candidates {
-                if present.contains(&path) {
-                    continue;
-                }
-                *at.lock().unwrap() = path.clone();
-                if root.path(&path).exists() {
-                    present.push(path);
-                } else if configured.contains(&path) {
-                    missing.push(path);
-                }
-            }
-            let filesystems = group_by_filesystem(&root, &mounts, &present);
-            let _ = tx.send(Layout {
-                filesystems,
-                missing,
-            });
-        });
-    }
-    rx.recv_timeout(budget).map_err(|_| {
-        let path = at.lock().unwrap().clone();
-        let mount_point = mounts::mount_for(&mounts, &path)
-            .map(|m| m.mount_point.clone())
-            .unwrap_or_else(|| path.clone());
-        Blocked {
-            path,
-            mount_point,
-            budget,
+    let mut missing = Vec::new();
+    let mut present: Vec<String> = Vec::new();
+    let mut hung: Vec<Blocked> = Vec::new();
+    for path in candidates {
+        if present.contains(path) {
+            continue;
         }
-    })
+        let mount = mounts::mount_for(&mounts, path);
+        if mount.is_some_and(|m| hung.iter().any(|h| h.mount_point == m.mount_point)) {
+            continue;
+        }
+        match exists_within(&root.path(path), budget) {
+            Some(true) => present.push(path.clone()),
+            Some(false) if configured.contains(path) => missing.push(path.clone()),
+            Some(false) => {}
+            None => hung.push(Blocked {
+                path: path.clone(),
+                mount_point: mount.map_or_else(|| path.clone(), |m| m.mount_point.clone()),
+                fs_type: mount.map(|m| m.fs_type.clone()),
+                budget,
+            }),
+        }
+    }
+    Layout {
+        filesystems: group_by_filesystem(root, &mounts, &present),
+        missing,
+        hung,
+    }
+}
+
+/// Whether a path exists, or `None` when the lookup did not answer in time.
+fn exists_within(path: &Path, budget: Duration) -> Option<bool> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(owned.exists());
+    });
+    rx.recv_timeout(budget).ok()
 }
 
 /// statvfs within `budget`: a dead NFS or FUSE server never answers.

@@ -52,6 +52,27 @@ pub fn read_optional(path: &Path) -> std::io::Result<Option<String>> {
     }
 }
 
+/// Reads a small text file within `budget`, `None` when it does not exist.
+/// A file on a hung mount (a dead NFS or FUSE server) never answers: its
+/// reading thread is left behind and the caller hears `TimedOut`.
+pub fn read_within(path: &Path, budget: std::time::Duration) -> std::io::Result<Option<String>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_optional(&owned));
+    });
+    rx.recv_timeout(budget).unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "{} did not answer within {}",
+                path.display(),
+                humantime::format_duration(budget)
+            ),
+        ))
+    })
+}
+
 /// The package manager that a patch run on this host will drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackageManager {

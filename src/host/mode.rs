@@ -5,7 +5,12 @@
 //! hypervisor UUID starting `ec2` mean an EC2 instance; anything else is
 //! `local`, where nothing AWS is contacted.
 
-use super::{read_optional, Root};
+use super::{read_within, Root};
+use std::time::Duration;
+
+/// How long one of mode detection's small files may take: they are local
+/// files, so only a hung mount makes them slow.
+const READ_BUDGET: Duration = Duration::from_secs(1);
 use crate::config::ModeSetting;
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +54,7 @@ struct Registration {
 }
 
 fn read_trimmed(root: &Root, path: &str) -> Option<String> {
-    read_optional(&root.path(path))
+    read_within(&root.path(path), READ_BUDGET)
         .ok()
         .flatten()
         .map(|s| s.trim().to_string())
@@ -57,7 +62,7 @@ fn read_trimmed(root: &Root, path: &str) -> Option<String> {
 }
 
 fn registration(root: &Root) -> Option<Registration> {
-    let text = read_optional(&root.path(REGISTRATION_FILE)).ok()??;
+    let text = read_within(&root.path(REGISTRATION_FILE), READ_BUDGET).ok()??;
     Some(serde_json::from_str(&text).unwrap_or(Registration {
         instance_id: None,
         region: None,
@@ -89,6 +94,15 @@ fn ec2_signal(root: &Root) -> (Option<String>, Option<String>) {
 }
 
 pub fn detect(root: &Root, setting: ModeSetting) -> Detected {
+    if setting == ModeSetting::Local {
+        // Local mode needs no file: nothing is read.
+        return Detected {
+            mode: Mode::Local,
+            reason: "mode is set to local".into(),
+            instance_id: None,
+            region: None,
+        };
+    }
     let reg = registration(root);
     let (ec2, dmi_instance) = ec2_signal(root);
     let hybrid_ids = |reason: String| {

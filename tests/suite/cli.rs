@@ -408,7 +408,11 @@ fn one_member_of_a_family_can_be_selected_disabled_and_gated() {
     assert_eq!(ids("", &["--only", "endpoint.ssm"]), ["endpoint.ssm"]);
     assert_eq!(
         ids("[checks]\ndisable = [\"endpoint.s3\"]\n", &[]),
-        ["endpoint.ssm", "endpoint.ssmmessages", "endpoint.ec2messages"]
+        [
+            "endpoint.ssm",
+            "endpoint.ssmmessages",
+            "endpoint.ec2messages"
+        ]
     );
 
     let gate = dir.path().join("gate.toml");
@@ -416,8 +420,18 @@ fn one_member_of_a_family_can_be_selected_disabled_and_gated() {
     let out = run_with_config(dir.path(), &gate, &["config", "validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = run_with_config(dir.path(), &gate, &["gate", "--mode", "local"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("nothing blocks patching"), "{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("nothing blocks patching"),
+        "{}",
+        stdout(&out)
+    );
 
     // A name that is no check at all is refused where it is written.
     std::fs::write(&gate, "\n[gate]\nchecks = [\"agent.nonsense\"]\n").unwrap();
@@ -483,8 +497,10 @@ fn config_show_lists_every_key_of_the_packaged_config() {
     assert!(keys.len() > 30, "read only {} keys: {keys:?}", keys.len());
     for key in &keys {
         assert!(
-            shown.lines().any(|l| l.starts_with(&format!("{key} = "))
-                && l.contains(&main.display().to_string())),
+            shown
+                .lines()
+                .any(|l| l.starts_with(&format!("{key} = "))
+                    && l.contains(&main.display().to_string())),
             "`config show` does not list {key} as set in {}:\n{shown}",
             main.display()
         );

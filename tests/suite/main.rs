@@ -8,6 +8,7 @@ mod aws;
 mod cli;
 mod daemon;
 mod dbus;
+mod faults;
 mod golden;
 mod host_checks;
 mod netns;

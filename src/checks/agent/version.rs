@@ -18,7 +18,13 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
     crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
         let units = ctx.agent_units().await.as_ref().ok().cloned();
-        let Some(binary) = binary(&ctx.root, units.as_ref()) else {
+        let (root, found_units) = (ctx.root.clone(), units.clone());
+        // Off the runtime's thread, like every file lookup in a task.
+        let found = tokio::task::spawn_blocking(move || binary(&root, found_units.as_ref()))
+            .await
+            .ok()
+            .flatten();
+        let Some(binary) = found else {
             return match units {
                 Some(u) if u.in_use().is_none() => Outcome::skip(
                     "amazon-ssm-agent is not installed (agent.service says how to install it)",
