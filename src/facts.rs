@@ -187,7 +187,10 @@ impl Context {
             })?;
             let tls = self.tls().map_err(ProbeError::Tls)?;
             let agent_proxy = self.agent_proxy().await;
-            let proxy = match agent_proxy.as_ref().and_then(|p| p.for_https(&target.host)) {
+            let proxy = match agent_proxy
+                .as_ref()
+                .and_then(|p| p.for_https(&target.host, target.port))
+            {
                 Some(url) => {
                     Some(Proxy::parse(url).map_err(|e| ProbeError::BadProxy(e.to_string()))?)
                 }

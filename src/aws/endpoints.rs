@@ -82,13 +82,22 @@ impl Proxy {
         };
         let (host, port) =
             split_authority(hostport).ok_or_else(|| format!("the proxy `{url}` has no host"))?;
-        // The URL as shown to people never carries the password.
-        let shown = format!("http://{hostport}");
+        // The URL as shown to people never carries the password; the
+        // credentials are percent-decoded before Basic auth, as Go does.
+        let shown = super::proxy::redact(&format!("http://{authority}"));
+        let basic_auth = userinfo.map(|u| {
+            let decoded: Vec<u8> = u
+                .split(':')
+                .map(|part| percent_encoding::percent_decode_str(part).collect::<Vec<u8>>())
+                .collect::<Vec<_>>()
+                .join(&b':');
+            aws_smithy_types::base64::encode(decoded)
+        });
         Ok(Proxy {
             url: shown,
             host,
             port: port.unwrap_or(80),
-            basic_auth: userinfo.map(aws_smithy_types::base64::encode),
+            basic_auth,
         })
     }
 }
@@ -490,10 +499,14 @@ mod tests {
         let p = Proxy::parse("http://user:secret@proxy.internal:3128").unwrap();
         assert_eq!((p.host.as_str(), p.port), ("proxy.internal", 3128));
         assert_eq!(
-            p.url, "http://proxy.internal:3128",
+            p.url, "http://user:***@proxy.internal:3128",
             "no password in what is shown"
         );
         assert_eq!(p.basic_auth.as_deref(), Some("dXNlcjpzZWNyZXQ="));
+        // Percent-encoded credentials are decoded before Basic auth.
+        let p = Proxy::parse("http://alice:p%40ss%3Aw@proxy:3128").unwrap();
+        assert_eq!(p.basic_auth.as_deref(), Some("YWxpY2U6cEBzczp3"));
+        assert_eq!(p.url, "http://alice:***@proxy:3128");
         assert_eq!(Proxy::parse("proxy:8080").unwrap().port, 8080);
         assert_eq!(Proxy::parse("http://[::1]:3128").unwrap().host, "::1");
         assert!(Proxy::parse("socks5://x").is_err());

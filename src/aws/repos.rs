@@ -412,7 +412,7 @@ pub fn client(
                 .no_proxy
                 .as_deref()
                 .and_then(reqwest::NoProxy::from_string);
-            if let Some(url) = p.https_proxy.as_deref().or(p.http_proxy.as_deref()) {
+            if let Some(url) = p.https_proxy.as_deref() {
                 builder = builder.proxy(
                     reqwest::Proxy::https(url)
                         .map_err(|e| e.to_string())?

@@ -9,6 +9,15 @@ use std::io::Write;
 use std::time::SystemTime;
 
 pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
+    if args.report && !args.only.is_empty() {
+        // A custom compliance type is uploaded COMPLETE: a partial run would
+        // replace the node's whole list in SSM, and the gate would decide on it.
+        anyhow::bail!(
+            "--report sends the node's whole compliance to SSM, which replaces every item it had, so it needs a full run: drop --only {} (or run `ssm-preflight check --only {}` without --report to look at those checks alone)",
+            args.only.join(","),
+            args.only.join(",")
+        );
+    }
     let prepared = prepare(&options(global))?;
     if args.report && prepared.detected.mode == Mode::Local {
         anyhow::bail!(

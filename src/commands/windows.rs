@@ -7,7 +7,17 @@ use crate::host::mode::Mode;
 use crate::run::{prepare, runtime};
 use jiff::Timestamp;
 
+/// The most start times one call lists: a year of daily windows, and a bound
+/// on what one call may allocate.
+const MAX_COUNT: usize = 1000;
+
 pub fn windows(global: &Global, args: &WindowsArgs) -> anyhow::Result<u8> {
+    if !(1..=MAX_COUNT).contains(&args.count) {
+        anyhow::bail!(
+            "--count {} is out of range; ask for 1 to {MAX_COUNT} start times",
+            args.count
+        );
+    }
     if let Some(expr) = &args.explain {
         let from = match &args.from {
             Some(f) => f.parse::<Timestamp>().map_err(|e| {

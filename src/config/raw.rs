@@ -104,6 +104,7 @@ pub struct RawReport {
 pub struct RawGate {
     pub checks: Option<Vec<String>>,
     pub block_on_warn: Option<bool>,
+    pub block_on_error: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

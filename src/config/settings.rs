@@ -74,12 +74,26 @@ pub struct MetricsSettings {
 }
 
 /// Which results block `ssm-preflight gate`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GateSettings {
     /// Check selectors whose results may block; empty: every check.
     pub checks: Vec<String>,
     /// Whether a warning blocks too (by default only failures do).
     pub block_on_warn: bool,
+    /// Whether a check that could not look (`error`: it crashed, timed out
+    /// or could not read) blocks: by default it does, since nobody knows
+    /// the host is fine.
+    pub block_on_error: bool,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        GateSettings {
+            checks: Vec::new(),
+            block_on_warn: false,
+            block_on_error: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -580,6 +594,9 @@ impl Settings {
             }
             if let Some(b) = gate.block_on_warn {
                 s.gate.block_on_warn = b;
+            }
+            if let Some(b) = gate.block_on_error {
+                s.gate.block_on_error = b;
             }
         }
         if let Some(disk) = raw.disk {

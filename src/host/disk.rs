@@ -141,7 +141,9 @@ pub fn layout(
     configured: &[String],
     budget: Duration,
 ) -> Layout {
-    let (mounts, _) = std::fs::read_to_string(root.path("/proc/self/mountinfo"))
+    let (mounts, _) = super::read_within(&root.path("/proc/self/mountinfo"), budget)
+        .ok()
+        .flatten()
         .map(|t| mounts::parse(&t))
         .unwrap_or_default();
     let mut missing = Vec::new();

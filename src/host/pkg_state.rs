@@ -22,6 +22,9 @@ pub struct Facts {
     pub unreadable: Vec<String>,
     /// Automatic-update timers that are active, and when each next fires.
     pub timers: Vec<Timer>,
+    /// A live process holding dpkg's lock: with journal entries waiting,
+    /// that is dpkg at work, not dpkg interrupted.
+    pub dpkg_holder: Option<super::locks::Holder>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +92,16 @@ pub fn gather(root: &Root) -> Facts {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(_) => f.unreadable.push(format!("{DPKG_DIR}/status")),
         }
+    }
+    if !f.dpkg_journal.is_empty() || !f.dpkg_unfinished.is_empty() {
+        // Looked up only when it matters: who holds dpkg's lock (queried, never taken).
+        f.dpkg_holder = super::locks::gather(root)
+            .findings
+            .into_iter()
+            .find_map(|finding| match finding {
+                super::locks::Finding::Held(h) if h.tool == "dpkg" => Some(h),
+                _ => None,
+            });
     }
     if f.yum_present {
         if let Ok(dir) = std::fs::read_dir(root.path(YUM_DIR)) {

@@ -14,8 +14,11 @@ pub fn blocking<'a>(report: &'a Report, settings: &GateSettings) -> Vec<&'a Chec
         .filter(|c| {
             settings.checks.is_empty() || settings.checks.iter().any(|s| selects(s, &c.id, c.group))
         })
-        .filter(|c| {
-            c.status == Status::Fail || (settings.block_on_warn && c.status == Status::Warn)
+        .filter(|c| match c.status {
+            Status::Fail => true,
+            Status::Warn => settings.block_on_warn,
+            Status::Error => settings.block_on_error,
+            Status::Pass | Status::Skip => false,
         })
         .collect()
 }
@@ -111,11 +114,24 @@ mod tests {
     }
 
     #[test]
+    fn a_check_that_could_not_look_blocks_unless_told_otherwise() {
+        let r = report(vec![result("pkg.lock", Group::Host, Status::Error)]);
+        let (text, code) = verdict(&r, &GateSettings::default(), "x");
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("ERROR pkg.lock"), "{text}");
+        let lenient = GateSettings {
+            block_on_error: false,
+            ..Default::default()
+        };
+        assert_eq!(verdict(&r, &lenient, "x").1, 0);
+    }
+
+    #[test]
     fn only_the_configured_checks_block() {
         let r = report(vec![result("patchgroup.tag", Group::Host, Status::Fail)]);
         let settings = GateSettings {
             checks: vec!["disk".into(), "pkg".into()],
-            block_on_warn: false,
+            ..Default::default()
         };
         let (text, code) = verdict(&r, &settings, "x");
         assert_eq!(code, 0, "{text}");

@@ -94,7 +94,21 @@ pub struct Prepared {
 pub fn prepare(options: &Options) -> Result<Prepared, ConfigError> {
     let settings = Arc::new(load_config(options)?.settings);
     let root = Root::new(&options.root);
-    let detected = mode::detect(&root, options.mode.unwrap_or(settings.mode));
+    let detected = if options.mode.is_none()
+        && settings.mode == ModeSetting::Auto
+        && options.root != std::path::Path::new("/")
+    {
+        // A tree under --root (a fixture, a mounted image) is not this host:
+        // its registration or DMI files must not send checks to real AWS.
+        Detected {
+            mode: Mode::Local,
+            reason: format!("--root {} is not /, so auto means local and nothing is contacted; pass --mode ec2 or --mode hybrid to check the tree as a managed node", options.root.display()),
+            instance_id: None,
+            region: None,
+        }
+    } else {
+        mode::detect(&root, options.mode.unwrap_or(settings.mode))
+    };
     tracing::info!(mode = detected.mode.as_str(), reason = %detected.reason, "mode decided");
     Ok(Prepared {
         settings,

@@ -277,6 +277,7 @@ async fn site(tags_allowed: bool, skewed_secs: i64) -> FakeEc2Site {
 
 fn run_ec2(site: &FakeEc2Site, sources: &str) -> (serde_json::Value, Option<i32>) {
     let root = common::fixture_root("debian12-clean");
+    common::install_agent_binary(root.path());
     std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
     std::fs::write(
         root.path().join("etc/apt/sources.list"),
@@ -404,6 +405,7 @@ fn local_mode_contacts_nothing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let site = rt.block_on(site(true, 0));
     let root = common::fixture_root("debian12-clean");
+    common::install_agent_binary(root.path());
     let config_file = root.path().join("preflight.toml");
     let mut config = String::from("[endpoints.urls]\n");
     for (service, port) in &site.endpoints {

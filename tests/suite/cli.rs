@@ -144,9 +144,17 @@ fn json_follows_the_contract() {
 
 #[test]
 fn mode_and_identity_come_from_local_files() {
+    // An explicit --mode auto detects from the tree under --root.
     let out = run(
         &common::fixtures().join("ec2-nitro"),
-        &["check", "--json", "--only", "os.supported"],
+        &[
+            "check",
+            "--json",
+            "--only",
+            "os.supported",
+            "--mode",
+            "auto",
+        ],
     );
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["host"]["mode"], "ec2");
@@ -505,4 +513,59 @@ fn config_show_lists_every_key_of_the_packaged_config() {
             main.display()
         );
     }
+}
+
+#[test]
+fn a_tree_under_root_does_not_send_checks_online() {
+    // A hybrid registration under --root: auto (from the config's default)
+    // stays local, so no endpoint check resolves a real AWS name.
+    let dir = fixture_root("hybrid-node");
+    let out = run(dir.path(), &["check", "--json"]);
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    assert_eq!(json["host"]["mode"], "local");
+    let ssm = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "endpoint.ssm")
+        .unwrap();
+    assert_eq!(ssm["status"], "skip", "{ssm:#}");
+    let out = run(dir.path(), &["check", "-v", "--only", "os.supported"]);
+    assert!(
+        stderr(&out).contains("is not /, so auto means local"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn report_with_only_is_refused_because_it_would_replace_the_whole_compliance() {
+    let dir = fixture_root("hybrid-node");
+    let out = run(
+        dir.path(),
+        &["check", "--report", "--mode", "hybrid", "--only", "host"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("--report sends the node's whole compliance to SSM"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_bad_argument_exits_3_not_2() {
+    let dir = fixture_root("debian12-clean");
+    let out = run(dir.path(), &["check", "--no-such-option"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = run(dir.path(), &["windows", "--count", "4294967295"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ask for 1 to 1000 start times"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(dir.path(), &["--version"]);
+    assert_eq!(out.status.code(), Some(0));
 }

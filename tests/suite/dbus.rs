@@ -109,7 +109,7 @@ async fn classic_agent_active_as_root() {
 
     let proxy = find(&results, "agent.proxy");
     assert_eq!(proxy.status, Status::Warn, "{proxy:#?}");
-    assert!(proxy.summary.contains("the agent uses the proxy http://proxy.internal:3128 and no_proxy (localhost,127.0.0.1) does not cover 169.254.169.254"));
+    assert!(proxy.summary.contains("the agent uses the proxy http://proxy.internal:3128 for https and no_proxy (localhost,127.0.0.1) does not cover 169.254.169.254"));
 
     let log = find(&results, "agent.log");
     assert!(

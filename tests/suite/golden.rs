@@ -10,6 +10,7 @@ use crate::common;
 const CASES: &[&str] = &[
     "debian12-clean",
     "dpkg-held",
+    "dpkg-installing",
     "dpkg-interrupted",
     "dpkg-stuck",
     "apt-daily-flock",

@@ -123,6 +123,21 @@ fn zypper_pid_file() {
 }
 
 #[test]
+fn a_running_dpkg_is_at_work_not_interrupted() {
+    // Journal entries while a live process holds dpkg's lock: an install in
+    // progress (our own package's postinst runs the service's first check).
+    let dir = fixture_root("dpkg-installing");
+    let o = pkg_state::judge(&ssm_preflight::host::pkg_state::gather(&root(&dir)));
+    assert_eq!(o.status, Status::Warn, "{o:?}");
+    assert!(
+        o.summary.starts_with("dpkg is installing right now: pid 4242 (`/usr/bin/python3 /usr/bin/unattended-upgrade --download-only`) holds /var/lib/dpkg/lock-frontend"),
+        "{}",
+        o.summary
+    );
+    assert!(!o.remedy.unwrap().contains("dpkg --configure -a"));
+}
+
+#[test]
 fn dpkg_interrupted_fails_with_the_repair_command() {
     let dir = fixture_root("dpkg-interrupted");
     let o = pkg_state::judge(&ssm_preflight::host::pkg_state::gather(&root(&dir)));

@@ -152,6 +152,7 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
     let _stop = serve_inside(&ns.name, &ca);
 
     let root = common::fixture_root("debian12-clean");
+    common::install_agent_binary(root.path());
     std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
     std::fs::write(
         root.path().join("etc/apt/sources.list"),

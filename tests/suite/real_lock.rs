@@ -137,3 +137,86 @@ fn a_flock_holder_is_named_and_keeps_its_lock() {
     assert_eq!(holders_in_proc_locks(&file), vec![pid]);
     release(child);
 }
+
+/// A real dpkg installs a tiny package whose postinst sleeps, in a
+/// throwaway root; while it works, `pkg.state` says so (warn, naming it)
+/// instead of calling it interrupted, and once it is done, pass.
+#[test]
+#[ignore = "needs root: runs dpkg on a throwaway root"]
+fn a_real_dpkg_at_work_is_not_an_interrupted_one() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "run as root (scripts/test does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("pkg");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    for d in ["var/lib/dpkg/updates", "var/lib/dpkg/info"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        "Package: preflight-sleeper\nVersion: 1.0\nArchitecture: all\nMaintainer: test <test@example.org>\nDescription: sleeps in its postinst\n",
+    )
+    .unwrap();
+    let postinst = pkg.join("DEBIAN/postinst");
+    std::fs::write(&postinst, "#!/bin/sh\nsleep 4\n").unwrap();
+    std::fs::set_permissions(
+        &postinst,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let deb = dir.path().join("sleeper.deb");
+    let built = Command::new("dpkg-deb")
+        .arg("--build")
+        .args([&pkg, &deb])
+        .stdout(Stdio::null())
+        .status()
+        .expect("dpkg-deb");
+    assert!(built.success());
+
+    let mut dpkg = Command::new("dpkg")
+        .arg("--force-script-chrootless")
+        .arg(format!("--root={}", root.display()))
+        .arg("-i")
+        .arg(&deb)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("dpkg");
+    // Wait until dpkg has journal entries down and runs the postinst.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::fs::read_dir(root.join("var/lib/dpkg/updates"))
+        .unwrap()
+        .flatten()
+        .all(|e| !e.file_name().to_string_lossy().starts_with('0'))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dpkg wrote no journal"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let state = |root: &Path| -> serde_json::Value {
+        let out = common::run(
+            root,
+            &["check", "--json", "--only", "pkg.state", "--mode", "local"],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["checks"][0].clone()
+    };
+    let during = state(&root);
+    assert_eq!(during["status"], "warn", "{during:#}");
+    assert!(
+        during["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("dpkg is installing right now: pid {}", dpkg.id())),
+        "{during:#}"
+    );
+    assert!(dpkg.wait().unwrap().success());
+    let after = state(&root);
+    assert_eq!(after["status"], "pass", "{after:#}");
+}

@@ -79,3 +79,33 @@ fn a_damaged_state_file_is_named_in_the_error() {
         State::default()
     );
 }
+
+#[test]
+fn a_planted_link_at_the_temporary_name_is_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    // The name the temporary file used to have, and one a guess might try.
+    for name in [".state.json.tmp", ".state.json.0.0000000000000000.tmp"] {
+        std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+    }
+    let path = dir.path().join(state::FILE);
+    write(&path, &state_with(1));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(state::read(dir.path()).unwrap(), state_with(1));
+    // What the write made of its own is gone: only the planted links stay.
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ".state.json.0.0000000000000000.tmp",
+            ".state.json.tmp",
+            "state.json",
+            "victim"
+        ]
+    );
+}

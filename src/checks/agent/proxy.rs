@@ -3,7 +3,7 @@
 //! 169.254.169.254 sends the agent's metadata calls to the proxy, which
 //! cannot answer them: the agent loses its credentials.
 
-use crate::aws::proxy::{AgentProxy, IMDS};
+use crate::aws::proxy::{redact, AgentProxy, IMDS};
 use crate::checks::common::bus_outcome;
 use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
 use crate::host::mode::Mode;
@@ -39,17 +39,24 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
     })
 }
 
+/// Every proxy URL shown goes through `redact`: a password never reaches a
+/// summary, a detail, the state file, the journal or SSM.
 pub fn judge(proxy: &AgentProxy, mode: Mode) -> Outcome {
     if !proxy.any() {
         return Outcome::pass("the agent uses no proxy");
     }
-    let used = proxy
-        .https_proxy
-        .as_deref()
-        .or(proxy.http_proxy.as_deref())
-        .unwrap_or_default();
+    let used = match (&proxy.https_proxy, &proxy.http_proxy) {
+        (Some(https), _) => format!("{} for https", redact(https)),
+        (None, Some(http)) => format!(
+            "{} for http only (the agent's https calls to SSM go direct: it does not fall back to HTTP_PROXY)",
+            redact(http)
+        ),
+        (None, None) => unreachable!("any() said a proxy is set"),
+    };
     let no_proxy = proxy.no_proxy.as_deref().unwrap_or("(unset)");
-    let outcome = if mode == Mode::Ec2 && !proxy.exempts(IMDS) {
+    // The agent asks IMDS over http://, so HTTP_PROXY is the one that matters.
+    let imds_proxied = proxy.for_http(&IMDS.to_string(), 80).is_some();
+    let outcome = if mode == Mode::Ec2 && imds_proxied {
         Outcome::warn(
             format!("the agent uses the proxy {used} and no_proxy ({no_proxy}) does not cover 169.254.169.254, so its instance-metadata calls go to the proxy"),
             "Add 169.254.169.254 to the agent's no_proxy: `sudo systemctl edit amazon-ssm-agent`, set `Environment=\"no_proxy=169.254.169.254\"` (keeping any hosts already listed), then `sudo systemctl restart amazon-ssm-agent`.",
@@ -61,10 +68,10 @@ pub fn judge(proxy: &AgentProxy, mode: Mode) -> Outcome {
     };
     let mut outcome = outcome.detail("no_proxy", no_proxy);
     if let Some(p) = &proxy.https_proxy {
-        outcome = outcome.detail("https_proxy", p);
+        outcome = outcome.detail("https_proxy", redact(p));
     }
     if let Some(p) = &proxy.http_proxy {
-        outcome = outcome.detail("http_proxy", p);
+        outcome = outcome.detail("http_proxy", redact(p));
     }
     outcome
 }
@@ -86,21 +93,48 @@ mod tests {
     #[test]
     fn verdicts() {
         assert_eq!(judge(&env(&[]), Mode::Ec2).status, Status::Pass);
-        let bad = judge(&env(&[("HTTPS_PROXY", "http://proxy:3128")]), Mode::Ec2);
+        // IMDS is asked over http://: HTTP_PROXY is the one that catches it.
+        let bad = judge(&env(&[("HTTP_PROXY", "http://proxy:3128")]), Mode::Ec2);
         assert_eq!(bad.status, Status::Warn);
         assert!(bad.summary.contains("does not cover 169.254.169.254"));
         let ok = judge(
             &env(&[
-                ("HTTPS_PROXY", "http://proxy:3128"),
+                ("HTTP_PROXY", "http://proxy:3128"),
                 ("NO_PROXY", "169.254.169.254"),
             ]),
             Mode::Ec2,
         );
         assert_eq!(ok.status, Status::Pass);
+        let https_only = judge(&env(&[("HTTPS_PROXY", "http://proxy:3128")]), Mode::Ec2);
+        assert_eq!(https_only.status, Status::Pass, "{}", https_only.summary);
         // Hybrid nodes have no instance metadata to protect.
         assert_eq!(
-            judge(&env(&[("HTTPS_PROXY", "http://proxy:3128")]), Mode::Hybrid).status,
+            judge(&env(&[("HTTP_PROXY", "http://proxy:3128")]), Mode::Hybrid).status,
             Status::Pass
         );
+    }
+
+    #[test]
+    fn a_proxy_password_is_never_in_the_summary_or_details() {
+        let o = judge(
+            &env(&[
+                ("HTTPS_PROXY", "http://alice:S3cretPw@proxy.internal:3128"),
+                ("HTTP_PROXY", "http://alice:S3cretPw@proxy.internal:3128"),
+            ]),
+            Mode::Ec2,
+        );
+        let all = format!("{} {:?} {:?}", o.summary, o.remedy, o.details);
+        assert!(!all.contains("S3cretPw"), "{all}");
+        assert!(
+            o.summary.contains("http://alice:***@proxy.internal:3128"),
+            "{}",
+            o.summary
+        );
+    }
+
+    #[test]
+    fn only_http_proxy_is_said_to_leave_https_direct() {
+        let o = judge(&env(&[("http_proxy", "http://proxy:3128")]), Mode::Hybrid);
+        assert!(o.summary.contains("for http only"), "{}", o.summary);
     }
 }

@@ -5,9 +5,13 @@ use super::{ctl_name, install_command};
 use crate::checks::common::bus_outcome;
 use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
 use crate::config::units::format_age;
-use crate::host::agent::{AgentUnits, CLASSIC_UNIT, SNAP_UNIT};
+use crate::host::agent::{
+    binary, AgentUnits, CLASSIC_BINARY, CLASSIC_UNIT, SNAP_BINARY, SNAP_UNIT,
+};
+use crate::host::mode::Mode;
 use crate::host::os_release::OsRelease;
 use crate::host::process;
+use crate::host::systemd::BusError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
@@ -23,7 +27,17 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
     crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
         match ctx.agent_units().await {
-            Err(e) => bus_outcome(e),
+            Err(e) => {
+                // Without systemd to ask, a managed node still needs the agent's binary.
+                let root = ctx.root.clone();
+                let (binary, os) = tokio::task::spawn_blocking(move || {
+                    let os = OsRelease::read(&root).ok().flatten().map(|(os, _)| os);
+                    (binary(&root, None).is_some(), os)
+                })
+                .await
+                .unwrap_or((true, None));
+                judge_without_bus(e, ctx.host.mode, binary, os.as_ref())
+            }
             Ok(units) => {
                 let uid = units
                     .in_use()
@@ -40,6 +54,24 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
             }
         }
     })
+}
+
+/// The verdict when systemd cannot be asked: on a managed node (`ec2`,
+/// `hybrid`) with no agent binary at all, Patch Manager cannot reach the
+/// node, whatever the bus says.
+pub fn judge_without_bus(
+    bus: &BusError,
+    mode: Mode,
+    binary_found: bool,
+    os: Option<&OsRelease>,
+) -> Outcome {
+    if mode != Mode::Local && !binary_found {
+        return Outcome::fail(
+            format!("this is a managed node ({} mode) but amazon-ssm-agent is not installed: neither {CLASSIC_BINARY} nor {SNAP_BINARY} exists, so Patch Manager cannot reach it", mode.as_str()),
+            format!("Install the agent: `{}`.", install_command(os)),
+        );
+    }
+    bus_outcome(bus)
 }
 
 fn since(usec: u64, now: SystemTime) -> Option<Duration> {
@@ -317,6 +349,34 @@ mod tests {
         assert_eq!(
             o.remedy.as_deref(),
             Some("Install the agent: `sudo snap install amazon-ssm-agent --classic`.")
+        );
+    }
+
+    #[test]
+    fn a_managed_node_without_the_agent_fails_even_without_a_bus() {
+        let no_bus = BusError::NoBus("no socket".into());
+        let debian = OsRelease {
+            id: "debian".into(),
+            version_id: "12".into(),
+            ..Default::default()
+        };
+        let o = judge_without_bus(&no_bus, Mode::Ec2, false, Some(&debian));
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.summary.contains("amazon-ssm-agent is not installed"),
+            "{}",
+            o.summary
+        );
+        assert!(o.remedy.unwrap().contains("sudo dpkg -i"));
+        assert_eq!(
+            judge_without_bus(&no_bus, Mode::Hybrid, true, None).status,
+            Status::Skip,
+            "the binary is there: only systemd cannot be asked"
+        );
+        assert_eq!(
+            judge_without_bus(&no_bus, Mode::Local, false, None).status,
+            Status::Skip,
+            "an unmanaged host need not have the agent"
         );
     }
 }

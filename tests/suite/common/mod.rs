@@ -65,6 +65,18 @@ pub fn render_proc_locks(root: &Path) {
     std::fs::write(root.join("proc/locks"), out).unwrap();
 }
 
+/// Puts the agent-host fixture's stand-in `amazon-ssm-agent` (it prints a
+/// version) into `root`: a managed node without the agent fails `agent.service`.
+pub fn install_agent_binary(root: &Path) {
+    let bin = root.join("usr/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(
+        fixtures().join("agent-host/usr/bin/amazon-ssm-agent"),
+        bin.join("amazon-ssm-agent"),
+    )
+    .unwrap();
+}
+
 /// A root with a given os-release and nothing else.
 pub fn os_release_root(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
