@@ -123,6 +123,10 @@ fn judge_sync(s: &TimeSync) -> Outcome {
             "NTP is enabled but the system clock is not synchronized yet",
             "See what the time service says: `chronyc tracking` or `timedatectl timesync-status`; check that it can reach its servers (on EC2, 169.254.169.123).",
         ),
+        (false, false) if s.can_ntp == Some(false) => Outcome::warn(
+            "the system clock is not synchronized and no NTP service is installed (timedated says CanNTP=no)",
+            "Install a time service, which `timedatectl set-ntp` cannot do by itself: `sudo apt-get install systemd-timesyncd` (Debian, Ubuntu) or `sudo dnf install chrony` (`yum` on older releases; Amazon Linux, RHEL), then `sudo timedatectl set-ntp true` (on EC2, point chrony at the Amazon Time Sync Service, 169.254.169.123).",
+        ),
         (false, false) => Outcome::warn(
             "the system clock is not synchronized and no NTP service is enabled",
             "Enable time synchronization: `sudo timedatectl set-ntp true` (on EC2, point chrony at the Amazon Time Sync Service, 169.254.169.123).",
@@ -145,6 +149,7 @@ mod tests {
             ntp,
             synchronized,
             timezone: "UTC".into(),
+            can_ntp: None,
         })
     }
 
@@ -163,6 +168,21 @@ mod tests {
             .remedy
             .unwrap()
             .contains("sudo timedatectl set-ntp true"));
+        // With no NTP service installed, set-ntp cannot work: name the package.
+        let mut none = sync(false, false).unwrap();
+        none.can_ntp = Some(false);
+        let o = judge(&Ok(none), None);
+        assert!(
+            o.summary.contains("no NTP service is installed"),
+            "{}",
+            o.summary
+        );
+        let remedy = o.remedy.unwrap();
+        assert!(
+            remedy.contains("apt-get install systemd-timesyncd"),
+            "{remedy}"
+        );
+        assert!(remedy.contains("dnf install chrony"), "{remedy}");
     }
 
     #[test]

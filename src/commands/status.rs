@@ -12,7 +12,7 @@ pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
     let rt = crate::run::runtime()?;
     if args.refresh {
         return match rt.block_on(socket::ask(&path, "refresh")) {
-            Some(answer) => {
+            Ok(answer) => {
                 let v: serde_json::Value = serde_json::from_str(&answer)?;
                 if let Some(e) = v["error"].as_str() {
                     anyhow::bail!("the daemon refused: {e} (run `sudo ssm-preflight status --refresh`)");
@@ -20,21 +20,38 @@ pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
                 println!("A run was started; `ssm-preflight status` shows it once it ends.");
                 Ok(0)
             }
-            None => anyhow::bail!(
-                "the daemon is not running (no answer on {}): start it with `sudo systemctl start ssm-preflight`, or run `ssm-preflight check --report`",
-                path.display()
+            Err(socket::AskError::Denied(_)) => anyhow::bail!(
+                "only root may ask the daemon for a run, and {} is for root and the {} group: run `sudo ssm-preflight status --refresh`",
+                path.display(),
+                socket::GROUP
+            ),
+            Err(e) => anyhow::bail!(
+                "the daemon is not running ({e}): start it with `sudo systemctl start ssm-preflight`, or run `ssm-preflight check --report`"
             ),
         };
     }
-    let answer = rt
-        .block_on(socket::ask(&path, "status"))
+    let answer = rt.block_on(socket::ask(&path, "status"));
+    let denied = matches!(answer, Err(socket::AskError::Denied(_)));
+    let answer = answer
+        .ok()
         .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok());
     let (daemon, state) = match answer {
         Some(v) => {
             let state: State = serde_json::from_value(v["state"].clone()).unwrap_or_default();
             (Some(v["daemon"].clone()), state)
         }
-        None => (None, state::read(&state::default_dir())?),
+        None => match state::read(&state::default_dir()) {
+            Ok(state) => (None, state),
+            Err(e) if denied || e.io_kind() == Some(std::io::ErrorKind::PermissionDenied) => {
+                anyhow::bail!(
+                    "the daemon's socket ({}) and state ({}) are for root and the {group} group: run `sudo ssm-preflight status`, or join the group with `sudo usermod -aG {group} $USER` and log in again",
+                    path.display(),
+                    state::default_dir().join(state::FILE).display(),
+                    group = socket::GROUP
+                )
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
     if args.json {
         println!(

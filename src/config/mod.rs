@@ -95,10 +95,7 @@ pub fn load(main: &Path, explicit: bool) -> Result<Loaded, ConfigError> {
     let mut merged = toml::Table::new();
     let mut origins = BTreeMap::new();
     for path in &files {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = read_config_file(path)?;
         let table = parse_file(path, &text)?;
         merge(
             &mut merged,
@@ -120,8 +117,49 @@ pub fn load(main: &Path, explicit: bool) -> Result<Loaded, ConfigError> {
     })
 }
 
+/// What a path is, in words, when it is not a regular file.
+pub fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads a config file, refusing anything but a regular file first: a FIFO
+/// would block the read for as long as nobody writes to it.
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(ConfigError::Placement {
+            path: path.to_path_buf(),
+            message: format!(
+                "this is {}, not a config file; point to a regular TOML file",
+                kind_of(&meta)
+            ),
+        });
+    }
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// The `*.toml` files of a drop-in directory in lexical order. Anything else
 /// in it is an error: a drop-in that is silently not read is worse than none.
+/// Hidden files (`.10-foo.toml.swp`, `.#50.toml`) are editors' leftovers
+/// and are passed over.
 fn dropins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -140,12 +178,33 @@ fn dropins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
             source,
         })?;
         let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
         let is_toml = path.extension().is_some_and(|e| e == "toml");
-        let is_file = std::fs::metadata(&path)
-            .map(|m| m.is_file())
-            .unwrap_or(false);
-        if !is_toml || !is_file {
-            let name = entry.file_name().to_string_lossy().into_owned();
+        // `metadata` follows a link: a loop or a dangling link is an error
+        // naming what it is, as is a directory or a FIFO with a good name.
+        match std::fs::metadata(&path) {
+            Err(e) => {
+                return Err(ConfigError::Placement {
+                    path,
+                    message: format!("this drop-in cannot be opened ({e}); a symbolic link must point to a regular *.toml file"),
+                })
+            }
+            Ok(meta) if is_toml && !meta.is_file() => {
+                return Err(ConfigError::Placement {
+                    path,
+                    message: format!(
+                        "this is {}, not a drop-in; only regular *.toml files are read from {}: remove it or move it out",
+                        kind_of(&meta),
+                        dir.display()
+                    ),
+                })
+            }
+            Ok(_) => {}
+        }
+        if !is_toml {
             let stem = name
                 .split('.')
                 .next()
@@ -341,10 +400,7 @@ fn record_origins(
 
 /// Checks one file alone, for `config validate`.
 pub fn validate_file(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_config_file(path)?;
     let parsed = parse_file(path, &text)?;
     let mut origins = BTreeMap::new();
     let mut merged = toml::Table::new();

@@ -64,22 +64,57 @@ pub async fn read_request(stream: &mut UnixStream) -> std::io::Result<Request> {
     })
 }
 
-/// The client side: asks and returns the answer, or `None` when no daemon answers.
-pub async fn ask(path: &Path, request: &str) -> Option<String> {
+/// Why the daemon gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// Nothing listens: no socket, or a stale one.
+    #[error("no daemon answers on {}", .0.display())]
+    NotRunning(PathBuf),
+    /// The socket is there but this user may not open it (root and the group only).
+    #[error("{} is for root and the {GROUP} group", .0.display())]
+    Denied(PathBuf),
+    #[error("the daemon on {} did not answer: {source}", path.display())]
+    Failed {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The client side: asks and returns the answer, or why there is none.
+pub async fn ask(path: &Path, request: &str) -> Result<String, AskError> {
+    let failed = |source| AskError::Failed {
+        path: path.to_path_buf(),
+        source,
+    };
     let work = async {
-        let mut stream = UnixStream::connect(path).await.ok()?;
+        let mut stream = UnixStream::connect(path)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied => AskError::Denied(path.to_path_buf()),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                    AskError::NotRunning(path.to_path_buf())
+                }
+                _ => failed(e),
+            })?;
         stream
             .write_all(format!("{request}\n").as_bytes())
             .await
-            .ok()?;
+            .map_err(failed)?;
         let mut answer = String::new();
-        BufReader::new(stream).read_line(&mut answer).await.ok()?;
-        Some(answer)
+        BufReader::new(stream)
+            .read_line(&mut answer)
+            .await
+            .map_err(failed)?;
+        Ok(answer)
     };
     tokio::time::timeout(Duration::from_secs(30), work)
         .await
-        .ok()
-        .flatten()
+        .unwrap_or_else(|_| {
+            Err(failed(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer within 30 s",
+            )))
+        })
 }
 
 /// Answers the socket for as long as the daemon runs: each connection gets

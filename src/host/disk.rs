@@ -132,9 +132,10 @@ pub struct Blocked {
 }
 
 /// Which candidate paths exist and which filesystem each is on. Each
-/// lookup is bounded by `budget`: on a hung mount its thread stays stuck in
-/// the kernel, the mount is reported as hung, and no other path on it is
-/// looked up.
+/// lookup is bounded by `budget`: one worker thread looks the paths up in
+/// turn; when one does not answer in time, its mount is reported as hung
+/// (the worker stays stuck in the kernel), and a fresh worker goes on with
+/// the paths that are not on that mount.
 pub fn layout(
     root: &Root,
     candidates: &[String],
@@ -146,27 +147,51 @@ pub fn layout(
         .flatten()
         .map(|t| mounts::parse(&t))
         .unwrap_or_default();
+    let mut pending: Vec<String> = Vec::new();
+    for path in candidates {
+        if !pending.contains(path) {
+            pending.push(path.clone());
+        }
+    }
     let mut missing = Vec::new();
     let mut present: Vec<String> = Vec::new();
     let mut hung: Vec<Blocked> = Vec::new();
-    for path in candidates {
-        if present.contains(path) {
-            continue;
-        }
-        let mount = mounts::mount_for(&mounts, path);
-        if mount.is_some_and(|m| hung.iter().any(|h| h.mount_point == m.mount_point)) {
-            continue;
-        }
-        match exists_within(&root.path(path), budget) {
-            Some(true) => present.push(path.clone()),
-            Some(false) if configured.contains(path) => missing.push(path.clone()),
-            Some(false) => {}
-            None => hung.push(Blocked {
-                path: path.clone(),
-                mount_point: mount.map_or_else(|| path.clone(), |m| m.mount_point.clone()),
-                fs_type: mount.map(|m| m.fs_type.clone()),
-                budget,
-            }),
+    while !pending.is_empty() {
+        let batch = std::mem::take(&mut pending);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (worker_root, worker_batch) = (root.clone(), batch.clone());
+        std::thread::spawn(move || {
+            for path in worker_batch {
+                if tx.send(worker_root.path(&path).exists()).is_err() {
+                    return;
+                }
+            }
+        });
+        for (i, path) in batch.iter().enumerate() {
+            match rx.recv_timeout(budget) {
+                Ok(true) => present.push(path.clone()),
+                Ok(false) if configured.contains(path) => missing.push(path.clone()),
+                Ok(false) => {}
+                Err(_) => {
+                    let mount = mounts::mount_for(&mounts, path);
+                    let mount_point = mount.map_or_else(|| path.clone(), |m| m.mount_point.clone());
+                    pending = batch[i + 1..]
+                        .iter()
+                        .filter(|p| {
+                            mounts::mount_for(&mounts, p)
+                                .is_none_or(|m| m.mount_point != mount_point)
+                        })
+                        .cloned()
+                        .collect();
+                    hung.push(Blocked {
+                        path: path.clone(),
+                        mount_point,
+                        fs_type: mount.map(|m| m.fs_type.clone()),
+                        budget,
+                    });
+                    break;
+                }
+            }
         }
     }
     Layout {
@@ -174,16 +199,6 @@ pub fn layout(
         missing,
         hung,
     }
-}
-
-/// Whether a path exists, or `None` when the lookup did not answer in time.
-fn exists_within(path: &Path, budget: Duration) -> Option<bool> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let owned = path.to_path_buf();
-    std::thread::spawn(move || {
-        let _ = tx.send(owned.exists());
-    });
-    rx.recv_timeout(budget).ok()
 }
 
 /// statvfs within `budget`: a dead NFS or FUSE server never answers.

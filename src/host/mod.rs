@@ -43,8 +43,24 @@ impl Default for Root {
     }
 }
 
-/// Reads a small text file, `None` when it does not exist.
+/// What a path is, in words (the config, a leaf, owns it: it reads files too).
+pub use crate::config::kind_of;
+
+/// Reads a small text file, `None` when it does not exist. Anything but a
+/// regular file is an error naming what it is: a FIFO would block the read
+/// until someone writes to it. (Files under /proc and /sys are regular.)
 pub fn read_optional(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(std::io::Error::other(format!(
+                "{} is {}, not a regular file",
+                path.display(),
+                kind_of(&meta)
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

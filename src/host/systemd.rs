@@ -234,6 +234,9 @@ pub struct TimeSync {
     /// The kernel clock is synchronized (adjtimex says so).
     pub synchronized: bool,
     pub timezone: String,
+    /// An NTP service is installed that `timedatectl set-ntp` can turn on
+    /// (`None`: timedated did not say).
+    pub can_ntp: Option<bool>,
 }
 
 pub async fn time_sync(bus: &SystemBus) -> Result<TimeSync, BusError> {
@@ -242,5 +245,6 @@ pub async fn time_sync(bus: &SystemBus) -> Result<TimeSync, BusError> {
         ntp: number(&props, "NTP").unwrap_or(false),
         synchronized: number(&props, "NTPSynchronized").unwrap_or(false),
         timezone: string(&props, "Timezone"),
+        can_ntp: number(&props, "CanNTP"),
     })
 }

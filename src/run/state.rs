@@ -257,7 +257,7 @@ pub struct StateDir {
 impl StateDir {
     /// Opens (creating it if needed) and locks the state directory.
     pub fn open(dir: &Path) -> Result<StateDir, StateError> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o750)
@@ -271,10 +271,13 @@ impl StateDir {
             path: lock_path.clone(),
             source,
         };
+        // O_NONBLOCK: a FIFO planted at the lock's name fails at once
+        // (ENXIO) instead of blocking the open; a link is not followed.
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
             .open(&lock_path)
             .map_err(lock_error)?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
@@ -306,6 +309,19 @@ impl StateDir {
 /// A missing file is an empty state; a damaged one is an error naming it.
 pub fn read(dir: &Path) -> Result<State, StateError> {
     let path = dir.join(FILE);
+    // Anything but a regular file is refused before it is opened: a FIFO
+    // would hold `status` and the gate for as long as nobody writes to it.
+    if let Ok(meta) = std::fs::metadata(&path) {
+        if !meta.is_file() {
+            return Err(StateError::Read {
+                source: std::io::Error::other(format!(
+                    "it is {}, not the state file; move it away",
+                    crate::host::kind_of(&meta)
+                )),
+                path,
+            });
+        }
+    }
     match std::fs::read(&path) {
         Ok(bytes) => {
             serde_json::from_slice(&bytes).map_err(|source| StateError::Damaged { path, source })

@@ -569,3 +569,203 @@ fn a_bad_argument_exits_3_not_2() {
     let out = run(dir.path(), &["--version"]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// Runs the binary, failing the test if it does not end within `bound`.
+fn run_within(
+    bound: Duration,
+    root: &std::path::Path,
+    config: &std::path::Path,
+    args: &[&str],
+    state_dir: Option<&std::path::Path>,
+) -> std::process::Output {
+    use wait_timeout::ChildExt;
+    let mut cmd = common::command(root, config, args);
+    if let Some(dir) = state_dir {
+        cmd.env("STATE_DIRECTORY", dir);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if child.wait_timeout(bound).unwrap().is_none() {
+        let _ = child.kill();
+        panic!("`{}` did not end within {bound:?}", args.join(" "));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn fifo(path: &std::path::Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+#[test]
+fn a_fifo_where_a_file_is_expected_is_an_error_naming_it() {
+    let bound = Duration::from_secs(8);
+    let empty = tempfile::tempdir().unwrap();
+    let config = empty.path().join("config.toml");
+    std::fs::write(&config, "").unwrap();
+
+    // --config
+    let piped = empty.path().join("piped.toml");
+    fifo(&piped);
+    let out = run_within(bound, empty.path(), &piped, &["check"], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("piped.toml: this is a FIFO (named pipe), not a config file"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A drop-in.
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("config.toml");
+    std::fs::write(&main, "").unwrap();
+    fifo(&dir.path().join("config.d/10-pipe.toml"));
+    let out = run_within(bound, empty.path(), &main, &["config", "validate"], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("10-pipe.toml: this is a FIFO (named pipe), not a drop-in"),
+        "{}",
+        stderr(&out)
+    );
+
+    // os-release and mountinfo under --root.
+    let root = fixture_root("debian12-clean");
+    std::fs::remove_file(root.path().join("etc/os-release")).unwrap();
+    fifo(&root.path().join("etc/os-release"));
+    fifo(&root.path().join("proc/self/mountinfo"));
+    let out = run_within(
+        bound,
+        root.path(),
+        &config,
+        &["check", "--json", "--mode", "local"],
+        None,
+    );
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    let os = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "os.supported")
+        .unwrap();
+    assert_eq!(os["status"], "error", "{os:#}");
+    assert!(
+        os["summary"]
+            .as_str()
+            .unwrap()
+            .contains("a FIFO (named pipe), not a regular file"),
+        "{os:#}"
+    );
+
+    // The registration file (hybrid) and a DMI file (auto).
+    let root = fixture_root("hybrid-node");
+    let reg = root.path().join("var/lib/amazon/ssm/registration");
+    let _ = std::fs::remove_file(&reg);
+    fifo(&reg);
+    fifo(&root.path().join("sys/class/dmi/id/sys_vendor"));
+    let out = run_within(
+        bound,
+        root.path(),
+        &config,
+        &[
+            "check",
+            "--json",
+            "--mode",
+            "hybrid",
+            "--only",
+            "agent.identity",
+        ],
+        None,
+    );
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    let id = &json["checks"][0];
+    assert_eq!(id["status"], "fail", "{id:#}");
+    assert!(
+        id["summary"]
+            .as_str()
+            .unwrap()
+            .contains("a FIFO (named pipe), not a regular file"),
+        "{id:#}"
+    );
+    let out = run_within(
+        bound,
+        root.path(),
+        &config,
+        &[
+            "check",
+            "--json",
+            "--mode",
+            "auto",
+            "--only",
+            "os.supported",
+        ],
+        None,
+    );
+    assert!(
+        out.status.code().is_some_and(|c| c <= 2),
+        "{}",
+        stderr(&out)
+    );
+
+    // The state file, for status and the gate.
+    let state = tempfile::tempdir().unwrap();
+    fifo(&state.path().join("state.json"));
+    let out = run_within(
+        bound,
+        empty.path(),
+        &config,
+        &["status"],
+        Some(state.path()),
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("state.json: it is a FIFO (named pipe), not the state file"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_within(
+        bound,
+        empty.path(),
+        &config,
+        &["gate", "--mode", "local"],
+        Some(state.path()),
+    );
+    assert!(out.status.code().is_some(), "{}", stderr(&out));
+}
+
+#[test]
+fn drop_ins_that_are_no_files_are_told_what_they_are_and_hidden_files_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("config.toml");
+    std::fs::write(&main, "").unwrap();
+    let dropins = dir.path().join("config.d");
+    std::fs::create_dir_all(&dropins).unwrap();
+    // An editor's leftover is passed over.
+    std::fs::write(dropins.join(".10-disk.toml.swp"), "garbage").unwrap();
+    let out = run_with_config(dir.path(), &main, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    std::fs::create_dir(dropins.join("10.toml")).unwrap();
+    let out = run_with_config(dir.path(), &main, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("10.toml: this is a directory, not a drop-in"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("rename it"), "{}", stderr(&out));
+    std::fs::remove_dir(dropins.join("10.toml")).unwrap();
+
+    std::os::unix::fs::symlink("20-loop.toml", dropins.join("20-loop.toml")).unwrap();
+    let out = run_with_config(dir.path(), &main, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("20-loop.toml: this drop-in cannot be opened"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -610,3 +610,64 @@ fn a_mount_whose_statfs_never_returns_is_an_error_naming_it() {
     assert!(took < bound, "gate took {took:?}");
     assert!(out.status.code().is_some(), "gate exits with a code");
 }
+
+/// The binary as the `nobody` user, outside the ssm-preflight group.
+fn as_nobody(mut cmd: std::process::Command) -> std::process::Output {
+    // SAFETY: setgroups/setgid/setuid are async-signal-safe; nothing else runs before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+#[ignore = "needs root: runs the status command as another user"]
+fn a_user_outside_the_group_is_told_who_may_look_and_how() {
+    assert!(is_root(), "run as root (scripts/test does)");
+    let svc = Service::start(Start {
+        config: "mode = \"local\"\n",
+        ..Default::default()
+    });
+    svc.wait_for("STATUS=last run");
+    // The service's directories as systemd makes them: not for everyone.
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["state", "run"] {
+        std::fs::set_permissions(
+            svc.dirs.path().join(d),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+    }
+    std::fs::set_permissions(svc.dirs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(svc.root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&svc.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cli = |args: &[&str]| {
+        let mut cmd = common::command(svc.root.path(), &svc.config, args);
+        cmd.envs(svc.env.iter().map(|(k, v)| (k, v)));
+        as_nobody(cmd)
+    };
+    let out = cli(&["status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("are for root and the ssm-preflight group: run `sudo ssm-preflight status`, or join the group with `sudo usermod -aG ssm-preflight $USER`"),
+        "{err}"
+    );
+    assert!(!err.contains("Permission denied"), "{err}");
+    let out = cli(&["status", "--refresh"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("only root may ask the daemon for a run"),
+        "{err}"
+    );
+    assert!(!err.contains("not running"), "{err}");
+}

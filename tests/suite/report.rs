@@ -326,3 +326,66 @@ fn gate_fresh_pass_stale_rerun_and_a_blocking_failure() {
         "{shown}"
     );
 }
+
+/// An endpoint that accepts connections and never answers.
+async fn black_hole() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            held.push(tcp);
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_older_run_never_replaces_a_newer_one() {
+    let (_ssm, addr) = fake_ssm::start().await;
+    let hole = black_hole().await;
+    let node = Node::new(addr, "");
+    // The slow run: `gate` with every endpoint black-holed for 2 s, in its own config.
+    let slow_config = node.root.path().join("slow.toml");
+    let urls: String = ["ssm", "ssmmessages", "ec2messages", "s3"]
+        .iter()
+        .map(|s| format!("{s} = \"https://{hole}\"\n"))
+        .collect();
+    std::fs::write(
+        &slow_config,
+        format!("mode = \"hybrid\"\n[checks]\ndisable = [\"repo.reachable\"]\n[patch_group]\nvalue = \"production-linux\"\n[endpoints]\ntimeout = \"2s\"\n[endpoints.urls]\n{urls}"),
+    )
+    .unwrap();
+    let slow = common::command(node.root.path(), &slow_config, &["gate", "--max-age", "0s"])
+        .env("STATE_DIRECTORY", node.state.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The fast one starts a second later (started_at has whole seconds) and ends first.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let mut fast_args = CHECK.to_vec();
+    fast_args.push("--json");
+    let fast = tokio::task::block_in_place(|| node.run(&fast_args));
+    let fast_report: Value =
+        serde_json::from_slice(&fast.stdout).unwrap_or_else(|_| panic!("{}", text(&fast)));
+    let slow = tokio::task::block_in_place(|| slow.wait_with_output().unwrap());
+    assert!(slow.status.code().is_some());
+
+    let state = node.state();
+    assert_eq!(
+        state["last_run"]["started_at"], fast_report["started_at"],
+        "the newest run stays the last run: {state:#}"
+    );
+    let history: Vec<&str> = state["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["started_at"].as_str().unwrap())
+        .collect();
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert!(
+        history[0] < history[1],
+        "history in start order: {history:?}"
+    );
+    assert_eq!(history[1], fast_report["started_at"].as_str().unwrap());
+}
