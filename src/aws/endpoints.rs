@@ -144,6 +144,36 @@ pub enum Failure {
     },
 }
 
+impl std::fmt::Display for Failure {
+    /// One line for a message that refers to a probe (the endpoint's own
+    /// check gives the whole story and the remedy).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Dns(e) => write!(f, "DNS: {e}"),
+            Failure::Refused(addr) => write!(f, "{addr} refused the connection"),
+            Failure::TimedOut { step, addr } => match addr {
+                Some(a) => write!(f, "no answer from {a} at the {step} step"),
+                None => write!(f, "no answer at the {step} step"),
+            },
+            Failure::Unreachable { addr, error } => write!(f, "{addr} is unreachable: {error}"),
+            Failure::ProxyUnreachable { proxy, error } => {
+                write!(f, "the proxy {proxy} is unreachable: {error}")
+            }
+            Failure::ProxyRefused { proxy, status } => {
+                write!(f, "the proxy {proxy} refused: {status}")
+            }
+            Failure::UntrustedCertificate { addr, detail } => {
+                write!(f, "{addr}'s certificate is not trusted: {detail}")
+            }
+            Failure::WrongName { addr, detail } => {
+                write!(f, "{addr}'s certificate is for another name: {detail}")
+            }
+            Failure::Tls { addr, error } => write!(f, "TLS with {addr} failed: {error}"),
+            Failure::Http { addr, error } => write!(f, "HTTP with {addr} failed: {error}"),
+        }
+    }
+}
+
 /// One probe's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {

@@ -73,6 +73,7 @@ pub fn imds_client(endpoint: Option<&str>) -> Result<imds::Client, String> {
 
 /// An IMDS answer: `Ok(None)` for 404 (no such item), `Err` for no answer.
 pub async fn imds_get(client: &imds::Client, path: &str) -> Result<Option<String>, String> {
+    let started = std::time::Instant::now();
     match client.get(path).await {
         Ok(value) => Ok(Some(value.as_ref().to_string())),
         Err(imds::client::error::ImdsError::ErrorResponse(r))
@@ -80,16 +81,33 @@ pub async fn imds_get(client: &imds::Client, path: &str) -> Result<Option<String
         {
             Ok(None)
         }
-        Err(e) => Err(describe_imds_error(&e)),
+        Err(e) => Err(describe_imds_error(&e, started.elapsed())),
     }
 }
 
-fn describe_imds_error(e: &imds::client::error::ImdsError) -> String {
+/// An error and every cause under it, de-duplicated: "refused" and "timed
+/// out" are in the causes, not in the top error's words.
+fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
+}
+
+fn describe_imds_error(e: &imds::client::error::ImdsError, took: Duration) -> String {
     use imds::client::error::ImdsError as E;
     match e {
-        E::FailedToLoadToken(t) if t.is_dispatch_failure() => {
-            "the instance metadata service did not answer (no IMDSv2 token)".into()
-        }
+        E::FailedToLoadToken(t) if t.is_dispatch_failure() => format!(
+            "the instance metadata service did not answer an IMDSv2 token request within {} ms: {}",
+            took.as_millis(),
+            cause_chain(e)
+        ),
         E::FailedToLoadToken(_) => "the instance metadata service refused an IMDSv2 token (hop limit 1 behind a container, or IMDS turned off)".into(),
         E::ErrorResponse(r) => format!("the instance metadata service answered HTTP {}", r.response().status().as_u16()),
         other => format!("{other}"),
@@ -142,7 +160,17 @@ pub async fn lookup(
                 what: e,
                 remedy: "Fix aws.imds_endpoint in the ssm-preflight config.".into(),
             })?;
-            from_imds(&client).await
+            let endpoint = imds_endpoint
+                .map(str::to_string)
+                .or_else(|| std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT").ok())
+                .unwrap_or_else(|| "http://169.254.169.254".into());
+            from_imds(&client).await.map_err(|e| match e {
+                IdentityError::Failed { what, remedy } => IdentityError::Failed {
+                    what: format!("{what} (asked {endpoint})"),
+                    remedy,
+                },
+                other => other,
+            })
         }
     }
 }
@@ -163,18 +191,71 @@ fn hybrid(root: &Root) -> Result<Identity, IdentityError> {
         remedy: "Register the node again: `sudo amazon-ssm-agent -register -code CODE -id ID -region REGION -y`.".into(),
     })?;
     match (reg.instance_id, reg.region) {
-        (Some(id), Some(region)) if !id.is_empty() && !region.is_empty() => Ok(Identity {
+        (Some(id), Some(region)) if !id.is_empty() && !region.is_empty() => {
+            check_ids(&id, &region, REGISTRATION_FILE).map_err(|what| IdentityError::Failed {
+                what,
+                remedy: "Register the node again: `sudo amazon-ssm-agent -register -code CODE -id ID -region REGION -y`.".into(),
+            })?;
+            Ok(Identity {
             mode: Mode::Hybrid,
             instance_id: id,
             region,
             account_id: None,
             role: None,
-        }),
+        })
+        }
         _ => Err(IdentityError::Failed {
             what: format!("{REGISTRATION_FILE} lacks ManagedInstanceID or Region"),
             remedy: "Register the node again: `sudo amazon-ssm-agent -register -code CODE -id ID -region REGION -y`.".into(),
         }),
     }
+}
+
+/// An IAM role name as IAM allows it: 1 to 64 of `A-Za-z0-9+=,.@_-`.
+pub fn valid_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+/// `i-` (EC2) or `mi-` (hybrid) and up to 32 lower-case letters and digits
+/// (real IDs are 8 or 17 hexadecimal digits): nothing that could break a
+/// request built from it.
+pub fn valid_instance_id(id: &str) -> bool {
+    let rest = id
+        .strip_prefix("i-")
+        .or_else(|| id.strip_prefix("mi-"))
+        .unwrap_or("");
+    (1..=32).contains(&rest.len())
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+/// A region code such as `eu-west-1`: lower-case letters, digits and dashes.
+pub fn valid_region(region: &str) -> bool {
+    (1..=32).contains(&region.len())
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// What IMDS or the registration file said is checked before any request
+/// is built from it: a bad value is an error naming it, never a panic deep
+/// in an HTTP library.
+fn check_ids(instance_id: &str, region: &str, source: &str) -> Result<(), String> {
+    if !valid_instance_id(instance_id) {
+        return Err(format!(
+            "{source} gives the instance ID {instance_id:?}, which is not one (i- or mi- and lower-case letters and digits)"
+        ));
+    }
+    if !valid_region(region) {
+        return Err(format!(
+            "{source} gives the region {region:?}, which is not a region code such as \"eu-west-1\""
+        ));
+    }
+    Ok(())
 }
 
 /// The identity as IMDSv2 tells it: the identity document and the role.
@@ -192,8 +273,22 @@ pub async fn from_imds(client: &imds::Client) -> Result<Identity, IdentityError>
             "the identity document is not JSON the tool understands: {e}"
         ))
     })?;
+    check_ids(&doc.instance_id, &doc.region, "the identity document").map_err(|what| {
+        IdentityError::Failed {
+            what,
+            remedy: "What answers at the metadata address is not EC2's instance metadata service (a proxy, a container runtime's emulator?): see what it says with `TOKEN=$(curl -sX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); curl -sH \"X-aws-ec2-metadata-token: $TOKEN\" http://169.254.169.254/latest/dynamic/instance-identity/document`.".into(),
+        }
+    })?;
     let role = match imds_get(client, "/latest/meta-data/iam/security-credentials/").await {
         Ok(None) => Role::None,
+        // The SDK's instance-profile provider takes the whole listing as the
+        // name: anything but one valid name would break its request.
+        Ok(Some(listing)) if !listing.trim().is_empty() && !valid_role_name(listing.trim()) => {
+            Role::Unknown(format!(
+                "IMDS lists the role {:?}, which is not one valid IAM role name",
+                listing.trim()
+            ))
+        }
         Ok(Some(listing)) => match listing.lines().map(str::trim).find(|l| !l.is_empty()) {
             None => Role::None,
             Some(name) => {

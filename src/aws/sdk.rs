@@ -23,6 +23,8 @@ pub enum CredentialsError {
     Imds(String),
     #[error("local mode uses no credentials")]
     Local,
+    #[error("the instance profile cannot be used: {0}")]
+    Role(String),
 }
 
 /// Credentials and where they come from, for messages.
@@ -48,6 +50,11 @@ pub fn credentials(
     let provider_config = ProviderConfig::default().with_http_client(super::sdk_http_client());
     match identity.mode {
         Mode::Ec2 => {
+            // Only a role IMDS names cleanly: the SDK's provider builds a
+            // request from the listing as it is.
+            if let Some(super::identity::Role::Unknown(why)) = &identity.role {
+                return Err(CredentialsError::Role(why.clone()));
+            }
             let imds = super::identity::imds_client(settings.aws.imds_endpoint.as_deref())
                 .map_err(CredentialsError::Imds)?;
             Ok(Credentials {

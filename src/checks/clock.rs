@@ -50,12 +50,39 @@ pub fn plan(ctx: &Context) -> super::Check {
             if local_skip(&ctx).is_some() {
                 return None;
             }
-            let p = ctx.probe("ssm").await.ok()?;
-            let answer = p.result.ok()?;
-            Some(Skew::measure(&p.target.host, answer.date?, answer.received))
+            Some(match ctx.probe("ssm").await {
+                Err(e) => Err(e.to_string()),
+                Ok(p) => match p.result {
+                    Err(failure) => Err(format!(
+                        "the ssm endpoint did not answer ({failure}); endpoint.ssm says why"
+                    )),
+                    Ok(answer) => match answer.date {
+                        Some(date) => Ok(Skew::measure(&p.target.host, date, answer.received)),
+                        None => Err(format!("{} sent no Date header", p.target.host)),
+                    },
+                },
+            })
         };
         let (sync, skew) = tokio::join!(systemd::time_sync(&ctx.shared.bus), skew);
-        judge(&sync, skew.as_ref())
+        let (measured, unmeasured) = match &skew {
+            Some(Ok(s)) => (Some(s), None),
+            Some(Err(why)) => (None, Some(why.as_str())),
+            None => (None, None),
+        };
+        let outcome = judge(&sync, measured);
+        match unmeasured {
+            // The verdict stands on what could be asked; the summary says
+            // the skew is not part of it, and why.
+            Some(why) => Outcome {
+                summary: format!(
+                    "{}; the skew against SSM could not be measured: {why}",
+                    outcome.summary
+                ),
+                ..outcome
+            }
+            .detail("skew_unmeasured", why),
+            None => outcome,
+        }
     });
     // It may wait for the ssm endpoint's probe.
     check.info.timeout = check

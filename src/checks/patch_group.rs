@@ -86,9 +86,19 @@ pub fn judge(found: &[Found], not_read: &[NotRead], instance_id: Option<&str>) -
                 format!("Tag it with the key `Patch Group` (with a space) or `PatchGroup`: `{tag_command}`. Without it the node gets the default baseline and the Compliance view shows it under no patch group (\"No data\")."),
             )
         }
+        [one] if not_read.is_empty() => {
+            let sources: Vec<String> = found.iter().map(|f| format!("tag `{}` from {}", f.key, f.source)).collect();
+            Outcome::pass(format!("the Patch Group is {one} ({})", sources.join(", ")))
+        }
+        // A source that failed is a warning with its cause, the value the
+        // other source gave still shown: the two may disagree unseen.
         [one] => {
             let sources: Vec<String> = found.iter().map(|f| format!("tag `{}` from {}", f.key, f.source)).collect();
-            Outcome::pass(format!("the Patch Group is {one} ({}){looked}", sources.join(", ")))
+            let failed: Vec<&str> = not_read.iter().map(|n| n.source).collect();
+            Outcome::warn(
+                format!("the Patch Group is {one} ({}), but {looked_trimmed}", sources.join(", "), looked_trimmed = looked.trim().trim_start_matches('(').trim_end_matches(')')),
+                format!("Fix what stops {}, so every source of the tag is compared; the IAM actions ssm-preflight uses are in /usr/share/ssm-preflight/iam/ssm-preflight-policy.json.", failed.join(" and ")),
+            )
         }
         _ => Outcome::warn(
             format!(
@@ -149,6 +159,27 @@ mod tests {
             .remedy
             .unwrap()
             .contains("aws ec2 create-tags --resources i-1 --tags 'Key=Patch Group,Value=GROUP'"));
+        // One source answered, the other failed: a warning with the cause,
+        // the value still shown.
+        let half = judge(
+            &[f("IMDS instance tags", "Patch Group", "prod")],
+            &[NotRead {
+                source: "ec2:DescribeTags",
+                why: "ec2:DescribeTags answered UnauthorizedOperation: not authorized".into(),
+            }],
+            Some("i-1"),
+        );
+        assert_eq!(half.status, Status::Warn);
+        assert!(
+            half.summary.starts_with("the Patch Group is prod (tag `Patch Group` from IMDS instance tags), but not read: ec2:DescribeTags: ec2:DescribeTags answered UnauthorizedOperation"),
+            "{}",
+            half.summary
+        );
+        assert!(half
+            .remedy
+            .unwrap()
+            .contains("Fix what stops ec2:DescribeTags"));
+        assert_eq!(half.details["patch_group"], "prod");
         let mi = judge(&[], &[], Some("mi-1"));
         assert!(mi
             .remedy

@@ -221,6 +221,59 @@ async fn imds_v2_identity_role_and_tags() {
     );
     let tags = ssm_preflight::aws::tags::from_imds(&client).await;
     assert!(tags.unwrap_err().contains("InstanceMetadataTags disabled"));
+
+    // A role name no IAM role can have (a newline in it): named, and no
+    // request is ever built from it.
+    let (l, addr) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::start_imds(
+        l,
+        ImdsData {
+            instance_id: "i-2".into(),
+            region: "us-east-1".into(),
+            role: Some("Bad\nRole".into()),
+            tags: None,
+        },
+    ));
+    let client = identity::imds_client(Some(&format!("http://{addr}"))).unwrap();
+    let id = identity::from_imds(&client).await.unwrap();
+    match &id.role {
+        Some(Role::Unknown(why)) => assert!(
+            why.contains(
+                r#"IMDS lists the role "Bad\nRole", which is not one valid IAM role name"#
+            ),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let root = ssm_preflight::host::Root::new("/nonexistent");
+    let settings = ssm_preflight::config::Settings::default();
+    let err = ssm_preflight::aws::sdk::credentials(&root, &settings, &id).err();
+    assert!(
+        err.is_some_and(|e| e
+            .to_string()
+            .contains("the instance profile cannot be used")),
+        "no credentials provider is built from a bad role name"
+    );
+
+    // An identity document whose instance ID could break a request.
+    let (l, addr) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::start_imds(
+        l,
+        ImdsData {
+            instance_id: "i-0abc/../x".into(),
+            region: "us-east-1".into(),
+            role: None,
+            tags: None,
+        },
+    ));
+    let client = identity::imds_client(Some(&format!("http://{addr}"))).unwrap();
+    match identity::from_imds(&client).await {
+        Err(identity::IdentityError::Failed { what, .. }) => assert!(
+            what.contains(r#"the instance ID "i-0abc/../x", which is not one"#),
+            "{what}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Everything an EC2 node talks to, on loopback.
@@ -431,4 +484,70 @@ fn local_mode_contacts_nothing() {
     ] {
         assert_eq!(check(&json, id)["status"], "skip", "{id}");
     }
+}
+
+#[tokio::test]
+async fn imds_refused_and_imds_silent_are_told_apart() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Refused: a port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let client = identity::imds_client(Some(&format!("http://{closed}"))).unwrap();
+    let refused = match identity::from_imds(&client).await {
+        Err(identity::IdentityError::Failed { what, .. }) => what,
+        other => panic!("{other:?}"),
+    };
+    assert!(refused.contains("refused"), "{refused}");
+    // Silent: accepts and never answers.
+    let (l, addr) = fake_aws::listener().await;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = l.accept().await {
+            held.push(tcp);
+        }
+    });
+    let client = identity::imds_client(Some(&format!("http://{addr}"))).unwrap();
+    let silent = match identity::from_imds(&client).await {
+        Err(identity::IdentityError::Failed { what, .. }) => what,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        silent.contains("timed out") || silent.contains("timeout"),
+        "{silent}"
+    );
+    assert_ne!(refused, silent);
+    for what in [&refused, &silent] {
+        assert!(what.contains(" ms: "), "the time it took: {what}");
+    }
+}
+
+#[test]
+fn the_clock_says_why_its_skew_could_not_be_measured() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let root = common::fixture_root("debian12-clean");
+    let config = root.path().join("clock.toml");
+    std::fs::write(
+        &config,
+        format!("[aws]\nregion = \"eu-west-1\"\n[endpoints.urls]\nssm = \"https://127.0.0.1:{closed}\"\n"),
+    )
+    .unwrap();
+    let out = common::run_with_config(
+        root.path(),
+        &config,
+        &["check", "--json", "--mode", "ec2", "--only", "clock.sync"],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let clock = &json["checks"][0];
+    let summary = clock["summary"].as_str().unwrap();
+    assert!(summary.contains("systemd cannot be asked"), "{summary}");
+    assert!(
+        summary.contains(&format!("the skew against SSM could not be measured: the ssm endpoint did not answer (127.0.0.1:{closed} refused the connection)")),
+        "{summary}"
+    );
 }
