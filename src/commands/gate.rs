@@ -3,6 +3,7 @@
 use super::cli::{GateArgs, Global};
 use super::options;
 use crate::config::units::format_age;
+use crate::run::gate::LockWait;
 use crate::run::state;
 use crate::run::{new_run_id, prepare, run_checks, runtime, state_dir};
 use std::time::SystemTime;
@@ -20,7 +21,8 @@ pub fn gate(global: &Global, args: &GateArgs) -> anyhow::Result<u8> {
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age <= args.max_age)
     });
-    let (report, source) = match fresh {
+    let rt = runtime()?;
+    let (mut report, source, ran_now) = match fresh {
         Some(r) => {
             let age = humantime::parse_rfc3339(&r.started_at)
                 .ok()
@@ -31,31 +33,50 @@ pub fn gate(global: &Global, args: &GateArgs) -> anyhow::Result<u8> {
                 format_age(age),
                 format_age(args.max_age)
             );
-            (r, source)
+            (r, source, false)
         }
         None => {
             let ctx = prepared.context(now);
-            let rt = runtime()?;
             let report = rt.block_on(run_checks(&ctx, &[]))?;
-            rt.shutdown_background();
-            // Recorded so that status shows it; a state directory we cannot
-            // write must not stop the hook from answering.
-            match state_dir() {
-                Ok(dir) => {
-                    let mut s = dir.load().unwrap_or_default();
-                    s.record(&report, &new_run_id());
-                    if let Err(e) = dir.save(&s) {
-                        tracing::warn!("{e}");
-                    }
-                }
-                Err(e) => tracing::warn!("{e}"),
-            }
             (
                 report,
                 "a run made now, the last one being older than --max-age".to_string(),
+                true,
             )
         }
     };
+    // A held package lock is waited out before the gate decides.
+    let wait = rt.block_on(crate::run::gate::wait_out_locks(
+        &prepared,
+        &mut report,
+        prepared.settings.gate.lock_wait,
+    ))?;
+    rt.shutdown_background();
+    if ran_now {
+        // Recorded so that status shows it (the wait included); a state
+        // directory we cannot write must not stop the hook from answering.
+        match state_dir() {
+            Ok(dir) => {
+                let mut s = dir.load().unwrap_or_default();
+                s.record(&report, &new_run_id());
+                if let Err(e) = dir.save(&s) {
+                    tracing::warn!("{e}");
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    match wait {
+        LockWait::Free => {}
+        LockWait::Released(d) => println!(
+            "ssm-preflight: waited {}s for the package-manager lock holder to finish.",
+            d.as_secs()
+        ),
+        LockWait::StillHeld(d) => println!(
+            "ssm-preflight: the package-manager lock is still held after waiting {}s (gate.lock_wait).",
+            d.as_secs()
+        ),
+    }
     let (text, code) = crate::run::gate::verdict(&report, &prepared.settings.gate, &source);
     print!("{text}");
     Ok(code)

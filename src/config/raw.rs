@@ -105,6 +105,7 @@ pub struct RawGate {
     pub checks: Option<Vec<String>>,
     pub block_on_warn: Option<bool>,
     pub block_on_error: Option<bool>,
+    pub lock_wait: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

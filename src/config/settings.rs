@@ -84,6 +84,11 @@ pub struct GateSettings {
     /// or could not read) blocks: by default it does, since nobody knows
     /// the host is fine.
     pub block_on_error: bool,
+    /// How long the gate waits for a package-manager lock holder to finish
+    /// before it blocks: the patch run's apt path and zypper fail at once
+    /// on a held lock.
+    #[serde(serialize_with = "serialize_duration")]
+    pub lock_wait: Duration,
 }
 
 impl Default for GateSettings {
@@ -92,6 +97,7 @@ impl Default for GateSettings {
             checks: Vec::new(),
             block_on_warn: false,
             block_on_error: true,
+            lock_wait: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -597,6 +603,10 @@ impl Settings {
             }
             if let Some(b) = gate.block_on_error {
                 s.gate.block_on_error = b;
+            }
+            if let Some(w) = gate.lock_wait {
+                s.gate.lock_wait =
+                    in_range(origins, "gate.lock_wait", w.0, Duration::ZERO, 30 * MINUTE)?;
             }
         }
         if let Some(disk) = raw.disk {

@@ -313,3 +313,73 @@ fn windows_and_aws_sections_are_validated() {
         "{message}"
     );
 }
+
+/// Every duration key, fed random values from nothing to ten thousand
+/// years: each is taken within its range or refused with the range in the
+/// message, never a panic (the planner's own property test takes what
+/// passes here to its extremes).
+#[test]
+fn any_duration_is_in_range_or_refused() {
+    let keys = [
+        ("checks", "timeout"),
+        ("pkg_lock", "stuck_after"),
+        ("agent", "flapping_window"),
+        ("agent", "log_stale_after"),
+        ("agent", "log_error_window"),
+        ("aws", "attempt_timeout"),
+        ("aws", "operation_timeout"),
+        ("endpoints", "timeout"),
+        ("repos", "timeout"),
+        ("report", "jitter"),
+        ("gate", "lock_wait"),
+        ("daemon", "interval"),
+        ("daemon", "schedule_cache"),
+    ];
+    let units = ["ms", "s", "m", "h", "d", "w", "y"];
+    let mut rng = fastrand::Rng::with_seed(20261201);
+    let (mut taken, mut refused) = (0, 0);
+    for _ in 0..3000 {
+        let (table, key) = keys[rng.usize(..keys.len())];
+        let magnitude = match rng.u8(..4) {
+            0 => rng.u64(..10),
+            1 => rng.u64(..1000),
+            2 => rng.u64(..1_000_000),
+            _ => rng.u64(..u64::MAX / 2),
+        };
+        let value = format!("{magnitude}{}", units[rng.usize(..units.len())]);
+        let lead = format!("{}{}", rng.u64(..100_000), units[rng.usize(..units.len())]);
+        let text = if table == "daemon" {
+            format!("[daemon]\n{key} = \"{value}\"\nlead_times = [\"{lead}\"]\n")
+        } else {
+            format!("[{table}]\n{key} = \"{value}\"\n[daemon]\nlead_times = [\"{lead}\"]\n")
+        };
+        let dir = dir_with(&[("config.toml", &text)]);
+        match load_in(&dir) {
+            Ok(loaded) => {
+                taken += 1;
+                let s = loaded.settings;
+                assert!(s.daemon.interval <= Duration::from_secs(7 * 86_400));
+                assert!(s
+                    .daemon
+                    .lead_times
+                    .iter()
+                    .all(|l| *l <= Duration::from_secs(7 * 86_400)));
+                assert!(s.checks.timeout <= Duration::from_secs(600));
+            }
+            Err(ConfigError::Invalid { message, .. }) => {
+                refused += 1;
+                assert!(
+                    message.contains("write a duration from")
+                        || message.contains("is not a duration")
+                        || message.contains("is shorter than"),
+                    "{text}: {message}"
+                );
+            }
+            Err(other) => panic!("{text}: {other}"),
+        }
+    }
+    assert!(
+        taken > 100 && refused > 100,
+        "{taken} taken, {refused} refused"
+    );
+}

@@ -211,4 +211,35 @@ mod tests {
         p.ran(now, Why::Start, 0.5);
         assert_eq!(p.next(now, &[]).0, t("2026-03-01T06:18:00Z"));
     }
+
+    /// Whatever the durations and instants, the planner answers and never
+    /// panics: time arithmetic saturates at the ends of time.
+    #[test]
+    fn extreme_durations_and_instants_never_panic() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let durations = [
+            Duration::ZERO,
+            Duration::from_secs(60),
+            Duration::from_secs(7 * 86_400),
+            Duration::from_secs(u64::MAX / 4),
+            Duration::MAX,
+        ];
+        let instants = [
+            Timestamp::MIN,
+            Timestamp::UNIX_EPOCH,
+            t("2026-12-01T00:00:00Z"),
+            Timestamp::MAX,
+        ];
+        for _ in 0..2000 {
+            let pick = |rng: &mut fastrand::Rng| durations[rng.usize(..durations.len())];
+            let at = |rng: &mut fastrand::Rng| instants[rng.usize(..instants.len())];
+            let mut p = Planner::new(pick(&mut rng), vec![pick(&mut rng), pick(&mut rng)]);
+            let now = at(&mut rng);
+            let windows = [at(&mut rng), at(&mut rng)];
+            let (due, why) = p.next(now, &windows);
+            p.ran(due, why, rng.f64());
+            p.reconfigure(pick(&mut rng), vec![pick(&mut rng)]);
+            let _ = p.next(at(&mut rng), &windows);
+        }
+    }
 }

@@ -82,9 +82,15 @@ pub fn running_for(stat: &str, uptime: &str, ticks_per_second: u64) -> Option<Du
     let after_comm = &stat[stat.rfind(')')? + 1..];
     // Fields after the name start at field 3 (state); start time is field 22.
     let start_ticks: u64 = after_comm.split_whitespace().nth(22 - 3)?.parse().ok()?;
-    let uptime: f64 = uptime.split_whitespace().next()?.parse().ok()?;
-    let started = start_ticks as f64 / ticks_per_second as f64;
-    Some(Duration::from_secs_f64((uptime - started).max(0.0)))
+    let uptime: f64 = uptime
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .filter(|u: &f64| u.is_finite())?;
+    let started = start_ticks as f64 / ticks_per_second.max(1) as f64;
+    // `1e400` or `nan` in /proc/uptime is no age, not a crash.
+    Duration::try_from_secs_f64((uptime - started).max(0.0)).ok()
 }
 
 #[cfg(test)]
@@ -107,6 +113,10 @@ mod tests {
         );
         assert_eq!(running_for("garbage", "10", 100), None);
         assert_eq!(running_for(stat, "", 100), None);
+        // Figures no real /proc has are no age, and never a crash.
+        assert_eq!(running_for(stat, "1e400 0", 100), None);
+        assert_eq!(running_for(stat, "nan 0", 100), None);
+        assert_eq!(running_for(stat, "1192.5 0", 0), Some(Duration::ZERO));
     }
 }
 

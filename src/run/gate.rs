@@ -2,9 +2,76 @@
 //! `AWS-RunPatchBaselineWithHooks`: whether this host must not be patched
 //! now. A failing hook makes the run skip install and reboot.
 
-use super::report::Report;
+use super::report::{Report, Verdict};
+use super::{run_checks, Prepared, RunError};
 use crate::checks::{selects, CheckResult, Status};
 use crate::config::GateSettings;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The package lock at gate time, after waiting for its holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// No lock was held.
+    Free,
+    /// The holder finished after this long.
+    Released(Duration),
+    /// Still held after waiting this long: the gate blocks.
+    StillHeld(Duration),
+}
+
+/// At gate time a held package-manager lock is waited out: the patch run's
+/// apt path does not wait for the dpkg lock and zypper fails at once. Asks
+/// `pkg.lock` alone again once a second (it only queries: no lock is ever
+/// taken), up to `wait`; the report's `pkg.lock` result then says how it
+/// ended and how long the gate waited.
+pub async fn wait_out_locks(
+    prepared: &Prepared,
+    report: &mut Report,
+    wait: Duration,
+) -> Result<LockWait, RunError> {
+    let held =
+        |c: &CheckResult| c.id == "pkg.lock" && matches!(c.status, Status::Warn | Status::Fail);
+    let Some(at) = report.checks.iter().position(held) else {
+        return Ok(LockWait::Free);
+    };
+    let started = Instant::now();
+    let only = ["pkg.lock".to_string()];
+    let mut last = report.checks[at].clone();
+    while started.elapsed() < wait {
+        tokio::time::sleep(Duration::from_secs(1).min(wait - started.elapsed())).await;
+        let again = run_checks(&prepared.context(SystemTime::now()), &only).await?;
+        let Some(now) = again.checks.into_iter().next() else {
+            break;
+        };
+        if !held(&now) {
+            let waited = started.elapsed();
+            let mut now = now;
+            now.summary = format!(
+                "{} (the gate waited {}s for the lock holder to finish)",
+                now.summary,
+                waited.as_secs()
+            );
+            now.details
+                .insert("gate_waited_secs".into(), waited.as_secs().to_string());
+            report.checks[at] = now;
+            report.verdict = Verdict::of(&report.checks);
+            return Ok(LockWait::Released(waited));
+        }
+        last = now;
+    }
+    let waited = started.elapsed();
+    last.status = Status::Fail;
+    last.summary = format!(
+        "{}, and still held after the gate waited {} (gate.lock_wait): the patch run would fail on the lock",
+        last.summary,
+        humantime::format_duration(Duration::from_secs(waited.as_secs()))
+    );
+    last.details
+        .insert("gate_waited_secs".into(), waited.as_secs().to_string());
+    report.checks[at] = last;
+    report.verdict = Verdict::of(&report.checks);
+    Ok(LockWait::StillHeld(waited))
+}
 
 /// The results that block, in report order.
 pub fn blocking<'a>(report: &'a Report, settings: &GateSettings) -> Vec<&'a CheckResult> {

@@ -220,3 +220,78 @@ fn a_real_dpkg_at_work_is_not_an_interrupted_one() {
     let after = state(&root);
     assert_eq!(after["status"], "pass", "{after:#}");
 }
+
+/// `gate` on a root whose dpkg lock a real process holds, with `lock_wait`.
+fn gate_on(dir: &Path, lock_wait: &str) -> (std::process::Output, Duration) {
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::copy(
+        common::fixtures().join("debian12-clean/etc/os-release"),
+        dir.join("etc/os-release"),
+    )
+    .unwrap();
+    let config = dir.join("gate.toml");
+    std::fs::write(&config, format!("[gate]\nlock_wait = \"{lock_wait}\"\n")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = common::command(
+        dir,
+        &config,
+        &["gate", "--mode", "local", "--max-age", "0s"],
+    )
+    .env("STATE_DIRECTORY", state.path())
+    .output()
+    .unwrap();
+    (out, started.elapsed())
+}
+
+#[test]
+fn the_gate_waits_for_a_lock_holder_that_finishes() {
+    let dir = root_with("/var/lib/dpkg/lock-frontend");
+    let mut child = hold(&dir.path().join("var/lib/dpkg/lock-frontend"), "lockf");
+    let stdin = child.stdin.take();
+    // The holder lets go after 2 s.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        drop(stdin);
+        let _ = child.wait();
+    });
+    let (out, took) = gate_on(dir.path(), "20s");
+    releaser.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("waited 2s for the package-manager lock holder to finish")
+            || text.contains("waited 3s for the package-manager lock holder to finish"),
+        "{text}"
+    );
+    assert!(text.contains("nothing blocks patching"), "{text}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn the_gate_blocks_on_a_lock_still_held_after_its_wait() {
+    let dir = root_with("/var/lib/dpkg/lock-frontend");
+    let child = hold(&dir.path().join("var/lib/dpkg/lock-frontend"), "lockf");
+    let pid = child.id();
+    let (out, took) = gate_on(dir.path(), "2s");
+    release(child);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("FAIL pkg.lock: pid {pid} (`")),
+        "{text}"
+    );
+    assert!(
+        text.contains("still held after the gate waited 2s (gate.lock_wait)"),
+        "{text}"
+    );
+    assert!(
+        took < Duration::from_secs(2 + 5),
+        "within gate.lock_wait and a run: {took:?}"
+    );
+}
