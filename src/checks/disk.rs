@@ -55,12 +55,15 @@ pub fn plan(ctx: &Context) -> Vec<super::Check> {
         let settings = ctx.settings.clone();
         let root = root.clone();
         let id = format!("disk.{}", fs.name);
-        // statfs answers at once or hangs (a dead NFS or FUSE server): the
-        // bound leaves the engine's timeout room to report.
-        let budget = ctx.settings.checks.timeout.mul_f32(0.8);
-        checks.push(crate::checks::blocking(ctx, &ENTRY, id, move || {
+        let hint = format!(
+            "statfs on {}{} did not answer, so the filesystem is hung (a dead NFS or FUSE server?); check it with `timeout 5 df -h {}`",
+            fs.mount_point,
+            fs.fs_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(),
+            fs.mount_point
+        );
+        let mut check = crate::checks::blocking(ctx, &ENTRY, id, move || {
             let first = root.path(&fs.paths[0]);
-            match disk::statvfs_within(&first, budget) {
+            match disk::statvfs(&first) {
                 Ok(figures) => {
                     let thresholds: Vec<(String, Thresholds)> = fs
                         .paths
@@ -70,21 +73,18 @@ pub fn plan(ctx: &Context) -> Vec<super::Check> {
                     judge(&fs, figures, &thresholds, pm)
                 }
                 Err(e) => Outcome::error(
-                    format!(
-                        "cannot read the free space of {}{}: {e}",
-                        fs.mount_point,
-                        fs.fs_type
-                            .as_deref()
-                            .map(|t| format!(" ({t})"))
-                            .unwrap_or_default()
-                    ),
+                    format!("cannot read the free space of {}: {e}", fs.mount_point),
                     format!(
                         "Check that {} is mounted and answers: `timeout 5 df -h {}`.",
                         fs.mount_point, fs.mount_point
                     ),
                 ),
             }
-        }));
+        });
+        // statfs answers at once or hangs: the engine's timeout ends it,
+        // and the hint names the mount.
+        check.info.timeout_hint = Some(hint);
+        checks.push(check);
     }
     for path in layout.missing {
         let id = format!("disk.{}", name_for(&path));

@@ -184,6 +184,9 @@ pub struct CheckInfo {
     pub title: String,
     pub severity: Severity,
     pub timeout: Duration,
+    /// What a timeout means for this check, when it can say more than
+    /// "did not finish" (the disk check: which mount is hung).
+    pub timeout_hint: Option<String>,
 }
 
 impl CheckInfo {
@@ -382,6 +385,7 @@ fn info(ctx: &Context, entry: &CatalogueEntry, id: impl Into<String>) -> CheckIn
         title: entry.title.to_string(),
         severity: entry.severity,
         timeout: ctx.settings.checks.timeout,
+        timeout_hint: None,
     }
 }
 

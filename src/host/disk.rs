@@ -142,7 +142,8 @@ pub fn layout(
     configured: &[String],
     budget: Duration,
 ) -> Layout {
-    let (mounts, _) = super::read_within(&root.path("/proc/self/mountinfo"), budget)
+    // procfs answers at once; in a tree under --root, a FIFO is refused at once.
+    let (mounts, _) = super::read_optional(&root.path("/proc/self/mountinfo"))
         .ok()
         .flatten()
         .map(|t| mounts::parse(&t))
@@ -198,24 +199,5 @@ pub fn layout(
         filesystems: group_by_filesystem(root, &mounts, &present),
         missing,
         hung,
-    }
-}
-
-/// statvfs within `budget`: a dead NFS or FUSE server never answers.
-pub fn statvfs_within(path: &Path, budget: Duration) -> std::io::Result<Figures> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let owned = path.to_path_buf();
-    std::thread::spawn(move || {
-        let _ = tx.send(statvfs(&owned));
-    });
-    match rx.recv_timeout(budget) {
-        Ok(result) => result.map_err(std::io::Error::from),
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!(
-                "statfs did not answer within {}; the filesystem is hung",
-                humantime::format_duration(budget)
-            ),
-        )),
     }
 }

@@ -72,12 +72,8 @@ pub fn read_optional(path: &Path) -> std::io::Result<Option<String>> {
 /// A file on a hung mount (a dead NFS or FUSE server) never answers: its
 /// reading thread is left behind and the caller hears `TimedOut`.
 pub fn read_within(path: &Path, budget: std::time::Duration) -> std::io::Result<Option<String>> {
-    let (tx, rx) = std::sync::mpsc::channel();
     let owned = path.to_path_buf();
-    std::thread::spawn(move || {
-        let _ = tx.send(read_optional(&owned));
-    });
-    rx.recv_timeout(budget).unwrap_or_else(|_| {
+    within(budget, move || read_optional(&owned)).unwrap_or_else(|| {
         Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!(
@@ -87,6 +83,20 @@ pub fn read_within(path: &Path, budget: std::time::Duration) -> std::io::Result<
             ),
         ))
     })
+}
+
+/// Runs file work that could block on a hung mount in a thread of its own,
+/// and gives up waiting after `budget` (`None`; the thread stays stuck in
+/// the kernel). For work outside a check, whose own timeout bounds it.
+pub fn within<T: Send + 'static>(
+    budget: std::time::Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(work());
+    });
+    rx.recv_timeout(budget).ok()
 }
 
 /// The package manager that a patch run on this host will drive.

@@ -5,12 +5,7 @@
 //! hypervisor UUID starting `ec2` mean an EC2 instance; anything else is
 //! `local`, where nothing AWS is contacted.
 
-use super::{read_within, Root};
-use std::time::Duration;
-
-/// How long one of mode detection's small files may take: they are local
-/// files, so only a hung mount makes them slow.
-const READ_BUDGET: Duration = Duration::from_secs(1);
+use super::{read_optional, Root};
 use crate::config::ModeSetting;
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +49,7 @@ struct Registration {
 }
 
 fn read_trimmed(root: &Root, path: &str) -> Option<String> {
-    read_within(&root.path(path), READ_BUDGET)
+    read_optional(&root.path(path))
         .ok()
         .flatten()
         .map(|s| s.trim().to_string())
@@ -62,7 +57,7 @@ fn read_trimmed(root: &Root, path: &str) -> Option<String> {
 }
 
 fn registration(root: &Root) -> Option<Registration> {
-    let text = read_within(&root.path(REGISTRATION_FILE), READ_BUDGET).ok()??;
+    let text = read_optional(&root.path(REGISTRATION_FILE)).ok()??;
     Some(serde_json::from_str(&text).unwrap_or(Registration {
         instance_id: None,
         region: None,

@@ -26,7 +26,7 @@ pub async fn run(checks: Vec<Check>) -> Vec<CheckResult> {
                 Ok(Err(join)) => crashed(join),
                 Err(_) => {
                     abort.abort(); // an async check stops here; a blocking one cannot
-                    timed_out(info.timeout)
+                    timed_out(info.timeout, info.timeout_hint.as_deref())
                 }
             };
             (index, info.result(outcome, started.elapsed()))
@@ -42,11 +42,12 @@ pub async fn run(checks: Vec<Check>) -> Vec<CheckResult> {
     results.into_iter().flatten().collect()
 }
 
-fn timed_out(timeout: Duration) -> Outcome {
+fn timed_out(timeout: Duration, hint: Option<&str>) -> Outcome {
     Outcome::error(
         format!(
-            "the check did not finish within its {} timeout",
-            humantime::format_duration(timeout)
+            "the check did not finish within its {} timeout{}",
+            humantime::format_duration(timeout),
+            hint.map(|h| format!(": {h}")).unwrap_or_default()
         ),
         "Run `ssm-preflight check -v` to see where it stops; if the host is just slow, raise `checks.timeout` in /etc/ssm-preflight/config.toml.",
     )
@@ -83,6 +84,7 @@ mod tests {
                 title: id.into(),
                 severity: Severity::Low,
                 timeout: Duration::from_millis(timeout_ms),
+                timeout_hint: None,
             },
             work: Work::Blocking(Box::new(run)),
         }
@@ -121,12 +123,13 @@ mod tests {
                 title: "hung".into(),
                 severity: Severity::Low,
                 timeout: Duration::from_millis(50),
+                timeout_hint: Some("the hint".into()),
             },
             work: Work::Async(Box::pin(std::future::pending())),
         };
         let results = run(vec![hung]).await;
         assert_eq!(results[0].status, Status::Error);
-        assert!(results[0].summary.contains("50ms timeout"));
+        assert!(results[0].summary.contains("50ms timeout: the hint"));
     }
 
     #[tokio::test]

@@ -107,7 +107,18 @@ pub fn prepare(options: &Options) -> Result<Prepared, ConfigError> {
             region: None,
         }
     } else {
-        mode::detect(&root, options.mode.unwrap_or(settings.mode))
+        // Its files live under /var and /sys: one bounded look at them all,
+        // so a hung mount cannot hold every command at its start.
+        let setting = options.mode.unwrap_or(settings.mode);
+        let (detect_root, budget) = (root.clone(), std::time::Duration::from_secs(1));
+        crate::host::within(budget, move || mode::detect(&detect_root, setting)).unwrap_or_else(
+            || Detected {
+                mode: Mode::Local,
+                reason: "the files that tell the mode (the hybrid registration under /var, DMI under /sys) did not answer within 1s, so nothing is contacted: a mount is hung".into(),
+                instance_id: None,
+                region: None,
+            },
+        )
     };
     tracing::info!(mode = detected.mode.as_str(), reason = %detected.reason, "mode decided");
     Ok(Prepared {
@@ -204,10 +215,17 @@ fn host_summary(ctx: &Context) -> HostSummary {
             .get()
             .cloned()
             .or_else(|| ctx.settings.patch_group.value.clone()),
-        os: OsRelease::read(&ctx.root)
-            .ok()
+        // Outside any check's timeout: bounded here.
+        os: {
+            let root = ctx.root.clone();
+            crate::host::within(std::time::Duration::from_secs(1), move || {
+                OsRelease::read(&root)
+                    .ok()
+                    .flatten()
+                    .map(|(os, _)| os.pretty_name)
+            })
             .flatten()
-            .map(|(os, _)| os.pretty_name),
+        },
     }
 }
 
