@@ -2,13 +2,6 @@ use clap::Parser;
 use std::io::Write;
 
 fn main() {
-    // A host agent with a handful of short-lived threads: glibc's default
-    // of one malloc arena per thread (up to 8 per core) costs RSS for
-    // nothing here. Two arenas keep the idle daemon lean.
-    // SAFETY: called first, before any other thread exists.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
-    }
     let cli = match ssm_preflight::commands::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
