@@ -219,7 +219,14 @@ fn a_good_reload_takes_effect() {
     )
     .unwrap();
     d.signal(nix::sys::signal::Signal::SIGHUP);
-    d.wait_for("STATUS=configuration reloaded");
+    let reloaded = d.wait_for("STATUS=configuration reloaded");
+    // STATUS= keeps the last verdict, with the next window of the new config.
+    let status = reloaded.last().unwrap();
+    assert!(
+        status.contains("configuration reloaded; last run pass; next window")
+            && status.contains("(dev-linux)"),
+        "{status}"
+    );
     let json: serde_json::Value =
         serde_json::from_slice(&d.cli(&["status", "--json"]).stdout).unwrap();
     assert_eq!(json["daemon"]["next_window"]["name"], "dev-linux");
