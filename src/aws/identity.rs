@@ -211,6 +211,20 @@ fn hybrid(root: &Root) -> Result<Identity, IdentityError> {
     }
 }
 
+impl Identity {
+    /// An EC2 instance's identity with `role`, for the checks' unit tests.
+    #[cfg(test)]
+    pub fn ec2_for_tests(role: Role) -> Identity {
+        Identity {
+            mode: Mode::Ec2,
+            instance_id: "i-0abc".into(),
+            region: "eu-west-1".into(),
+            account_id: Some("123456789012".into()),
+            role: Some(role),
+        }
+    }
+}
+
 /// An IAM role name as IAM allows it: 1 to 64 of `A-Za-z0-9+=,.@_-`.
 pub fn valid_role_name(name: &str) -> bool {
     (1..=64).contains(&name.len())

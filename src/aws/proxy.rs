@@ -35,6 +35,16 @@ impl AgentProxy {
         }
     }
 
+    /// `from_env` on literal pairs, for tests.
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> AgentProxy {
+        let env: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AgentProxy::from_env(&env)
+    }
+
     pub fn any(&self) -> bool {
         self.https_proxy.is_some() || self.http_proxy.is_some()
     }
@@ -160,12 +170,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> AgentProxy {
-        AgentProxy::from_env(
-            &pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>(),
-        )
+        AgentProxy::from_pairs(pairs)
     }
 
     #[test]

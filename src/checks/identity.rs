@@ -54,13 +54,7 @@ mod tests {
     use crate::checks::Status;
 
     fn ec2(role: Role) -> Result<Identity, IdentityError> {
-        Ok(Identity {
-            mode: Mode::Ec2,
-            instance_id: "i-0abc".into(),
-            region: "eu-west-1".into(),
-            account_id: Some("123456789012".into()),
-            role: Some(role),
-        })
+        Ok(Identity::ec2_for_tests(role))
     }
 
     #[test]

@@ -402,19 +402,6 @@ fn a_second_daemon_refuses_and_names_the_first() {
     );
 }
 
-/// An endpoint that accepts connections and never answers.
-async fn black_hole() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((tcp, _)) = listener.accept().await {
-            held.push(tcp);
-        }
-    });
-    addr
-}
-
 /// An endpoint that answers one byte a second, forever.
 async fn drip() -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -489,7 +476,7 @@ async fn a_silent_ssm_is_bounded(addr: std::net::SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ssm_that_never_answers_ends_within_the_call_timeout() {
-    a_silent_ssm_is_bounded(black_hole().await).await;
+    a_silent_ssm_is_bounded(common::black_hole().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -327,23 +327,10 @@ fn gate_fresh_pass_stale_rerun_and_a_blocking_failure() {
     );
 }
 
-/// An endpoint that accepts connections and never answers.
-async fn black_hole() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((tcp, _)) = listener.accept().await {
-            held.push(tcp);
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_older_run_never_replaces_a_newer_one() {
     let (_ssm, addr) = fake_ssm::start().await;
-    let hole = black_hole().await;
+    let hole = common::black_hole().await;
     let node = Node::new(addr, "");
     // The slow run: `gate` with every endpoint black-holed for 2 s, in its own config.
     let slow_config = node.root.path().join("slow.toml");

@@ -82,12 +82,7 @@ mod tests {
     use crate::checks::Status;
 
     fn env(pairs: &[(&str, &str)]) -> AgentProxy {
-        AgentProxy::from_env(
-            &pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>(),
-        )
+        AgentProxy::from_pairs(pairs)
     }
 
     #[test]

@@ -77,6 +77,19 @@ pub fn install_agent_binary(root: &Path) {
     .unwrap();
 }
 
+/// An endpoint that accepts connections and never answers.
+pub async fn black_hole() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            held.push(tcp);
+        }
+    });
+    addr
+}
+
 /// A root with a given os-release and nothing else.
 pub fn os_release_root(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
