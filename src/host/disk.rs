@@ -161,7 +161,7 @@ pub fn layout(
         let batch = std::mem::take(&mut pending);
         let (tx, rx) = std::sync::mpsc::channel();
         let (worker_root, worker_batch) = (root.clone(), batch.clone());
-        std::thread::spawn(move || {
+        super::spawn_worker(move || {
             for path in worker_batch {
                 if tx.send(worker_root.path(&path).exists()).is_err() {
                     return;

@@ -93,10 +93,24 @@ pub fn within<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    spawn_worker(move || {
         let _ = tx.send(work());
     });
     rx.recv_timeout(budget).ok()
+}
+
+/// Runs `work` on a thread that may block: the async runtime's blocking
+/// pool when there is one (its threads serve the checks next, so no thread
+/// is created for this alone), else a thread of its own.
+pub fn spawn_worker(work: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(work);
+        }
+        Err(_) => {
+            std::thread::spawn(work);
+        }
+    }
 }
 
 /// The package manager that a patch run on this host will drive.
