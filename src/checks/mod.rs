@@ -301,13 +301,30 @@ pub fn catalogue() -> impl Iterator<Item = &'static CatalogueEntry> {
 
 /// Every check this host can run, in registry order.
 pub fn plan_all(ctx: &Context) -> Vec<Check> {
+    plan_where(ctx, |_| true)
+}
+
+/// The checks of the entries `wanted` keeps, in registry order: an entry
+/// no selector can reach is not even planned (its plan may look at the
+/// host, as the disk family's does).
+pub fn plan_where(ctx: &Context, wanted: impl Fn(&CatalogueEntry) -> bool) -> Vec<Check> {
     REGISTRY
         .iter()
+        .filter(|r| wanted(r.entry))
         .flat_map(|r| match r.plan {
             Plan::One(plan) => vec![plan(ctx)],
             Plan::Many(plan) => plan(ctx),
         })
         .collect()
+}
+
+/// Whether a selector can reach any check of an entry: what `selects`
+/// takes, or one member of a family (`endpoint.ssm` for `endpoint`).
+pub fn reaches(selector: &str, entry: &CatalogueEntry) -> bool {
+    selects(selector, entry.id, entry.group)
+        || selector
+            .strip_prefix(entry.id)
+            .is_some_and(|rest| rest.starts_with('.'))
 }
 
 /// Whether a selector (`--only`, `checks.disable`, `gate.checks`) names
@@ -405,6 +422,16 @@ mod tests {
         assert!(!is_known_selector("disk."));
         assert!(!is_known_selector("pkg.lock.x"));
         assert!(known_selectors().contains(&"endpoint.<service>".to_string()));
+    }
+
+    #[test]
+    fn a_selector_reaches_an_entry_by_id_family_member_or_group() {
+        assert!(reaches("endpoint.ssm", &endpoint::ENTRY));
+        assert!(reaches("endpoint", &endpoint::ENTRY));
+        assert!(reaches("network", &endpoint::ENTRY));
+        assert!(reaches("pkg", &pkg_lock::ENTRY));
+        assert!(!reaches("pkg.lock", &pkg_state::ENTRY));
+        assert!(!reaches("disk.boot", &endpoint::ENTRY));
     }
 
     #[test]

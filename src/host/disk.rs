@@ -6,6 +6,7 @@ use super::{mounts, Root};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The paths a patch run writes to; those that exist are checked.
@@ -132,10 +133,10 @@ pub struct Blocked {
 }
 
 /// Which candidate paths exist and which filesystem each is on. Each
-/// lookup is bounded by `budget`: one worker thread looks the paths up in
-/// turn; when one does not answer in time, its mount is reported as hung
-/// (the worker stays stuck in the kernel), and a fresh worker goes on with
-/// the paths that are not on that mount.
+/// lookup is bounded by `budget`: one worker looks the paths up in turn;
+/// when one does not answer in time, its mount is reported as hung (the
+/// worker stays stuck in the kernel), and a fresh worker goes on with the
+/// paths that are not on that mount.
 pub fn layout(
     root: &Root,
     candidates: &[String],
@@ -159,40 +160,61 @@ pub fn layout(
     let mut hung: Vec<Blocked> = Vec::new();
     while !pending.is_empty() {
         let batch = std::mem::take(&mut pending);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (worker_root, worker_batch) = (root.clone(), batch.clone());
+        // The worker notes each answer where the caller can read it after
+        // a timeout, and wakes the caller once, at the end: no hand-off per
+        // path on the common, healthy path.
+        let answers = Arc::new(Mutex::new(Vec::with_capacity(batch.len())));
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let (worker_root, worker_batch, worker_answers) =
+            (root.clone(), batch.clone(), answers.clone());
         super::spawn_worker(move || {
             for path in worker_batch {
-                if tx.send(worker_root.path(&path).exists()).is_err() {
-                    return;
-                }
+                let exists = worker_root.path(&path).exists();
+                worker_answers.lock().unwrap().push(exists);
             }
+            let _ = done_tx.send(());
         });
-        for (i, path) in batch.iter().enumerate() {
-            match rx.recv_timeout(budget) {
-                Ok(true) => present.push(path.clone()),
-                Ok(false) if configured.contains(path) => missing.push(path.clone()),
-                Ok(false) => {}
-                Err(_) => {
-                    let mount = mounts::mount_for(&mounts, path);
-                    let mount_point = mount.map_or_else(|| path.clone(), |m| m.mount_point.clone());
-                    pending = batch[i + 1..]
-                        .iter()
-                        .filter(|p| {
-                            mounts::mount_for(&mounts, p)
-                                .is_none_or(|m| m.mount_point != mount_point)
-                        })
-                        .cloned()
-                        .collect();
-                    hung.push(Blocked {
-                        path: path.clone(),
-                        mount_point,
-                        fs_type: mount.map(|m| m.fs_type.clone()),
-                        budget,
-                    });
-                    break;
+        // Each path gets the budget: a lookup that has not moved on for
+        // that long is the stuck one.
+        let (mut seen, mut since) = (0, std::time::Instant::now());
+        let stuck = loop {
+            match done_rx.recv_timeout(budget / 4) {
+                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let now = answers.lock().unwrap().len();
+                    if now != seen {
+                        (seen, since) = (now, std::time::Instant::now());
+                    } else if since.elapsed() >= budget {
+                        break Some(now);
+                    }
                 }
             }
+        };
+        let answers = answers.lock().unwrap().clone();
+        for (path, exists) in batch.iter().zip(&answers) {
+            if *exists {
+                present.push(path.clone());
+            } else if configured.contains(path) {
+                missing.push(path.clone());
+            }
+        }
+        if let Some(i) = stuck {
+            let path = &batch[i];
+            let mount = mounts::mount_for(&mounts, path);
+            let mount_point = mount.map_or_else(|| path.clone(), |m| m.mount_point.clone());
+            pending = batch[i + 1..]
+                .iter()
+                .filter(|p| {
+                    mounts::mount_for(&mounts, p).is_none_or(|m| m.mount_point != mount_point)
+                })
+                .cloned()
+                .collect();
+            hung.push(Blocked {
+                path: path.clone(),
+                mount_point,
+                fs_type: mount.map(|m| m.fs_type.clone()),
+                budget,
+            });
         }
     }
     Layout {

@@ -156,8 +156,17 @@ pub async fn run_checks(ctx: &Context, only: &[String]) -> Result<Report, RunErr
             checks::known_selectors().join(", ")
         )));
     }
-    let planned = checks::plan_all(ctx);
-    let available: Vec<String> = planned.iter().map(|c| c.info.id.clone()).collect();
+    let disabled = &ctx.settings.checks.disable;
+    // Entries nothing selects are not planned at all.
+    let planned = checks::plan_where(ctx, |entry| {
+        if only.is_empty() {
+            !disabled
+                .iter()
+                .any(|d| checks::selects(d, entry.id, entry.group))
+        } else {
+            only.iter().any(|o| checks::reaches(o, entry))
+        }
+    });
     let selected: Vec<_> = planned
         .into_iter()
         .filter(|c| {
@@ -174,6 +183,10 @@ pub async fn run_checks(ctx: &Context, only: &[String]) -> Result<Report, RunErr
         })
         .collect();
     if selected.is_empty() && !only.is_empty() {
+        let available: Vec<String> = checks::plan_all(ctx)
+            .iter()
+            .map(|c| c.info.id.clone())
+            .collect();
         return Err(RunError::Selection(format!(
             "no check on this host matches --only {}; the checks here are: {}",
             only.join(","),
