@@ -72,16 +72,19 @@ impl Proxy {
         } else {
             format!("http://{url}")
         };
-        let rest = with_scheme
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("the proxy `{url}` is not an http:// URL"))?;
+        let rest = with_scheme.strip_prefix("http://").ok_or_else(|| {
+            format!(
+                "the proxy `{}` is not an http:// URL",
+                super::proxy::redact(url)
+            )
+        })?;
         let authority = rest.split('/').next().unwrap_or_default();
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, authority),
         };
-        let (host, port) =
-            split_authority(hostport).ok_or_else(|| format!("the proxy `{url}` has no host"))?;
+        let (host, port) = split_authority(hostport)
+            .ok_or_else(|| format!("the proxy `{}` has no host", super::proxy::redact(url)))?;
         // The URL as shown to people never carries the password; the
         // credentials are percent-decoded before Basic auth, as Go does.
         let shown = super::proxy::redact(&format!("http://{authority}"));
@@ -540,6 +543,12 @@ mod tests {
         assert_eq!(Proxy::parse("proxy:8080").unwrap().port, 8080);
         assert_eq!(Proxy::parse("http://[::1]:3128").unwrap().host, "::1");
         assert!(Proxy::parse("socks5://x").is_err());
+        // A refused setting is named without its password.
+        let err = Proxy::parse("socks5://alice:S3cretPw@proxy:1080").unwrap_err();
+        assert!(
+            !err.contains("S3cretPw") && err.contains("alice:***@proxy"),
+            "{err}"
+        );
     }
 
     #[test]

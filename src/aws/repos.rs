@@ -415,14 +415,14 @@ pub fn client(
             if let Some(url) = p.https_proxy.as_deref() {
                 builder = builder.proxy(
                     reqwest::Proxy::https(url)
-                        .map_err(|e| e.to_string())?
+                        .map_err(|e| unusable_proxy(url, e))?
                         .no_proxy(no_proxy.clone()),
                 );
             }
             if let Some(url) = p.http_proxy.as_deref() {
                 builder = builder.proxy(
                     reqwest::Proxy::http(url)
-                        .map_err(|e| e.to_string())?
+                        .map_err(|e| unusable_proxy(url, e))?
                         .no_proxy(no_proxy),
                 );
             }
@@ -430,7 +430,17 @@ pub fn client(
         Some(_) => builder = builder.no_proxy(),
         None => {} // the agent's environment is unknown: ours stands in for it
     }
-    builder.build().map_err(|e| e.to_string())
+    builder.build().map_err(|e| e.without_url().to_string())
+}
+
+/// Why a proxy setting cannot be used, without its password (reqwest's
+/// error would carry the URL as written).
+fn unusable_proxy(url: &str, e: reqwest::Error) -> String {
+    format!(
+        "the proxy {} is unusable: {}",
+        crate::aws::proxy::redact(url),
+        e.without_url()
+    )
 }
 
 /// One repository's answer.

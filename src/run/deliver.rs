@@ -11,11 +11,12 @@ use std::time::{Duration, SystemTime};
 /// When to try again: 30 s doubling per attempt up to 30 min, scaled by
 /// 0.5–1.0 (`random` in 0..1) so hosts that failed together do not retry together.
 pub fn backoff(attempts: u32, random: f64) -> Duration {
-    const BASE: Duration = Duration::from_secs(30);
-    const CAP: Duration = Duration::from_secs(30 * 60);
-    let exp = attempts.saturating_sub(1).min(16);
-    let full = BASE.saturating_mul(1 << exp).min(CAP);
-    full.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)
+    crate::daemon::machine::backoff(
+        attempts,
+        Duration::from_secs(30),
+        Duration::from_secs(30 * 60),
+        random,
+    )
 }
 
 /// A delay in `0..=max` for spreading a fleet's reports (`random` in 0..1).
