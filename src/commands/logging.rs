@@ -1,22 +1,27 @@
-//! Logs go to journald when stderr is the journal (systemd sets
-//! `JOURNAL_STREAM` to stderr's device:inode), to stderr otherwise.
+//! Logs go to journald as native entries when stderr is the journal
+//! (systemd sets `JOURNAL_STREAM` to stderr's device:inode), to stderr as
+//! text otherwise — coloured only when stderr is a terminal.
 
-use std::os::unix::fs::MetadataExt;
+use std::io::IsTerminal;
+use std::os::fd::{AsFd, BorrowedFd};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
-/// Whether stderr is connected to the journal, per systemd.exec(5).
-fn stderr_is_journal() -> bool {
-    let Ok(value) = std::env::var("JOURNAL_STREAM") else {
+/// Whether `fd` is the stream systemd connected to the journal, per
+/// systemd.exec(5): `JOURNAL_STREAM` holds its device and inode, which an
+/// `fstat` of the descriptor itself must match. (Opening `/proc/self/fd/2`
+/// instead fails on a socket with ENXIO, which sent every service line to
+/// the journal as plain text.)
+fn is_journal_stream(fd: BorrowedFd<'_>, journal_stream: Option<&str>) -> bool {
+    let Some((dev, ino)) = journal_stream.and_then(|v| v.split_once(':')) else {
         return false;
     };
-    let Some((dev, ino)) = value.split_once(':') else {
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
         return false;
     };
-    let stderr = std::fs::File::open("/proc/self/fd/2").and_then(|f| f.metadata());
-    match (stderr, dev.parse::<u64>(), ino.parse::<u64>()) {
-        (Ok(meta), Ok(dev), Ok(ino)) => meta.dev() == dev && meta.ino() == ino,
-        _ => false,
+    match nix::sys::stat::fstat(fd) {
+        Ok(st) => st.st_dev == dev && st.st_ino == ino,
+        Err(_) => false,
     }
 }
 
@@ -29,11 +34,17 @@ pub fn init(verbose: u8) {
     };
     // RUST_LOG, when set, says more precisely what to show.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    if stderr_is_journal() {
+    let journal_stream = std::env::var("JOURNAL_STREAM").ok();
+    if is_journal_stream(std::io::stderr().as_fd(), journal_stream.as_deref()) {
         if let Ok(journald) = tracing_journald::layer() {
+            // No prefix: a check's fields are CHECK_ID, CHECK_STATUS,
+            // PATCH_GROUP and MESSAGE_ID, as the README's journalctl lines use.
+            let journald = journald
+                .with_syslog_identifier("ssm-preflight".into())
+                .with_field_prefix(None);
             let _ = tracing_subscriber::registry()
                 .with(filter)
-                .with(journald.with_syslog_identifier("ssm-preflight".into()))
+                .with(journald)
                 .try_init();
             return;
         }
@@ -43,7 +54,40 @@ pub fn init(verbose: u8) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(
+                    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                )
                 .with_target(false),
         )
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    fn dev_ino(fd: BorrowedFd<'_>) -> String {
+        let st = nix::sys::stat::fstat(fd).unwrap();
+        format!("{}:{}", st.st_dev, st.st_ino)
+    }
+
+    #[test]
+    fn a_socket_named_by_journal_stream_is_the_journal() {
+        // systemd hands the service a stream socket; /proc/self/fd/N of a
+        // socket cannot be opened, so only fstat sees it.
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        let value = dev_ino(ours.as_fd());
+        assert!(is_journal_stream(ours.as_fd(), Some(&value)));
+    }
+
+    #[test]
+    fn another_descriptor_or_no_variable_is_not_the_journal() {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        let peers = dev_ino(peer.as_fd());
+        assert!(!is_journal_stream(ours.as_fd(), Some(&peers)));
+        assert!(!is_journal_stream(ours.as_fd(), None));
+        assert!(!is_journal_stream(ours.as_fd(), Some("garbage")));
+        assert!(!is_journal_stream(ours.as_fd(), Some("1:x")));
+    }
 }
