@@ -55,38 +55,53 @@ fn local_url(url: &str) -> bool {
         .any(|p| url.starts_with(p))
 }
 
+/// The repositories configured on the host, and the files that list
+/// repositories but could not be read (with why): an unread file is not
+/// "every repository answers" (issue #17).
+#[derive(Debug, Default)]
+pub struct Configured {
+    pub repos: Vec<Repo>,
+    pub unreadable: Vec<String>,
+}
+
 /// Every repository configured on the host, apt, yum/dnf and zypper alike.
-pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Vec<Repo> {
-    let mut repos = Vec::new();
+pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
+    type Parse<'a> = Box<dyn Fn(&str, &str) -> Vec<Repo> + 'a>;
+    let mut out = Configured::default();
     let mut apt_files = vec!["/etc/apt/sources.list".to_string()];
     apt_files.extend(list_dir(root, "/etc/apt/sources.list.d", ".list"));
-    for file in apt_files {
-        if let Ok(text) = std::fs::read_to_string(root.path(&file)) {
-            repos.extend(apt_one_line(&text, &file));
-        }
-    }
-    for file in list_dir(root, "/etc/apt/sources.list.d", ".sources") {
-        if let Ok(text) = std::fs::read_to_string(root.path(&file)) {
-            repos.extend(apt_deb822(&text, &file));
-        }
-    }
-    for file in list_dir(root, "/etc/yum.repos.d", ".repo") {
-        if let Ok(text) = std::fs::read_to_string(root.path(&file)) {
-            repos.extend(rpm_md_repos(&text, &file, "dnf", vars));
-        }
-    }
-    for file in list_dir(root, "/etc/zypp/repos.d", ".repo") {
-        if let Ok(text) = std::fs::read_to_string(root.path(&file)) {
-            repos.extend(rpm_md_repos(&text, &file, "zypper", vars));
+    let sources: Vec<(Vec<String>, Parse)> = vec![
+        (apt_files, Box::new(apt_one_line)),
+        (
+            list_dir(root, "/etc/apt/sources.list.d", ".sources"),
+            Box::new(apt_deb822),
+        ),
+        (
+            list_dir(root, "/etc/yum.repos.d", ".repo"),
+            Box::new(|text, file| rpm_md_repos(text, file, "dnf", vars)),
+        ),
+        (
+            list_dir(root, "/etc/zypp/repos.d", ".repo"),
+            Box::new(|text, file| rpm_md_repos(text, file, "zypper", vars)),
+        ),
+    ];
+    for (files, parse) in sources {
+        for file in files {
+            match std::fs::read_to_string(root.path(&file)) {
+                Ok(text) => out.repos.extend(parse(&text, &file)),
+                // sources.list may well be absent (deb822-only hosts).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => out.unreadable.push(format!("{file} ({e})")),
+            }
         }
     }
     // The same index listed twice (deb and deb-src) is asked once.
     let mut seen = std::collections::HashSet::new();
-    repos.retain(|r| match r {
+    out.repos.retain(|r| match r {
         Repo::Fetch { index, .. } => seen.insert(index.clone()),
         Repo::Skip { .. } => true,
     });
-    repos
+    out
 }
 
 /// `<uri>/dists/<suite>/InRelease`, or `<uri>/<suite>/InRelease` for a flat repository.

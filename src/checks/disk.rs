@@ -200,14 +200,28 @@ pub fn judge(
         .iter()
         .filter(|p| p.as_str() == AGENT_EXEC_DIR || p.starts_with(&format!("{AGENT_EXEC_DIR}/")))
         .collect();
-    if fs.noexec && !noexec_paths.is_empty() {
-        problems.push(format!(
-            "{AGENT_EXEC_DIR} is on {mp}, which is mounted noexec, so the agent cannot run the patch scripts it downloads there"
-        ));
-        remedies.push(format!(
-            "Remove `noexec` from the options of {mp} in /etc/fstab and run `sudo mount -o remount,exec {mp}`, or mount {AGENT_EXEC_DIR} from a filesystem that allows execution."
-        ));
-        status = Status::Fail;
+    if !noexec_paths.is_empty() {
+        match fs.noexec {
+            Some(true) => {
+                problems.push(format!(
+                    "{AGENT_EXEC_DIR} is on {mp}, which is mounted noexec, so the agent cannot run the patch scripts it downloads there"
+                ));
+                remedies.push(format!(
+                    "Remove `noexec` from the options of {mp} in /etc/fstab and run `sudo mount -o remount,exec {mp}`, or mount {AGENT_EXEC_DIR} from a filesystem that allows execution."
+                ));
+                status = Status::Fail;
+            }
+            None => {
+                problems.push(format!(
+                    "{mp} has {bytes_text}, but whether {AGENT_EXEC_DIR} is mounted noexec could not be told: /proc/self/mountinfo could not be read"
+                ));
+                remedies.push(format!(
+                    "Check the options with `findmnt -no OPTIONS --target {AGENT_EXEC_DIR}`: they must not include noexec, or the agent cannot run the patch scripts."
+                ));
+                status = worst(status, Status::Warn);
+            }
+            Some(false) => {}
+        }
     }
 
     let summary = if problems.is_empty() {
@@ -238,7 +252,13 @@ pub fn judge(
         .detail("inodes_total", f.inodes_total)
         .detail("warn_below_bytes", warn_bytes)
         .detail("fail_below_bytes", fail_bytes)
-        .detail("noexec", fs.noexec);
+        .detail(
+            "noexec",
+            fs.noexec.map_or(
+                "unknown (no mountinfo)",
+                |n| if n { "true" } else { "false" },
+            ),
+        );
     if let Some(t) = &fs.fs_type {
         outcome = outcome.detail("fs_type", t);
     }
@@ -279,13 +299,13 @@ mod tests {
     const GIB: u64 = 1 << 30;
     const MIB: u64 = 1 << 20;
 
-    fn fs(mp: &str, paths: &[&str], noexec: bool) -> Filesystem {
+    fn fs(mp: &str, paths: &[&str], noexec: impl Into<Option<bool>>) -> Filesystem {
         Filesystem {
             name: name_for(mp),
             mount_point: mp.into(),
             fs_type: Some("ext4".into()),
             paths: paths.iter().map(|p| p.to_string()).collect(),
-            noexec,
+            noexec: noexec.into(),
         }
     }
 
@@ -433,6 +453,37 @@ mod tests {
         // noexec elsewhere (a /tmp hardened by CIS) is not the agent's problem.
         let tmp = judge(
             &fs("/tmp", &["/tmp"], true),
+            figures(50 * GIB, 100 * GIB, 900, 1000),
+            &thresholds(&["/tmp"]),
+            None,
+        );
+        assert_eq!(tmp.status, Status::Pass);
+    }
+
+    #[test]
+    fn unknown_mount_options_under_the_agent_directory_warn() {
+        // Issue #17 item 2: no mountinfo is not "not noexec".
+        let o = judge(
+            &fs("/var", &["/var", "/var/lib/amazon"], None),
+            figures(50 * GIB, 100 * GIB, 900, 1000),
+            &thresholds(&["/var"]),
+            None,
+        );
+        assert_eq!(o.status, Status::Warn);
+        assert!(
+            o.summary
+                .contains("whether /var/lib/amazon is mounted noexec could not be told"),
+            "{}",
+            o.summary
+        );
+        assert!(o
+            .remedy
+            .unwrap()
+            .contains("findmnt -no OPTIONS --target /var/lib/amazon"));
+        assert_eq!(o.details["noexec"], "unknown (no mountinfo)");
+        // Elsewhere it does not matter.
+        let tmp = judge(
+            &fs("/tmp", &["/tmp"], None),
             figures(50 * GIB, 100 * GIB, 900, 1000),
             &thresholds(&["/tmp"]),
             None,

@@ -141,6 +141,15 @@ pub fn judge(g: &Gathered, stuck_after: Duration) -> Outcome {
             _ => {}
         }
     }
+    if g.bad_proc_lines > 0 {
+        // flock holders (apt's daily lock) are seen only in /proc/locks: a
+        // line that cannot be read may be one (issue #17).
+        warnings.push(format!(
+            "{} line(s) of /proc/locks could not be read, and a flock holder (such as apt's daily run) shows only there",
+            g.bad_proc_lines
+        ));
+        remedies.push("Look at the lines with `cat /proc/locks` and the holders with `sudo lsof /var/lib/dpkg/lock-frontend /var/lib/apt/daily_lock /var/run/yum.pid`; report the line to ssm-preflight's maintainers.".to_string());
+    }
     let stale: Vec<String> = g
         .findings
         .iter()
@@ -223,6 +232,27 @@ mod tests {
         let o = judge(&gathered(vec![]), HALF_HOUR);
         assert_eq!(o.status, Status::Pass);
         assert_eq!(o.summary, "no package-manager lock is held (2 looked at)");
+    }
+
+    #[test]
+    fn unreadable_proc_locks_lines_are_not_a_pass() {
+        // Issue #17 item 3: a line we could not read may be apt's flock.
+        let o = judge(
+            &Gathered {
+                bad_proc_lines: 2,
+                ..gathered(vec![])
+            },
+            HALF_HOUR,
+        );
+        assert_eq!(o.status, Status::Warn);
+        assert!(
+            o.summary
+                .starts_with("2 line(s) of /proc/locks could not be read"),
+            "{}",
+            o.summary
+        );
+        assert!(o.remedy.unwrap().contains("cat /proc/locks"));
+        assert_eq!(o.details["unreadable_proc_locks_lines"], "2");
     }
 
     #[test]

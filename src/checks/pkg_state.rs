@@ -36,19 +36,12 @@ pub fn plan(ctx: &Context) -> super::Check {
                 )
             }
         };
-        let timers_note = match timers {
-            Ok(t) => {
-                facts.timers = t;
-                None
-            }
-            Err(e) => Some(e.to_string()),
-        };
-        let windows = ctx2.upcoming_windows();
-        let outcome = judge_with_windows(&facts, &windows);
-        match timers_note {
-            Some(why) => outcome.detail("timers", format!("not known: {why}")),
-            None => outcome,
+        match timers {
+            Ok(t) => facts.timers = t,
+            Err(e) => facts.timers_unknown = Some(e.to_string()),
         }
+        let windows = ctx2.upcoming_windows();
+        judge_with_windows(&facts, &windows)
     })
 }
 
@@ -59,6 +52,9 @@ pub fn judge_with_windows(
     windows: &[crate::config::schedule::window::Window],
 ) -> Outcome {
     let outcome = judge(f);
+    if let Some(why) = &f.timers_unknown {
+        return timers_not_read(outcome, why, windows);
+    }
     let mut clashes = Vec::new();
     for t in &f.timers {
         let Some(next) = t.next else { continue };
@@ -99,6 +95,32 @@ pub fn judge_with_windows(
         details: outcome.details,
         ..merged
     }
+}
+
+/// The update timers could not be listed: with a window ahead, whether one
+/// fires inside it is unknown, which is not a pass (issue #17); with none,
+/// there is nothing to judge them against.
+fn timers_not_read(
+    outcome: Outcome,
+    why: &str,
+    windows: &[crate::config::schedule::window::Window],
+) -> Outcome {
+    let outcome = outcome.detail("timers", format!("not known: {why}"));
+    let Some(window) = windows.first() else {
+        return outcome;
+    };
+    if outcome.status != super::Status::Pass {
+        return outcome;
+    }
+    let details = outcome.details.clone();
+    let warned = Outcome::warn(
+        format!(
+            "{}, but the automatic-update timers could not be listed ({why}), so whether one fires inside the window {} (from {}) and takes the package lock is not known",
+            outcome.summary, window.name, window.start
+        ),
+        "Run `systemctl list-timers 'apt-daily*' 'dnf-automatic*' 'yum-cron*' 'unattended-upgrades*'` and move any that fires in the window (`sudo systemctl edit <timer>`), or run ssm-preflight where the system bus answers.",
+    );
+    Outcome { details, ..warned }
 }
 
 /// Whether a timer's next firing falls inside a window `[start, end)`.
@@ -299,6 +321,40 @@ mod tests {
         );
         let after = judge_with_windows(&facts("2026-12-13T06:14:00Z"), &[window]);
         assert_eq!(after.status, Status::Pass);
+    }
+
+    #[test]
+    fn timers_that_could_not_be_listed_warn_before_a_window() {
+        // Issue #17 item 7: no bus is not "no timer fires in the window".
+        let window = crate::config::schedule::window::Window {
+            start: "2026-12-13T02:00:00Z".into(),
+            name: "production-linux".into(),
+            source: "config".into(),
+            window_id: None,
+            duration_secs: Some(4 * 3600),
+        };
+        let f = Facts {
+            dpkg_present: true,
+            timers_unknown: Some("there is no system D-Bus".into()),
+            ..Default::default()
+        };
+        let o = judge_with_windows(&f, std::slice::from_ref(&window));
+        assert_eq!(o.status, Status::Warn);
+        assert!(
+            o.summary
+                .contains("timers could not be listed (there is no system D-Bus)"),
+            "{}",
+            o.summary
+        );
+        assert!(o.summary.contains("production-linux"), "{}", o.summary);
+        assert_eq!(o.details["timers"], "not known: there is no system D-Bus");
+        // With no window ahead there is nothing to judge them against.
+        let none = judge_with_windows(&f, &[]);
+        assert_eq!(none.status, Status::Pass);
+        assert_eq!(
+            none.details["timers"],
+            "not known: there is no system D-Bus"
+        );
     }
 
     #[test]

@@ -66,6 +66,19 @@ pub fn judge(f: &Facts) -> Outcome {
             format!("a reboot is pending: {}", reasons.join("; ")),
             "Reboot before the window opens (`sudo systemctl reboot`) so the patch run starts from a clean state; until then Patch Manager reports this node as pending reboot.",
         )
+    } else if let NeedsRestarting::Failed(why) = &f.needs_restarting {
+        // needs-restarting is what sees a glibc or systemd update that
+        // wants a reboot with the kernel unchanged: without its answer the
+        // kernel comparison alone cannot say "none pending" (issue #17).
+        let partial = if looked.is_empty() {
+            String::new()
+        } else {
+            format!("; what could be read: {}", looked.join("; "))
+        };
+        Outcome::warn(
+            format!("could not tell whether a reboot is pending: {why}{partial}"),
+            "Run `sudo needs-restarting -r` and see why it does not answer; if it says a reboot is needed, reboot before the window (`sudo systemctl reboot`).",
+        )
     } else if !looked.is_empty() {
         Outcome::pass(format!("no reboot is pending: {}", looked.join("; ")))
     } else {
@@ -97,6 +110,29 @@ mod tests {
             running_kernel: Some("6.1.0-26-amd64".into()),
             installed_kernels: vec!["6.1.0-26-amd64".into()],
             needs_restarting: NeedsRestarting::NotInstalled,
+        }
+    }
+
+    #[test]
+    fn needs_restarting_that_fails_is_not_a_pass() {
+        for why in [
+            "needs-restarting -r did not answer within 4s",
+            "needs-restarting -r exited with Some(2)",
+        ] {
+            let o = judge(&Facts {
+                debian_family: false,
+                needs_restarting: NeedsRestarting::Failed(why.into()),
+                ..facts()
+            });
+            assert_eq!(o.status, Status::Warn, "{why}");
+            assert!(o.summary.contains(why), "{}", o.summary);
+            assert!(
+                o.summary
+                    .contains("running kernel 6.1.0-26-amd64 is the newest installed"),
+                "the partial result is kept: {}",
+                o.summary
+            );
+            assert!(o.remedy.unwrap().contains("sudo needs-restarting -r"));
         }
     }
 

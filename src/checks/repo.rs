@@ -32,12 +32,20 @@ pub fn plan(ctx: &Context) -> super::Check {
         })
         .await
         .unwrap_or_default();
+        let unreadable = configured.unreadable;
+        let configured = configured.repos;
         let skipped: Vec<Repo> = configured
             .iter()
             .filter(|r| matches!(r, Repo::Skip { .. }))
             .cloned()
             .collect();
         if configured.iter().all(|r| matches!(r, Repo::Skip { .. })) {
+            if !unreadable.is_empty() {
+                return with_unreadable(
+                    Outcome::pass("no readable repository file lists a network repository"),
+                    &unreadable,
+                );
+            }
             return Outcome::skip(format!(
                 "no network repository is configured in /etc/apt, /etc/yum.repos.d or /etc/zypp/repos.d{}",
                 if skipped.is_empty() { String::new() } else { format!(" ({} local or unusable ones skipped)", skipped.len()) }
@@ -54,13 +62,37 @@ pub fn plan(ctx: &Context) -> super::Check {
             }
         };
         let answers = repos::fetch_all(&client, configured, ctx.settings.repos.timeout).await;
-        judge(&answers, &skipped)
+        with_unreadable(judge(&answers, &skipped), &unreadable)
     });
     check.info.timeout = check
         .info
         .timeout
         .max(ctx.settings.repos.timeout * 2 + std::time::Duration::from_secs(1));
     check
+}
+
+/// Repository files that could not be read: what they list was not tried,
+/// so a pass becomes a warning naming them (issue #17).
+pub fn with_unreadable(outcome: Outcome, unreadable: &[String]) -> Outcome {
+    if unreadable.is_empty() {
+        return outcome;
+    }
+    let files = unreadable.join(", ");
+    let outcome = outcome.detail("unreadable", &files);
+    if outcome.status != super::Status::Pass {
+        return Outcome {
+            summary: format!("{}; could not read {files}", outcome.summary),
+            ..outcome
+        };
+    }
+    let details = outcome.details.clone();
+    Outcome {
+        details,
+        ..Outcome::warn(
+            format!("{}, but the repositories in {files} were not tried: the file could not be read", outcome.summary),
+            "Run ssm-preflight as root (`sudo ssm-preflight check --only repo.reachable`) so it can read every repository file.",
+        )
+    }
 }
 
 pub fn judge(answers: &[Answer], skipped: &[Repo]) -> Outcome {
@@ -138,5 +170,40 @@ mod tests {
         );
         assert_eq!(bad.status, Status::Fail);
         assert_eq!(bad.summary, "2 of 3 repositories do not answer: b (http://b/InRelease: HTTP 404); c (http://c/InRelease: no answer within 5s)");
+    }
+
+    #[test]
+    fn an_unreadable_repository_file_is_not_all_answering() {
+        // Issue #17 item 6: a .repo file that cannot be read (here a
+        // directory of that name, which fails for root too) is named.
+        let dir = tempfile::tempdir().unwrap();
+        let repos_d = dir.path().join("etc/yum.repos.d");
+        std::fs::create_dir_all(repos_d.join("broken.repo")).unwrap();
+        std::fs::write(
+            repos_d.join("ok.repo"),
+            "[base]\nbaseurl=http://mirror.example/base/\nenabled=1\n",
+        )
+        .unwrap();
+        let root = crate::host::Root::new(dir.path());
+        let found = repos::configured(&root, &Default::default());
+        assert_eq!(found.repos.len(), 1, "{:?}", found.repos);
+        assert_eq!(found.unreadable.len(), 1, "{:?}", found.unreadable);
+        assert!(found.unreadable[0].starts_with("/etc/yum.repos.d/broken.repo ("));
+        let o = with_unreadable(judge(&[answer("a", Ok(200))], &[]), &found.unreadable);
+        assert_eq!(o.status, Status::Warn);
+        assert!(o.summary.starts_with("all 1 repositories answer (slowest in 30 ms), but the repositories in /etc/yum.repos.d/broken.repo ("), "{}", o.summary);
+        assert!(o
+            .remedy
+            .unwrap()
+            .contains("sudo ssm-preflight check --only repo.reachable"));
+        // A failure stays a failure, with the file named.
+        let bad = with_unreadable(judge(&[answer("b", Ok(404))], &[]), &found.unreadable);
+        assert_eq!(bad.status, Status::Fail);
+        assert!(
+            bad.summary
+                .contains("could not read /etc/yum.repos.d/broken.repo"),
+            "{}",
+            bad.summary
+        );
     }
 }

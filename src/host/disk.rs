@@ -40,7 +40,9 @@ pub struct Filesystem {
     pub mount_point: String,
     pub fs_type: Option<String>,
     pub paths: Vec<String>,
-    pub noexec: bool,
+    /// Whether it is mounted `noexec`; `None` when the mount options could
+    /// not be read (no mountinfo), which is not "exec" (issue #17).
+    pub noexec: Option<bool>,
 }
 
 /// `disk.root` for `/`, `disk.var-log` for `/var/log`.
@@ -76,10 +78,10 @@ pub fn group_by_filesystem(
                 format!("mount:{}", m.id),
                 m.mount_point.clone(),
                 Some(m.fs_type.clone()),
-                m.has_option("noexec"),
+                Some(m.has_option("noexec")),
             ),
             None => match std::fs::metadata(root.path(path)) {
-                Ok(meta) => (format!("dev:{}", meta.dev()), path.clone(), None, false),
+                Ok(meta) => (format!("dev:{}", meta.dev()), path.clone(), None, None),
                 Err(_) => continue,
             },
         };

@@ -22,6 +22,8 @@ pub struct Facts {
     pub unreadable: Vec<String>,
     /// Automatic-update timers that are active, and when each next fires.
     pub timers: Vec<Timer>,
+    /// Why the timers could not be listed (no bus, systemd not answering).
+    pub timers_unknown: Option<String>,
     /// A live process holding dpkg's lock: with journal entries waiting,
     /// that is dpkg at work, not dpkg interrupted.
     pub dpkg_holder: Option<super::locks::Holder>,
@@ -85,12 +87,12 @@ pub fn gather(root: &Root) -> Facts {
                 f.dpkg_journal = names;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(_) => f.unreadable.push(format!("{DPKG_DIR}/updates")),
+            Err(e) => f.unreadable.push(format!("{DPKG_DIR}/updates ({e})")),
         }
         match std::fs::read_to_string(root.path(&format!("{DPKG_DIR}/status"))) {
             Ok(text) => f.dpkg_unfinished = unfinished_packages(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(_) => f.unreadable.push(format!("{DPKG_DIR}/status")),
+            Err(e) => f.unreadable.push(format!("{DPKG_DIR}/status ({e})")),
         }
     }
     if !f.dpkg_journal.is_empty() || !f.dpkg_unfinished.is_empty() {
@@ -104,14 +106,18 @@ pub fn gather(root: &Root) -> Facts {
             });
     }
     if f.yum_present {
-        if let Ok(dir) = std::fs::read_dir(root.path(YUM_DIR)) {
-            let mut names: Vec<String> = dir
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("transaction-all."))
-                .collect();
-            names.sort();
-            f.yum_unfinished = names;
+        match std::fs::read_dir(root.path(YUM_DIR)) {
+            Ok(dir) => {
+                let mut names: Vec<String> = dir
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("transaction-all."))
+                    .collect();
+                names.sort();
+                f.yum_unfinished = names;
+            }
+            // Unread is not "no interrupted run" (issue #17).
+            Err(e) => f.unreadable.push(format!("{YUM_DIR} ({e})")),
         }
     }
     f

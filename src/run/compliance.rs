@@ -1,5 +1,7 @@
 //! A run as SSM custom compliance (DESIGN.md, "Outputs"): type
-//! `Custom:PatchPreflight`, one item per check, `fail` ⇒ NON_COMPLIANT,
+//! `Custom:PatchPreflight`, one item per check, `fail` and `error` ⇒
+//! NON_COMPLIANT (an error is "could not look", which must not read as
+//! compliant in the Compliance console),
 //! uploaded as COMPLETE (a custom type must send the whole list every
 //! time). Every documented limit is applied here, before sending, so SSM
 //! never rejects a report for its size.
@@ -63,10 +65,9 @@ pub fn upload(report: &Report, resource_id: &str, run_id: &str) -> Upload {
                 id: fit(&c.id, MAX_ITEM_ID),
                 title: fit(&c.title, MAX_TITLE),
                 severity: severity(c.severity),
-                status: if c.status == Status::Fail {
-                    "NON_COMPLIANT"
-                } else {
-                    "COMPLIANT"
+                status: match c.status {
+                    Status::Fail | Status::Error => "NON_COMPLIANT",
+                    Status::Pass | Status::Warn | Status::Skip => "COMPLIANT",
                 },
                 details,
             }
@@ -129,6 +130,21 @@ mod tests {
         assert_eq!(u.execution_time, "1970-01-01T00:00:00Z");
         let warn = upload(&report("x", Status::Warn), "i-1", "run-1");
         assert_eq!(warn.items[0].status, "COMPLIANT");
+    }
+
+    #[test]
+    fn a_check_that_could_not_look_is_not_compliant() {
+        // Issue #17 item 8: an error must not read as compliant in SSM.
+        let u = upload(
+            &report("cannot read /proc/locks", Status::Error),
+            "i-1",
+            "r",
+        );
+        let item = &u.items[0];
+        assert_eq!((item.status, item.severity), ("NON_COMPLIANT", "CRITICAL"));
+        assert_eq!(item.details["Status"], "error");
+        let skip = upload(&report("local mode", Status::Skip), "i-1", "r");
+        assert_eq!(skip.items[0].status, "COMPLIANT");
     }
 
     #[test]

@@ -346,7 +346,7 @@ fn run_ec2(site: &FakeEc2Site, sources: &str) -> (serde_json::Value, Option<i32>
     let out = common::command(
         root.path(),
         &config_file,
-        &["check", "--json", "--mode", "ec2"],
+        &["check", "--json", "--mode", "local"],
     )
     .env_remove("AWS_EC2_METADATA_DISABLED")
     .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &site.imds)
@@ -453,17 +453,41 @@ fn a_skewed_clock_a_missing_tag_and_a_broken_repository() {
 
 #[test]
 fn local_mode_contacts_nothing() {
-    // The site is up, but local mode must not touch it: the fake IMDS and
-    // endpoints would answer, so a pass here would mean traffic.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let site = rt.block_on(site(true, 0));
+    // Every address the checks could reach is a listener that nobody
+    // accepts on: a connection would complete in the kernel's backlog and
+    // show up in accept(). After the run, every backlog must be empty
+    // (issue #17 item 10): zero connections, not just five skips.
+    let listen = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        l
+    };
+    let mut watched: Vec<(String, std::net::TcpListener)> = Vec::new();
+    let mut config = String::from("[endpoints.urls]\n");
+    for service in ["ssm", "ssmmessages", "ec2messages", "s3", "ec2"] {
+        let l = listen();
+        config.push_str(&format!(
+            "{service} = \"https://localhost:{}\"\n",
+            l.local_addr().unwrap().port()
+        ));
+        watched.push((service.to_string(), l));
+    }
+    let imds = listen();
+    let proxy = listen();
+    let repo = listen();
+    let env_ssm = listen();
     let root = common::fixture_root("debian12-clean");
     common::install_agent_binary(root.path());
+    std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
+    std::fs::write(
+        root.path().join("etc/apt/sources.list"),
+        format!(
+            "deb http://{}/debian bookworm main\n",
+            repo.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
     let config_file = root.path().join("preflight.toml");
-    let mut config = String::from("[endpoints.urls]\n");
-    for (service, port) in &site.endpoints {
-        config.push_str(&format!("{service} = \"https://localhost:{port}\"\n"));
-    }
     std::fs::write(&config_file, config).unwrap();
     let out = common::command(
         root.path(),
@@ -471,10 +495,47 @@ fn local_mode_contacts_nothing() {
         &["check", "--json", "--mode", "local"],
     )
     .env_remove("AWS_EC2_METADATA_DISABLED")
-    .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &site.imds)
+    .env(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        format!("http://{}", imds.local_addr().unwrap()),
+    )
+    .env(
+        "AWS_ENDPOINT_URL_SSM",
+        format!("http://{}", env_ssm.local_addr().unwrap()),
+    )
+    .env(
+        "HTTPS_PROXY",
+        format!("http://{}", proxy.local_addr().unwrap()),
+    )
+    .env(
+        "HTTP_PROXY",
+        format!("http://{}", proxy.local_addr().unwrap()),
+    )
+    .env("AWS_ACCESS_KEY_ID", "AKIDLOCALMODE")
+    .env("AWS_SECRET_ACCESS_KEY", "local-mode-secret")
+    .env("AWS_REGION", "eu-west-1")
     .output()
     .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    watched.push(("IMDS".into(), imds));
+    watched.push(("the proxy".into(), proxy));
+    watched.push(("the apt repository".into(), repo));
+    watched.push(("AWS_ENDPOINT_URL_SSM".into(), env_ssm));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let mut contacted = Vec::new();
+    for (what, listener) in &watched {
+        let mut n = 0;
+        while listener.accept().is_ok() {
+            n += 1;
+        }
+        if n > 0 {
+            contacted.push(format!("{what}: {n} connection(s)"));
+        }
+    }
+    assert!(
+        contacted.is_empty(),
+        "local mode made connections: {contacted:?}"
+    );
     for id in [
         "agent.identity",
         "credentials.role",

@@ -353,11 +353,8 @@ fn a_hung_check_times_out_and_the_run_still_returns() {
     nix::unistd::mkfifo(&uptime, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(config.path(), "[checks]\ntimeout = \"1s\"\n").unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ssm-preflight"))
-        .args(["check", "--json", "--root"])
-        .arg(dir.path())
-        .arg("--config")
-        .arg(config.path())
+    // The common command: no bus, no IMDS, private state (issue #17 item 15).
+    let mut child = common::command(dir.path(), config.path(), &["check", "--json"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -126,10 +126,12 @@ fn notify_status_reload_and_stop() {
     let first = d.wait_for("READY=1");
     assert!(first.iter().any(|m| m.contains("READY=1")), "{first:?}");
     // The start-up run ends with the verdict and the next window in STATUS=.
+    // warn: with a window ahead and no bus, pkg.state cannot list the
+    // update timers, which is not a pass (issue #17).
     let run = d.wait_for("STATUS=last run");
     let status = run.last().unwrap();
     assert!(
-        status.contains("STATUS=last run pass; next window"),
+        status.contains("STATUS=last run warn; next window"),
         "{status}"
     );
     assert!(status.contains("(production-linux)"), "{status}");
@@ -151,22 +153,12 @@ fn notify_status_reload_and_stop() {
     let json: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
     assert_eq!(json["daemon_running"], true);
-    assert_eq!(json["state"]["last_run"]["verdict"], "pass");
+    assert_eq!(json["state"]["last_run"]["verdict"], "warn");
     assert_eq!(json["daemon"]["next_window"]["name"], "production-linux");
     assert_eq!(json["daemon"]["next_window"]["source"], "config");
     let readable = text(&d.cli(&["status"]));
     assert!(readable.starts_with("Daemon: running (pid"), "{readable}");
     assert!(readable.contains("Next window: "), "{readable}");
-
-    // A refresh from root runs the checks again.
-    if nix::unistd::geteuid().is_root() {
-        let out = d.cli(&["status", "--refresh"]);
-        assert!(text(&out).contains("A run was started"), "{}", text(&out));
-        d.wait_for("STATUS=last run");
-        let json: serde_json::Value =
-            serde_json::from_slice(&d.cli(&["status", "--json"]).stdout).unwrap();
-        assert_eq!(json["state"]["history"].as_array().unwrap().len(), 2);
-    }
 
     // A bad config on SIGHUP is refused and the old one kept.
     std::fs::write(&d.config, "[daemon]\ninterval = \"often\"\n").unwrap();
@@ -209,6 +201,25 @@ fn notify_status_reload_and_stop() {
     assert!(readable.contains("Last run: "), "{readable}");
 }
 
+/// Issue #17 item 12: a part that needs root is a test of its own, ignored
+/// (and so listed as ignored) where the suite does not run as root.
+#[test]
+#[ignore = "needs root: status --refresh is for root only"]
+fn a_refresh_from_root_runs_the_checks_again() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "run as root (scripts/test does)"
+    );
+    let d = Daemon::start(CONFIG);
+    d.wait_for("STATUS=last run");
+    let out = d.cli(&["status", "--refresh"]);
+    assert!(text(&out).contains("A run was started"), "{}", text(&out));
+    d.wait_for("STATUS=last run");
+    let json: serde_json::Value =
+        serde_json::from_slice(&d.cli(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["state"]["history"].as_array().unwrap().len(), 2);
+}
+
 #[test]
 fn a_good_reload_takes_effect() {
     let d = Daemon::start(CONFIG);
@@ -223,7 +234,7 @@ fn a_good_reload_takes_effect() {
     // STATUS= keeps the last verdict, with the next window of the new config.
     let status = reloaded.last().unwrap();
     assert!(
-        status.contains("configuration reloaded; last run pass; next window")
+        status.contains("configuration reloaded; last run warn; next window")
             && status.contains("(dev-linux)"),
         "{status}"
     );
@@ -237,11 +248,24 @@ async fn windows_from_the_ssm_fake_and_access_denied() {
     let (ssm, addr) = fake_ssm::start().await;
     ssm.lock().unwrap().schedules.push((
         "InstanceIds".into(),
+        "mi-0123456789abcdef0".into(),
         serde_json::json!({"WindowId": "mw-0123456789abcdef0", "Name": "production-linux", "ExecutionTime": "2099-01-18T02:00Z"}),
     ));
     ssm.lock().unwrap().schedules.push((
         "tag:Patch Group".into(),
+        "production-linux".into(),
         serde_json::json!({"WindowId": "mw-0123456789abcdef0", "Name": "production-linux", "ExecutionTime": "2099-01-18T02:00:00Z"}),
+    ));
+    // Windows of another node and another group: SSM would not name them.
+    ssm.lock().unwrap().schedules.push((
+        "InstanceIds".into(),
+        "mi-0fffffffffffffff0".into(),
+        serde_json::json!({"WindowId": "mw-0aaaaaaaaaaaaaaa0", "Name": "other-node", "ExecutionTime": "2099-01-11T02:00:00Z"}),
+    ));
+    ssm.lock().unwrap().schedules.push((
+        "tag:Patch Group".into(),
+        "dev-linux".into(),
+        serde_json::json!({"WindowId": "mw-0bbbbbbbbbbbbbbb0", "Name": "dev-linux", "ExecutionTime": "2099-01-04T02:00:00Z"}),
     ));
     let root = common::fixture_root("hybrid-node");
     let config = root.path().join("preflight.toml");

@@ -658,3 +658,58 @@ fn a_user_outside_the_group_is_told_who_may_look_and_how() {
     );
     assert!(!err.contains("not running"), "{err}");
 }
+
+/// Issue #17 item 1: a yum directory the user may not list is not "no
+/// interrupted run". Run as `nobody` against a root whose /var/lib/yum is 0700.
+#[test]
+#[ignore = "needs root: reads the package database as another user"]
+fn an_unreadable_yum_directory_is_not_a_clean_database() {
+    assert!(is_root(), "run as root (scripts/test does)");
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let yum = root.path().join("var/lib/yum");
+    std::fs::create_dir_all(&yum).unwrap();
+    std::fs::write(yum.join("transaction-all.2026-11-30.02:00.01"), "").unwrap();
+    for dir in [
+        root.path(),
+        &root.path().join("var"),
+        &root.path().join("var/lib"),
+    ] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&yum, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(config.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config_file = config.path().join("config.toml");
+    std::fs::write(&config_file, "mode = \"local\"\n").unwrap();
+    std::fs::set_permissions(&config_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cmd = common::command(
+        root.path(),
+        &config_file,
+        &["check", "--only", "pkg.state", "--json"],
+    );
+    let out = as_nobody(cmd);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let check = &report["checks"][0];
+    assert_eq!(check["status"], "warn", "{check:#}");
+    let summary = check["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("could not read /var/lib/yum (Permission denied"),
+        "{summary}"
+    );
+    // As root the same tree is read, and the unfinished transaction found.
+    let out = common::run_with_config(
+        root.path(),
+        &config_file,
+        &["check", "--only", "pkg.state", "--json"],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["checks"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("unfinished transaction"),
+        "{report:#}"
+    );
+}

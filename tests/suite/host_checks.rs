@@ -218,7 +218,20 @@ fn one_disk_result_per_filesystem_without_mountinfo() {
     // The fixture tree is one directory on one filesystem.
     assert_eq!(disks.len(), 1, "{disks:#?}");
     assert_eq!(disks[0].id, "disk.root");
-    assert_ne!(disks[0].status, Status::Error);
+    assert_eq!(disks[0].status, Status::Pass, "{:#?}", disks[0]);
+    // With the agent's directory there, no mountinfo means its noexec
+    // option is unknown: a warning, not a pass (issue #17).
+    std::fs::create_dir_all(dir.path().join("var/lib/amazon")).unwrap();
+    let results = run_all(dir.path(), Settings::default());
+    let root_fs = find(&results, "disk.root");
+    assert_eq!(root_fs.status, Status::Warn, "{root_fs:#?}");
+    assert!(
+        root_fs
+            .summary
+            .contains("whether /var/lib/amazon is mounted noexec could not be told"),
+        "{}",
+        root_fs.summary
+    );
 }
 
 #[test]

@@ -138,6 +138,13 @@ pub fn judge(
                         format!("{name} runs as uid {uid}, not root, so it cannot install packages (pid {})", unit.main_pid),
                         format!("Remove the `User=` setting from its unit (`systemctl cat {ctl}` shows where), then `sudo systemctl daemon-reload && sudo systemctl restart {ctl}`."),
                     )
+                } else if main_uid.is_none() && unit.main_pid > 0 {
+                    // Issue #17: not knowing the user is not "runs as root".
+                    let pid = unit.main_pid;
+                    Outcome::warn(
+                        format!("{name} is active ({sub}){up_text}, but which user its process runs as could not be read: /proc/{pid}/status is hidden (`hidepid`) or gone, so it may not be root"),
+                        format!("Run the check as root (`sudo ssm-preflight check --only agent.service`), or see the user with `ps -o user= -p {pid}`: the agent must run as root to install packages."),
+                    )
                 } else {
                     let who = match main_uid {
                         Some(0) => format!(", pid {} as root", unit.main_pid),
@@ -312,6 +319,28 @@ mod tests {
         );
         assert_eq!(o.status, Status::Fail);
         assert!(o.summary.contains("runs as uid 1000, not root"));
+    }
+
+    #[test]
+    fn an_unknown_user_is_not_taken_for_root() {
+        // hidepid hides /proc/<pid>/status: the check cannot say "as root".
+        let o = judge(
+            &classic(unit(CLASSIC_UNIT, "loaded", "active", "running", 7200, 0)),
+            None,
+            now(),
+            HOUR,
+            None,
+        );
+        assert_eq!(o.status, Status::Warn);
+        assert!(
+            o.summary.contains("/proc/812/status is hidden"),
+            "{}",
+            o.summary
+        );
+        assert!(o
+            .remedy
+            .unwrap()
+            .contains("sudo ssm-preflight check --only agent.service"));
     }
 
     #[test]

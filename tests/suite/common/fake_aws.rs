@@ -330,6 +330,40 @@ pub async fn listener() -> (TcpListener, SocketAddr) {
     (l, a)
 }
 
+/// The instance the fake EC2 knows tags of.
+pub const INSTANCE_ID: &str = "i-0test";
+
+/// DescribeTags' `Filter.N.Name` / `Filter.N.Value.M` form fields, by name.
+fn describe_tags_filters(body: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let fields: Vec<(String, String)> = body
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for (k, name) in &fields {
+        let Some(n) = k
+            .strip_prefix("Filter.")
+            .and_then(|r| r.strip_suffix(".Name"))
+        else {
+            continue;
+        };
+        let prefix = format!("Filter.{n}.Value.");
+        let values: Vec<String> = fields
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        out.insert(name.clone(), values);
+    }
+    out
+}
+
 /// `ec2:DescribeTags` over plain HTTP: answers the tags given when the
 /// request is signed (SigV4 `Authorization`) and asks for DescribeTags;
 /// `UnauthorizedOperation` when `allow` is false.
@@ -369,9 +403,18 @@ pub async fn start_ec2(listener: TcpListener, tags: Vec<(String, String)>, allow
                         } else if !body.contains("Action=DescribeTags") {
                             (400, "<Response><Errors><Error><Code>InvalidAction</Code></Error></Errors></Response>".to_string())
                         } else {
+                            // Filtered as EC2 filters (issue #17 item 9): a
+                            // wrong instance ID or key filter gets nothing.
+                            let filters = describe_tags_filters(&body);
+                            let wanted = |name: &str, value: &str| {
+                                filters
+                                    .get(name)
+                                    .is_none_or(|values| values.iter().any(|v| v == value))
+                            };
                             let items: String = tags
                             .iter()
-                            .map(|(k, v)| format!("<item><resourceId>i-0test</resourceId><resourceType>instance</resourceType><key>{k}</key><value>{v}</value></item>"))
+                            .filter(|(k, _)| wanted("resource-id", INSTANCE_ID) && wanted("key", k) && filters.contains_key("resource-id"))
+                            .map(|(k, v)| format!("<item><resourceId>{INSTANCE_ID}</resourceId><resourceType>instance</resourceType><key>{k}</key><value>{v}</value></item>"))
                             .collect();
                             (200, format!("<DescribeTagsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId><tagSet>{items}</tagSet></DescribeTagsResponse>"))
                         };

@@ -35,8 +35,9 @@ pub struct FakeSsm {
     pub calls: Vec<String>,
     /// Signatures that did not verify.
     pub bad_signatures: usize,
-    /// DescribeMaintenanceWindowSchedule answer, by target key ("InstanceIds" or "tag:…").
-    pub schedules: Vec<(String, Value)>,
+    /// DescribeMaintenanceWindowSchedule answers, by target: key
+    /// ("InstanceIds" or "tag:…"), value, then the window execution.
+    pub schedules: Vec<(String, String, Value)>,
 }
 
 pub type Shared = Arc<Mutex<FakeSsm>>;
@@ -169,15 +170,23 @@ async fn handle(
         }
         "AmazonSSM.DescribeMaintenanceWindowSchedule" => {
             let s = state.lock().unwrap();
-            let key = input["Targets"][0]["Key"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            // As SSM: every target's key and values must match, and a
+            // resource type other than INSTANCE finds no instance's window
+            // (issue #17 item 9).
+            let targets = input["Targets"].as_array().cloned().unwrap_or_default();
+            if targets.len() != 1 || input["ResourceType"] != "INSTANCE" {
+                return ok(json!({ "ScheduledWindowExecutions": [] }));
+            }
+            let key = targets[0]["Key"].as_str().unwrap_or_default();
+            let values: Vec<&str> = targets[0]["Values"]
+                .as_array()
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             let found: Vec<Value> = s
                 .schedules
                 .iter()
-                .filter(|(k, _)| *k == key)
-                .map(|(_, v)| v.clone())
+                .filter(|(k, v, _)| k == key && values.contains(&v.as_str()))
+                .map(|(_, _, w)| w.clone())
                 .collect();
             ok(json!({ "ScheduledWindowExecutions": found }))
         }
