@@ -10,6 +10,11 @@
 //!   endpoints, EC2 tags, a repository), every check;
 //! - `ec2` mode with every endpoint black-holed (TCP accepted, never
 //!   answered): the run must end within the endpoint timeout + 0.5 s.
+//!
+//! Every run's JSON is read and must be what the scenario claims (a
+//! healthy site's checks pass, a black-holed endpoint fails, …): a figure
+//! taken from a run that went otherwise would measure something else. Each
+//! figure is printed with its budget and "within" or "OVER".
 
 #[path = "../tests/suite/common/fake_aws.rs"]
 #[allow(dead_code)]
@@ -30,13 +35,18 @@ struct Sample {
     max_rss_kib: i64,
 }
 
-/// Runs the command once and reads its peak RSS from wait4's rusage.
+/// What a scenario's run must show: a check by ID with one of the statuses.
+type Expect = &'static [(&'static str, &'static [&'static str])];
+
+/// Runs the command once, reads its peak RSS from wait4's rusage, and
+/// checks its JSON against `expect` (and that no check is `error` unless
+/// listed): a run that is not what the scenario says is not a figure.
 // The child is reaped by wait4 below, which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn run_once(cmd: &mut Command) -> Sample {
+fn run_once(cmd: &mut Command, out: &Path, expect: Expect) -> Sample {
     let started = Instant::now();
     let child = cmd
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(out).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn ssm-preflight");
@@ -49,6 +59,25 @@ fn run_once(cmd: &mut Command) -> Sample {
     let wall = started.elapsed();
     let code = libc::WEXITSTATUS(status);
     assert!(code <= 2, "check exited {code}: it could not run");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out).unwrap()).expect("check --json printed JSON");
+    let checks = json["checks"].as_array().expect("a checks list");
+    assert!(!checks.is_empty(), "no check ran");
+    for c in checks {
+        let id = c["id"].as_str().unwrap();
+        let got = c["status"].as_str().unwrap();
+        match expect.iter().find(|(want_id, _)| *want_id == id) {
+            Some((_, allowed)) => assert!(
+                allowed.contains(&got),
+                "{id} is {got}, not {allowed:?}: {}",
+                c["summary"]
+            ),
+            None => assert_ne!(got, "error", "{id} could not look: {}", c["summary"]),
+        }
+    }
+    for (id, _) in expect {
+        assert!(checks.iter().any(|c| c["id"] == *id), "{id} did not run");
+    }
     Sample {
         wall,
         max_rss_kib: usage.ru_maxrss,
@@ -68,11 +97,26 @@ fn preflight(root: &Path, config: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-/// Prints the figures and returns the median wall time in milliseconds.
-fn report(label: &str, runs: usize, mut make: impl FnMut() -> Command) -> f64 {
+/// A figure against its budget, in words.
+fn against(value: f64, budget: f64, unit: &str) -> String {
+    let word = if value <= budget { "within" } else { "OVER" };
+    format!("{word} the budget of {budget} {unit}")
+}
+
+/// Prints the figures and returns the median wall time in milliseconds and
+/// the peak RSS in MiB.
+fn report(
+    label: &str,
+    runs: usize,
+    expect: Expect,
+    mut make: impl FnMut() -> Command,
+) -> (f64, f64) {
+    let out = tempfile::NamedTempFile::new().unwrap();
     // One warm-up run so the binary and the files are in the page cache.
-    run_once(&mut make());
-    let mut samples: Vec<Sample> = (0..runs).map(|_| run_once(&mut make())).collect();
+    run_once(&mut make(), out.path(), expect);
+    let mut samples: Vec<Sample> = (0..runs)
+        .map(|_| run_once(&mut make(), out.path(), expect))
+        .collect();
     samples.sort_by_key(|s| s.wall);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let median = ms(samples[runs / 2].wall);
@@ -83,7 +127,7 @@ fn report(label: &str, runs: usize, mut make: impl FnMut() -> Command) -> f64 {
         ms(samples[0].wall),
         ms(samples[runs - 1].wall),
     );
-    median
+    (median, max_rss)
 }
 
 fn main() {
@@ -98,16 +142,40 @@ fn main() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let debian: PathBuf = fixtures.join("debian12-clean");
 
-    report("host, fixture root", RUNS, || {
+    // The clean Debian fixture: every host check looks and passes.
+    const CLEAN_HOST: Expect = &[
+        ("disk.root", &["pass"]),
+        ("pkg.lock", &["pass"]),
+        ("pkg.state", &["pass"]),
+        ("reboot.pending", &["pass"]),
+        ("os.supported", &["pass"]),
+    ];
+    let (median, rss) = report("host, fixture root", RUNS, CLEAN_HOST, || {
         preflight(&debian, &empty, &["check", "--only", "host", "--json"])
     });
-    report("host, real root /", RUNS, || {
-        preflight(
-            Path::new("/"),
-            &empty,
-            &["check", "--only", "host", "--json"],
-        )
-    });
+    println!(
+        "  host checks on the fixture: median {median:.2} ms, {}; peak RSS {rss:.1} MiB, {}",
+        against(median, 20.0, "ms"),
+        against(rss, 15.0, "MiB")
+    );
+    // This machine's own root: whatever it holds, each check looks (no error).
+    let (median, rss) = report(
+        "host, real root /",
+        RUNS,
+        &[("os.supported", &["pass", "fail"])],
+        || {
+            preflight(
+                Path::new("/"),
+                &empty,
+                &["check", "--only", "host", "--json"],
+            )
+        },
+    );
+    println!(
+        "  host checks on this machine: median {median:.2} ms, {}; peak RSS {rss:.1} MiB, {}",
+        against(median, 20.0, "ms"),
+        against(rss, 15.0, "MiB")
+    );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
 
@@ -130,13 +198,17 @@ fn main() {
         cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
         cmd
     };
-    let host_only = report("agent fixture, host only", RUNS, || on_bus("host"));
-    let with_bus = report("agent fixture, host+agent+clock", RUNS, || {
-        on_bus("host,agent,clock.sync")
-    });
+    let (host_only, _) = report("agent fixture, host only", RUNS, &[], || on_bus("host"));
+    let (with_bus, _) = report(
+        "agent fixture, host+agent+clock",
+        RUNS,
+        &[("agent.service", &["pass"]), ("clock.sync", &["pass"])],
+        || on_bus("host,agent,clock.sync"),
+    );
     println!(
-        "agent and clock checks add {:.2} ms (median against median)",
-        with_bus - host_only
+        "  agent and clock checks add {:.2} ms (median against median), {}",
+        with_bus - host_only,
+        against(with_bus - host_only, 10.0, "ms")
     );
 
     // The AWS side on loopback: everything healthy.
@@ -181,7 +253,20 @@ fn main() {
         )
     });
     let (urls, imds, ec2, repo, silent) = site;
+    // A managed Debian node: its os-release and the agent's binary.
     let aws_root = scratch.path().join("root");
+    std::fs::create_dir_all(aws_root.join("etc")).unwrap();
+    std::fs::copy(
+        debian.join("etc/os-release"),
+        aws_root.join("etc/os-release"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(aws_root.join("usr/bin")).unwrap();
+    std::fs::copy(
+        fixtures.join("agent-host/usr/bin/amazon-ssm-agent"),
+        aws_root.join("usr/bin/amazon-ssm-agent"),
+    )
+    .unwrap();
     std::fs::create_dir_all(aws_root.join("etc/apt")).unwrap();
     std::fs::write(
         aws_root.join("etc/apt/sources.list"),
@@ -199,9 +284,24 @@ fn main() {
             .env_remove("SSL_CERT_DIR");
         cmd
     };
-    report("ec2 mode, healthy loopback site", RUNS, || {
+    const HEALTHY: Expect = &[
+        ("agent.identity", &["pass"]),
+        ("credentials.role", &["pass"]),
+        ("endpoint.ssm", &["pass"]),
+        ("endpoint.ssmmessages", &["pass"]),
+        ("endpoint.ec2messages", &["pass"]),
+        ("endpoint.s3", &["pass"]),
+        ("repo.reachable", &["pass"]),
+        ("patchgroup.tag", &["pass"]),
+        ("os.supported", &["pass"]),
+    ];
+    let (median, rss) = report("ec2 mode, healthy loopback site", RUNS, HEALTHY, || {
         ec2_mode(&healthy)
     });
+    println!(
+        "  every check against a healthy site: median {median:.2} ms, {}; peak RSS {rss:.1} MiB",
+        against(median, 50.0, "ms")
+    );
 
     // Every endpoint black-holed, with the default 3 s endpoint timeout.
     let blackholed = scratch.path().join("blackholed.toml");
@@ -213,11 +313,23 @@ fn main() {
         ));
     }
     std::fs::write(&blackholed, config).unwrap();
-    let median = report("ec2 mode, every endpoint black-holed", 5, || {
-        ec2_mode(&blackholed)
-    });
+    const BLACK_HOLED: Expect = &[
+        ("endpoint.ssm", &["fail"]),
+        ("endpoint.ssmmessages", &["fail"]),
+        ("endpoint.ec2messages", &["fail"]),
+        ("endpoint.s3", &["fail"]),
+        // Its skew is read from the ssm endpoint's answer, which never comes.
+        ("clock.sync", &["skip", "error", "pass"]),
+    ];
+    let (median, _) = report(
+        "ec2 mode, every endpoint black-holed",
+        5,
+        BLACK_HOLED,
+        || ec2_mode(&blackholed),
+    );
     println!(
-        "black-holed run ends {:.0} ms after the 3 s endpoint timeout (budget 500 ms)",
-        median - 3000.0
+        "  the black-holed run ends {:.0} ms after the 3 s endpoint timeout, {}",
+        median - 3000.0,
+        against(median - 3000.0, 500.0, "ms")
     );
 }

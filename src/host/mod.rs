@@ -92,11 +92,27 @@ pub fn within<T: Send + 'static>(
     budget: std::time::Duration,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
+    start(work).wait(budget)
+}
+
+/// Work started on a worker now, its answer awaited later within a bound:
+/// the caller does something else meanwhile.
+pub struct Pending<T>(std::sync::mpsc::Receiver<T>);
+
+impl<T> Pending<T> {
+    /// The answer, or `None` when it has not come within `budget` of now.
+    pub fn wait(self, budget: std::time::Duration) -> Option<T> {
+        self.0.recv_timeout(budget).ok()
+    }
+}
+
+/// Starts `work` on a worker (see `spawn_worker`).
+pub fn start<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Pending<T> {
     let (tx, rx) = std::sync::mpsc::channel();
     spawn_worker(move || {
         let _ = tx.send(work());
     });
-    rx.recv_timeout(budget).ok()
+    Pending(rx)
 }
 
 /// Runs `work` on a thread that may block: the async runtime's blocking

@@ -88,18 +88,47 @@ fn ec2_signal(root: &Root) -> (Option<String>, Option<String>) {
     (None, None)
 }
 
+/// What the local files say about the node, read once: the hybrid
+/// registration and the EC2 signal in DMI or the hypervisor UUID. Read
+/// apart from `decide` so that a command can start the reads before its
+/// config is loaded (the config only says how to weigh them).
+pub struct Signals {
+    registration: Option<Registration>,
+    ec2: Option<String>,
+    dmi_instance: Option<String>,
+}
+
+pub fn signals(root: &Root) -> Signals {
+    let registration = registration(root);
+    let (ec2, dmi_instance) = ec2_signal(root);
+    Signals {
+        registration,
+        ec2,
+        dmi_instance,
+    }
+}
+
 pub fn detect(root: &Root, setting: ModeSetting) -> Detected {
     if setting == ModeSetting::Local {
         // Local mode needs no file: nothing is read.
-        return Detected {
-            mode: Mode::Local,
-            reason: "mode is set to local".into(),
-            instance_id: None,
-            region: None,
-        };
+        return local_by_setting();
     }
-    let reg = registration(root);
-    let (ec2, dmi_instance) = ec2_signal(root);
+    decide(&signals(root), setting)
+}
+
+fn local_by_setting() -> Detected {
+    Detected {
+        mode: Mode::Local,
+        reason: "mode is set to local".into(),
+        instance_id: None,
+        region: None,
+    }
+}
+
+/// The mode for a setting, given what the files say.
+pub fn decide(signals: &Signals, setting: ModeSetting) -> Detected {
+    let reg = &signals.registration;
+    let (ec2, dmi_instance) = (&signals.ec2, &signals.dmi_instance);
     let hybrid_ids = |reason: String| {
         let reg = reg.as_ref();
         Detected {
@@ -118,17 +147,12 @@ pub fn detect(root: &Root, setting: ModeSetting) -> Detected {
     match setting {
         ModeSetting::Hybrid => hybrid_ids("mode is set to hybrid".into()),
         ModeSetting::Ec2 => ec2_ids("mode is set to ec2".into()),
-        ModeSetting::Local => Detected {
-            mode: Mode::Local,
-            reason: "mode is set to local".into(),
-            instance_id: None,
-            region: None,
-        },
+        ModeSetting::Local => local_by_setting(),
         ModeSetting::Auto => {
             if reg.is_some() {
                 hybrid_ids(format!("{REGISTRATION_FILE} exists"))
             } else if let Some(reason) = ec2 {
-                ec2_ids(reason)
+                ec2_ids(reason.clone())
             } else {
                 Detected {
                     mode: Mode::Local,

@@ -92,12 +92,17 @@ pub struct Prepared {
 }
 
 pub fn prepare(options: &Options) -> Result<Prepared, ConfigError> {
-    let settings = Arc::new(load_config(options)?.settings);
     let root = Root::new(&options.root);
-    let detected = if options.mode.is_none()
-        && settings.mode == ModeSetting::Auto
-        && options.root != std::path::Path::new("/")
-    {
+    // On the real root, the files that tell the mode are read while the
+    // config loads: the config only says how to weigh them.
+    let real_root = options.root == std::path::Path::new("/");
+    let early = (real_root && options.mode != Some(ModeSetting::Local)).then(|| {
+        let root = root.clone();
+        crate::host::start(move || mode::signals(&root))
+    });
+    let settings = Arc::new(load_config(options)?.settings);
+    let setting = options.mode.unwrap_or(settings.mode);
+    let detected = if options.mode.is_none() && settings.mode == ModeSetting::Auto && !real_root {
         // A tree under --root (a fixture, a mounted image) is not this host:
         // its registration or DMI files must not send checks to real AWS.
         Detected {
@@ -109,16 +114,24 @@ pub fn prepare(options: &Options) -> Result<Prepared, ConfigError> {
     } else {
         // Its files live under /var and /sys: one bounded look at them all,
         // so a hung mount cannot hold every command at its start.
-        let setting = options.mode.unwrap_or(settings.mode);
-        let (detect_root, budget) = (root.clone(), std::time::Duration::from_secs(1));
-        crate::host::within(budget, move || mode::detect(&detect_root, setting)).unwrap_or_else(
-            || Detected {
-                mode: Mode::Local,
-                reason: "the files that tell the mode (the hybrid registration under /var, DMI under /sys) did not answer within 1s, so nothing is contacted: a mount is hung".into(),
-                instance_id: None,
-                region: None,
-            },
-        )
+        let budget = std::time::Duration::from_secs(1);
+        let detected = if setting == ModeSetting::Local {
+            Some(mode::detect(&root, setting))
+        } else {
+            let pending = early.unwrap_or_else(|| {
+                let root = root.clone();
+                crate::host::start(move || mode::signals(&root))
+            });
+            pending
+                .wait(budget)
+                .map(|signals| mode::decide(&signals, setting))
+        };
+        detected.unwrap_or_else(|| Detected {
+            mode: Mode::Local,
+            reason: "the files that tell the mode (the hybrid registration under /var, DMI under /sys) did not answer within 1s, so nothing is contacted: a mount is hung".into(),
+            instance_id: None,
+            region: None,
+        })
     };
     tracing::info!(mode = detected.mode.as_str(), reason = %detected.reason, "mode decided");
     Ok(Prepared {

@@ -346,7 +346,7 @@ fn run_ec2(site: &FakeEc2Site, sources: &str) -> (serde_json::Value, Option<i32>
     let out = common::command(
         root.path(),
         &config_file,
-        &["check", "--json", "--mode", "local"],
+        &["check", "--json", "--mode", "ec2"],
     )
     .env_remove("AWS_EC2_METADATA_DISABLED")
     .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &site.imds)
