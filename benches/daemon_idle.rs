@@ -109,6 +109,15 @@ fn main() {
     let cpu_idle = (cpu_after - cpu_before) as f64 / 1e9;
     let per_hour = cpu_idle * 3600.0 / idle as f64;
     let within = |ok: bool| if ok { "within" } else { "OVER" };
+    // The counter is live: the start-up run's CPU shows in it.
+    assert!(
+        cpu_before > 0,
+        "schedstat shows no CPU time at all for the daemon"
+    );
+    println!(
+        "the daemon had used {:.3} ms of CPU by the start of the idle period (its start-up run)",
+        cpu_before as f64 / 1e6
+    );
     println!(
         "idle daemon ({} threads): RSS {:.1} MiB after the start-up run, {:.1} MiB after {idle} s idle — {} the budget of 10 MiB; CPU {:.6} s in {idle} s idle = {per_hour:.4} s per idle hour — {} the budget of 0.1 s (schedstat, ns resolution)",
         threads_after.len(),

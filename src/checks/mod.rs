@@ -17,6 +17,7 @@ pub mod endpoint;
 pub mod identity;
 pub mod os_supported;
 pub mod patch_group;
+pub mod patch_prereqs;
 pub mod pkg_lock;
 pub mod pkg_state;
 pub mod reboot;
@@ -287,6 +288,10 @@ pub const REGISTRY: &[Registered] = &[
     Registered {
         entry: &os_supported::ENTRY,
         plan: Plan::One(os_supported::plan),
+    },
+    Registered {
+        entry: &patch_prereqs::ENTRY,
+        plan: Plan::One(patch_prereqs::plan),
     },
     Registered {
         entry: &patch_group::ENTRY,

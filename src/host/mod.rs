@@ -12,6 +12,7 @@ pub mod os_release;
 pub mod pkg_state;
 pub mod proc_locks;
 pub mod process;
+pub mod python;
 pub mod reboot;
 pub mod systemd;
 pub mod version;

@@ -120,6 +120,7 @@ async fn a_round_trip_read_back_with_list_compliance_items() {
             "pkg.state",
             "reboot.pending",
             "os.supported",
+            "patch.prereqs",
             "patchgroup.tag"
         ]
     );
