@@ -93,7 +93,10 @@ fn preflight(root: &Path, config: &Path, args: &[&str]) -> Command {
         .arg("--config")
         .arg(config)
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("DBUS_SYSTEM_BUS_ADDRESS", NO_BUS);
+        .env("DBUS_SYSTEM_BUS_ADDRESS", NO_BUS)
+        // Any AWS service not pointed at a fake goes to a loopback port where
+        // nothing listens, never to its real name.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
     cmd
 }
 
@@ -242,6 +245,14 @@ fn main() {
             l,
             vec!["/debian/dists/bookworm/InRelease".into()],
         ));
+        let (l, sts) = fake_aws::listener().await;
+        tokio::spawn(fake_aws::start_sts(
+            l,
+            fake_aws::StsAnswer::Accept(
+                "arn:aws:sts::123456789012:assumed-role/SSMCore/i-0bench".into(),
+            ),
+            Default::default(),
+        ));
         let (l, silent_base) = fake_aws::listener().await;
         tokio::spawn(fake_aws::serve_silence(l));
         (
@@ -249,10 +260,11 @@ fn main() {
             format!("http://{imds}"),
             format!("http://{ec2}"),
             format!("http://{repo}"),
+            format!("http://{sts}"),
             silent_base,
         )
     });
-    let (urls, imds, ec2, repo, silent) = site;
+    let (urls, imds, ec2, repo, sts, silent) = site;
     // A managed Debian node: its os-release and the agent's binary.
     let aws_root = scratch.path().join("root");
     std::fs::create_dir_all(aws_root.join("etc")).unwrap();
@@ -280,6 +292,7 @@ fn main() {
         cmd.env_remove("AWS_EC2_METADATA_DISABLED")
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
             .env("AWS_ENDPOINT_URL_EC2", &ec2)
+            .env("AWS_ENDPOINT_URL_STS", &sts)
             .env("SSL_CERT_FILE", &ca.pem_path)
             .env_remove("SSL_CERT_DIR");
         cmd
@@ -287,6 +300,7 @@ fn main() {
     const HEALTHY: Expect = &[
         ("agent.identity", &["pass"]),
         ("credentials.role", &["pass"]),
+        ("credentials.valid", &["pass"]),
         ("endpoint.ssm", &["pass"]),
         ("endpoint.ssmmessages", &["pass"]),
         ("endpoint.ec2messages", &["pass"]),

@@ -202,6 +202,24 @@ impl Context {
         .clone()
     }
 
+    /// An HTTPS client for AWS endpoints outside the SDK (STS, S3 objects):
+    /// the run's TLS trust, through the agent's proxy as the agent would go.
+    pub async fn aws_http(&self) -> Result<reqwest::Client, String> {
+        let tls = self.tls()?;
+        let proxy = self.agent_proxy().await;
+        crate::aws::repos::client(tls, proxy.as_ref())
+    }
+
+    /// Where `service`'s regional endpoint is for this node, or its override.
+    pub fn endpoint_url(&self, service: &str, region: &str) -> String {
+        crate::aws::sdk::endpoint_override(&self.settings, service).unwrap_or_else(|| {
+            format!(
+                "https://{}",
+                crate::aws::endpoints::regional_host(service, region)
+            )
+        })
+    }
+
     /// An SSM client for this node: its region (`aws.region` or the
     /// identity's) and the credentials the agent would use.
     pub fn ssm_client(
@@ -251,13 +269,7 @@ impl Context {
                         why,
                     }),
                 }
-                let endpoint = crate::aws::sdk::endpoint_override(&self.settings, "ec2")
-                    .unwrap_or_else(|| {
-                        format!(
-                            "https://{}",
-                            crate::aws::endpoints::regional_host("ec2", &region)
-                        )
-                    });
+                let endpoint = self.endpoint_url("ec2", &region);
                 let http = self.tls().and_then(|t| {
                     reqwest::Client::builder()
                         .use_preconfigured_tls((*t).clone())

@@ -510,7 +510,7 @@ async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u
     }
 }
 
-fn describe_reqwest(e: &reqwest::Error) -> String {
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut next = std::error::Error::source(e);
     while let Some(s) = next {

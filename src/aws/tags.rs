@@ -3,12 +3,11 @@
 //! `ssm:ListTagsForResource` for `mi-` nodes, `ec2:DescribeTags` when the
 //! role allows it.
 //!
-//! `ec2:DescribeTags` is one signed Query request (aws-sigv4 + reqwest)
-//! rather than aws-sdk-ec2: the SDK would add minutes of build and
-//! megabytes of binary for one call (figures in BENCHMARKS.md).
+//! `ec2:DescribeTags` is one signed Query request (`aws::query`) rather
+//! than aws-sdk-ec2: the SDK would add minutes of build and megabytes of
+//! binary for one call (figures in BENCHMARKS.md).
 
-use aws_credential_types::provider::ProvideCredentials;
-use std::time::SystemTime;
+use super::query::xml_values;
 
 pub const KEYS: &[&str] = &["Patch Group", "PatchGroup"];
 
@@ -83,59 +82,19 @@ pub async fn from_ec2(
     credentials: &aws_credential_types::provider::SharedCredentialsProvider,
     instance_id: &str,
 ) -> Result<Vec<Found>, String> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    let creds = credentials
-        .provide_credentials()
-        .await
-        .map_err(|e| format!("no credentials to sign ec2:DescribeTags: {e}"))?;
-    let identity = creds.into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("ec2")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| e.to_string())?
-        .into();
     let body = describe_tags_body(instance_id);
-    let url = format!("{}/", endpoint.trim_end_matches('/'));
-    let content_type = (
-        "content-type",
-        "application/x-www-form-urlencoded; charset=utf-8",
-    );
-    let signable = SignableRequest::new(
-        "POST",
-        &url,
-        std::iter::once(content_type),
-        SignableBody::Bytes(body.as_bytes()),
-    )
-    .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| e.to_string())?
-        .into_parts();
-    let mut request = http::Request::builder()
-        .method("POST")
-        .uri(&url)
-        .header(content_type.0, content_type.1)
-        .body(body.clone())
-        .map_err(|e| e.to_string())?;
-    instructions.apply_to_request_http1x(&mut request);
-    let request = reqwest::Request::try_from(request).map_err(|e| e.to_string())?;
-    let response = http
-        .execute(request)
+    let credentials = super::query::resolve(credentials).await?;
+    let answer = super::query::post(http, endpoint, region, "ec2", &credentials, &body)
         .await
         .map_err(|e| format!("ec2:DescribeTags did not answer: {e}"))?;
-    let status = response.status();
-    let text = response.text().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        let code = xml_values(&text, "Code")
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| status.to_string());
+    if !(200..300).contains(&answer.status) {
+        let code = answer
+            .error()
+            .map(|(code, _)| code)
+            .unwrap_or_else(|| format!("HTTP {}", answer.status));
         return Err(format!("ec2:DescribeTags answered {code}"));
     }
-    Ok(parse_describe_tags(&text))
+    Ok(parse_describe_tags(&answer.body))
 }
 
 /// The `<item>`s of a DescribeTags answer. The answer has one fixed, flat
@@ -155,22 +114,6 @@ pub fn parse_describe_tags(xml: &str) -> Vec<Found> {
                 key,
                 value,
             })
-        })
-        .collect()
-}
-
-fn xml_values(xml: &str, element: &str) -> Vec<String> {
-    let open = format!("<{element}>");
-    let close = format!("</{element}>");
-    xml.split(&open)
-        .skip(1)
-        .filter_map(|rest| rest.split(&close).next())
-        .map(|raw| {
-            raw.replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&")
         })
         .collect()
 }

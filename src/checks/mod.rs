@@ -12,6 +12,7 @@ pub mod agent;
 pub mod clock;
 pub mod common;
 pub mod credentials_role;
+pub mod credentials_valid;
 pub mod disk;
 pub mod endpoint;
 pub mod identity;
@@ -256,6 +257,10 @@ pub const REGISTRY: &[Registered] = &[
     Registered {
         entry: &credentials_role::ENTRY,
         plan: Plan::One(credentials_role::plan),
+    },
+    Registered {
+        entry: &credentials_valid::ENTRY,
+        plan: Plan::One(credentials_valid::plan),
     },
     Registered {
         entry: &clock::ENTRY,

@@ -8,6 +8,8 @@ use common::fake_aws::{self, ImdsData, TestCa};
 use ssm_preflight::aws::endpoints::{self, Failure, Proxy, Target};
 use ssm_preflight::aws::identity::{self, Role};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn target(host: &str, port: u16) -> Target {
@@ -281,8 +283,20 @@ struct FakeEc2Site {
     ca: TestCa,
     imds: String,
     ec2: String,
+    /// STS, answering as the site's clock says (accepting, or refusing a
+    /// signature made more than 5 minutes off its clock).
+    sts: String,
+    sts_calls: Arc<AtomicUsize>,
     endpoints: Vec<(String, u16)>,
     repo: String,
+}
+
+/// A fake STS on loopback answering `answer`: its URL and its call count.
+async fn sts(answer: fake_aws::StsAnswer) -> (String, Arc<AtomicUsize>) {
+    let (l, addr) = fake_aws::listener().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(fake_aws::start_sts(l, answer, calls.clone()));
+    (format!("http://{addr}"), calls)
 }
 
 async fn site(tags_allowed: bool, skewed_secs: i64) -> FakeEc2Site {
@@ -319,10 +333,18 @@ async fn site(tags_allowed: bool, skewed_secs: i64) -> FakeEc2Site {
         l,
         vec!["/debian/dists/bookworm/InRelease".into()],
     ));
+    let (sts, sts_calls) = sts(if skewed_secs == 0 {
+        fake_aws::StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/SSMCore/i-0test".into())
+    } else {
+        fake_aws::StsAnswer::ClockAhead(skewed_secs)
+    })
+    .await;
     FakeEc2Site {
         ca,
         imds: format!("http://{imds}"),
         ec2: format!("http://{ec2}"),
+        sts,
+        sts_calls,
         endpoints,
         repo: format!("http://{repo}"),
     }
@@ -351,6 +373,7 @@ fn run_ec2(site: &FakeEc2Site, sources: &str) -> (serde_json::Value, Option<i32>
     .env_remove("AWS_EC2_METADATA_DISABLED")
     .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &site.imds)
     .env("AWS_ENDPOINT_URL_EC2", &site.ec2)
+    .env("AWS_ENDPOINT_URL_STS", &site.sts)
     .env("SSL_CERT_FILE", &site.ca.pem_path)
     .env_remove("SSL_CERT_DIR")
     .output()
@@ -399,6 +422,20 @@ fn the_binary_in_ec2_mode_against_a_healthy_loopback_site() {
     // No system bus here, but the clock was compared with the ssm endpoint's.
     let clock = check(&json, "clock.sync");
     assert_eq!(clock["status"], "pass", "{clock:#}");
+    let valid = check(&json, "credentials.valid");
+    assert_eq!(valid["status"], "pass", "{valid:#}");
+    assert!(
+        valid["summary"]
+            .as_str()
+            .unwrap()
+            .contains("as arn:aws:sts::123456789012:assumed-role/SSMCore/i-0test (account 123456789012); they expire in"),
+        "{valid:#}"
+    );
+    assert_eq!(
+        site.sts_calls.load(Ordering::Relaxed),
+        1,
+        "one STS call per run"
+    );
     assert_eq!(
         code,
         Some(0),
@@ -422,6 +459,16 @@ fn a_skewed_clock_a_missing_tag_and_a_broken_repository() {
             .unwrap()
             .contains("ahead of localhost's (its HTTP Date); SigV4 rejects"),
         "{clock:#}"
+    );
+    // STS's clock is as far off as the ssm endpoint's: it refuses the signature.
+    let valid = check(&json, "credentials.valid");
+    assert_eq!(valid["status"], "fail", "{valid:#}");
+    assert!(
+        valid["summary"]
+            .as_str()
+            .unwrap()
+            .contains("its clock is off: STS answered SignatureDoesNotMatch: Signature expired"),
+        "{valid:#}"
     );
     let tag = check(&json, "patchgroup.tag");
     assert_eq!(tag["status"], "warn");
@@ -452,6 +499,30 @@ fn a_skewed_clock_a_missing_tag_and_a_broken_repository() {
 }
 
 #[test]
+fn expired_credentials_are_refused_by_sts() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut site = rt.block_on(site(true, 0));
+    let (url, calls) = rt.block_on(sts(fake_aws::StsAnswer::Expired));
+    site.sts = url;
+    let (json, code) = run_ec2(&site, "deb REPO/debian bookworm main\n");
+    let valid = check(&json, "credentials.valid");
+    assert_eq!(valid["status"], "fail", "{valid:#}");
+    assert!(
+        valid["summary"]
+            .as_str()
+            .unwrap()
+            .contains("have expired: STS answered ExpiredToken: The security token included in the request is expired"),
+        "{valid:#}"
+    );
+    assert!(valid["remedy"]
+        .as_str()
+        .unwrap()
+        .contains("sudo systemctl restart amazon-ssm-agent"));
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    assert_eq!(code, Some(2));
+}
+
+#[test]
 fn local_mode_contacts_nothing() {
     // Every address the checks could reach is a listener that nobody
     // accepts on: a connection would complete in the kernel's backlog and
@@ -464,7 +535,7 @@ fn local_mode_contacts_nothing() {
     };
     let mut watched: Vec<(String, std::net::TcpListener)> = Vec::new();
     let mut config = String::from("[endpoints.urls]\n");
-    for service in ["ssm", "ssmmessages", "ec2messages", "s3", "ec2"] {
+    for service in ["ssm", "ssmmessages", "ec2messages", "s3", "ec2", "sts"] {
         let l = listen();
         config.push_str(&format!(
             "{service} = \"https://localhost:{}\"\n",

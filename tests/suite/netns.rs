@@ -19,6 +19,8 @@ const SERVICES: &[(&str, &str)] = &[
     ("s3", "10.0.1.4"),
 ];
 const REPO_ADDR: &str = "10.0.1.5";
+/// STS under its regional name: `credentials.valid` asks it.
+const STS_ADDR: &str = "10.0.1.6";
 
 fn ip(args: &[&str]) {
     let status = Command::new("ip")
@@ -59,15 +61,17 @@ impl Namespace {
                 "lo",
             ]);
         }
-        ip(&[
-            "-n",
-            &ns.name,
-            "addr",
-            "add",
-            &format!("{REPO_ADDR}/32"),
-            "dev",
-            "lo",
-        ]);
+        for addr in [REPO_ADDR, STS_ADDR] {
+            ip(&[
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{addr}/32"),
+                "dev",
+                "lo",
+            ]);
+        }
         let etc = format!("/etc/netns/{}", ns.name);
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(format!("{etc}/hosts"), hosts).unwrap();
@@ -99,6 +103,7 @@ fn serve_inside(ns: &str, ca: &TestCa) -> mpsc::Sender<()> {
             )
         })
         .collect();
+    let sts_config = ca.server_config(&[&format!("sts.{REGION}.amazonaws.com")]);
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap();
         nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
@@ -130,6 +135,17 @@ fn serve_inside(ns: &str, ca: &TestCa) -> mpsc::Sender<()> {
                 repo,
                 vec!["/debian/dists/bookworm/InRelease".into()],
             ));
+            let sts = tokio::net::TcpListener::bind((STS_ADDR, 443))
+                .await
+                .unwrap();
+            tokio::spawn(fake_aws::serve_sts(
+                sts,
+                Some(sts_config),
+                fake_aws::StsAnswer::Accept(
+                    "arn:aws:sts::123456789012:assumed-role/SSMCore/i-0netns".into(),
+                ),
+                Default::default(),
+            ));
             ready_tx.send(()).unwrap();
             // Serve until the test drops its sender.
             let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
@@ -147,6 +163,7 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
         hosts.push_str(&format!("{addr} {service}.{REGION}.amazonaws.com\n"));
     }
     hosts.push_str(&format!("{REPO_ADDR} repo.internal\n"));
+    hosts.push_str(&format!("{STS_ADDR} sts.{REGION}.amazonaws.com\n"));
     let ns = Namespace::create(&hosts);
     let ca = TestCa::new("netns test CA");
     let _stop = serve_inside(&ns.name, &ca);
@@ -215,5 +232,11 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
         check("clock.sync")
     );
     assert_eq!(check("patchgroup.tag")["status"], "pass");
+    let valid = check("credentials.valid");
+    assert_eq!(valid["status"], "pass", "{valid:#}");
+    assert!(
+        valid["details"]["endpoint"] == format!("https://sts.{REGION}.amazonaws.com"),
+        "the regional STS name: {valid:#}"
+    );
     assert_eq!(out.status.code(), Some(0), "{json:#}");
 }

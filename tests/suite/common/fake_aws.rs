@@ -434,3 +434,150 @@ pub async fn start_ec2(listener: TcpListener, tags: Vec<(String, String)>, allow
         });
     }
 }
+
+/// How the fake STS answers GetCallerIdentity.
+#[derive(Debug, Clone)]
+pub enum StsAnswer {
+    /// Accepts the caller as this ARN, in account 123456789012.
+    Accept(String),
+    /// The session token has expired.
+    Expired,
+    /// The fake's clock is this many seconds ahead of the caller's: past
+    /// 5 minutes, a signature is refused as expired, as STS does.
+    ClockAhead(i64),
+}
+
+/// `sts:GetCallerIdentity` in the Query protocol: checks the SigV4 header
+/// is for sts, the action and version, and the signature's time against its
+/// own clock; answers in STS's XML shapes. Counts calls. Plain HTTP when
+/// `tls` is `None`, else HTTPS with that server config (the namespace test
+/// serves it under its real name).
+pub async fn start_sts(
+    listener: TcpListener,
+    answer: StsAnswer,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    serve_sts(listener, None, answer, calls).await
+}
+
+pub async fn serve_sts(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    answer: StsAnswer,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let answer = Arc::new(answer);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let (answer, calls, acceptor) = (answer.clone(), calls.clone(), acceptor.clone());
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (answer, calls) = (answer.clone(), calls.clone());
+                    async move {
+                        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Ok::<_, Infallible>(sts_answer(req, &answer).await)
+                    }
+                });
+            let http = hyper::server::conn::http1::Builder::new();
+            match acceptor {
+                None => {
+                    let _ = http
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                }
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                            .await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn sts_answer(
+    req: hyper::Request<hyper::body::Incoming>,
+    answer: &StsAnswer,
+) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let auth = header("authorization");
+    let amz_date = header("x-amz-date");
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let error = |status: u16, code: &str, message: &str| {
+        (status, format!("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>4c0e7a52-0000-4000-8000-000000000000</RequestId></ErrorResponse>"))
+    };
+    let signed_at = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", &amz_date)
+        .ok()
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp());
+    let offset = match answer {
+        StsAnswer::ClockAhead(s) => *s,
+        _ => 0,
+    };
+    let now = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(offset);
+    let (status, xml) = if !auth.starts_with("AWS4-HMAC-SHA256 Credential=")
+        || !auth.contains("/sts/aws4_request")
+    {
+        error(
+            403,
+            "MissingAuthenticationToken",
+            "Request is missing Authentication Token",
+        )
+    } else if body != "Action=GetCallerIdentity&Version=2011-06-15" {
+        error(
+            400,
+            "InvalidAction",
+            &format!("Could not find operation for {body}"),
+        )
+    } else {
+        match (signed_at, answer) {
+            (None, _) => error(400, "IncompleteSignature", "Missing X-Amz-Date"),
+            (Some(at), _) if (now - at).get_seconds().abs() > 300 => error(
+                403,
+                "SignatureDoesNotMatch",
+                &format!(
+                    "Signature expired: {amz_date} is now earlier than {} ({} - 5 min.)",
+                    (now - jiff::SignedDuration::from_secs(300)).strftime("%Y%m%dT%H%M%SZ"),
+                    now.strftime("%Y%m%dT%H%M%SZ")
+                ),
+            ),
+            (_, StsAnswer::Expired) => error(
+                403,
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ),
+            (_, StsAnswer::Accept(_) | StsAnswer::ClockAhead(_)) => {
+                let arn = match answer {
+                    StsAnswer::Accept(a) => a.clone(),
+                    _ => "arn:aws:sts::123456789012:assumed-role/SSMCore/i-0test".into(),
+                };
+                (200, format!("<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>{arn}</Arn><UserId>AROAEXAMPLE:i-0test</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>4c0e7a52-0000-4000-8000-000000000001</RequestId></ResponseMetadata></GetCallerIdentityResponse>"))
+            }
+        }
+    };
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(xml)))
+        .unwrap()
+}

@@ -158,5 +158,12 @@ pub fn command(root: &Path, config: &Path, args: &[&str]) -> std::process::Comma
             cmd.env_remove(key);
         }
     }
+    // A safety net for the network rule: any AWS service a test does not
+    // point at a fake goes to a loopback port where nothing listens, never
+    // to its real regional name.
+    cmd.env("AWS_ENDPOINT_URL", NOWHERE);
     cmd
 }
+
+/// A loopback address where nothing listens (the discard port, refused).
+pub const NOWHERE: &str = "http://127.0.0.1:9";
