@@ -39,6 +39,10 @@ pub struct Shared {
     probes: Mutex<HashMap<String, Arc<ProbeCell>>>,
     /// The Patch Group `patchgroup.tag` settled on, for the report's host.
     pub patch_group: OnceLock<String>,
+    /// The Patch Group tags as each source has them, read once.
+    tags: OnceCell<(Vec<Found>, Vec<NotRead>)>,
+    /// One SSM client for the run's calls about this node.
+    node_ssm: OnceCell<Result<aws_sdk_ssm::Client, String>>,
     /// Upcoming windows known besides the config's (the daemon's SSM schedule).
     pub windows: Mutex<Vec<Window>>,
 }
@@ -89,6 +93,8 @@ impl Context {
                 tls: OnceLock::new(),
                 probes: Default::default(),
                 patch_group: OnceLock::new(),
+                tags: OnceCell::new(),
+                node_ssm: OnceCell::new(),
                 windows: Default::default(),
             }),
         }
@@ -240,10 +246,59 @@ impl Context {
         ))
     }
 
+    /// The node and one SSM client for it, made once per run; `Err` says
+    /// why there is none (local mode, no identity, no credentials).
+    pub async fn node_ssm(&self) -> Result<(Identity, aws_sdk_ssm::Client), String> {
+        if self.is_local() {
+            return Err(RegionUnknown::Local.to_string());
+        }
+        let id = match self.identity().await {
+            Ok(id) => id.clone(),
+            Err(_) => {
+                return Err(
+                    "the node's identity could not be read (agent.identity says why)".into(),
+                )
+            }
+        };
+        let client = self
+            .shared
+            .node_ssm
+            .get_or_init(|| async { self.ssm_client(&id).map_err(|e| e.to_string()) })
+            .await
+            .clone()?;
+        Ok((id, client))
+    }
+
+    /// The node's Patch Group: `patch_group.value`, else the value its tags
+    /// agree on. `Ok(None)` when it has none or they disagree
+    /// (`patchgroup.tag` says which).
+    pub async fn patch_group(&self, id: &Identity) -> Option<String> {
+        if let Some(v) = &self.settings.patch_group.value {
+            return Some(v.clone());
+        }
+        let (found, _) = self.patch_group_tags(id).await;
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort();
+        values.dedup();
+        match values.as_slice() {
+            [one] => Some(one.to_string()),
+            _ => None,
+        }
+    }
+
     /// The node's Patch Group tags as each source has them, and the sources
-    /// that could not be read: IMDS tags and ec2:DescribeTags on EC2,
-    /// ssm:ListTagsForResource on a hybrid node.
+    /// that could not be read, looked up once per run.
     pub async fn patch_group_tags(&self, id: &Identity) -> (Vec<Found>, Vec<NotRead>) {
+        self.shared
+            .tags
+            .get_or_init(|| self.read_patch_group_tags(id))
+            .await
+            .clone()
+    }
+
+    /// IMDS tags and ec2:DescribeTags on EC2, ssm:ListTagsForResource on a
+    /// hybrid node.
+    async fn read_patch_group_tags(&self, id: &Identity) -> (Vec<Found>, Vec<NotRead>) {
         let region = self
             .settings
             .aws

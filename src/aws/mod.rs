@@ -5,6 +5,7 @@
 pub mod compliance;
 pub mod endpoints;
 pub mod identity;
+pub mod patching;
 pub mod proxy;
 pub mod query;
 pub mod repos;

@@ -54,3 +54,32 @@ pub fn probe_outcome(e: &ProbeError) -> Outcome {
         ),
     }
 }
+
+/// The outcome when an SSM call about this node gave no answer: a missing
+/// optional permission is `skip` naming the action to add, anything else
+/// is `error` (the check could not look).
+pub fn call_outcome(e: &crate::aws::patching::CallError) -> Outcome {
+    use crate::aws::patching::CallError;
+    match e {
+        CallError::Denied { action, .. } => Outcome::skip(format!(
+            "{e}; add {action} to the node's role to have this checked (optional; /usr/share/ssm-preflight/iam/ssm-preflight-policy.json lists it)"
+        )),
+        CallError::Failed(why) => Outcome::error(
+            why.clone(),
+            "endpoint.ssm and credentials.valid say whether SSM can be reached with the node's credentials; run `ssm-preflight check` again once they pass.",
+        ),
+    }
+}
+
+/// The node and its SSM client, or the outcome that says why there is none.
+pub async fn node_ssm(
+    ctx: &Context,
+) -> Result<(crate::aws::identity::Identity, aws_sdk_ssm::Client), Outcome> {
+    ctx.node_ssm().await.map_err(|why| {
+        if ctx.is_local() {
+            Outcome::skip(why)
+        } else {
+            Outcome::skip(format!("{why}, so SSM cannot be asked about this node"))
+        }
+    })
+}

@@ -18,11 +18,15 @@ pub mod endpoint;
 pub mod identity;
 pub mod os_supported;
 pub mod patch_group;
+pub mod patch_last_run;
 pub mod patch_prereqs;
+pub mod patchgroup_baseline;
 pub mod pkg_lock;
 pub mod pkg_state;
 pub mod reboot;
 pub mod repo;
+pub mod ssm_ping;
+pub mod window_targeted;
 
 pub use crate::facts::Context;
 
@@ -97,10 +101,18 @@ pub enum Group {
     Access,
     Network,
     Host,
+    /// How SSM and Patch Manager see the node (ping, baseline, windows, last run).
+    Cloud,
 }
 
 impl Group {
-    pub const ALL: [Group; 4] = [Group::Agent, Group::Access, Group::Network, Group::Host];
+    pub const ALL: [Group; 5] = [
+        Group::Agent,
+        Group::Access,
+        Group::Network,
+        Group::Host,
+        Group::Cloud,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -108,6 +120,7 @@ impl Group {
             Group::Access => "access",
             Group::Network => "network",
             Group::Host => "host",
+            Group::Cloud => "cloud",
         }
     }
 }
@@ -301,6 +314,22 @@ pub const REGISTRY: &[Registered] = &[
     Registered {
         entry: &patch_group::ENTRY,
         plan: Plan::One(patch_group::plan),
+    },
+    Registered {
+        entry: &ssm_ping::ENTRY,
+        plan: Plan::One(ssm_ping::plan),
+    },
+    Registered {
+        entry: &patchgroup_baseline::ENTRY,
+        plan: Plan::One(patchgroup_baseline::plan),
+    },
+    Registered {
+        entry: &window_targeted::ENTRY,
+        plan: Plan::One(window_targeted::plan),
+    },
+    Registered {
+        entry: &patch_last_run::ENTRY,
+        plan: Plan::One(patch_last_run::plan),
     },
 ];
 

@@ -57,6 +57,34 @@ impl OsRelease {
     }
 }
 
+impl OsRelease {
+    /// Patch Manager's `OperatingSystem` value for this distribution (the
+    /// one a patch group registers a baseline for), or `None` for one Patch
+    /// Manager does not patch.
+    pub fn patch_manager_os(&self) -> Option<&'static str> {
+        let major = self.version_id.split('.').next().unwrap_or_default();
+        Some(match self.id.as_str() {
+            "amzn" => match major {
+                "2" => "AMAZON_LINUX_2",
+                "2022" => "AMAZON_LINUX_2022",
+                "2023" => "AMAZON_LINUX_2023",
+                // Amazon Linux 1 (2018.03 and earlier) carries its date.
+                _ => "AMAZON_LINUX",
+            },
+            "rhel" => "REDHAT_ENTERPRISE_LINUX",
+            "ubuntu" => "UBUNTU",
+            "debian" => "DEBIAN",
+            "raspbian" => "RASPBIAN",
+            "sles" | "sles_sap" | "sled" => "SUSE",
+            "centos" => "CENTOS",
+            "ol" => "ORACLE_LINUX",
+            "almalinux" => "ALMA_LINUX",
+            "rocky" => "ROCKY_LINUX",
+            _ => return None,
+        })
+    }
+}
+
 fn unquote(value: &str) -> String {
     let inner = match value.as_bytes() {
         [b'"', .., b'"'] | [b'\'', .., b'\''] if value.len() >= 2 => &value[1..value.len() - 1],
@@ -96,5 +124,38 @@ mod tests {
         let os = OsRelease::parse("NAME='Foo \\\"Linux\\\"'\nID=Foo\nVERSION_ID=3\n");
         assert_eq!(os.id, "foo");
         assert_eq!(os.pretty_name, "Foo \"Linux\" 3");
+    }
+
+    #[test]
+    fn each_distribution_in_the_guide_maps_to_its_operating_system_value() {
+        // The guide's list: Amazon Linux 2 and 2023, RHEL 7-10, Ubuntu LTS,
+        // Debian 9-12, SLES 12 and 15, CentOS 7, Oracle Linux 7-9,
+        // AlmaLinux and Rocky Linux 8-9; and the older Amazon Linux.
+        for (id, version, want) in [
+            ("amzn", "2", Some("AMAZON_LINUX_2")),
+            ("amzn", "2023", Some("AMAZON_LINUX_2023")),
+            ("amzn", "2018.03", Some("AMAZON_LINUX")),
+            ("rhel", "7.9", Some("REDHAT_ENTERPRISE_LINUX")),
+            ("rhel", "9.4", Some("REDHAT_ENTERPRISE_LINUX")),
+            ("ubuntu", "22.04", Some("UBUNTU")),
+            ("debian", "12", Some("DEBIAN")),
+            ("debian", "9", Some("DEBIAN")),
+            ("sles", "15.5", Some("SUSE")),
+            ("sles", "12.5", Some("SUSE")),
+            ("centos", "7", Some("CENTOS")),
+            ("ol", "8.9", Some("ORACLE_LINUX")),
+            ("almalinux", "9.3", Some("ALMA_LINUX")),
+            ("rocky", "8.9", Some("ROCKY_LINUX")),
+            ("raspbian", "11", Some("RASPBIAN")),
+            ("arch", "", None),
+            ("fedora", "40", None),
+        ] {
+            let os = OsRelease {
+                id: id.into(),
+                version_id: version.into(),
+                ..Default::default()
+            };
+            assert_eq!(os.patch_manager_os(), want, "{id} {version}");
+        }
     }
 }

@@ -6,6 +6,7 @@ mod common;
 mod architecture;
 mod aws;
 mod cli;
+mod cloud;
 mod daemon;
 mod dbus;
 mod faults;

@@ -24,7 +24,7 @@ impl Node {
         let config_path = root.path().join("preflight.toml");
         std::fs::write(
             &config_path,
-            format!("[checks]\ndisable = [\"agent\", \"access\", \"network\"]\n[patch_group]\nvalue = \"production-linux\"\n{config}"),
+            format!("[checks]\ndisable = [\"agent\", \"access\", \"network\", \"cloud\"]\n[patch_group]\nvalue = \"production-linux\"\n{config}"),
         )
         .unwrap();
         Node {

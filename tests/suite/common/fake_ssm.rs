@@ -38,6 +38,64 @@ pub struct FakeSsm {
     /// DescribeMaintenanceWindowSchedule answers, by target: key
     /// ("InstanceIds" or "tag:…"), value, then the window execution.
     pub schedules: Vec<(String, String, Value)>,
+    /// How SSM and Patch Manager see the nodes (the cloud checks).
+    pub cloud: Cloud,
+    /// Actions refused with AccessDeniedException ("DescribePatchGroups", …).
+    pub deny_actions: Vec<String>,
+}
+
+/// The data the cloud checks' operations answer from, in AWS's shapes.
+#[derive(Default)]
+pub struct Cloud {
+    /// InstanceInformation objects (DescribeInstanceInformation).
+    pub instances: Vec<Value>,
+    /// PatchGroupPatchBaselineMapping objects (DescribePatchGroups).
+    pub patch_groups: Vec<Value>,
+    /// Operating system → default baseline ID (GetDefaultPatchBaseline).
+    pub default_baselines: Vec<(String, String)>,
+    /// GetPatchBaseline answers, by baseline ID.
+    pub baselines: Vec<(String, Value)>,
+    /// InstancePatchState objects (DescribeInstancePatchStates).
+    pub patch_states: Vec<Value>,
+    /// Instance ID → PatchComplianceData objects (DescribeInstancePatches).
+    pub instance_patches: Vec<(String, Vec<Value>)>,
+    /// GetMaintenanceWindow answers, by window ID.
+    pub windows: Vec<(String, Value)>,
+    /// Window ID → MaintenanceWindowTask objects.
+    pub window_tasks: Vec<(String, Vec<Value>)>,
+    /// (window ID, task ID) → GetMaintenanceWindowTask answers.
+    pub task_details: Vec<((String, String), Value)>,
+}
+
+/// `field` of `input` as a string, or AWS's validation error for a missing one.
+// The error is the response itself, returned at once by the caller.
+#[allow(clippy::result_large_err)]
+fn required<'a>(input: &'a Value, field: &str) -> Result<&'a str, hyper::Response<Full<Bytes>>> {
+    input[field].as_str().ok_or_else(|| {
+        error(
+            400,
+            "ValidationException",
+            &format!("1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null", field[..1].to_lowercase() + &field[1..]),
+        )
+    })
+}
+
+/// The values of the filter with `key` in a list of {Key, Values} filters.
+fn filter_values(filters: &Value, key: &str) -> Option<Vec<String>> {
+    filters
+        .as_array()?
+        .iter()
+        .find(|f| f["Key"] == key)
+        .map(|f| {
+            f["Values"]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
 }
 
 pub type Shared = Arc<Mutex<FakeSsm>>;
@@ -114,6 +172,10 @@ async fn handle(
         if s.deny {
             return error(400, "AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/SSMCore/i-0test is not authorized to perform: ssm:PutComplianceItems");
         }
+        let action = target.trim_start_matches("AmazonSSM.");
+        if s.deny_actions.iter().any(|a| a == action) {
+            return error(400, "AccessDeniedException", &format!("User: arn:aws:sts::123456789012:assumed-role/SSMCore/mi-0123456789abcdef0 is not authorized to perform: ssm:{action} because no identity-based policy allows the ssm:{action} action"));
+        }
         if let Some((status, kind)) = s.failures.pop_front() {
             return error(status, kind, "the fake was told to fail");
         }
@@ -167,6 +229,167 @@ async fn handle(
                 }
             }
             ok(json!({ "ComplianceItems": items }))
+        }
+        "AmazonSSM.DescribeInstanceInformation" => {
+            // As SSM: the node is named by an InstanceIds filter; the fake
+            // answers only the nodes it names.
+            let Some(ids) = filter_values(&input["Filters"], "InstanceIds")
+                .or_else(|| filter_values(&input["InstanceInformationFilterList"], "InstanceIds"))
+            else {
+                return error(
+                    400,
+                    "InvalidFilterKey",
+                    "the fake expects an InstanceIds filter",
+                );
+            };
+            let s = state.lock().unwrap();
+            let found: Vec<Value> = s
+                .cloud
+                .instances
+                .iter()
+                .filter(|i| ids.iter().any(|id| i["InstanceId"] == id.as_str()))
+                .cloned()
+                .collect();
+            ok(json!({ "InstanceInformationList": found }))
+        }
+        "AmazonSSM.DescribePatchGroups" => {
+            let prefix = filter_values(&input["Filters"], "NAME_PREFIX")
+                .and_then(|v| v.first().cloned())
+                .unwrap_or_default();
+            let s = state.lock().unwrap();
+            let found: Vec<Value> = s
+                .cloud
+                .patch_groups
+                .iter()
+                .filter(|m| {
+                    m["PatchGroup"]
+                        .as_str()
+                        .is_some_and(|g| g.starts_with(&prefix))
+                })
+                .cloned()
+                .collect();
+            ok(json!({ "Mappings": found }))
+        }
+        "AmazonSSM.GetDefaultPatchBaseline" => {
+            // Without OperatingSystem, SSM answers for Windows.
+            let os = input["OperatingSystem"]
+                .as_str()
+                .unwrap_or("WINDOWS")
+                .to_string();
+            let s = state.lock().unwrap();
+            match s.cloud.default_baselines.iter().find(|(o, _)| *o == os) {
+                Some((_, id)) => ok(json!({ "BaselineId": id, "OperatingSystem": os })),
+                None => error(
+                    400,
+                    "DoesNotExistException",
+                    &format!("no default baseline for {os}"),
+                ),
+            }
+        }
+        "AmazonSSM.GetPatchBaseline" => {
+            let id = match required(&input, "BaselineId") {
+                Ok(id) => id.to_string(),
+                Err(e) => return e,
+            };
+            let s = state.lock().unwrap();
+            match s.cloud.baselines.iter().find(|(b, _)| *b == id) {
+                Some((_, v)) => ok(v.clone()),
+                None => error(
+                    400,
+                    "DoesNotExistException",
+                    &format!("Patch baseline {id} does not exist."),
+                ),
+            }
+        }
+        "AmazonSSM.DescribeInstancePatchStates" => {
+            let Some(ids) = input["InstanceIds"].as_array() else {
+                return error(400, "ValidationException", "1 validation error detected: Value null at 'instanceIds' failed to satisfy constraint: Member must not be null");
+            };
+            let s = state.lock().unwrap();
+            let found: Vec<Value> = s
+                .cloud
+                .patch_states
+                .iter()
+                .filter(|p| ids.iter().any(|id| p["InstanceId"] == *id))
+                .cloned()
+                .collect();
+            ok(json!({ "InstancePatchStates": found }))
+        }
+        "AmazonSSM.DescribeInstancePatches" => {
+            let id = match required(&input, "InstanceId") {
+                Ok(id) => id.to_string(),
+                Err(e) => return e,
+            };
+            let states = filter_values(&input["Filters"], "State");
+            let s = state.lock().unwrap();
+            let patches: Vec<Value> = s
+                .cloud
+                .instance_patches
+                .iter()
+                .filter(|(i, _)| *i == id)
+                .flat_map(|(_, p)| p.iter().cloned())
+                .filter(|p| {
+                    states.as_ref().is_none_or(|st| {
+                        st.iter().any(|x| {
+                            x.eq_ignore_ascii_case(p["State"].as_str().unwrap_or_default())
+                        })
+                    })
+                })
+                .collect();
+            ok(json!({ "Patches": patches }))
+        }
+        "AmazonSSM.GetMaintenanceWindow" => {
+            let id = match required(&input, "WindowId") {
+                Ok(id) => id.to_string(),
+                Err(e) => return e,
+            };
+            let s = state.lock().unwrap();
+            match s.cloud.windows.iter().find(|(w, _)| *w == id) {
+                Some((_, v)) => ok(v.clone()),
+                None => error(
+                    400,
+                    "DoesNotExistException",
+                    &format!("Maintenance window {id} does not exist"),
+                ),
+            }
+        }
+        "AmazonSSM.DescribeMaintenanceWindowTasks" => {
+            let id = match required(&input, "WindowId") {
+                Ok(id) => id.to_string(),
+                Err(e) => return e,
+            };
+            let s = state.lock().unwrap();
+            match s.cloud.window_tasks.iter().find(|(w, _)| *w == id) {
+                Some((_, tasks)) => ok(json!({ "Tasks": tasks })),
+                None => error(
+                    400,
+                    "DoesNotExistException",
+                    &format!("Maintenance window {id} does not exist"),
+                ),
+            }
+        }
+        "AmazonSSM.GetMaintenanceWindowTask" => {
+            let (wid, tid) = match (
+                required(&input, "WindowId"),
+                required(&input, "WindowTaskId"),
+            ) {
+                (Ok(w), Ok(t)) => (w.to_string(), t.to_string()),
+                (Err(e), _) | (_, Err(e)) => return e,
+            };
+            let s = state.lock().unwrap();
+            match s
+                .cloud
+                .task_details
+                .iter()
+                .find(|(k, _)| k.0 == wid && k.1 == tid)
+            {
+                Some((_, v)) => ok(v.clone()),
+                None => error(
+                    400,
+                    "DoesNotExistException",
+                    &format!("Maintenance window task {tid} does not exist"),
+                ),
+            }
         }
         "AmazonSSM.DescribeMaintenanceWindowSchedule" => {
             let s = state.lock().unwrap();

@@ -1,0 +1,343 @@
+//! How SSM and Patch Manager see this node, each answer read into a plain
+//! struct for a pure verdict: its ping (`DescribeInstanceInformation`), the
+//! baseline its patch group gets (`DescribePatchGroups`,
+//! `GetDefaultPatchBaseline`, `GetPatchBaseline`), its last patch operation
+//! (`DescribeInstancePatchStates`, `DescribeInstancePatches`) and its
+//! windows' patch tasks (`DescribeMaintenanceWindowTasks`,
+//! `GetMaintenanceWindowTask`, `GetMaintenanceWindow`). Each is one request
+//! (or one per window or task), bounded by the SDK's timeouts.
+
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use std::time::SystemTime;
+
+/// Why a call gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// AccessDeniedException: the node's role lacks `action`.
+    Denied {
+        action: &'static str,
+        message: String,
+    },
+    /// Anything else: the sentence says what happened.
+    Failed(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Denied { action, message } => {
+                write!(f, "{action} answered AccessDeniedException: {message}")
+            }
+            CallError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+fn classify<E, R>(e: &SdkError<E, R>, action: &'static str) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let SdkError::ServiceError(se) = e {
+        if se.err().code() == Some("AccessDeniedException") {
+            return CallError::Denied {
+                action,
+                message: se.err().message().unwrap_or_default().to_string(),
+            };
+        }
+    }
+    CallError::Failed(super::sdk::describe_error(e, action))
+}
+
+fn time(t: &aws_smithy_types::DateTime) -> Option<SystemTime> {
+    SystemTime::try_from(*t).ok()
+}
+
+/// The node as `DescribeInstanceInformation` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    pub ping: String,
+    pub last_ping: Option<SystemTime>,
+    pub agent_version: Option<String>,
+    pub is_latest_version: Option<bool>,
+    pub platform_name: Option<String>,
+    pub platform_version: Option<String>,
+}
+
+/// `None` when SSM does not know the node.
+pub async fn node(
+    ssm: &aws_sdk_ssm::Client,
+    instance_id: &str,
+) -> Result<Option<NodeInfo>, CallError> {
+    use aws_sdk_ssm::types::InstanceInformationStringFilter;
+    const ACTION: &str = "ssm:DescribeInstanceInformation";
+    let filter = InstanceInformationStringFilter::builder()
+        .key("InstanceIds")
+        .values(instance_id)
+        .build()
+        .map_err(|e| CallError::Failed(e.to_string()))?;
+    let out = ssm
+        .describe_instance_information()
+        .filters(filter)
+        .send()
+        .await
+        .map_err(|e| classify(&e, ACTION))?;
+    Ok(out.instance_information_list().first().map(|i| NodeInfo {
+        ping: i
+            .ping_status()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        last_ping: i.last_ping_date_time().and_then(time),
+        agent_version: i.agent_version().map(str::to_string),
+        is_latest_version: i.is_latest_version(),
+        platform_name: i.platform_name().map(str::to_string),
+        platform_version: i.platform_version().map(str::to_string),
+    }))
+}
+
+/// A patch baseline as a verdict needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Baseline {
+    pub id: String,
+    pub name: String,
+    pub operating_system: String,
+    /// Each approval rule's auto-approval delay, in days.
+    pub approve_after_days: Vec<i32>,
+    pub approved: usize,
+    pub rejected: usize,
+}
+
+/// The baselines registered for `group`, as (operating system, baseline ID, name).
+pub async fn group_baselines(
+    ssm: &aws_sdk_ssm::Client,
+    group: &str,
+) -> Result<Vec<(String, String, String)>, CallError> {
+    use aws_sdk_ssm::types::PatchOrchestratorFilter;
+    const ACTION: &str = "ssm:DescribePatchGroups";
+    let filter = PatchOrchestratorFilter::builder()
+        .key("NAME_PREFIX")
+        .values(group)
+        .build();
+    let out = ssm
+        .describe_patch_groups()
+        .filters(filter)
+        .max_results(100)
+        .send()
+        .await
+        .map_err(|e| classify(&e, ACTION))?;
+    Ok(out
+        .mappings()
+        .iter()
+        // NAME_PREFIX matches prefixes: keep the group itself.
+        .filter(|m| m.patch_group() == Some(group))
+        .filter_map(|m| {
+            let b = m.baseline_identity()?;
+            Some((
+                b.operating_system()
+                    .map(|o| o.as_str().to_string())
+                    .unwrap_or_default(),
+                b.baseline_id()?.to_string(),
+                b.baseline_name().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// The default baseline's ID for an operating system.
+pub async fn default_baseline(ssm: &aws_sdk_ssm::Client, os: &str) -> Result<String, CallError> {
+    use aws_sdk_ssm::types::OperatingSystem;
+    const ACTION: &str = "ssm:GetDefaultPatchBaseline";
+    let out = ssm
+        .get_default_patch_baseline()
+        .operating_system(OperatingSystem::from(os))
+        .send()
+        .await
+        .map_err(|e| classify(&e, ACTION))?;
+    out.baseline_id()
+        .map(str::to_string)
+        .ok_or_else(|| CallError::Failed(format!("{ACTION} named no baseline for {os}")))
+}
+
+pub async fn baseline(ssm: &aws_sdk_ssm::Client, id: &str) -> Result<Baseline, CallError> {
+    const ACTION: &str = "ssm:GetPatchBaseline";
+    let out = ssm
+        .get_patch_baseline()
+        .baseline_id(id)
+        .send()
+        .await
+        .map_err(|e| classify(&e, ACTION))?;
+    Ok(Baseline {
+        id: out.baseline_id().unwrap_or(id).to_string(),
+        name: out.name().unwrap_or_default().to_string(),
+        operating_system: out
+            .operating_system()
+            .map(|o| o.as_str().to_string())
+            .unwrap_or_default(),
+        approve_after_days: out
+            .approval_rules()
+            .map(|g| {
+                g.patch_rules()
+                    .iter()
+                    .filter_map(|r| r.approve_after_days())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        approved: out.approved_patches().len(),
+        rejected: out.rejected_patches().len(),
+    })
+}
+
+/// The node's last patch operation as `DescribeInstancePatchStates` has it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PatchState {
+    pub operation: String,
+    pub ended: Option<SystemTime>,
+    pub patch_group: String,
+    pub baseline_id: String,
+    pub failed: i32,
+    pub missing: i32,
+    pub installed_pending_reboot: i32,
+    pub critical_non_compliant: i32,
+}
+
+/// `None` when SSM has no patch state for the node (never scanned).
+pub async fn patch_state(
+    ssm: &aws_sdk_ssm::Client,
+    instance_id: &str,
+) -> Result<Option<PatchState>, CallError> {
+    const ACTION: &str = "ssm:DescribeInstancePatchStates";
+    let out = ssm
+        .describe_instance_patch_states()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .map_err(|e| classify(&e, ACTION))?;
+    Ok(out.instance_patch_states().first().map(|s| PatchState {
+        operation: s.operation().as_str().to_string(),
+        ended: time(s.operation_end_time()),
+        patch_group: s.patch_group().to_string(),
+        baseline_id: s.baseline_id().to_string(),
+        failed: s.failed_count(),
+        missing: s.missing_count(),
+        installed_pending_reboot: s.installed_pending_reboot_count().unwrap_or(0),
+        critical_non_compliant: s.critical_non_compliant_count().unwrap_or(0),
+    }))
+}
+
+/// The titles of the node's patches in state FAILED, at most `limit`.
+pub async fn failed_patches(
+    ssm: &aws_sdk_ssm::Client,
+    instance_id: &str,
+    limit: usize,
+) -> Result<Vec<String>, CallError> {
+    use aws_sdk_ssm::types::PatchOrchestratorFilter;
+    const ACTION: &str = "ssm:DescribeInstancePatches";
+    let out = ssm
+        .describe_instance_patches()
+        .instance_id(instance_id)
+        .filters(
+            PatchOrchestratorFilter::builder()
+                .key("State")
+                .values("Failed")
+                .build(),
+        )
+        .max_results(50)
+        .send()
+        .await
+        .map_err(|e| classify(&e, ACTION))?;
+    Ok(out
+        .patches()
+        .iter()
+        .take(limit)
+        .map(|p| p.title().to_string())
+        .collect())
+}
+
+/// A window's patch task as `window.targeted` judges it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PatchTask {
+    pub document: String,
+    pub operation: Option<String>,
+    pub reboot_option: Option<String>,
+    pub pre_install_hook: Option<String>,
+    pub max_concurrency: Option<String>,
+    pub max_errors: Option<String>,
+}
+
+/// One window: its length and cutoff (hours), and its patch tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WindowTasks {
+    pub window_id: String,
+    pub name: String,
+    pub duration_hours: Option<i32>,
+    pub cutoff_hours: i32,
+    pub patch_tasks: Vec<PatchTask>,
+    /// Tasks that run something else (their document or ARN).
+    pub other_tasks: Vec<String>,
+}
+
+/// The documents that patch.
+pub const PATCH_DOCUMENTS: &[&str] = &["AWS-RunPatchBaseline", "AWS-RunPatchBaselineWithHooks"];
+
+pub async fn window_tasks(
+    ssm: &aws_sdk_ssm::Client,
+    window_id: &str,
+) -> Result<WindowTasks, CallError> {
+    let window = ssm
+        .get_maintenance_window()
+        .window_id(window_id)
+        .send()
+        .await
+        .map_err(|e| classify(&e, "ssm:GetMaintenanceWindow"))?;
+    let tasks = ssm
+        .describe_maintenance_window_tasks()
+        .window_id(window_id)
+        .send()
+        .await
+        .map_err(|e| classify(&e, "ssm:DescribeMaintenanceWindowTasks"))?;
+    let mut out = WindowTasks {
+        window_id: window_id.to_string(),
+        name: window.name().unwrap_or_default().to_string(),
+        duration_hours: window.duration(),
+        cutoff_hours: window.cutoff(),
+        ..Default::default()
+    };
+    for task in tasks.tasks() {
+        let arn = task.task_arn().unwrap_or_default();
+        // A document may be named by its ARN (arn:aws:ssm:…:document/AWS-RunPatchBaseline).
+        let document = arn.rsplit('/').next().unwrap_or(arn);
+        if !PATCH_DOCUMENTS.contains(&document) {
+            out.other_tasks.push(arn.to_string());
+            continue;
+        }
+        let Some(task_id) = task.window_task_id() else {
+            continue;
+        };
+        let detail = ssm
+            .get_maintenance_window_task()
+            .window_id(window_id)
+            .window_task_id(task_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "ssm:GetMaintenanceWindowTask"))?;
+        let parameters = detail
+            .task_invocation_parameters()
+            .and_then(|p| p.run_command())
+            .and_then(|r| r.parameters());
+        let first = |name: &str| {
+            parameters
+                .and_then(|p| p.get(name))
+                .and_then(|v| v.first())
+                .cloned()
+        };
+        out.patch_tasks.push(PatchTask {
+            document: document.to_string(),
+            operation: first("Operation"),
+            reboot_option: first("RebootOption"),
+            pre_install_hook: first("PreInstallHookDocName"),
+            max_concurrency: task.max_concurrency().map(str::to_string),
+            max_errors: task.max_errors().map(str::to_string),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,217 @@
+//! `patchgroup.baseline`: which patch baseline Patch Manager will use for
+//! this node. Each patch group is registered to at most one baseline per
+//! operating system; a group registered for Amazon Linux but not for this
+//! Debian node silently gets the Debian default baseline instead
+//! ("Compliance shows No Data": check that baselines are registered to the
+//! patch group).
+
+use super::common::{call_outcome, node_ssm};
+use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::aws::patching::{self, Baseline};
+use crate::host::os_release::OsRelease;
+
+pub const ENTRY: CatalogueEntry = CatalogueEntry {
+    id: "patchgroup.baseline",
+    group: Group::Cloud,
+    title: "Patch baseline for this node",
+    severity: Severity::Medium,
+    members: None,
+};
+
+/// What SSM said about the group and this operating system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub group: Option<String>,
+    pub os: String,
+    /// (operating system, baseline ID, name) registered for the group.
+    pub registered: Vec<(String, String, String)>,
+    /// The baseline that applies: the group's for this OS, else the default.
+    pub applies: Baseline,
+}
+
+pub fn plan(ctx: &Context) -> super::Check {
+    let ctx2 = ctx.clone();
+    super::task(ctx, &ENTRY, ENTRY.id, async move {
+        let ctx = ctx2;
+        let (id, ssm) = match node_ssm(&ctx).await {
+            Ok(n) => n,
+            Err(o) => return o,
+        };
+        let os = match OsRelease::read(&ctx.root).ok().flatten() {
+            Some((os, _)) => os,
+            None => return Outcome::skip("no os-release to tell the operating system (os.supported says why), so the baseline cannot be told"),
+        };
+        let Some(os_value) = os.patch_manager_os() else {
+            return Outcome::skip(format!(
+                "Patch Manager has no baseline for {} (os.supported says so)",
+                os.pretty_name
+            ));
+        };
+        let group = ctx.patch_group(&id).await;
+        let registered = match &group {
+            Some(g) => match patching::group_baselines(&ssm, g).await {
+                Ok(r) => r,
+                Err(e) => return call_outcome(&e),
+            },
+            None => Vec::new(),
+        };
+        let chosen = match registered.iter().find(|(o, _, _)| o == os_value) {
+            Some((_, id, _)) => id.clone(),
+            None => match patching::default_baseline(&ssm, os_value).await {
+                Ok(id) => id,
+                Err(e) => return call_outcome(&e),
+            },
+        };
+        let applies = match patching::baseline(&ssm, &chosen).await {
+            Ok(b) => b,
+            Err(e) => return call_outcome(&e),
+        };
+        judge(&Found {
+            group,
+            os: os_value.to_string(),
+            registered,
+            applies,
+        })
+    })
+}
+
+fn describe(b: &Baseline) -> String {
+    let days = match b.approve_after_days.as_slice() {
+        [] => "no auto-approval rule".to_string(),
+        [d] => format!("auto-approves after {d} days"),
+        many => format!(
+            "auto-approves after {} days",
+            many.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        ),
+    };
+    format!(
+        "{} ({}; {days}, {} approved and {} rejected patches listed)",
+        b.name, b.id, b.approved, b.rejected
+    )
+}
+
+pub fn judge(f: &Found) -> Outcome {
+    let outcome = match &f.group {
+        None => Outcome::warn(
+            format!("this node has no single Patch Group (patchgroup.tag says why), so it gets the default {} baseline: {}", f.os, describe(&f.applies)),
+            "Tag the node with its Patch Group and register a baseline for that group and this operating system (Patch Manager → Patch baselines → the baseline → Actions → Modify patch groups).",
+        ),
+        Some(group) => {
+            if f.registered.iter().any(|(os, _, _)| *os == f.os) {
+                Outcome::pass(format!("the patch group {group} is registered for {} to {}", f.os, describe(&f.applies)))
+            } else if f.registered.is_empty() {
+                Outcome::warn(
+                    format!("no baseline is registered for the patch group {group}, so this {} node gets the default baseline: {}", f.os, describe(&f.applies)),
+                    format!("Register the group with a baseline for {}: `aws ssm register-patch-baseline-for-patch-group --baseline-id <baseline> --patch-group '{group}'` (or in the console: Patch Manager → Patch baselines → the baseline → Actions → Modify patch groups).", f.os),
+                )
+            } else {
+                let others: Vec<&str> = f.registered.iter().map(|(os, _, _)| os.as_str()).collect();
+                Outcome::warn(
+                    format!(
+                        "the patch group {group} is registered only for {}, not for {}: this node gets the default baseline {}",
+                        others.join(", "),
+                        f.os,
+                        describe(&f.applies)
+                    ),
+                    format!("Register a {} baseline for the group too: `aws ssm register-patch-baseline-for-patch-group --baseline-id <baseline> --patch-group '{group}'`; each group takes one baseline per operating system.", f.os),
+                )
+            }
+        }
+    };
+    outcome
+        .detail("operating_system", &f.os)
+        .detail("baseline_id", &f.applies.id)
+        .detail("baseline_name", &f.applies.name)
+        .detail(
+            "registered",
+            f.registered
+                .iter()
+                .map(|(os, id, _)| format!("{os}={id}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+
+    fn debian_default() -> Baseline {
+        Baseline {
+            id: "arn:aws:ssm:eu-west-1:aws:patchbaseline/pb-0c10e65780EXAMPLE".into(),
+            name: "AWS-DebianDefaultPatchBaseline".into(),
+            operating_system: "DEBIAN".into(),
+            approve_after_days: vec![7],
+            approved: 0,
+            rejected: 0,
+        }
+    }
+
+    #[test]
+    fn a_group_registered_for_this_os_passes() {
+        let f = Found {
+            group: Some("production-linux".into()),
+            os: "DEBIAN".into(),
+            registered: vec![("DEBIAN".into(), "pb-0123".into(), "prod-debian".into())],
+            applies: Baseline {
+                id: "pb-0123".into(),
+                name: "prod-debian".into(),
+                approve_after_days: vec![7, 0],
+                approved: 2,
+                rejected: 1,
+                ..Default::default()
+            },
+        };
+        let o = judge(&f);
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(o.summary, "the patch group production-linux is registered for DEBIAN to prod-debian (pb-0123; auto-approves after 7/0 days, 2 approved and 1 rejected patches listed)");
+    }
+
+    #[test]
+    fn a_group_registered_for_another_os_warns_and_names_the_default() {
+        let f = Found {
+            group: Some("production-linux".into()),
+            os: "DEBIAN".into(),
+            registered: vec![(
+                "AMAZON_LINUX_2023".into(),
+                "pb-0al".into(),
+                "prod-al2023".into(),
+            )],
+            applies: debian_default(),
+        };
+        let o = judge(&f);
+        assert_eq!(o.status, Status::Warn);
+        assert!(o.summary.contains("registered only for AMAZON_LINUX_2023, not for DEBIAN: this node gets the default baseline AWS-DebianDefaultPatchBaseline"), "{}", o.summary);
+        assert!(o
+            .remedy
+            .unwrap()
+            .contains("register-patch-baseline-for-patch-group"));
+    }
+
+    #[test]
+    fn no_group_or_no_registration_warns() {
+        let none = Found {
+            group: None,
+            os: "DEBIAN".into(),
+            registered: vec![],
+            applies: debian_default(),
+        };
+        assert_eq!(judge(&none).status, Status::Warn);
+        let unregistered = Found {
+            group: Some("g".into()),
+            ..none
+        };
+        let o = judge(&unregistered);
+        assert_eq!(o.status, Status::Warn);
+        assert!(
+            o.summary
+                .contains("no baseline is registered for the patch group g"),
+            "{}",
+            o.summary
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! `window.targeted`: whether a maintenance window will patch this node,
+//! and how: the node's windows (by instance ID and Patch Group tag, as the
+//! daemon's schedule lookup finds them), each one's patch task
+//! (`AWS-RunPatchBaseline` or `…WithHooks`), its `Operation` and
+//! `RebootOption`, and whether a WithHooks task runs the gate as its
+//! pre-install hook; the window's length and cutoff.
+
+use super::common::{call_outcome, node_ssm};
+use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::aws::patching::{self, WindowTasks};
+use crate::config::schedule::window::Window;
+
+pub const ENTRY: CatalogueEntry = CatalogueEntry {
+    id: "window.targeted",
+    group: Group::Cloud,
+    title: "Maintenance window patches this node",
+    severity: Severity::Medium,
+    members: None,
+};
+
+/// The gate's document, as packaging/ssm-documents names it.
+pub const GATE_DOCUMENT: &str = "SSMPreflight-Gate";
+/// How far ahead a window must be to count.
+pub const HORIZON_DAYS: i64 = 35;
+
+pub fn plan(ctx: &Context) -> super::Check {
+    let ctx2 = ctx.clone();
+    super::task(ctx, &ENTRY, ENTRY.id, async move {
+        let ctx = ctx2;
+        let (id, ssm) = match node_ssm(&ctx).await {
+            Ok(n) => n,
+            Err(o) => return o,
+        };
+        let group = ctx.patch_group(&id).await;
+        let windows =
+            match crate::aws::windows::from_ssm(&ssm, &id.instance_id, group.as_deref()).await {
+                Ok(w) => w,
+                Err(e) => {
+                    return match e.remedy {
+                        Some(remedy) => Outcome::skip(format!("{}; {remedy}", e.error)),
+                        None => Outcome::error(
+                            e.error,
+                            "endpoint.ssm and credentials.valid say whether SSM can be reached.",
+                        ),
+                    }
+                }
+            };
+        let horizon = jiff::Timestamp::try_from(ctx.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            + jiff::SignedDuration::from_hours(24 * HORIZON_DAYS);
+        let windows: Vec<Window> = crate::config::schedule::window::merge(windows)
+            .into_iter()
+            .filter(|w| {
+                w.start
+                    .parse::<jiff::Timestamp>()
+                    .is_ok_and(|t| t <= horizon)
+            })
+            .collect();
+        let mut details = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for w in &windows {
+            let Some(wid) = &w.window_id else { continue };
+            if !seen.insert(wid.clone()) {
+                continue;
+            }
+            match patching::window_tasks(&ssm, wid).await {
+                Ok(t) => details.push((w.clone(), t)),
+                Err(e) => return call_outcome(&e),
+            }
+        }
+        judge(&windows, &details)
+    })
+}
+
+pub fn judge(windows: &[Window], tasks: &[(Window, WindowTasks)]) -> Outcome {
+    if windows.is_empty() {
+        return Outcome::warn(
+            format!("no maintenance window targets this node (by its instance ID or Patch Group tag) in the next {HORIZON_DAYS} days, so nothing will patch it"),
+            "Register the node's Patch Group tag (or its ID) as a target of a window that runs AWS-RunPatchBaseline: Systems Manager → Maintenance Windows → the window → Register targets.",
+        );
+    }
+    let mut findings = Vec::new();
+    let mut patching_windows = Vec::new();
+    for (w, t) in tasks {
+        let length = match (t.duration_hours, t.cutoff_hours) {
+            (Some(d), c) => format!("{d} h, cutoff {c} h"),
+            (None, c) => format!("cutoff {c} h"),
+        };
+        if t.patch_tasks.is_empty() {
+            findings.push(format!(
+                "the window {} ({}, next {}) runs no patch task",
+                t.name, t.window_id, w.start
+            ));
+            continue;
+        }
+        for p in &t.patch_tasks {
+            let op = p.operation.as_deref().unwrap_or("Scan");
+            let reboot = p.reboot_option.as_deref().unwrap_or("RebootIfNeeded");
+            if p.document == "AWS-RunPatchBaselineWithHooks"
+                && p.pre_install_hook.as_deref() != Some(GATE_DOCUMENT)
+            {
+                findings.push(format!(
+                    "the window {} runs AWS-RunPatchBaselineWithHooks without the gate (PreInstallHookDocName is {}), so a node that would fail is patched anyway",
+                    t.name,
+                    p.pre_install_hook.as_deref().unwrap_or("not set")
+                ));
+            }
+            if op == "Scan" {
+                findings.push(format!(
+                    "the window {} only scans ({}, Operation=Scan): it installs nothing",
+                    t.name, p.document
+                ));
+            }
+            patching_windows.push(format!(
+                "{} next at {} ({length}): {} {op}, {reboot}",
+                t.name, w.start, p.document
+            ));
+        }
+    }
+    let listed = if patching_windows.is_empty() {
+        windows
+            .iter()
+            .map(|w| format!("{} at {}", w.name, w.start))
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        patching_windows.join("; ")
+    };
+    let outcome = if findings.is_empty() {
+        Outcome::pass(format!("patched by {listed}"))
+    } else {
+        Outcome::warn(
+            format!("{} ({listed})", findings.join("; ")),
+            format!("Give the window a patch task (`aws ssm register-task-with-maintenance-window --task-arn AWS-RunPatchBaselineWithHooks --task-type RUN_COMMAND …` with Operation=Install and PreInstallHookDocName={GATE_DOCUMENT}; /usr/share/ssm-preflight/ssm-documents/maintenance-window-task.json is the whole task)."),
+        )
+    };
+    outcome.detail(
+        "windows",
+        windows
+            .iter()
+            .map(|w| w.window_id.clone().unwrap_or_else(|| w.name.clone()))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::patching::PatchTask;
+    use crate::checks::Status;
+
+    fn window() -> Window {
+        Window {
+            start: "2026-12-20T02:00:00Z".into(),
+            name: "production-linux".into(),
+            source: "ssm".into(),
+            window_id: Some("mw-0123456789abcdef0".into()),
+            duration_secs: None,
+        }
+    }
+
+    fn tasks(patch: Vec<PatchTask>) -> WindowTasks {
+        WindowTasks {
+            window_id: "mw-0123456789abcdef0".into(),
+            name: "production-linux".into(),
+            duration_hours: Some(4),
+            cutoff_hours: 1,
+            patch_tasks: patch,
+            other_tasks: vec![],
+        }
+    }
+
+    fn with_hooks(hook: Option<&str>) -> PatchTask {
+        PatchTask {
+            document: "AWS-RunPatchBaselineWithHooks".into(),
+            operation: Some("Install".into()),
+            reboot_option: Some("RebootIfNeeded".into()),
+            pre_install_hook: hook.map(str::to_string),
+            max_concurrency: Some("25%".into()),
+            max_errors: Some("10%".into()),
+        }
+    }
+
+    #[test]
+    fn a_window_with_the_gated_patch_task_passes() {
+        let o = judge(
+            &[window()],
+            &[(window(), tasks(vec![with_hooks(Some(GATE_DOCUMENT))]))],
+        );
+        assert_eq!(o.status, Status::Pass, "{o:?}");
+        assert_eq!(o.summary, "patched by production-linux next at 2026-12-20T02:00:00Z (4 h, cutoff 1 h): AWS-RunPatchBaselineWithHooks Install, RebootIfNeeded");
+    }
+
+    #[test]
+    fn no_window_no_patch_task_or_no_gate_warn() {
+        assert_eq!(judge(&[], &[]).status, Status::Warn);
+        let o = judge(&[window()], &[(window(), tasks(vec![]))]);
+        assert_eq!(o.status, Status::Warn);
+        assert!(o.summary.contains("runs no patch task"), "{}", o.summary);
+        let o = judge(&[window()], &[(window(), tasks(vec![with_hooks(None)]))]);
+        assert_eq!(o.status, Status::Warn);
+        assert!(
+            o.summary
+                .contains("without the gate (PreInstallHookDocName is not set)"),
+            "{}",
+            o.summary
+        );
+    }
+}
