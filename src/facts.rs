@@ -309,53 +309,42 @@ impl Context {
         let mut not_read = Vec::new();
         match id.mode {
             Mode::Ec2 => {
-                match crate::aws::identity::imds_client(self.settings.aws.imds_endpoint.as_deref())
-                {
-                    Ok(client) => match tags::from_imds(&client).await {
-                        Ok(Some(f)) => found.push(f),
-                        Ok(None) => {}
-                        Err(why) => not_read.push(NotRead {
-                            source: "IMDS instance tags",
-                            why,
-                        }),
-                    },
+                // The two sources at once: the run's AWS side waits for the
+                // slower one, not for both in turn.
+                let from_imds = async {
+                    let client = crate::aws::identity::imds_client(
+                        self.settings.aws.imds_endpoint.as_deref(),
+                    )?;
+                    tags::from_imds(&client).await
+                };
+                let from_ec2 = async {
+                    let endpoint = self.endpoint_url("ec2", &region);
+                    let http = self.tls().and_then(|t| {
+                        reqwest::Client::builder()
+                            .use_preconfigured_tls((*t).clone())
+                            .timeout(self.settings.endpoints.timeout)
+                            .build()
+                            .map_err(|e| e.to_string())
+                    })?;
+                    let creds = crate::aws::sdk::credentials(&self.root, &self.settings, id)
+                        .map_err(|e| e.to_string())?;
+                    tags::from_ec2(&http, &endpoint, &region, &creds.provider, &id.instance_id)
+                        .await
+                };
+                let (imds, ec2) = tokio::join!(from_imds, from_ec2);
+                match imds {
+                    Ok(Some(f)) => found.push(f),
+                    Ok(None) => {}
                     Err(why) => not_read.push(NotRead {
                         source: "IMDS instance tags",
                         why,
                     }),
                 }
-                let endpoint = self.endpoint_url("ec2", &region);
-                let http = self.tls().and_then(|t| {
-                    reqwest::Client::builder()
-                        .use_preconfigured_tls((*t).clone())
-                        .timeout(self.settings.endpoints.timeout)
-                        .build()
-                        .map_err(|e| e.to_string())
-                });
-                let credentials = crate::aws::sdk::credentials(&self.root, &self.settings, id);
-                match (http, &credentials) {
-                    (Ok(http), Ok(creds)) => match tags::from_ec2(
-                        &http,
-                        &endpoint,
-                        &region,
-                        &creds.provider,
-                        &id.instance_id,
-                    )
-                    .await
-                    {
-                        Ok(f) => found.extend(f),
-                        Err(why) => not_read.push(NotRead {
-                            source: "ec2:DescribeTags",
-                            why,
-                        }),
-                    },
-                    (Err(why), _) => not_read.push(NotRead {
+                match ec2 {
+                    Ok(f) => found.extend(f),
+                    Err(why) => not_read.push(NotRead {
                         source: "ec2:DescribeTags",
                         why,
-                    }),
-                    (_, Err(why)) => not_read.push(NotRead {
-                        source: "ec2:DescribeTags",
-                        why: why.to_string(),
                     }),
                 }
             }

@@ -2,6 +2,7 @@
 //! (IMDSv2 or the hybrid registration), the SSM endpoints on 443, the
 //! package repositories, tags. Nothing here runs in `local` mode.
 
+pub mod agent_release;
 pub mod compliance;
 pub mod endpoints;
 pub mod identity;

@@ -72,14 +72,27 @@ pub fn call_outcome(e: &crate::aws::patching::CallError) -> Outcome {
 }
 
 /// The node and its SSM client, or the outcome that says why there is none.
+/// SSM's endpoint is probed first (the probe `endpoint.ssm` makes, shared):
+/// when it does not answer, no call is made, so a dead endpoint costs the
+/// run its probe's timeout once rather than every call's.
 pub async fn node_ssm(
     ctx: &Context,
 ) -> Result<(crate::aws::identity::Identity, aws_sdk_ssm::Client), Outcome> {
-    ctx.node_ssm().await.map_err(|why| {
+    let node = ctx.node_ssm().await.map_err(|why| {
         if ctx.is_local() {
             Outcome::skip(why)
         } else {
             Outcome::skip(format!("{why}, so SSM cannot be asked about this node"))
         }
-    })
+    })?;
+    match ctx.probe("ssm").await {
+        Ok(probe) if probe.result.is_err() => Err(Outcome::skip(format!(
+            "SSM's endpoint {} does not answer (endpoint.ssm says why), so SSM cannot be asked about this node",
+            probe.target.host
+        ))),
+        Err(e) => Err(Outcome::skip(format!(
+            "SSM's endpoint could not be probed ({e}), so SSM cannot be asked about this node"
+        ))),
+        Ok(_) => Ok(node),
+    }
 }

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::fake_aws::{self, StsAnswer};
+use common::fake_aws::{self, StsAnswer, TestCa};
 use common::fake_ssm::{self, Cloud};
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicUsize;
@@ -15,99 +15,63 @@ const NODE: &str = "mi-0123456789abcdef0";
 const WINDOW: &str = "mw-0123456789abcdef0";
 const GROUP: &str = "production-linux";
 
-/// The window's next start: in ten days, within window.targeted's 35.
-fn next_start() -> String {
-    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(240);
-    t.strftime("%Y-%m-%dT02:00:00Z").to_string()
-}
-
-fn days_ago(days: f64) -> f64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    now - days * 86_400.0
-}
-
-/// A node SSM sees as wanted: Online, its group registered for Debian, a
-/// window with the gated patch task, a clean install three days ago.
 fn healthy() -> Cloud {
-    Cloud {
-        instances: vec![json!({
-            "InstanceId": NODE, "PingStatus": "Online", "LastPingDateTime": days_ago(0.001),
-            "AgentVersion": "3.3.40.0", "IsLatestVersion": true, "PlatformType": "Linux",
-            "PlatformName": "Debian GNU/Linux", "PlatformVersion": "12", "ResourceType": "ManagedInstance"
-        })],
-        patch_groups: vec![json!({
-            "PatchGroup": GROUP,
-            "BaselineIdentity": {"BaselineId": "pb-0debian000000001", "BaselineName": "prod-debian", "OperatingSystem": "DEBIAN", "DefaultBaseline": false}
-        })],
-        default_baselines: vec![(
-            "DEBIAN".into(),
-            "arn:aws:ssm:eu-west-1:aws:patchbaseline/pb-0c10e65780EXAMPLE".into(),
-        )],
-        baselines: vec![
-            (
-                "pb-0debian000000001".into(),
-                json!({
-                    "BaselineId": "pb-0debian000000001", "Name": "prod-debian", "OperatingSystem": "DEBIAN",
-                    "ApprovalRules": {"PatchRules": [{"PatchFilterGroup": {"PatchFilters": []}, "ApproveAfterDays": 7}]},
-                    "ApprovedPatches": ["openssl"], "RejectedPatches": []
-                }),
-            ),
-            (
-                "arn:aws:ssm:eu-west-1:aws:patchbaseline/pb-0c10e65780EXAMPLE".into(),
-                json!({
-                    "BaselineId": "arn:aws:ssm:eu-west-1:aws:patchbaseline/pb-0c10e65780EXAMPLE", "Name": "AWS-DebianDefaultPatchBaseline", "OperatingSystem": "DEBIAN",
-                    "ApprovalRules": {"PatchRules": [{"PatchFilterGroup": {"PatchFilters": []}, "ApproveAfterDays": 7}]},
-                    "ApprovedPatches": [], "RejectedPatches": []
-                }),
-            ),
-        ],
-        patch_states: vec![patch_state(0)],
-        instance_patches: vec![],
-        windows: vec![(
-            WINDOW.into(),
-            json!({
-                "WindowId": WINDOW, "Name": "production-linux", "Duration": 4, "Cutoff": 1, "Schedule": "cron(0 2 ? * SUN#3 *)", "Enabled": true
-            }),
-        )],
-        window_tasks: vec![(
-            WINDOW.into(),
-            vec![json!({
-                "WindowId": WINDOW, "WindowTaskId": "task-1", "TaskArn": "AWS-RunPatchBaselineWithHooks", "Type": "RUN_COMMAND",
-                "MaxConcurrency": "25%", "MaxErrors": "10%", "Priority": 1
-            })],
-        )],
-        task_details: vec![(
-            (WINDOW.into(), "task-1".into()),
-            gated_task(Some("SSMPreflight-Gate")),
-        )],
-    }
+    Cloud::healthy(NODE, GROUP, WINDOW)
 }
 
 fn patch_state(failed: i64) -> Value {
-    json!({
-        "InstanceId": NODE, "PatchGroup": GROUP, "BaselineId": "pb-0debian000000001",
-        "OperationStartTime": days_ago(3.01), "OperationEndTime": days_ago(3.0), "Operation": "Install",
-        "InstalledCount": 40, "InstalledOtherCount": 0, "MissingCount": 0, "FailedCount": failed,
-        "NotApplicableCount": 100, "InstalledPendingRebootCount": 0, "CriticalNonCompliantCount": 0
-    })
+    fake_ssm::patch_state(NODE, GROUP, failed)
 }
 
 fn gated_task(hook: Option<&str>) -> Value {
-    let mut parameters = json!({"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"]});
-    if let Some(h) = hook {
-        parameters["PreInstallHookDocName"] = json!([h]);
-    }
-    json!({
-        "WindowId": WINDOW, "WindowTaskId": "task-1", "TaskArn": "AWS-RunPatchBaselineWithHooks", "TaskType": "RUN_COMMAND",
-        "TaskInvocationParameters": {"RunCommand": {"Parameters": parameters}}, "Priority": 1
-    })
+    fake_ssm::gated_task(WINDOW, hook)
 }
 
-/// Runs the cloud checks and credentials.valid on the hybrid node fixture.
-async fn run(ssm: fake_ssm::Shared, addr: std::net::SocketAddr, sts: StsAnswer) -> Value {
+fn next_start() -> String {
+    fake_ssm::next_start()
+}
+
+fn days_ago(days: f64) -> f64 {
+    fake_ssm::days_ago(days)
+}
+
+/// Runs the cloud checks, credentials.valid and agent.version on the hybrid
+/// node fixture (with the stand-in agent, 3.3.40.0); the fake S3 publishes
+/// `latest` as the region's newest agent.
+async fn run(
+    ssm: fake_ssm::Shared,
+    addr: std::net::SocketAddr,
+    ca: &TestCa,
+    sts: StsAnswer,
+) -> Value {
+    run_with_latest(ssm, addr, ca, sts, "3.3.1142.0").await
+}
+
+/// The fake SSM over TLS with a test CA, as `endpoints.urls.ssm` reaches it.
+async fn ssm_site() -> (fake_ssm::Shared, std::net::SocketAddr, TestCa) {
+    let ca = TestCa::new("cloud test CA");
+    let (ssm, addr) = fake_ssm::start_tls(ca.server_config(&["localhost"])).await;
+    (ssm, addr, ca)
+}
+
+async fn run_with_latest(
+    ssm: fake_ssm::Shared,
+    addr: std::net::SocketAddr,
+    ca: &TestCa,
+    sts: StsAnswer,
+    latest: &str,
+) -> Value {
+    let (l, s3_addr) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::serve_s3(
+        l,
+        Some(ca.server_config(&["localhost"])),
+        vec![fake_aws::S3Object {
+            path: "/amazon-ssm-eu-west-1/latest/VERSION".into(),
+            status: 200,
+            body: format!("{latest}\n"),
+        }],
+        Default::default(),
+    ));
     ssm.lock().unwrap().schedules.push((
         "tag:Patch Group".into(),
         GROUP.into(),
@@ -116,8 +80,17 @@ async fn run(ssm: fake_ssm::Shared, addr: std::net::SocketAddr, sts: StsAnswer) 
     let (l, sts_addr) = fake_aws::listener().await;
     tokio::spawn(fake_aws::start_sts(l, sts, Arc::new(AtomicUsize::new(0))));
     let root = common::fixture_root("hybrid-node");
+    common::install_agent_binary(root.path());
     let config = root.path().join("preflight.toml");
-    std::fs::write(&config, format!("[patch_group]\nvalue = \"{GROUP}\"\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[patch_group]\nvalue = \"{GROUP}\"\n[endpoints.urls]\nssm = \"https://localhost:{}\"\ns3 = \"https://localhost:{}\"\n",
+            addr.port(),
+            s3_addr.port()
+        ),
+    )
+    .unwrap();
     let out = tokio::task::block_in_place(|| {
         common::command(
             root.path(),
@@ -128,10 +101,11 @@ async fn run(ssm: fake_ssm::Shared, addr: std::net::SocketAddr, sts: StsAnswer) 
                 "--mode",
                 "hybrid",
                 "--only",
-                "cloud,credentials.valid",
+                "cloud,credentials.valid,agent.version",
             ],
         )
-        .env("AWS_ENDPOINT_URL_SSM", format!("http://{addr}"))
+        .env("SSL_CERT_FILE", &ca.pem_path)
+        .env_remove("SSL_CERT_DIR")
         .env("AWS_ENDPOINT_URL_STS", format!("http://{sts_addr}"))
         .output()
         .unwrap()
@@ -155,11 +129,12 @@ fn summary(json: &Value, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_patch_manager_sees_as_intended() {
-    let (ssm, addr) = fake_ssm::start().await;
+    let (ssm, addr, ca) = ssm_site().await;
     ssm.lock().unwrap().cloud = healthy();
     let json = run(
         ssm.clone(),
         addr,
+        &ca,
         StsAnswer::Accept(format!(
             "arn:aws:sts::123456789012:assumed-role/SSMServiceRole/{NODE}"
         )),
@@ -175,6 +150,11 @@ async fn a_node_patch_manager_sees_as_intended() {
         assert_eq!(check(&json, id)["status"], "pass", "{:#}", check(&json, id));
     }
     assert!(summary(&json, "ssm.ping").starts_with(&format!("SSM shows {NODE} Online")));
+    assert!(
+        summary(&json, "agent.version").ends_with("the newest in this region is 3.3.1142.0"),
+        "{}",
+        summary(&json, "agent.version")
+    );
     assert_eq!(
         summary(&json, "patchgroup.baseline"),
         "the patch group production-linux is registered for DEBIAN to prod-debian (pb-0debian000000001; auto-approves after 7 days, 1 approved and 0 rejected patches listed)"
@@ -211,7 +191,7 @@ async fn a_node_patch_manager_sees_as_intended() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_patch_manager_would_get_wrong() {
-    let (ssm, addr) = fake_ssm::start().await;
+    let (ssm, addr, ca) = ssm_site().await;
     let mut cloud = healthy();
     cloud.instances[0]["PingStatus"] = json!("ConnectionLost");
     // The group is registered for Amazon Linux 2023 only; this is Debian.
@@ -227,7 +207,7 @@ async fn a_node_patch_manager_would_get_wrong() {
     )];
     cloud.task_details = vec![((WINDOW.into(), "task-1".into()), gated_task(None))];
     ssm.lock().unwrap().cloud = cloud;
-    let json = run(ssm, addr, StsAnswer::ClockAhead(360)).await;
+    let json = run(ssm, addr, &ca, StsAnswer::ClockAhead(360)).await;
     assert_eq!(check(&json, "ssm.ping")["status"], "fail");
     assert!(
         summary(&json, "ssm.ping").contains("as ConnectionLost"),
@@ -259,7 +239,7 @@ async fn a_node_patch_manager_would_get_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_node_and_a_window_without_a_patch_task() {
-    let (ssm, addr) = fake_ssm::start().await;
+    let (ssm, addr, ca) = ssm_site().await;
     let mut cloud = healthy();
     cloud.instances.clear();
     cloud.window_tasks = vec![(
@@ -270,7 +250,7 @@ async fn an_unknown_node_and_a_window_without_a_patch_task() {
     )];
     cloud.patch_states.clear();
     ssm.lock().unwrap().cloud = cloud;
-    let json = run(ssm, addr, StsAnswer::Expired).await;
+    let json = run(ssm, addr, &ca, StsAnswer::Expired).await;
     assert_eq!(check(&json, "ssm.ping")["status"], "fail");
     assert!(summary(&json, "ssm.ping").contains(&format!("SSM does not know {NODE}")));
     assert_eq!(check(&json, "window.targeted")["status"], "warn");
@@ -294,12 +274,13 @@ async fn access_denied_on_each_action_is_a_skip_naming_it() {
         ("DescribeMaintenanceWindowTasks", "window.targeted"),
         ("GetMaintenanceWindowTask", "window.targeted"),
     ] {
-        let (ssm, addr) = fake_ssm::start().await;
+        let (ssm, addr, ca) = ssm_site().await;
         ssm.lock().unwrap().cloud = healthy();
         ssm.lock().unwrap().deny_actions = vec![action.into()];
         let json = run(
             ssm,
             addr,
+            &ca,
             StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
         )
         .await;
@@ -310,4 +291,25 @@ async fn access_denied_on_each_action_is_a_skip_naming_it() {
             "{action}: {c:#}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_a_minor_version_behind_the_regions_newest_warns() {
+    let (ssm, addr, ca) = ssm_site().await;
+    ssm.lock().unwrap().cloud = healthy();
+    let json = run_with_latest(
+        ssm,
+        addr,
+        &ca,
+        StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+        "3.4.12.0",
+    )
+    .await;
+    let c = check(&json, "agent.version");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    assert!(
+        summary(&json, "agent.version")
+            .contains("3.3.40.0 is a minor version or more behind 3.4.12.0"),
+        "{c:#}"
+    );
 }

@@ -1,5 +1,6 @@
 //! `agent.version`: the installed agent's version against the minimum that
-//! runs `AWS-RunPatchBaselineWithHooks` (3.0.502, configurable).
+//! runs `AWS-RunPatchBaselineWithHooks` (3.0.502, configurable) and, on a
+//! managed node, against the newest version AWS publishes for its region.
 
 use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
 use crate::host::agent::{binary, run_version, AgentUnits, CLASSIC_BINARY, SNAP_BINARY};
@@ -40,7 +41,16 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
         let snap = units.as_ref().is_some_and(AgentUnits::is_snap);
         match answer {
             Ok(Ok(output)) => {
-                judge(&output, &ctx.settings.agent.min_version, snap).detail("binary", shown)
+                let outcome =
+                    judge(&output, &ctx.settings.agent.min_version, snap).detail("binary", shown);
+                if ctx.is_local() {
+                    return outcome;
+                }
+                let latest = latest(&ctx).await;
+                match parse_version(&output) {
+                    Some(found) => with_latest(outcome, found, &latest, snap),
+                    None => outcome,
+                }
             }
             Ok(Err(why)) => Outcome::error(
                 format!("cannot tell the agent's version: {why}"),
@@ -52,6 +62,96 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
             ),
         }
     })
+}
+
+/// The region's newest agent version, read once, within `aws.attempt_timeout`.
+async fn latest(ctx: &Context) -> Result<String, String> {
+    let region = ctx.region().await.map_err(|e| e.to_string())?;
+    // The S3 endpoint's probe (endpoint.s3's, shared) first: a dead
+    // endpoint costs the run that probe's timeout once, not another wait.
+    match ctx.probe("s3").await {
+        Ok(probe) if probe.result.is_err() => {
+            return Err(format!(
+                "S3's endpoint {} does not answer (endpoint.s3 says why)",
+                probe.target.host
+            ))
+        }
+        Err(e) => return Err(format!("S3's endpoint could not be probed: {e}")),
+        Ok(_) => {}
+    }
+    let http = ctx.aws_http().await?;
+    let url =
+        crate::aws::agent_release::latest_version_url(&ctx.endpoint_url("s3", &region), &region);
+    let bound = ctx.settings.aws.attempt_timeout;
+    tokio::time::timeout(
+        bound,
+        crate::aws::agent_release::latest_version(&http, &url),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "{url} did not answer within {}",
+            humantime::format_duration(bound)
+        ))
+    })
+}
+
+/// Major and minor of a version ("3.3.40.0" → (3, 3)).
+fn major_minor(v: &str) -> (u64, u64) {
+    let mut parts = v.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// The installed version against the region's latest: a minor version or
+/// more behind warns; a latest that could not be read is said, and a pass
+/// that could not compare becomes a warning (it did not look).
+pub fn with_latest(
+    outcome: Outcome,
+    found: &str,
+    latest: &Result<String, String>,
+    snap: bool,
+) -> Outcome {
+    use crate::checks::Status;
+    let update = if snap {
+        "`sudo snap refresh amazon-ssm-agent`"
+    } else {
+        "the SSM document `AWS-UpdateSSMAgent` on this node (or turn on automatic agent updates in Fleet Manager's settings)"
+    };
+    match latest {
+        Ok(latest) => {
+            let outcome = outcome.detail("latest", latest);
+            if major_minor(found) < major_minor(latest) && outcome.status == Status::Pass {
+                Outcome {
+                    details: outcome.details.clone(),
+                    ..Outcome::warn(
+                        format!("amazon-ssm-agent {found} is a minor version or more behind {latest}, the newest in this region"),
+                        format!("Update the agent with {update}; old agents miss the fixes Patch Manager's documents rely on."),
+                    )
+                }
+            } else if outcome.status == Status::Pass {
+                Outcome {
+                    summary: format!("{}; the newest in this region is {latest}", outcome.summary),
+                    ..outcome
+                }
+            } else {
+                outcome
+            }
+        }
+        Err(why) => {
+            let outcome = outcome.detail("latest", format!("not known: {why}"));
+            if outcome.status == Status::Pass {
+                Outcome {
+                    details: outcome.details.clone(),
+                    ..Outcome::warn(
+                        format!("{}, but the newest version in this region could not be read: {why}", outcome.summary),
+                        "endpoint.s3 says whether S3 answers from this node; the patch run downloads from S3 too.",
+                    )
+                }
+            } else {
+                outcome
+            }
+        }
+    }
 }
 
 /// The version in `amazon-ssm-agent --version` output ("SSM Agent version: 3.3.40.0").
@@ -113,5 +213,32 @@ mod tests {
             Status::Pass
         );
         assert_eq!(judge("oops", "3.0.502", false).status, Status::Error);
+    }
+
+    #[test]
+    fn against_the_regions_latest() {
+        let pass = || judge("SSM Agent version: 3.3.40.0", "3.0.502", false);
+        let same_minor = with_latest(pass(), "3.3.40.0", &Ok("3.3.1142.0".into()), false);
+        assert_eq!(same_minor.status, Status::Pass);
+        assert!(
+            same_minor
+                .summary
+                .ends_with("the newest in this region is 3.3.1142.0"),
+            "{}",
+            same_minor.summary
+        );
+        let behind = with_latest(pass(), "3.3.40.0", &Ok("3.4.0.0".into()), false);
+        assert_eq!(behind.status, Status::Warn);
+        assert!(
+            behind
+                .summary
+                .contains("a minor version or more behind 3.4.0.0"),
+            "{}",
+            behind.summary
+        );
+        assert!(behind.remedy.unwrap().contains("AWS-UpdateSSMAgent"));
+        let unknown = with_latest(pass(), "3.3.40.0", &Err("no answer".into()), false);
+        assert_eq!(unknown.status, Status::Warn);
+        assert_eq!(unknown.details["latest"], "not known: no answer");
     }
 }

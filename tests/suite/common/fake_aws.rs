@@ -77,6 +77,10 @@ impl TestCa {
     }
 }
 
+/// The newest agent version the fake S3 endpoints publish (the fixtures'
+/// stand-in agent is 3.3.40.0: the same minor version).
+pub const AGENT_LATEST: &str = "3.3.1142.0";
+
 /// An HTTPS endpoint that answers `HEAD /` with 404 and a `Date` header
 /// `date_offset_secs` away from now (as SSM's endpoints answer a bare path).
 pub async fn serve_tls(
@@ -106,7 +110,20 @@ pub async fn serve_tls(
             let date = jiff::fmt::rfc2822::DateTimePrinter::new()
                 .timestamp_to_rfc9110_string(&now)
                 .unwrap();
-            let answer = format!("HTTP/1.1 404 Not Found\r\nDate: {date}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            // As the S3 endpoint serves AWS's public object, the newest
+            // agent version of a region (`amazon-ssm-<region>/latest/VERSION`).
+            let request_line = String::from_utf8_lossy(&got)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let answer = if request_line.starts_with("GET ")
+                && request_line.contains("/latest/VERSION ")
+            {
+                format!("HTTP/1.1 200 OK\r\nDate: {date}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{AGENT_LATEST}", AGENT_LATEST.len())
+            } else {
+                format!("HTTP/1.1 404 Not Found\r\nDate: {date}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            };
             let _ = tls.write_all(answer.as_bytes()).await;
             let _ = tls.shutdown().await;
         });
@@ -580,4 +597,86 @@ async fn sts_answer(
         .header("content-type", "text/xml")
         .body(Full::new(Bytes::from(xml)))
         .unwrap()
+}
+
+/// One object of the fake S3: its path (`/bucket/key`), the status it
+/// answers with (200, or 403 as a bucket or VPC endpoint policy answers),
+/// and its body.
+#[derive(Debug, Clone)]
+pub struct S3Object {
+    pub path: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// Anonymous S3 over plain HTTP, path-style: `GET` and `HEAD` of the given
+/// objects; others `404 NoSuchKey`, a 403 with S3's `AccessDenied` XML.
+/// Records each request line ("HEAD /bucket/key").
+pub async fn start_s3(
+    listener: TcpListener,
+    objects: Vec<S3Object>,
+    seen: Arc<Mutex<Vec<String>>>,
+) {
+    serve_s3(listener, None, objects, seen).await
+}
+
+/// `start_s3` over HTTPS with `tls` when given (as `endpoints.urls.s3`,
+/// which must be https://, reaches it).
+pub async fn serve_s3(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    objects: Vec<S3Object>,
+    seen: Arc<Mutex<Vec<String>>>,
+) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let objects = Arc::new(objects);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let (objects, seen, acceptor) = (objects.clone(), seen.clone(), acceptor.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |req: hyper::Request<hyper::body::Incoming>| {
+                    let path = req.uri().path().to_string();
+                    let head = req.method() == hyper::Method::HEAD;
+                    seen.lock()
+                        .unwrap()
+                        .push(format!("{} {path}", req.method()));
+                    let found = objects.iter().find(|o| o.path == path).cloned();
+                    async move {
+                        let (status, body) = match found {
+                            Some(o) if o.status == 200 => (200, o.body),
+                            Some(o) => (o.status, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>".to_string()),
+                            None => (404, format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>{path}</Key></Error>")),
+                        };
+                        let body = if head { String::new() } else { body };
+                        Ok::<_, Infallible>(
+                            hyper::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    }
+                },
+            );
+            let http = hyper::server::conn::http1::Builder::new();
+            match acceptor {
+                None => {
+                    let _ = http
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                }
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                            .await;
+                    }
+                }
+            }
+        });
+    }
 }

@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 
 pub const ACCESS_KEY: &str = "AKIDTESTFAKESSM";
 pub const SECRET_KEY: &str = "fake-ssm-secret";
+/// The keys the fake accepts, with their secrets: the hybrid fixture's, and
+/// the role credentials the fake IMDS hands out.
+const KEYS: &[(&str, &str)] = &[(ACCESS_KEY, SECRET_KEY), ("ASIATESTKEY", "testsecret")];
 
 /// One accepted PutComplianceItems call.
 #[derive(Debug, Clone)]
@@ -101,16 +104,28 @@ fn filter_values(filters: &Value, key: &str) -> Option<Vec<String>> {
 pub type Shared = Arc<Mutex<FakeSsm>>;
 
 pub async fn start() -> (Shared, SocketAddr) {
+    start_on(None).await
+}
+
+/// The fake over HTTPS with `tls`, as the node's `endpoints.urls.ssm`
+/// (which must be https://) reaches it: the endpoint probe and the SDK
+/// then share one address, as they do in production.
+pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> (Shared, SocketAddr) {
+    start_on(Some(tls)).await
+}
+
+async fn start_on(tls: Option<Arc<rustls::ServerConfig>>) -> (Shared, SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shared: Shared = Arc::new(Mutex::new(FakeSsm::default()));
     let state = shared.clone();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
-            let state = state.clone();
+            let (state, acceptor) = (state.clone(), acceptor.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
@@ -118,10 +133,21 @@ pub async fn start() -> (Shared, SocketAddr) {
                         async move { Ok::<_, Infallible>(handle(req, &state).await) }
                     },
                 );
-                let io = hyper_util::rt::TokioIo::new(tcp);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match acceptor {
+                    None => {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                            .await;
+                    }
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(tcp).await {
+                            let _ = http
+                                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                                .await;
+                        }
+                    }
+                }
             });
         }
     });
@@ -163,6 +189,15 @@ async fn handle(
         .unwrap_or_default()
         .to_string();
     state.lock().unwrap().calls.push(target.clone());
+    // An unsigned request (the endpoint probe's HEAD) gets SSM's answer to
+    // one; it is not a bad signature.
+    if !parts.headers.contains_key("authorization") {
+        return error(
+            400,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        );
+    }
     if let Err(why) = verify_sigv4(&parts, &body) {
         state.lock().unwrap().bad_signatures += 1;
         return error(400, "InvalidSignatureException", &why);
@@ -550,9 +585,9 @@ fn verify_sigv4(parts: &hyper::http::request::Parts, body: &[u8]) -> Result<(), 
         scope.next().unwrap_or(""),
         scope.next().unwrap_or(""),
     );
-    if key_id != ACCESS_KEY {
+    let Some((_, secret)) = KEYS.iter().find(|(k, _)| *k == key_id) else {
         return Err(format!("unknown access key {key_id}"));
-    }
+    };
     let amz_date = parts
         .headers
         .get("x-amz-date")
@@ -589,7 +624,7 @@ fn verify_sigv4(parts: &hyper::http::request::Parts, body: &[u8]) -> Result<(), 
         "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}",
         hex(ring::digest::digest(&ring::digest::SHA256, canonical_request.as_bytes()).as_ref())
     );
-    let k_date = hmac(format!("AWS4{SECRET_KEY}").as_bytes(), date.as_bytes());
+    let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
     let k_signing = hmac(&k_service, b"aws4_request");
@@ -599,4 +634,99 @@ fn verify_sigv4(parts: &hyper::http::request::Parts, body: &[u8]) -> Result<(), 
     } else {
         Err("The request signature we calculated does not match the signature you provided.".into())
     }
+}
+
+// ---- a node as the cloud checks want it, in AWS's shapes -------------------
+
+/// The window's next start: in ten days, within window.targeted's 35.
+pub fn next_start() -> String {
+    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(240);
+    t.strftime("%Y-%m-%dT02:00:00Z").to_string()
+}
+
+pub fn days_ago(days: f64) -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    now - days * 86_400.0
+}
+
+impl Cloud {
+    /// A node SSM sees as wanted: Online, its group registered for Debian, a
+    /// window with the gated patch task, a clean install three days ago.
+    pub fn healthy(node: &str, group: &str, window: &str) -> Cloud {
+        Cloud {
+            instances: vec![json!({
+                "InstanceId": node, "PingStatus": "Online", "LastPingDateTime": days_ago(0.001),
+                "AgentVersion": "3.3.40.0", "IsLatestVersion": true, "PlatformType": "Linux",
+                "PlatformName": "Debian GNU/Linux", "PlatformVersion": "12", "ResourceType": "ManagedInstance"
+            })],
+            patch_groups: vec![json!({
+                "PatchGroup": group,
+                "BaselineIdentity": {"BaselineId": "pb-0debian000000001", "BaselineName": "prod-debian", "OperatingSystem": "DEBIAN", "DefaultBaseline": false}
+            })],
+            default_baselines: vec![(
+                "DEBIAN".into(),
+                "arn:aws:ssm:eu-west-1:aws:patchbaseline/pb-0c10e65780EXAMPLE".into(),
+            )],
+            baselines: vec![
+                (
+                    "pb-0debian000000001".into(),
+                    json!({
+                        "BaselineId": "pb-0debian000000001", "Name": "prod-debian", "OperatingSystem": "DEBIAN",
+                        "ApprovalRules": {"PatchRules": [{"PatchFilterGroup": {"PatchFilters": []}, "ApproveAfterDays": 7}]},
+                        "ApprovedPatches": ["openssl"], "RejectedPatches": []
+                    }),
+                ),
+                (
+                    "arn:aws:ssm:eu-west-1:aws:patchbaseline/pb-0c10e65780EXAMPLE".into(),
+                    json!({
+                        "BaselineId": "arn:aws:ssm:eu-west-1:aws:patchbaseline/pb-0c10e65780EXAMPLE", "Name": "AWS-DebianDefaultPatchBaseline", "OperatingSystem": "DEBIAN",
+                        "ApprovalRules": {"PatchRules": [{"PatchFilterGroup": {"PatchFilters": []}, "ApproveAfterDays": 7}]},
+                        "ApprovedPatches": [], "RejectedPatches": []
+                    }),
+                ),
+            ],
+            patch_states: vec![patch_state(node, group, 0)],
+            instance_patches: vec![],
+            windows: vec![(
+                window.into(),
+                json!({
+                    "WindowId": window, "Name": "production-linux", "Duration": 4, "Cutoff": 1, "Schedule": "cron(0 2 ? * SUN#3 *)", "Enabled": true
+                }),
+            )],
+            window_tasks: vec![(
+                window.into(),
+                vec![json!({
+                    "WindowId": window, "WindowTaskId": "task-1", "TaskArn": "AWS-RunPatchBaselineWithHooks", "Type": "RUN_COMMAND",
+                    "MaxConcurrency": "25%", "MaxErrors": "10%", "Priority": 1
+                })],
+            )],
+            task_details: vec![(
+                (window.into(), "task-1".into()),
+                gated_task(window, Some("SSMPreflight-Gate")),
+            )],
+        }
+    }
+}
+
+pub fn patch_state(node: &str, group: &str, failed: i64) -> Value {
+    json!({
+        "InstanceId": node, "PatchGroup": group, "BaselineId": "pb-0debian000000001",
+        "OperationStartTime": days_ago(3.01), "OperationEndTime": days_ago(3.0), "Operation": "Install",
+        "InstalledCount": 40, "InstalledOtherCount": 0, "MissingCount": 0, "FailedCount": failed,
+        "NotApplicableCount": 100, "InstalledPendingRebootCount": 0, "CriticalNonCompliantCount": 0
+    })
+}
+
+pub fn gated_task(window: &str, hook: Option<&str>) -> Value {
+    let mut parameters = json!({"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"]});
+    if let Some(h) = hook {
+        parameters["PreInstallHookDocName"] = json!([h]);
+    }
+    json!({
+        "WindowId": window, "WindowTaskId": "task-1", "TaskArn": "AWS-RunPatchBaselineWithHooks", "TaskType": "RUN_COMMAND",
+        "TaskInvocationParameters": {"RunCommand": {"Parameters": parameters}}, "Priority": 1
+    })
 }
