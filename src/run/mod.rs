@@ -211,6 +211,28 @@ pub async fn run_checks(ctx: &Context, only: &[String]) -> Result<Report, RunErr
     for c in &results {
         tracing::debug!(check = %c.id, status = c.status.as_str(), duration_ms = c.duration_ms, "{}", c.summary);
     }
+    // The checks run at once, each waiting on what it needs (the identity,
+    // an endpoint's probe, the SSM client): the slowest one off the host is
+    // the AWS side's critical path, the chain of dependent requests the run
+    // waits for (`-v` shows it).
+    if let Some(slowest) = results
+        .iter()
+        .filter(|c| {
+            !matches!(c.group, checks::Group::Host | checks::Group::Agent)
+                || c.id == "agent.version"
+        })
+        .filter(|c| c.status != checks::Status::Skip)
+        .max_by_key(|c| c.duration_ms)
+    {
+        tracing::info!(
+            check = %slowest.id,
+            duration_ms = slowest.duration_ms,
+            "the AWS side's critical path is {} at {} ms of the run's {} ms",
+            slowest.id,
+            slowest.duration_ms,
+            clock.elapsed().as_millis()
+        );
+    }
     Ok(Report::new(
         host_summary(ctx),
         ctx.now,

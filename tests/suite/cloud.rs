@@ -98,6 +98,7 @@ async fn run_with_latest(
             &[
                 "check",
                 "--json",
+                "-v",
                 "--mode",
                 "hybrid",
                 "--only",
@@ -110,8 +111,13 @@ async fn run_with_latest(
         .output()
         .unwrap()
     });
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // -v names the AWS side's critical path: the slowest check off the host.
+    assert!(
+        stderr.contains("the AWS side's critical path is "),
+        "{stderr}"
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
 }
 
 fn check<'a>(json: &'a Value, id: &str) -> &'a Value {
