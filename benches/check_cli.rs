@@ -235,7 +235,31 @@ fn main() {
             ));
         }
         urls.push_str(&format!("ssm = \"https://localhost:{}\"\n", ssm_addr.port()));
-        for service in ["ssmmessages", "ec2messages", "s3"] {
+        // S3: the region's newest agent and the patch payload (eu-west-1
+        // keeps the old bucket, path-style), which payload.reachable asks for.
+        let (l, s3) = fake_aws::listener().await;
+        tokio::spawn(fake_aws::serve_s3(
+            l,
+            Some(ca.server_config(&["localhost"])),
+            vec![
+                fake_aws::S3Object {
+                    path: "/amazon-ssm-eu-west-1/latest/VERSION".into(),
+                    status: 200,
+                    body: fake_aws::AGENT_LATEST.into(),
+                },
+                fake_aws::S3Object {
+                    path: format!("/aws-ssm-eu-west-1/{}", fake_ssm::PAYLOAD_KEY),
+                    status: 200,
+                    body: String::new(),
+                },
+            ],
+            Default::default(),
+        ));
+        urls.push_str(&format!(
+            "s3 = \"https://localhost:{port}\"\npayload = \"https://localhost:{port}\"\n",
+            port = s3.port()
+        ));
+        for service in ["ssmmessages", "ec2messages"] {
             let (l, addr) = fake_aws::listener().await;
             tokio::spawn(fake_aws::serve_tls(l, ca.server_config(&["localhost"]), 0));
             urls.push_str(&format!(
@@ -330,6 +354,7 @@ fn main() {
         ("patchgroup.baseline", &["pass"]),
         ("window.targeted", &["pass"]),
         ("patch.last_run", &["pass"]),
+        ("payload.reachable", &["pass"]),
     ];
     let (median, rss) = report("ec2 mode, healthy loopback site", RUNS, HEALTHY, || {
         ec2_mode(&healthy)
@@ -368,8 +393,7 @@ fn main() {
     paths.sort();
     println!(
         "  the AWS side's critical path (from -v, 11 runs): median {} ms ({} in that run)",
-        paths[5].0,
-        paths[5].1
+        paths[5].0, paths[5].1
     );
 
     // Every endpoint black-holed, with the default 3 s endpoint timeout.

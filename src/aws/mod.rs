@@ -7,6 +7,7 @@ pub mod compliance;
 pub mod endpoints;
 pub mod identity;
 pub mod patching;
+pub mod payload;
 pub mod proxy;
 pub mod query;
 pub mod repos;

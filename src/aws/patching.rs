@@ -33,7 +33,7 @@ impl std::fmt::Display for CallError {
     }
 }
 
-fn classify<E, R>(e: &SdkError<E, R>, action: &'static str) -> CallError
+pub fn classify<E, R>(e: &SdkError<E, R>, action: &'static str) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -21,6 +21,7 @@ pub mod patch_group;
 pub mod patch_last_run;
 pub mod patch_prereqs;
 pub mod patchgroup_baseline;
+pub mod payload;
 pub mod pkg_lock;
 pub mod pkg_state;
 pub mod reboot;
@@ -286,6 +287,10 @@ pub const REGISTRY: &[Registered] = &[
     Registered {
         entry: &repo::ENTRY,
         plan: Plan::One(repo::plan),
+    },
+    Registered {
+        entry: &payload::ENTRY,
+        plan: Plan::One(payload::plan),
     },
     Registered {
         entry: &disk::ENTRY,

@@ -359,10 +359,11 @@ fn run_ec2(site: &FakeEc2Site, sources: &str) -> (serde_json::Value, Option<i32>
         sources.replace("REPO", &site.repo),
     )
     .unwrap();
-    // The cloud checks ask SSM's API, which these TLS endpoints do not
-    // serve: tests/suite/cloud.rs runs them against the fake SSM.
+    // The cloud checks and payload.reachable ask SSM's API, which these TLS
+    // endpoints do not serve: tests/suite/cloud.rs runs them against the
+    // fake SSM.
     let mut config = String::from(
-        "[checks]\ndisable = [\"cloud\"]\n[endpoints]\ntimeout = \"2s\"\n[endpoints.urls]\n",
+        "[checks]\ndisable = [\"cloud\", \"payload.reachable\"]\n[endpoints]\ntimeout = \"2s\"\n[endpoints.urls]\n",
     );
     for (service, port) in &site.endpoints {
         config.push_str(&format!("{service} = \"https://localhost:{port}\"\n"));

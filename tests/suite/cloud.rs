@@ -44,7 +44,15 @@ async fn run(
     ca: &TestCa,
     sts: StsAnswer,
 ) -> Value {
-    run_with_latest(ssm, addr, ca, sts, "3.3.1142.0").await
+    run_with_latest(ssm, addr, ca, sts, "3.3.1142.0", Payload::Answers(200)).await
+}
+
+/// How the payload's S3 answers.
+#[derive(Clone, Copy)]
+enum Payload {
+    Answers(u16),
+    /// Accepts the connection and never answers.
+    Silent,
 }
 
 /// The fake SSM over TLS with a test CA, as `endpoints.urls.ssm` reaches it.
@@ -60,18 +68,36 @@ async fn run_with_latest(
     ca: &TestCa,
     sts: StsAnswer,
     latest: &str,
+    payload: Payload,
 ) -> Value {
     let (l, s3_addr) = fake_aws::listener().await;
+    let mut objects = vec![fake_aws::S3Object {
+        path: "/amazon-ssm-eu-west-1/latest/VERSION".into(),
+        status: 200,
+        body: format!("{latest}\n"),
+    }];
+    // eu-west-1 keeps the old bucket: path-style on s3.dualstack.
+    if let Payload::Answers(status) = payload {
+        objects.push(fake_aws::S3Object {
+            path: format!("/aws-ssm-eu-west-1/{}", fake_ssm::PAYLOAD_KEY),
+            status,
+            body: String::new(),
+        });
+    }
     tokio::spawn(fake_aws::serve_s3(
         l,
         Some(ca.server_config(&["localhost"])),
-        vec![fake_aws::S3Object {
-            path: "/amazon-ssm-eu-west-1/latest/VERSION".into(),
-            status: 200,
-            body: format!("{latest}\n"),
-        }],
+        objects,
         Default::default(),
     ));
+    let payload_at = match payload {
+        Payload::Answers(_) => s3_addr,
+        Payload::Silent => {
+            let (l, silent) = fake_aws::listener().await;
+            tokio::spawn(fake_aws::serve_silence(l));
+            silent
+        }
+    };
     ssm.lock().unwrap().schedules.push((
         "tag:Patch Group".into(),
         GROUP.into(),
@@ -85,9 +111,10 @@ async fn run_with_latest(
     std::fs::write(
         &config,
         format!(
-            "[patch_group]\nvalue = \"{GROUP}\"\n[endpoints.urls]\nssm = \"https://localhost:{}\"\ns3 = \"https://localhost:{}\"\n",
+            "[patch_group]\nvalue = \"{GROUP}\"\n[endpoints]\ntimeout = \"1s\"\n[endpoints.urls]\nssm = \"https://localhost:{}\"\ns3 = \"https://localhost:{}\"\npayload = \"https://localhost:{}\"\n",
             addr.port(),
-            s3_addr.port()
+            s3_addr.port(),
+            payload_at.port()
         ),
     )
     .unwrap();
@@ -102,7 +129,7 @@ async fn run_with_latest(
                 "--mode",
                 "hybrid",
                 "--only",
-                "cloud,credentials.valid,agent.version",
+                "cloud,credentials.valid,agent.version,payload.reachable",
             ],
         )
         .env("SSL_CERT_FILE", &ca.pem_path)
@@ -309,6 +336,7 @@ async fn an_agent_a_minor_version_behind_the_regions_newest_warns() {
         &ca,
         StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
         "3.4.12.0",
+        Payload::Answers(200),
     )
     .await;
     let c = check(&json, "agent.version");
@@ -318,4 +346,41 @@ async fn an_agent_a_minor_version_behind_the_regions_newest_warns() {
             .contains("3.3.40.0 is a minor version or more behind 3.4.12.0"),
         "{c:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_denied_or_unreachable_fails_with_exit_156_named() {
+    for (payload, want) in [
+        (Payload::Answers(403), "the patch payload is denied (HTTP 403): https://s3.dualstack.eu-west-1.amazonaws.com/aws-ssm-eu-west-1/"),
+        (Payload::Silent, "the patch payload cannot be reached: "),
+    ] {
+        let (ssm, addr, ca) = ssm_site().await;
+        ssm.lock().unwrap().cloud = healthy();
+        let json = run_with_latest(
+            ssm,
+            addr,
+            &ca,
+            StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+            "3.3.1142.0",
+            payload,
+        )
+        .await;
+        let c = check(&json, "payload.reachable");
+        assert_eq!(c["status"], "fail", "{c:#}");
+        assert!(summary(&json, "payload.reachable").starts_with(want), "{c:#}");
+        assert!(summary(&json, "payload.reachable").contains("exit 156"), "{c:#}");
+    }
+    // Without ssm:GetDocument, where the payload is cannot be told: skip, naming it.
+    let (ssm, addr, ca) = ssm_site().await;
+    ssm.lock().unwrap().cloud = healthy();
+    ssm.lock().unwrap().deny_actions = vec!["GetDocument".into()];
+    let json = run(
+        ssm,
+        addr,
+        &ca,
+        StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+    )
+    .await;
+    assert_eq!(check(&json, "payload.reachable")["status"], "skip");
+    assert!(summary(&json, "payload.reachable").contains("add ssm:GetDocument to the node's role"));
 }

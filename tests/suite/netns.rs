@@ -178,11 +178,12 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
     .unwrap();
     let config = root.path().join("preflight.toml");
     // The tag comes from the config: this namespace has no EC2 API to ask.
-    // The cloud checks ask SSM's API, which this namespace's TLS endpoints
-    // do not serve: tests/suite/cloud.rs runs them against the fake SSM.
+    // The cloud checks and payload.reachable ask SSM's API, which this
+    // namespace's TLS endpoints do not serve: tests/suite/cloud.rs runs them
+    // against the fake SSM.
     std::fs::write(
         &config,
-        "[patch_group]\nvalue = \"production-linux\"\n[checks]\ndisable = [\"cloud\"]\n",
+        "[patch_group]\nvalue = \"production-linux\"\n[checks]\ndisable = [\"cloud\", \"payload.reachable\"]\n",
     )
     .unwrap();
 

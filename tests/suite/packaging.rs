@@ -35,6 +35,7 @@ fn the_iam_policy_grants_exactly_what_the_tool_calls() {
         "ssm:GetMaintenanceWindow",
         "ssm:DescribeMaintenanceWindowTasks",
         "ssm:GetMaintenanceWindowTask",
+        "ssm:GetDocument",
     ];
     let mut got: Vec<&str> = actions.iter().map(String::as_str).collect();
     want.sort();

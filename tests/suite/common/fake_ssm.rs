@@ -68,6 +68,32 @@ pub struct Cloud {
     pub window_tasks: Vec<(String, Vec<Value>)>,
     /// (window ID, task ID) → GetMaintenanceWindowTask answers.
     pub task_details: Vec<((String, String), Value)>,
+    /// The content GetDocument answers for AWS-RunPatchBaseline.
+    pub patch_document: Option<String>,
+}
+
+/// The payload the fake's AWS-RunPatchBaseline names, and its key.
+pub const PAYLOAD_KEY: &str =
+    "patchbaselineoperations/linux/payloads/patch-baseline-operations-1.80.tar.gz";
+
+/// A Command document whose Linux script names its payload as
+/// AWS-RunPatchBaseline's does (written for the tests: the name, prefix,
+/// the regions that keep the old bucket).
+pub fn patch_document() -> String {
+    let lines = [
+        "region = os.environ[\"AWS_SSM_REGION_NAME\"]",
+        "OLD_BUCKET_REGIONS = [\"us-east-1\", \"eu-west-1\",",
+        "             \"ap-south-1\"]",
+        "s3_bucket = \"aws-ssm-%s\"%(region)",
+        "s3_prefix = \"patchbaselineoperations/linux/payloads\"",
+        "payload_name = \"patch-baseline-operations-1.80.tar.gz\"",
+    ];
+    json!({
+        "schemaVersion": "2.2",
+        "description": "the fake's AWS-RunPatchBaseline",
+        "mainSteps": [{"name": "PatchLinux", "action": "aws:runShellScript", "inputs": {"runCommand": lines}}]
+    })
+    .to_string()
 }
 
 /// `field` of `input` as a string, or AWS's validation error for a missing one.
@@ -426,6 +452,24 @@ async fn handle(
                 ),
             }
         }
+        "AmazonSSM.GetDocument" => {
+            let name = match required(&input, "Name") {
+                Ok(n) => n.to_string(),
+                Err(e) => return e,
+            };
+            let s = state.lock().unwrap();
+            match (&s.cloud.patch_document, name.as_str()) {
+                (Some(content), "AWS-RunPatchBaseline") => ok(json!({
+                    "Name": name, "Content": content, "DocumentType": "Command",
+                    "DocumentFormat": "JSON", "DocumentVersion": "1", "Status": "Active"
+                })),
+                _ => error(
+                    400,
+                    "InvalidDocument",
+                    &format!("Document with name {name} does not exist."),
+                ),
+            }
+        }
         "AmazonSSM.DescribeMaintenanceWindowSchedule" => {
             let s = state.lock().unwrap();
             // As SSM: every target's key and values must match, and a
@@ -707,6 +751,7 @@ impl Cloud {
                 (window.into(), "task-1".into()),
                 gated_task(window, Some("SSMPreflight-Gate")),
             )],
+            patch_document: Some(patch_document()),
         }
     }
 }

@@ -1,0 +1,133 @@
+//! `payload.reachable`: whether this node can download the patch payload
+//! `AWS-RunPatchBaseline` fetches before it patches — from an S3 bucket
+//! `endpoint.s3` never asks about. An S3 gateway endpoint policy that does
+//! not allow that bucket fails the patch run with exit 156 ("Unable to
+//! download payload") while `endpoint.s3` passes.
+
+use super::common::{call_outcome, node_ssm};
+use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::aws::payload::{self, Reach};
+
+pub const ENTRY: CatalogueEntry = CatalogueEntry {
+    id: "payload.reachable",
+    group: Group::Network,
+    title: "Patch payload downloadable",
+    severity: Severity::Critical,
+    members: None,
+};
+
+pub fn plan(ctx: &Context) -> super::Check {
+    let ctx2 = ctx.clone();
+    super::task(ctx, &ENTRY, ENTRY.id, async move {
+        let ctx = ctx2;
+        let (id, ssm) = match node_ssm(&ctx).await {
+            Ok(n) => n,
+            Err(o) => return o,
+        };
+        let region = ctx
+            .settings
+            .aws
+            .region
+            .clone()
+            .unwrap_or_else(|| id.region.clone());
+        let content = match payload::document(&ssm).await {
+            Ok(c) => c,
+            Err(e) => return call_outcome(&e),
+        };
+        let Some(spec) = payload::spec_from_document(&content) else {
+            return Outcome::error(
+                "the AWS-RunPatchBaseline document names no payload in a way ssm-preflight knows, so where the patch run downloads from could not be told",
+                "Report this with `aws ssm get-document --name AWS-RunPatchBaseline --query DocumentVersion`: the document changed.",
+            );
+        };
+        let url = payload::url(&spec, &region);
+        // `endpoints.urls.payload` sends the request elsewhere (a mirror; a test's fake).
+        let asked = match ctx.settings.endpoints.urls.get("payload") {
+            Some(base) => payload::redirected(&url, base),
+            None => url.clone(),
+        };
+        let http = match ctx.aws_http().await {
+            Ok(h) => h,
+            Err(e) => {
+                return Outcome::error(
+                    format!("cannot set up the HTTPS client: {e}"),
+                    "Fix the agent's proxy setting or endpoints.ca_bundle.",
+                )
+            }
+        };
+        let bound = ctx.settings.endpoints.timeout;
+        let reach = tokio::time::timeout(bound, payload::head(&http, &asked))
+            .await
+            .unwrap_or_else(|_| {
+                Reach::Unreachable(format!(
+                    "no answer within {}",
+                    humantime::format_duration(bound)
+                ))
+            });
+        let outcome = judge(&url, &reach);
+        if asked != url {
+            outcome.detail("asked", asked)
+        } else {
+            outcome
+        }
+    })
+}
+
+pub fn judge(url: &str, reach: &Reach) -> Outcome {
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or(url);
+    let outcome = match reach {
+        Reach::Status(s) if (200..300).contains(s) => Outcome::pass(format!("the patch payload answers (HTTP {s}): {url}")),
+        Reach::Status(403) => Outcome::fail(
+            format!("the patch payload is denied (HTTP 403): {url}; the patch run would exit 156, \"Unable to download payload\""),
+            format!("An S3 gateway endpoint policy (or a proxy) refuses this bucket: allow `s3:GetObject` on `arn:aws:s3:::{}/*` in the VPC endpoint's policy, or let the node reach {host} another way.", url.split('/').nth(3).filter(|_| !host.contains("s3-accelerate")).unwrap_or_else(|| host.split('.').next().unwrap_or(host))),
+        ),
+        Reach::Status(s) => Outcome::fail(
+            format!("the patch payload answers HTTP {s}: {url}; the patch run would exit 156, \"Unable to download payload\""),
+            "Check that the node reaches S3 in its own region directly (`curl -I` the URL); a proxy or firewall in between may answer for it.",
+        ),
+        Reach::Unreachable(why) => Outcome::fail(
+            format!("the patch payload cannot be reached: {why} ({url}); the patch run would exit 156, \"Unable to download payload\""),
+            format!("Give the node a way to {host} on 443: a NAT gateway, the agent's proxy, or an S3 gateway endpoint (whose policy allows the patch buckets)."),
+        ),
+    };
+    outcome.detail("url", url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+
+    const URL: &str = "https://s3.dualstack.eu-west-1.amazonaws.com/aws-ssm-eu-west-1/patchbaselineoperations/linux/payloads/patch-baseline-operations-1.80.tar.gz";
+
+    #[test]
+    fn answered_denied_and_unreachable() {
+        assert_eq!(judge(URL, &Reach::Status(200)).status, Status::Pass);
+        let denied = judge(URL, &Reach::Status(403));
+        assert_eq!(denied.status, Status::Fail);
+        assert!(
+            denied.summary.contains("denied (HTTP 403)"),
+            "{}",
+            denied.summary
+        );
+        assert!(denied.summary.contains("exit 156"));
+        assert!(denied
+            .remedy
+            .unwrap()
+            .contains("arn:aws:s3:::aws-ssm-eu-west-1/*"));
+        let gone = judge(URL, &Reach::Unreachable("timed out connecting".into()));
+        assert_eq!(gone.status, Status::Fail);
+        assert!(gone
+            .summary
+            .contains("cannot be reached: timed out connecting"));
+        let accel = "https://aws-patch-manager-ap-southeast-5.s3-accelerate.dualstack.amazonaws.com/x.tar.gz";
+        assert!(judge(accel, &Reach::Status(403))
+            .remedy
+            .unwrap()
+            .contains("arn:aws:s3:::aws-patch-manager-ap-southeast-5/*"));
+    }
+}
