@@ -8,6 +8,7 @@
 use crate::common;
 
 use common::fake_aws::{self, ImdsData, TestCa};
+use common::fake_ssm;
 use std::process::Command;
 use std::sync::mpsc;
 
@@ -21,6 +22,10 @@ const SERVICES: &[(&str, &str)] = &[
 const REPO_ADDR: &str = "10.0.1.5";
 /// STS under its regional name: `credentials.valid` asks it.
 const STS_ADDR: &str = "10.0.1.6";
+/// The patch payload's host as AWS-RunPatchBaseline names it in this
+/// (old-bucket) region: `payload.reachable` asks it.
+const PAYLOAD_HOST: &str = "s3.dualstack.eu-west-1.amazonaws.com";
+const PAYLOAD_ADDR: &str = "10.0.1.7";
 
 fn ip(args: &[&str]) {
     let status = Command::new("ip")
@@ -61,7 +66,7 @@ impl Namespace {
                 "lo",
             ]);
         }
-        for addr in [REPO_ADDR, STS_ADDR] {
+        for addr in [REPO_ADDR, STS_ADDR, PAYLOAD_ADDR] {
             ip(&[
                 "-n",
                 &ns.name,
@@ -104,6 +109,7 @@ fn serve_inside(ns: &str, ca: &TestCa) -> mpsc::Sender<()> {
         })
         .collect();
     let sts_config = ca.server_config(&[&format!("sts.{REGION}.amazonaws.com")]);
+    let payload_config = ca.server_config(&[PAYLOAD_HOST]);
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap();
         nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
@@ -126,8 +132,31 @@ fn serve_inside(ns: &str, ca: &TestCa) -> mpsc::Sender<()> {
             ));
             for (addr, config) in configs {
                 let l = tokio::net::TcpListener::bind((addr, 443)).await.unwrap();
-                tokio::spawn(fake_aws::serve_tls(l, config, 0));
+                if addr == SERVICES[0].1 {
+                    // SSM itself answers the API the cloud checks call.
+                    let ssm = fake_ssm::serve(l, Some(config));
+                    let mut s = ssm.lock().unwrap();
+                    s.cloud = fake_ssm::Cloud::healthy("i-0netns", "production-linux", "mw-0netns0000000000");
+                    s.schedules.push((
+                        "InstanceIds".into(),
+                        "i-0netns".into(),
+                        serde_json::json!({"WindowId": "mw-0netns0000000000", "Name": "production-linux", "ExecutionTime": fake_ssm::next_start()}),
+                    ));
+                } else {
+                    tokio::spawn(fake_aws::serve_tls(l, config, 0));
+                }
             }
+            let payload = tokio::net::TcpListener::bind((PAYLOAD_ADDR, 443)).await.unwrap();
+            tokio::spawn(fake_aws::serve_s3(
+                payload,
+                Some(payload_config),
+                vec![fake_aws::S3Object {
+                    path: format!("/aws-ssm-{REGION}/{}", fake_ssm::PAYLOAD_KEY),
+                    status: 200,
+                    body: String::new(),
+                }],
+                Default::default(),
+            ));
             let repo = tokio::net::TcpListener::bind((REPO_ADDR, 80))
                 .await
                 .unwrap();
@@ -164,6 +193,7 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
     }
     hosts.push_str(&format!("{REPO_ADDR} repo.internal\n"));
     hosts.push_str(&format!("{STS_ADDR} sts.{REGION}.amazonaws.com\n"));
+    hosts.push_str(&format!("{PAYLOAD_ADDR} {PAYLOAD_HOST}\n"));
     let ns = Namespace::create(&hosts);
     let ca = TestCa::new("netns test CA");
     let _stop = serve_inside(&ns.name, &ca);
@@ -178,14 +208,7 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
     .unwrap();
     let config = root.path().join("preflight.toml");
     // The tag comes from the config: this namespace has no EC2 API to ask.
-    // The cloud checks and payload.reachable ask SSM's API, which this
-    // namespace's TLS endpoints do not serve: tests/suite/cloud.rs runs them
-    // against the fake SSM.
-    std::fs::write(
-        &config,
-        "[patch_group]\nvalue = \"production-linux\"\n[checks]\ndisable = [\"cloud\", \"payload.reachable\"]\n",
-    )
-    .unwrap();
+    std::fs::write(&config, "[patch_group]\nvalue = \"production-linux\"\n").unwrap();
 
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.name])
@@ -239,6 +262,25 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
         check("clock.sync")
     );
     assert_eq!(check("patchgroup.tag")["status"], "pass");
+    // How SSM sees the node, from SSM's API at its real name.
+    for id in [
+        "ssm.ping",
+        "patchgroup.baseline",
+        "window.targeted",
+        "patch.last_run",
+    ] {
+        assert_eq!(check(id)["status"], "pass", "{:#}", check(id));
+    }
+    // The payload, at the host AWS-RunPatchBaseline names for this region.
+    let payload = check("payload.reachable");
+    assert_eq!(payload["status"], "pass", "{payload:#}");
+    assert_eq!(
+        payload["details"]["url"],
+        format!(
+            "https://{PAYLOAD_HOST}/aws-ssm-{REGION}/{}",
+            fake_ssm::PAYLOAD_KEY
+        )
+    );
     let valid = check("credentials.valid");
     assert_eq!(valid["status"], "pass", "{valid:#}");
     assert!(

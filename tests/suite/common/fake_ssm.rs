@@ -143,6 +143,11 @@ pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> (Shared, SocketAddr) {
 async fn start_on(tls: Option<Arc<rustls::ServerConfig>>) -> (Shared, SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    (serve(listener, tls), addr)
+}
+
+/// The fake on a listener the caller bound (an address in a namespace).
+pub fn serve(listener: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Shared {
     let shared: Shared = Arc::new(Mutex::new(FakeSsm::default()));
     let state = shared.clone();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -177,7 +182,7 @@ async fn start_on(tls: Option<Arc<rustls::ServerConfig>>) -> (Shared, SocketAddr
             });
         }
     });
-    (shared, addr)
+    shared
 }
 
 fn error(status: u16, kind: &str, message: &str) -> hyper::Response<Full<Bytes>> {
