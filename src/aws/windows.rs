@@ -58,3 +58,15 @@ pub async fn from_ssm(
     }
     Ok(out)
 }
+
+/// A window's length in hours (`ssm:GetMaintenanceWindow`), or `None` when
+/// SSM does not say or may not be asked.
+pub async fn duration_hours(ssm: &aws_sdk_ssm::Client, window_id: &str) -> Option<u64> {
+    let out = ssm
+        .get_maintenance_window()
+        .window_id(window_id)
+        .send()
+        .await
+        .ok()?;
+    out.duration().and_then(|h| u64::try_from(h).ok())
+}

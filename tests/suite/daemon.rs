@@ -256,6 +256,11 @@ async fn windows_from_the_ssm_fake_and_access_denied() {
         "production-linux".into(),
         serde_json::json!({"WindowId": "mw-0123456789abcdef0", "Name": "production-linux", "ExecutionTime": "2099-01-18T02:00:00Z"}),
     ));
+    // The window's length, which pkg.state judges the update timers against.
+    ssm.lock().unwrap().cloud.windows.push((
+        "mw-0123456789abcdef0".into(),
+        serde_json::json!({"WindowId": "mw-0123456789abcdef0", "Name": "production-linux", "Duration": 3, "Cutoff": 1}),
+    ));
     // Windows of another node and another group: SSM would not name them.
     ssm.lock().unwrap().schedules.push((
         "InstanceIds".into(),
@@ -287,6 +292,7 @@ async fn windows_from_the_ssm_fake_and_access_denied() {
     );
     assert_eq!(windows[0]["start"], "2099-01-18T02:00:00Z");
     assert_eq!(windows[0]["source"], "ssm");
+    assert_eq!(windows[0]["duration_secs"], 3 * 3600, "{json:#}");
     let calls = ssm.lock().unwrap().calls.clone();
     assert_eq!(
         calls
