@@ -163,6 +163,17 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
 /// Runs the selected checks (all but `checks.disable`, or `only`) and
 /// assembles the report.
 pub async fn run_checks(ctx: &Context, only: &[String]) -> Result<Report, RunError> {
+    run_checks_reusing(ctx, only, &[]).await
+}
+
+/// `run_checks`, taking the results in `reuse` instead of running those
+/// checks again (the daemon's cloud checks, asked of SSM at most once per
+/// `daemon.schedule_cache`); each keeps its place in the report.
+pub async fn run_checks_reusing(
+    ctx: &Context,
+    only: &[String],
+    reuse: &[checks::CheckResult],
+) -> Result<Report, RunError> {
     if let Some(name) = only.iter().find(|n| !checks::is_known_selector(n)) {
         return Err(RunError::Selection(format!(
             "--only names `{name}`, which is no check; use check IDs, families or groups from: {}",
@@ -207,7 +218,19 @@ pub async fn run_checks(ctx: &Context, only: &[String]) -> Result<Report, RunErr
         )));
     }
     let clock = Instant::now();
-    let results = execute::run(selected).await;
+    let order: Vec<String> = selected.iter().map(|c| c.info.id.clone()).collect();
+    let fresh: Vec<_> = selected
+        .into_iter()
+        .filter(|c| !reuse.iter().any(|r| r.id == c.info.id))
+        .collect();
+    let mut fresh = execute::run(fresh).await.into_iter();
+    let results: Vec<checks::CheckResult> = order
+        .iter()
+        .filter_map(|id| match reuse.iter().find(|r| r.id == *id) {
+            Some(r) => Some(r.clone()),
+            None => fresh.next(),
+        })
+        .collect();
     for c in &results {
         tracing::debug!(check = %c.id, status = c.status.as_str(), duration_ms = c.duration_ms, "{}", c.summary);
     }

@@ -13,7 +13,7 @@
 use super::deliver::{self, SendError};
 use super::report::Report;
 use super::state::{self, Delivery, DeliveryState, State, StateDir, StateError};
-use super::{new_run_id, prepare, run_checks, send_report, Options, Prepared};
+use super::{new_run_id, prepare, run_checks_reusing, send_report, Options, Prepared};
 use crate::checks::Status;
 use crate::config::schedule::window::{self as windows, Window};
 use crate::daemon::machine::{self, Machine, Wake};
@@ -217,6 +217,7 @@ async fn serve(
         state: "idle".into(),
         ..Default::default()
     }));
+    let mut cloud_cache = CloudCache::default();
     let mut recorder = Recorder {
         dir: state_dir.clone(),
         unsaved: Arc::new(Mutex::new(None)),
@@ -290,7 +291,7 @@ async fn serve(
                 }
                 match wake {
                     Wake::Run(why) => {
-                        if !one_run(&prepared, &known, &view, &mut machine, &mut spool, &mut recorder, &mut signals, &mut watchdog).await {
+                        if !one_run(&prepared, &mut cloud_cache, &known, &view, &mut machine, &mut spool, &mut recorder, &mut signals, &mut watchdog).await {
                             break;
                         }
                         planner.ran(Timestamp::now(), why, fastrand::f64());
@@ -312,7 +313,7 @@ async fn serve(
             }
             _ = refresh_rx.recv() => {
                 tracing::info!("a run was asked for over the status socket");
-                if !one_run(&prepared, &known, &view, &mut machine, &mut spool, &mut recorder, &mut signals, &mut watchdog).await {
+                if !one_run(&prepared, &mut cloud_cache, &known, &view, &mut machine, &mut spool, &mut recorder, &mut signals, &mut watchdog).await {
                     break;
                 }
                 planner.ran(Timestamp::now(), Why::Baseline, fastrand::f64());
@@ -330,6 +331,8 @@ async fn serve(
                         cache.fetched = None;
                         view.lock().unwrap().config_error = None;
                         tracing::info!("configuration reloaded");
+                        // The group or the endpoints may have changed: ask SSM again.
+                        cloud_cache = CloudCache::default();
                         // STATUS= keeps the last verdict, with the next window as the new config sees it.
                         let known = refresh_windows(&prepared, &mut cache, SystemTime::now()).await;
                         let next = windows::next_after(&known, Timestamp::now());
@@ -443,11 +446,58 @@ async fn unless_stopped<T>(
     }
 }
 
+/// The cloud checks' last results (how SSM sees the node): the daemon asks
+/// SSM for them at most once per `daemon.schedule_cache`, whatever the
+/// number of runs (a window's lead runs come minutes apart).
+#[derive(Default)]
+pub struct CloudCache {
+    at: Option<SystemTime>,
+    results: Vec<crate::checks::CheckResult>,
+}
+
+impl CloudCache {
+    /// The results still fresh at `now`, each saying when it was asked.
+    pub fn fresh(
+        &self,
+        now: SystemTime,
+        ttl: std::time::Duration,
+    ) -> Vec<crate::checks::CheckResult> {
+        match self.at {
+            Some(at) if now.duration_since(at).is_ok_and(|age| age < ttl) => {
+                let when = humantime::format_rfc3339_seconds(at).to_string();
+                self.results
+                    .iter()
+                    .cloned()
+                    .map(|mut r| {
+                        r.details.insert("asked_at".into(), when.clone());
+                        r.duration_ms = 0;
+                        r
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Keeps a run's cloud results, those SSM answered (an error is asked again).
+    pub fn keep(&mut self, now: SystemTime, report: &Report) {
+        let results: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| c.group == crate::checks::Group::Cloud && c.status != Status::Error)
+            .cloned()
+            .collect();
+        self.at = (!results.is_empty()).then_some(now);
+        self.results = results;
+    }
+}
+
 /// One run: checks, state, metrics, journal; its report is then due after
 /// the jitter. `false` when a stop signal came.
 #[allow(clippy::too_many_arguments)]
 async fn one_run(
     prepared: &Prepared,
+    cloud_cache: &mut CloudCache,
     known: &[Window],
     view: &Arc<Mutex<View>>,
     machine: &mut Machine,
@@ -467,7 +517,10 @@ async fn one_run(
     let ctx = prepared.context(SystemTime::now());
     // pkg.state judges the update timers against every window known, SSM's included.
     *ctx.shared.windows.lock().unwrap() = known.to_vec();
-    let Some(result) = unless_stopped(run_checks(&ctx, &[]), signals, watchdog).await else {
+    let reuse = cloud_cache.fresh(ctx.now, prepared.settings.daemon.schedule_cache);
+    let Some(result) =
+        unless_stopped(run_checks_reusing(&ctx, &[], &reuse), signals, watchdog).await
+    else {
         return false;
     };
     let mut report = match result {
@@ -479,6 +532,9 @@ async fn one_run(
         }
     };
     report.next_window = next_window.as_ref().map(|w| w.start.clone());
+    if reuse.is_empty() {
+        cloud_cache.keep(ctx.now, &report);
+    }
     journal(&report);
     let run = Spool {
         delivery: Delivery::not_sent(&new_run_id(), &report.started_at),
@@ -620,5 +676,64 @@ pub fn status_line(report: &Report, next_window: Option<&Window>) -> String {
     match next_window {
         Some(w) => format!("last run {verdict}; next window {} ({})", w.start, w.name),
         None => format!("last run {verdict}; no window known"),
+    }
+}
+
+#[cfg(test)]
+mod cloud_cache_tests {
+    use super::*;
+    use crate::checks::{CheckResult, Group, Severity};
+    use crate::host::mode::Mode;
+    use crate::run::report::HostSummary;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn result(id: &str, group: Group, status: Status) -> CheckResult {
+        CheckResult {
+            id: id.into(),
+            group,
+            title: id.into(),
+            status,
+            severity: Severity::Medium,
+            summary: format!("{id} summary"),
+            remedy: None,
+            details: Default::default(),
+            duration_ms: 40,
+        }
+    }
+
+    #[test]
+    fn cloud_results_are_reused_until_the_schedule_cache_expires() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let host = HostSummary {
+            mode: Mode::Ec2,
+            instance_id: Some("i-1".into()),
+            region: None,
+            patch_group: None,
+            os: None,
+        };
+        let report = Report::new(
+            host,
+            t0,
+            Duration::ZERO,
+            vec![
+                result("ssm.ping", Group::Cloud, Status::Pass),
+                result("patch.last_run", Group::Cloud, Status::Error),
+                result("disk.root", Group::Host, Status::Pass),
+            ],
+        );
+        let mut cache = CloudCache::default();
+        cache.keep(t0, &report);
+        let hour = Duration::from_secs(3600);
+        let fresh = cache.fresh(t0 + Duration::from_secs(50 * 60), hour);
+        // Only the cloud checks SSM answered; an error is asked again.
+        assert_eq!(
+            fresh.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["ssm.ping"]
+        );
+        assert_eq!(fresh[0].details["asked_at"], "2027-01-15T08:00:00Z");
+        assert!(
+            cache.fresh(t0 + hour, hour).is_empty(),
+            "expired at the hour"
+        );
     }
 }
