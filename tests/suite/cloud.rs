@@ -98,11 +98,16 @@ async fn run_with_latest(
             silent
         }
     };
-    ssm.lock().unwrap().schedules.push((
-        "tag:Patch Group".into(),
-        GROUP.into(),
-        json!({"WindowId": WINDOW, "Name": "production-linux", "ExecutionTime": next_start()}),
-    ));
+    // SSM's schedule names the window for the node's group when the
+    // scenario has one.
+    let has_window = !ssm.lock().unwrap().cloud.windows.is_empty();
+    if has_window {
+        ssm.lock().unwrap().schedules.push((
+            "tag:Patch Group".into(),
+            GROUP.into(),
+            json!({"WindowId": WINDOW, "Name": "production-linux", "ExecutionTime": next_start()}),
+        ));
+    }
     let (l, sts_addr) = fake_aws::listener().await;
     tokio::spawn(fake_aws::start_sts(l, sts, Arc::new(AtomicUsize::new(0))));
     let root = common::fixture_root("hybrid-node");
@@ -383,4 +388,26 @@ async fn a_payload_denied_or_unreachable_fails_with_exit_156_named() {
     .await;
     assert_eq!(check(&json, "payload.reachable")["status"], "skip");
     assert!(summary(&json, "payload.reachable").contains("add ssm:GetDocument to the node's role"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_window_targets_the_node() {
+    let (ssm, addr, ca) = ssm_site().await;
+    let mut cloud = healthy();
+    cloud.windows.clear();
+    cloud.window_tasks.clear();
+    ssm.lock().unwrap().cloud = cloud;
+    let json = run(
+        ssm,
+        addr,
+        &ca,
+        StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+    )
+    .await;
+    assert_eq!(check(&json, "window.targeted")["status"], "warn");
+    assert!(
+        summary(&json, "window.targeted").starts_with("no maintenance window targets this node"),
+        "{}",
+        summary(&json, "window.targeted")
+    );
 }

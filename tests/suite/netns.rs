@@ -26,6 +26,10 @@ const STS_ADDR: &str = "10.0.1.6";
 /// (old-bucket) region: `payload.reachable` asks it.
 const PAYLOAD_HOST: &str = "s3.dualstack.eu-west-1.amazonaws.com";
 const PAYLOAD_ADDR: &str = "10.0.1.7";
+/// Where the document sends a region that does not keep the old bucket:
+/// S3 Transfer Acceleration, the bucket in the host name.
+const ACCELERATE_HOST: &str = "aws-patch-manager-eu-west-1.s3-accelerate.dualstack.amazonaws.com";
+const ACCELERATE_ADDR: &str = "10.0.1.8";
 
 fn ip(args: &[&str]) {
     let status = Command::new("ip")
@@ -66,7 +70,7 @@ impl Namespace {
                 "lo",
             ]);
         }
-        for addr in [REPO_ADDR, STS_ADDR, PAYLOAD_ADDR] {
+        for addr in [REPO_ADDR, STS_ADDR, PAYLOAD_ADDR, ACCELERATE_ADDR] {
             ip(&[
                 "-n",
                 &ns.name,
@@ -95,8 +99,9 @@ impl Drop for Namespace {
 
 /// Serves the fakes from a thread that has entered the namespace: sockets
 /// it makes live there. Returns when they listen; they stop when `stop` drops.
-fn serve_inside(ns: &str, ca: &TestCa) -> mpsc::Sender<()> {
+fn serve_inside(ns: &str, ca: &TestCa) -> (mpsc::Sender<()>, fake_ssm::Shared) {
     let (ready_tx, ready_rx) = mpsc::channel();
+    let (ssm_tx, ssm_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let path = format!("/run/netns/{ns}");
     let configs: Vec<_> = SERVICES
@@ -110,6 +115,7 @@ fn serve_inside(ns: &str, ca: &TestCa) -> mpsc::Sender<()> {
         .collect();
     let sts_config = ca.server_config(&[&format!("sts.{REGION}.amazonaws.com")]);
     let payload_config = ca.server_config(&[PAYLOAD_HOST]);
+    let accelerate_config = ca.server_config(&[ACCELERATE_HOST]);
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap();
         nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
@@ -135,6 +141,7 @@ fn serve_inside(ns: &str, ca: &TestCa) -> mpsc::Sender<()> {
                 if addr == SERVICES[0].1 {
                     // SSM itself answers the API the cloud checks call.
                     let ssm = fake_ssm::serve(l, Some(config));
+                    ssm_tx.send(ssm.clone()).unwrap();
                     let mut s = ssm.lock().unwrap();
                     s.cloud = fake_ssm::Cloud::healthy("i-0netns", "production-linux", "mw-0netns0000000000");
                     s.schedules.push((
@@ -146,6 +153,17 @@ fn serve_inside(ns: &str, ca: &TestCa) -> mpsc::Sender<()> {
                     tokio::spawn(fake_aws::serve_tls(l, config, 0));
                 }
             }
+            let accelerate = tokio::net::TcpListener::bind((ACCELERATE_ADDR, 443)).await.unwrap();
+            tokio::spawn(fake_aws::serve_s3(
+                accelerate,
+                Some(accelerate_config),
+                vec![fake_aws::S3Object {
+                    path: format!("/{}", fake_ssm::PAYLOAD_KEY),
+                    status: 200,
+                    body: String::new(),
+                }],
+                Default::default(),
+            ));
             let payload = tokio::net::TcpListener::bind((PAYLOAD_ADDR, 443)).await.unwrap();
             tokio::spawn(fake_aws::serve_s3(
                 payload,
@@ -181,7 +199,7 @@ fn serve_inside(ns: &str, ca: &TestCa) -> mpsc::Sender<()> {
         });
     });
     ready_rx.recv().unwrap();
-    stop_tx
+    (stop_tx, ssm_rx.recv().unwrap())
 }
 
 #[test]
@@ -194,9 +212,10 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
     hosts.push_str(&format!("{REPO_ADDR} repo.internal\n"));
     hosts.push_str(&format!("{STS_ADDR} sts.{REGION}.amazonaws.com\n"));
     hosts.push_str(&format!("{PAYLOAD_ADDR} {PAYLOAD_HOST}\n"));
+    hosts.push_str(&format!("{ACCELERATE_ADDR} {ACCELERATE_HOST}\n"));
     let ns = Namespace::create(&hosts);
     let ca = TestCa::new("netns test CA");
-    let _stop = serve_inside(&ns.name, &ca);
+    let (_stop, ssm) = serve_inside(&ns.name, &ca);
 
     let root = common::fixture_root("debian12-clean");
     common::install_agent_binary(root.path());
@@ -210,20 +229,24 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
     // The tag comes from the config: this namespace has no EC2 API to ask.
     std::fs::write(&config, "[patch_group]\nvalue = \"production-linux\"\n").unwrap();
 
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(env!("CARGO_BIN_EXE_ssm-preflight"))
-        .args(["check", "--json", "--mode", "ec2", "--root"])
-        .arg(root.path())
-        .arg("--config")
-        .arg(&config)
-        .env_remove("AWS_EC2_METADATA_DISABLED")
-        .env_remove("AWS_EC2_METADATA_SERVICE_ENDPOINT")
-        .env("DBUS_SYSTEM_BUS_ADDRESS", common::NO_BUS)
-        .env("SSL_CERT_FILE", &ca.pem_path)
-        .env_remove("SSL_CERT_DIR")
-        .output()
-        .unwrap();
+    let run = |args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(env!("CARGO_BIN_EXE_ssm-preflight"))
+            .args(["check", "--json", "--mode", "ec2", "--root"])
+            .arg(root.path())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("AWS_EC2_METADATA_DISABLED")
+            .env_remove("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", common::NO_BUS)
+            .env("SSL_CERT_FILE", &ca.pem_path)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     let check = |id: &str| {
@@ -288,4 +311,20 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
         "the regional STS name: {valid:#}"
     );
     assert_eq!(out.status.code(), Some(0), "{json:#}");
+
+    // A document whose old-bucket regions leave this one out sends the
+    // payload to S3 Transfer Acceleration, the bucket in the host name.
+    ssm.lock().unwrap().cloud.patch_document = Some(fake_ssm::patch_document_with_old_regions(&[
+        "us-east-1",
+        "ap-south-1",
+    ]));
+    let out = run(&["--only", "payload.reachable"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let payload = &json["checks"][0];
+    assert_eq!(payload["status"], "pass", "{payload:#}");
+    assert_eq!(
+        payload["details"]["url"],
+        format!("https://{ACCELERATE_HOST}/{}", fake_ssm::PAYLOAD_KEY)
+    );
 }

@@ -80,13 +80,21 @@ pub const PAYLOAD_KEY: &str =
 /// AWS-RunPatchBaseline's does (written for the tests: the name, prefix,
 /// the regions that keep the old bucket).
 pub fn patch_document() -> String {
+    patch_document_with_old_regions(&["us-east-1", "eu-west-1", "ap-south-1"])
+}
+
+/// The same document with another list of the regions that keep the old bucket.
+pub fn patch_document_with_old_regions(old: &[&str]) -> String {
+    let quoted: Vec<String> = old.iter().map(|r| format!("\"{r}\"")).collect();
+    let (first, rest) = quoted.split_at(quoted.len().min(1));
     let lines = [
-        "region = os.environ[\"AWS_SSM_REGION_NAME\"]",
-        "OLD_BUCKET_REGIONS = [\"us-east-1\", \"eu-west-1\",",
-        "             \"ap-south-1\"]",
-        "s3_bucket = \"aws-ssm-%s\"%(region)",
-        "s3_prefix = \"patchbaselineoperations/linux/payloads\"",
-        "payload_name = \"patch-baseline-operations-1.80.tar.gz\"",
+        "region = os.environ[\"AWS_SSM_REGION_NAME\"]".to_string(),
+        // The list spans lines, as the real document's does.
+        format!("OLD_BUCKET_REGIONS = [{},", first.join("")),
+        format!("             {}]", rest.join(", ")),
+        "s3_bucket = \"aws-ssm-%s\"%(region)".to_string(),
+        "s3_prefix = \"patchbaselineoperations/linux/payloads\"".to_string(),
+        "payload_name = \"patch-baseline-operations-1.80.tar.gz\"".to_string(),
     ];
     json!({
         "schemaVersion": "2.2",
