@@ -93,6 +93,9 @@ pub async fn serve_tls(
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
+        // As AWS's endpoints do: no Nagle delay on the answer's second write
+        // (a client's delayed ACK would add 40 ms to every call).
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let Ok(mut tls) = acceptor.accept(tcp).await else {
@@ -224,6 +227,9 @@ pub async fn start_imds(listener: TcpListener, data: ImdsData) {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
+        // As AWS's endpoints do: no Nagle delay on the answer's second write
+        // (a client's delayed ACK would add 40 ms to every call).
+        let _ = tcp.set_nodelay(true);
         let tokens = tokens.clone();
         let data = data.clone();
         tokio::spawn(async move {
@@ -318,6 +324,9 @@ pub async fn start_http(listener: TcpListener, ok_paths: Vec<String>) {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
+        // As AWS's endpoints do: no Nagle delay on the answer's second write
+        // (a client's delayed ACK would add 40 ms to every call).
+        let _ = tcp.set_nodelay(true);
         let ok_paths = ok_paths.clone();
         tokio::spawn(async move {
             let service =
@@ -392,6 +401,9 @@ pub async fn start_ec2(listener: TcpListener, tags: Vec<(String, String)>, allow
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
+        // As AWS's endpoints do: no Nagle delay on the answer's second write
+        // (a client's delayed ACK would add 40 ms to every call).
+        let _ = tcp.set_nodelay(true);
         let tags = tags.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(
@@ -489,6 +501,9 @@ pub async fn serve_sts(
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
+        // As AWS's endpoints do: no Nagle delay on the answer's second write
+        // (a client's delayed ACK would add 40 ms to every call).
+        let _ = tcp.set_nodelay(true);
         let (answer, calls, acceptor) = (answer.clone(), calls.clone(), acceptor.clone());
         tokio::spawn(async move {
             let service =
@@ -636,6 +651,9 @@ pub async fn serve_s3(
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
+        // As AWS's endpoints do: no Nagle delay on the answer's second write
+        // (a client's delayed ACK would add 40 ms to every call).
+        let _ = tcp.set_nodelay(true);
         let (objects, seen, acceptor) = (objects.clone(), seen.clone(), acceptor.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(
