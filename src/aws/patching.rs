@@ -283,18 +283,15 @@ pub async fn window_tasks(
     ssm: &aws_sdk_ssm::Client,
     window_id: &str,
 ) -> Result<WindowTasks, CallError> {
-    let window = ssm
-        .get_maintenance_window()
-        .window_id(window_id)
-        .send()
-        .await
-        .map_err(|e| classify(&e, "ssm:GetMaintenanceWindow"))?;
-    let tasks = ssm
-        .describe_maintenance_window_tasks()
-        .window_id(window_id)
-        .send()
-        .await
-        .map_err(|e| classify(&e, "ssm:DescribeMaintenanceWindowTasks"))?;
+    // The window and its task list at once.
+    let (window, tasks) = tokio::join!(
+        ssm.get_maintenance_window().window_id(window_id).send(),
+        ssm.describe_maintenance_window_tasks()
+            .window_id(window_id)
+            .send()
+    );
+    let window = window.map_err(|e| classify(&e, "ssm:GetMaintenanceWindow"))?;
+    let tasks = tasks.map_err(|e| classify(&e, "ssm:DescribeMaintenanceWindowTasks"))?;
     let mut out = WindowTasks {
         window_id: window_id.to_string(),
         name: window.name().unwrap_or_default().to_string(),

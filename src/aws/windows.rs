@@ -23,14 +23,16 @@ pub async fn from_ssm(
         targets.push(("tag:Patch Group".into(), group.to_string()));
         targets.push(("tag:PatchGroup".into(), group.to_string()));
     }
-    let mut out = Vec::new();
-    for (key, value) in targets {
-        let answer = ssm
-            .describe_maintenance_window_schedule()
-            .targets(Target::builder().key(&key).values(&value).build())
+    // The lookups at once: the run waits for the slowest, not for all in turn.
+    let answers = futures_util::future::join_all(targets.iter().map(|(key, value)| {
+        ssm.describe_maintenance_window_schedule()
+            .targets(Target::builder().key(key).values(value).build())
             .resource_type(MaintenanceWindowResourceType::Instance)
             .send()
-            .await;
+    }))
+    .await;
+    let mut out = Vec::new();
+    for answer in answers {
         let answer = match answer {
             Ok(a) => a,
             Err(e) => {
