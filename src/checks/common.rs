@@ -72,27 +72,44 @@ pub fn call_outcome(e: &crate::aws::patching::CallError) -> Outcome {
 }
 
 /// The node and its SSM client, or the outcome that says why there is none.
-/// SSM's endpoint is probed first (the probe `endpoint.ssm` makes, shared):
-/// when it does not answer, no call is made, so a dead endpoint costs the
-/// run its probe's timeout once rather than every call's.
 pub async fn node_ssm(
     ctx: &Context,
 ) -> Result<(crate::aws::identity::Identity, aws_sdk_ssm::Client), Outcome> {
-    let node = ctx.node_ssm().await.map_err(|why| {
+    ctx.node_ssm().await.map_err(|why| {
         if ctx.is_local() {
             Outcome::skip(why)
         } else {
             Outcome::skip(format!("{why}, so SSM cannot be asked about this node"))
         }
-    })?;
-    match ctx.probe("ssm").await {
-        Ok(probe) if probe.result.is_err() => Err(Outcome::skip(format!(
-            "SSM's endpoint {} does not answer (endpoint.ssm says why), so SSM cannot be asked about this node",
-            probe.target.host
-        ))),
-        Err(e) => Err(Outcome::skip(format!(
-            "SSM's endpoint could not be probed ({e}), so SSM cannot be asked about this node"
-        ))),
-        Ok(_) => Ok(node),
+    })
+}
+
+/// Runs `work` while `service`'s endpoint is probed (the probe its
+/// `endpoint.<service>` check reports, made once per run): the calls start
+/// at once, beside the probe rather than after it, and when the probe fails
+/// first the wait ends there, saying why. So a healthy endpoint adds no
+/// round trip to the run, and a dead one costs its probe's timeout once.
+pub async fn while_reachable(
+    ctx: &Context,
+    service: &str,
+    work: impl std::future::Future<Output = Outcome>,
+) -> Outcome {
+    let unreachable = async {
+        match ctx.probe(service).await {
+            Ok(probe) if probe.result.is_err() => Outcome::skip(format!(
+                "{service}'s endpoint {} does not answer (endpoint.{service} says why), so it was not asked",
+                probe.target.host
+            )),
+            // Local mode and a node without identity: the work says so itself.
+            Err(crate::facts::ProbeError::Region(_)) | Ok(_) => std::future::pending().await,
+            Err(e) => Outcome::skip(format!(
+                "{service}'s endpoint could not be probed ({e}), so it was not asked"
+            )),
+        }
+    };
+    tokio::select! {
+        biased;
+        outcome = work => outcome,
+        outcome = unreachable => outcome,
     }
 }

@@ -27,25 +27,31 @@ pub fn plan(ctx: &Context) -> super::Check {
     let ctx2 = ctx.clone();
     super::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
-        let (id, ssm) = match node_ssm(&ctx).await {
-            Ok(n) => n,
-            Err(o) => return o,
-        };
-        let state = match patching::patch_state(&ssm, &id.instance_id).await {
-            Ok(s) => s,
-            Err(e) => return call_outcome(&e),
-        };
-        let failed = match &state {
-            Some(s) if s.failed > 0 => {
-                match patching::failed_patches(&ssm, &id.instance_id, FAILED_SHOWN).await {
-                    Ok(names) => names,
-                    Err(e) => vec![format!("(names not read: {e})")],
+        let probe_ctx = ctx.clone();
+        // Asked while SSM's endpoint is probed: a probe that fails first ends
+        // the wait, so a dead endpoint costs its timeout once.
+        super::common::while_reachable(&probe_ctx, "ssm", async move {
+            let (id, ssm) = match node_ssm(&ctx).await {
+                Ok(n) => n,
+                Err(o) => return o,
+            };
+            let state = match patching::patch_state(&ssm, &id.instance_id).await {
+                Ok(s) => s,
+                Err(e) => return call_outcome(&e),
+            };
+            let failed = match &state {
+                Some(s) if s.failed > 0 => {
+                    match patching::failed_patches(&ssm, &id.instance_id, FAILED_SHOWN).await {
+                        Ok(names) => names,
+                        Err(e) => vec![format!("(names not read: {e})")],
+                    }
                 }
-            }
-            _ => Vec::new(),
-        };
-        let group = ctx.patch_group(&id).await;
-        judge(state.as_ref(), &failed, group.as_deref(), ctx.now)
+                _ => Vec::new(),
+            };
+            let group = ctx.patch_group(&id).await;
+            judge(state.as_ref(), &failed, group.as_deref(), ctx.now)
+        })
+        .await
     })
 }
 

@@ -20,56 +20,62 @@ pub fn plan(ctx: &Context) -> super::Check {
     let ctx2 = ctx.clone();
     super::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
-        let (id, ssm) = match node_ssm(&ctx).await {
-            Ok(n) => n,
-            Err(o) => return o,
-        };
-        let region = ctx
-            .settings
-            .aws
-            .region
-            .clone()
-            .unwrap_or_else(|| id.region.clone());
-        let content = match payload::document(&ssm).await {
-            Ok(c) => c,
-            Err(e) => return call_outcome(&e),
-        };
-        let Some(spec) = payload::spec_from_document(&content) else {
-            return Outcome::error(
-                "the AWS-RunPatchBaseline document names no payload in a way ssm-preflight knows, so where the patch run downloads from could not be told",
-                "Report this with `aws ssm get-document --name AWS-RunPatchBaseline --query DocumentVersion`: the document changed.",
-            );
-        };
-        let url = payload::url(&spec, &region);
-        // `endpoints.urls.payload` sends the request elsewhere (a mirror; a test's fake).
-        let asked = match ctx.settings.endpoints.urls.get("payload") {
-            Some(base) => payload::redirected(&url, base),
-            None => url.clone(),
-        };
-        let http = match ctx.aws_http().await {
-            Ok(h) => h,
-            Err(e) => {
+        let probe_ctx = ctx.clone();
+        // Asked while SSM's endpoint is probed: a probe that fails first ends
+        // the wait, so a dead endpoint costs its timeout once.
+        super::common::while_reachable(&probe_ctx, "ssm", async move {
+            let (id, ssm) = match node_ssm(&ctx).await {
+                Ok(n) => n,
+                Err(o) => return o,
+            };
+            let region = ctx
+                .settings
+                .aws
+                .region
+                .clone()
+                .unwrap_or_else(|| id.region.clone());
+            let content = match payload::document(&ssm).await {
+                Ok(c) => c,
+                Err(e) => return call_outcome(&e),
+            };
+            let Some(spec) = payload::spec_from_document(&content) else {
                 return Outcome::error(
-                    format!("cannot set up the HTTPS client: {e}"),
-                    "Fix the agent's proxy setting or endpoints.ca_bundle.",
-                )
+                    "the AWS-RunPatchBaseline document names no payload in a way ssm-preflight knows, so where the patch run downloads from could not be told",
+                    "Report this with `aws ssm get-document --name AWS-RunPatchBaseline --query DocumentVersion`: the document changed.",
+                );
+            };
+            let url = payload::url(&spec, &region);
+            // `endpoints.urls.payload` sends the request elsewhere (a mirror; a test's fake).
+            let asked = match ctx.settings.endpoints.urls.get("payload") {
+                Some(base) => payload::redirected(&url, base),
+                None => url.clone(),
+            };
+            let http = match ctx.aws_http().await {
+                Ok(h) => h,
+                Err(e) => {
+                    return Outcome::error(
+                        format!("cannot set up the HTTPS client: {e}"),
+                        "Fix the agent's proxy setting or endpoints.ca_bundle.",
+                    )
+                }
+            };
+            let bound = ctx.settings.endpoints.timeout;
+            let reach = tokio::time::timeout(bound, payload::head(&http, &asked))
+                .await
+                .unwrap_or_else(|_| {
+                    Reach::Unreachable(format!(
+                        "no answer within {}",
+                        humantime::format_duration(bound)
+                    ))
+                });
+            let outcome = judge(&url, &reach);
+            if asked != url {
+                outcome.detail("asked", asked)
+            } else {
+                outcome
             }
-        };
-        let bound = ctx.settings.endpoints.timeout;
-        let reach = tokio::time::timeout(bound, payload::head(&http, &asked))
-            .await
-            .unwrap_or_else(|_| {
-                Reach::Unreachable(format!(
-                    "no answer within {}",
-                    humantime::format_duration(bound)
-                ))
-            });
-        let outcome = judge(&url, &reach);
-        if asked != url {
-            outcome.detail("asked", asked)
-        } else {
-            outcome
-        }
+        })
+        .await
     })
 }
 

@@ -25,15 +25,21 @@ pub fn plan(ctx: &Context) -> super::Check {
     let ctx2 = ctx.clone();
     super::task(ctx, &ENTRY, ENTRY.id, async move {
         let ctx = ctx2;
-        let (id, ssm) = match node_ssm(&ctx).await {
-            Ok(n) => n,
-            Err(o) => return o,
-        };
-        let os = OsRelease::read(&ctx.root).ok().flatten().map(|(os, _)| os);
-        match patching::node(&ssm, &id.instance_id).await {
-            Ok(info) => judge(info.as_ref(), &id.instance_id, os.as_ref(), ctx.now),
-            Err(e) => call_outcome(&e),
-        }
+        let probe_ctx = ctx.clone();
+        // Asked while SSM's endpoint is probed: a probe that fails first ends
+        // the wait, so a dead endpoint costs its timeout once.
+        super::common::while_reachable(&probe_ctx, "ssm", async move {
+            let (id, ssm) = match node_ssm(&ctx).await {
+                Ok(n) => n,
+                Err(o) => return o,
+            };
+            let os = OsRelease::read(&ctx.root).ok().flatten().map(|(os, _)| os);
+            match patching::node(&ssm, &id.instance_id).await {
+                Ok(info) => judge(info.as_ref(), &id.instance_id, os.as_ref(), ctx.now),
+                Err(e) => call_outcome(&e),
+            }
+        })
+        .await
     })
 }
 

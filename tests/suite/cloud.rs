@@ -414,3 +414,35 @@ async fn no_window_targets_the_node() {
         summary(&json, "window.targeted")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssm_endpoint_that_never_answers_is_named_not_waited_on() {
+    // SSM's address accepts connections and says nothing: the cloud checks
+    // end when the endpoint's probe gives up, and say so.
+    let (ssm, _addr, ca) = ssm_site().await;
+    ssm.lock().unwrap().cloud = healthy();
+    let (l, silent) = fake_aws::listener().await;
+    tokio::spawn(fake_aws::serve_silence(l));
+    let json = run(
+        ssm,
+        silent,
+        &ca,
+        StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+    )
+    .await;
+    for id in [
+        "ssm.ping",
+        "patchgroup.baseline",
+        "window.targeted",
+        "patch.last_run",
+        "payload.reachable",
+    ] {
+        let c = check(&json, id);
+        assert_eq!(c["status"], "skip", "{id}: {c:#}");
+        assert!(
+            summary(&json, id)
+                .starts_with("ssm's endpoint localhost does not answer (endpoint.ssm says why)"),
+            "{id}: {c:#}"
+        );
+    }
+}

@@ -67,33 +67,40 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
 /// The region's newest agent version, read once, within `aws.attempt_timeout`.
 async fn latest(ctx: &Context) -> Result<String, String> {
     let region = ctx.region().await.map_err(|e| e.to_string())?;
-    // The S3 endpoint's probe (endpoint.s3's, shared) first: a dead
-    // endpoint costs the run that probe's timeout once, not another wait.
-    match ctx.probe("s3").await {
-        Ok(probe) if probe.result.is_err() => {
-            return Err(format!(
-                "S3's endpoint {} does not answer (endpoint.s3 says why)",
-                probe.target.host
-            ))
-        }
-        Err(e) => return Err(format!("S3's endpoint could not be probed: {e}")),
-        Ok(_) => {}
-    }
     let http = ctx.aws_http().await?;
     let url =
         crate::aws::agent_release::latest_version_url(&ctx.endpoint_url("s3", &region), &region);
     let bound = ctx.settings.aws.attempt_timeout;
-    tokio::time::timeout(
-        bound,
-        crate::aws::agent_release::latest_version(&http, &url),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(format!(
-            "{url} did not answer within {}",
-            humantime::format_duration(bound)
-        ))
-    })
+    let fetch = async {
+        tokio::time::timeout(
+            bound,
+            crate::aws::agent_release::latest_version(&http, &url),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "{url} did not answer within {}",
+                humantime::format_duration(bound)
+            ))
+        })
+    };
+    // Beside the S3 endpoint's probe (endpoint.s3's, shared), not after it:
+    // when the probe fails first, the wait ends there.
+    let unreachable = async {
+        match ctx.probe("s3").await {
+            Ok(probe) if probe.result.is_err() => Err(format!(
+                "S3's endpoint {} does not answer (endpoint.s3 says why)",
+                probe.target.host
+            )),
+            Ok(_) => std::future::pending().await,
+            Err(e) => Err(format!("S3's endpoint could not be probed: {e}")),
+        }
+    };
+    tokio::select! {
+        biased;
+        answer = fetch => answer,
+        failed = unreachable => failed,
+    }
 }
 
 /// Major and minor of a version ("3.3.40.0" → (3, 3)).
