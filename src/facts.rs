@@ -43,8 +43,21 @@ pub struct Shared {
     tags: OnceCell<(Vec<Found>, Vec<NotRead>)>,
     /// One SSM client for the run's calls about this node.
     node_ssm: OnceCell<Result<aws_sdk_ssm::Client, String>>,
+    /// The node's credentials, resolved once (one IMDS fetch on EC2).
+    credentials: OnceCell<Result<NodeCredentials, String>>,
     /// Upcoming windows known besides the config's (the daemon's SSM schedule).
     pub windows: Mutex<Vec<Window>>,
+}
+
+/// The node's credentials as resolved once for a run: every signed call
+/// of the run (SSM, STS, EC2) uses them, so the instance profile is fetched
+/// from IMDS once, not once per client.
+#[derive(Clone)]
+pub struct NodeCredentials {
+    pub provider: aws_credential_types::provider::SharedCredentialsProvider,
+    /// Where they come from, for messages.
+    pub source: String,
+    pub expiry: Option<SystemTime>,
 }
 
 /// One endpoint's probe, made once per run.
@@ -95,6 +108,7 @@ impl Context {
                 patch_group: OnceLock::new(),
                 tags: OnceCell::new(),
                 node_ssm: OnceCell::new(),
+                credentials: OnceCell::new(),
                 windows: Default::default(),
             }),
         }
@@ -246,6 +260,26 @@ impl Context {
         ))
     }
 
+    /// The node's credentials, resolved once per run.
+    pub async fn node_credentials(&self, id: &Identity) -> Result<NodeCredentials, String> {
+        self.shared
+            .credentials
+            .get_or_init(|| async {
+                let source = crate::aws::sdk::credentials(&self.root, &self.settings, id)
+                    .map_err(|e| e.to_string())?;
+                let resolved = crate::aws::query::resolve(&source.provider).await?;
+                Ok(NodeCredentials {
+                    expiry: resolved.expiry(),
+                    provider: aws_credential_types::provider::SharedCredentialsProvider::new(
+                        resolved,
+                    ),
+                    source: source.source,
+                })
+            })
+            .await
+            .clone()
+    }
+
     /// The node and one SSM client for it, made once per run; `Err` says
     /// why there is none (local mode, no identity, no credentials).
     pub async fn node_ssm(&self) -> Result<(Identity, aws_sdk_ssm::Client), String> {
@@ -263,7 +297,23 @@ impl Context {
         let client = self
             .shared
             .node_ssm
-            .get_or_init(|| async { self.ssm_client(&id).map_err(|e| e.to_string()) })
+            .get_or_init(|| async {
+                let credentials = self.node_credentials(&id).await?;
+                let region = self
+                    .settings
+                    .aws
+                    .region
+                    .clone()
+                    .unwrap_or(id.region.clone());
+                Ok(crate::aws::sdk::ssm_client(
+                    &self.settings,
+                    &region,
+                    &crate::aws::sdk::Credentials {
+                        provider: credentials.provider,
+                        source: credentials.source,
+                    },
+                ))
+            })
             .await
             .clone()?;
         Ok((id, client))
@@ -326,8 +376,7 @@ impl Context {
                             .build()
                             .map_err(|e| e.to_string())
                     })?;
-                    let creds = crate::aws::sdk::credentials(&self.root, &self.settings, id)
-                        .map_err(|e| e.to_string())?;
+                    let creds = self.node_credentials(id).await?;
                     tags::from_ec2(&http, &endpoint, &region, &creds.provider, &id.instance_id)
                         .await
                 };

@@ -39,7 +39,7 @@ pub fn plan(ctx: &Context) -> super::Check {
             .region
             .clone()
             .unwrap_or_else(|| id.region.clone());
-        let provider = match crate::aws::sdk::credentials(&ctx.root, &ctx.settings, &id) {
+        let provider = match ctx.node_credentials(&id).await {
             Ok(c) => c,
             Err(e) => {
                 return Outcome::skip(format!(
