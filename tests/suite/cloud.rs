@@ -144,9 +144,6 @@ async fn run_with_latest(
         .unwrap()
     });
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if std::env::var_os("SHOW_DURATIONS").is_some() {
-        eprintln!("{stderr}");
-    }
     // -v names the AWS side's critical path: the slowest check off the host.
     assert!(
         stderr.contains("the AWS side's critical path is "),
