@@ -84,9 +84,23 @@ pub async fn node_ssm(
     })
 }
 
-/// Runs `work` while `service`'s endpoint is probed (the probe its
-/// `endpoint.<service>` check reports, made once per run): the calls start
-/// at once, beside the probe rather than after it, and when the probe fails
+/// Resolves only when `service`'s endpoint probe (the one its
+/// `endpoint.<service>` check reports, made once per run) fails, with why;
+/// a probe that answers, or cannot run for want of a region (local mode, no
+/// identity: the caller's own work says so), never resolves.
+pub async fn probe_failure(ctx: &Context, service: &str) -> String {
+    match ctx.probe(service).await {
+        Ok(probe) if probe.result.is_err() => format!(
+            "{service}'s endpoint {} does not answer (endpoint.{service} says why)",
+            probe.target.host
+        ),
+        Err(crate::facts::ProbeError::Region(_)) | Ok(_) => std::future::pending().await,
+        Err(e) => format!("{service}'s endpoint could not be probed ({e})"),
+    }
+}
+
+/// Runs `work` while `service`'s endpoint is probed: the calls start at
+/// once, beside the probe rather than after it, and when the probe fails
 /// first the wait ends there, saying why. So a healthy endpoint adds no
 /// round trip to the run, and a dead one costs its probe's timeout once.
 pub async fn while_reachable(
@@ -94,22 +108,9 @@ pub async fn while_reachable(
     service: &str,
     work: impl std::future::Future<Output = Outcome>,
 ) -> Outcome {
-    let unreachable = async {
-        match ctx.probe(service).await {
-            Ok(probe) if probe.result.is_err() => Outcome::skip(format!(
-                "{service}'s endpoint {} does not answer (endpoint.{service} says why), so it was not asked",
-                probe.target.host
-            )),
-            // Local mode and a node without identity: the work says so itself.
-            Err(crate::facts::ProbeError::Region(_)) | Ok(_) => std::future::pending().await,
-            Err(e) => Outcome::skip(format!(
-                "{service}'s endpoint could not be probed ({e}), so it was not asked"
-            )),
-        }
-    };
     tokio::select! {
         biased;
         outcome = work => outcome,
-        outcome = unreachable => outcome,
+        why = probe_failure(ctx, service) => Outcome::skip(format!("{why}, so it was not asked")),
     }
 }

@@ -84,22 +84,12 @@ async fn latest(ctx: &Context) -> Result<String, String> {
             ))
         })
     };
-    // Beside the S3 endpoint's probe (endpoint.s3's, shared), not after it:
-    // when the probe fails first, the wait ends there.
-    let unreachable = async {
-        match ctx.probe("s3").await {
-            Ok(probe) if probe.result.is_err() => Err(format!(
-                "S3's endpoint {} does not answer (endpoint.s3 says why)",
-                probe.target.host
-            )),
-            Ok(_) => std::future::pending().await,
-            Err(e) => Err(format!("S3's endpoint could not be probed: {e}")),
-        }
-    };
+    // Beside the S3 endpoint's probe, not after it: when the probe fails
+    // first, the wait ends there.
     tokio::select! {
         biased;
         answer = fetch => answer,
-        failed = unreachable => failed,
+        why = crate::checks::common::probe_failure(ctx, "s3") => Err(why),
     }
 }
 

@@ -77,6 +77,31 @@ impl TestCa {
     }
 }
 
+/// Serves one connection with `service`, over TLS when `acceptor` is given.
+pub async fn serve_one<S>(tcp: TcpStream, acceptor: Option<tokio_rustls::TlsAcceptor>, service: S)
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let http = hyper::server::conn::http1::Builder::new();
+    match acceptor {
+        None => {
+            let _ = http
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .await;
+        }
+        Some(acceptor) => {
+            if let Ok(tls) = acceptor.accept(tcp).await {
+                let _ = http
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            }
+        }
+    }
+}
+
 /// The newest agent version the fake S3 endpoints publish (the fixtures'
 /// stand-in agent is 3.3.40.0: the same minor version).
 pub const AGENT_LATEST: &str = "3.3.1142.0";
@@ -514,21 +539,7 @@ pub async fn serve_sts(
                         Ok::<_, Infallible>(sts_answer(req, &answer).await)
                     }
                 });
-            let http = hyper::server::conn::http1::Builder::new();
-            match acceptor {
-                None => {
-                    let _ = http
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                        .await;
-                }
-                Some(acceptor) => {
-                    if let Ok(tls) = acceptor.accept(tcp).await {
-                        let _ = http
-                            .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                            .await;
-                    }
-                }
-            }
+            serve_one(tcp, acceptor, service).await;
         });
     }
 }
@@ -680,21 +691,7 @@ pub async fn serve_s3(
                     }
                 },
             );
-            let http = hyper::server::conn::http1::Builder::new();
-            match acceptor {
-                None => {
-                    let _ = http
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                        .await;
-                }
-                Some(acceptor) => {
-                    if let Ok(tls) = acceptor.accept(tcp).await {
-                        let _ = http
-                            .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                            .await;
-                    }
-                }
-            }
+            serve_one(tcp, acceptor, service).await;
         });
     }
 }

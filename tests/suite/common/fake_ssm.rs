@@ -175,21 +175,7 @@ pub fn serve(listener: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerCo
                         async move { Ok::<_, Infallible>(handle(req, &state).await) }
                     },
                 );
-                let http = hyper::server::conn::http1::Builder::new();
-                match acceptor {
-                    None => {
-                        let _ = http
-                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                            .await;
-                    }
-                    Some(acceptor) => {
-                        if let Ok(tls) = acceptor.accept(tcp).await {
-                            let _ = http
-                                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                                .await;
-                        }
-                    }
-                }
+                super::fake_aws::serve_one(tcp, acceptor, service).await;
             });
         }
     });
