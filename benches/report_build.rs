@@ -130,6 +130,7 @@ fn main() {
             let started = Instant::now();
             let upload = compliance::upload(
                 &run,
+                &settings.gate,
                 "i-0123456789abcdef0",
                 "5f0c8a52-7d0e-4d1e-9a57-5b7f1c3f2a10",
             );

@@ -8,6 +8,12 @@ use aws_sdk_ssm::types::{
 };
 use std::collections::BTreeMap;
 
+/// The detail that tells the fleet view a check blocks its node's gate.
+pub const GATE_DETAIL: &str = "Gate";
+/// Its value on a check the gate blocks on; every other item says
+/// `GATE_PASSES` (a report without the detail predates it).
+pub const GATE_BLOCKS: &str = "blocks";
+pub const GATE_PASSES: &str = "no";
 pub const COMPLIANCE_TYPE: &str = "Custom:PatchPreflight";
 pub const RESOURCE_TYPE: &str = "ManagedInstance";
 /// `ExecutionSummary.ExecutionType`: who produced the items.

@@ -5,6 +5,7 @@
 pub mod agent_release;
 pub mod compliance;
 pub mod endpoints;
+pub mod fleet;
 pub mod identity;
 pub mod patching;
 pub mod payload;

@@ -269,6 +269,8 @@ pub struct PatchTask {
 pub struct WindowTasks {
     pub window_id: String,
     pub name: String,
+    /// A disabled window runs nothing.
+    pub enabled: bool,
     pub duration_hours: Option<i32>,
     pub cutoff_hours: i32,
     pub patch_tasks: Vec<PatchTask>,
@@ -295,6 +297,7 @@ pub async fn window_tasks(
     let mut out = WindowTasks {
         window_id: window_id.to_string(),
         name: window.name().unwrap_or_default().to_string(),
+        enabled: window.enabled(),
         duration_hours: window.duration(),
         cutoff_hours: window.cutoff(),
         ..Default::default()

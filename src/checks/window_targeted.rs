@@ -174,6 +174,7 @@ mod tests {
         WindowTasks {
             window_id: "mw-0123456789abcdef0".into(),
             name: "production-linux".into(),
+            enabled: true,
             duration_hours: Some(4),
             cutoff_hours: 1,
             patch_tasks: patch,

@@ -59,6 +59,55 @@ pub enum Command {
     Windows(WindowsArgs),
     /// Run as the service: before each window and between them, reporting each run.
     Daemon,
+    /// For an operator: which nodes of a patch group or window will be
+    /// patched, held back by the gate, or fail — read from SSM with your
+    /// own AWS credentials.
+    ///
+    /// Exit code: 0 every group clear of its window task's error threshold,
+    /// 1 one within 5 points of it, 2 one over it, 3 could not look.
+    Fleet(FleetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// A patch group (the Patch Group or PatchGroup tag's value); repeat for more.
+    #[arg(long = "patch-group", value_name = "NAME")]
+    pub patch_group: Vec<String>,
+    /// A maintenance window: the nodes its targets name; repeat for more.
+    #[arg(long, value_name = "mw-…")]
+    pub window: Vec<String>,
+    /// A report older than this is stale, such as "24h" or "3d".
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub stale_after: std::time::Duration,
+    /// The threshold for a group no window's patch task covers, such as "10%".
+    #[arg(long, default_value = "10%", value_parser = parse_percent, value_name = "PERCENT")]
+    pub max_blocked: f64,
+    /// Read the failing checks of at most this many non-compliant nodes
+    /// (one call each); the rest count as blocked.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub max_detail: u64,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV, one row per node.
+    #[arg(long)]
+    pub csv: bool,
+    /// The AWS region (else AWS_REGION or your profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The AWS CLI profile to use (else AWS_PROFILE or default).
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "{text:?} is not a share between 0% and 100%, such as 10%"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod check;
 pub mod cli;
 mod config_cmd;
+mod fleet;
 mod gate;
 pub mod logging;
 mod status;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Gate(args) => gate::gate(&cli.global, args),
         Command::Windows(args) => windows::windows(&cli.global, args),
         Command::Daemon => crate::run::service::run(&options(&cli.global)),
+        Command::Fleet(args) => fleet::fleet(args),
     };
     match result {
         Ok(code) => code,

@@ -6,10 +6,14 @@
 //! time). Every documented limit is applied here, before sending, so SSM
 //! never rejects a report for its size.
 
-pub use crate::aws::compliance::{Item, Upload, COMPLIANCE_TYPE, EXECUTION_TYPE, RESOURCE_TYPE};
+pub use crate::aws::compliance::{
+    Item, Upload, COMPLIANCE_TYPE, EXECUTION_TYPE, GATE_BLOCKS, GATE_DETAIL, GATE_PASSES,
+    RESOURCE_TYPE,
+};
 
 use super::Report;
 use crate::checks::{Severity, Status};
+use crate::config::GateSettings;
 use std::collections::BTreeMap;
 
 /// PutComplianceItems limits (API reference).
@@ -43,9 +47,16 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
-/// The upload for a run of this node.
-pub fn upload(report: &Report, resource_id: &str, run_id: &str) -> Upload {
+/// The upload for a run of this node. Each item says whether this node's
+/// own gate settings block on it (`Gate` = `blocks` or `no`), so
+/// `ssm-preflight fleet` tells a blocked node from one with a failure its
+/// gate ignores.
+pub fn upload(report: &Report, gate: &GateSettings, resource_id: &str, run_id: &str) -> Upload {
     let patch_group = report.host.patch_group.clone().unwrap_or_default();
+    let blocking: Vec<&str> = super::gate::blocking(report, gate)
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
     let items = report
         .checks
         .iter()
@@ -61,6 +72,12 @@ pub fn upload(report: &Report, resource_id: &str, run_id: &str) -> Upload {
             put("PatchGroup", &patch_group);
             put("NextWindow", report.next_window.as_deref().unwrap_or(""));
             put("Version", &report.version);
+            let gate = if blocking.contains(&c.id.as_str()) {
+                GATE_BLOCKS
+            } else {
+                GATE_PASSES
+            };
+            put(GATE_DETAIL, gate);
             Item {
                 id: fit(&c.id, MAX_ITEM_ID),
                 title: fit(&c.title, MAX_TITLE),
@@ -117,7 +134,12 @@ mod tests {
 
     #[test]
     fn one_item_per_check_with_details() {
-        let u = upload(&report("/var has 1 GiB free", Status::Fail), "i-1", "run-1");
+        let u = upload(
+            &report("/var has 1 GiB free", Status::Fail),
+            &GateSettings::default(),
+            "i-1",
+            "run-1",
+        );
         assert_eq!(u.items.len(), 1);
         let item = &u.items[0];
         assert_eq!(
@@ -128,8 +150,23 @@ mod tests {
         assert_eq!(item.details["PatchGroup"], "prod");
         assert_eq!(item.details["Version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(u.execution_time, "1970-01-01T00:00:00Z");
-        let warn = upload(&report("x", Status::Warn), "i-1", "run-1");
+        assert_eq!(item.details[GATE_DETAIL], GATE_BLOCKS);
+        let warn = upload(
+            &report("x", Status::Warn),
+            &GateSettings::default(),
+            "i-1",
+            "run-1",
+        );
         assert_eq!(warn.items[0].status, "COMPLIANT");
+        assert_eq!(warn.items[0].details[GATE_DETAIL], GATE_PASSES);
+        // A failure the gate ignores (gate.checks names others) is not marked.
+        let narrow = GateSettings {
+            checks: vec!["pkg.lock".into()],
+            ..GateSettings::default()
+        };
+        let ignored = upload(&report("x", Status::Fail), &narrow, "i-1", "run-1");
+        assert_eq!(ignored.items[0].status, "NON_COMPLIANT");
+        assert_eq!(ignored.items[0].details[GATE_DETAIL], GATE_PASSES);
     }
 
     #[test]
@@ -137,20 +174,33 @@ mod tests {
         // Issue #17 item 8: an error must not read as compliant in SSM.
         let u = upload(
             &report("cannot read /proc/locks", Status::Error),
+            &GateSettings::default(),
             "i-1",
             "r",
         );
         let item = &u.items[0];
         assert_eq!((item.status, item.severity), ("NON_COMPLIANT", "CRITICAL"));
         assert_eq!(item.details["Status"], "error");
-        let skip = upload(&report("local mode", Status::Skip), "i-1", "r");
+        // The default gate blocks on an error: the fleet view reads this.
+        assert_eq!(item.details[GATE_DETAIL], GATE_BLOCKS);
+        let skip = upload(
+            &report("local mode", Status::Skip),
+            &GateSettings::default(),
+            "i-1",
+            "r",
+        );
         assert_eq!(skip.items[0].status, "COMPLIANT");
     }
 
     #[test]
     fn oversized_values_are_cut_with_a_marker() {
         let long = "x".repeat(10_000);
-        let u = upload(&report(&long, Status::Pass), "i-1", &"r".repeat(300));
+        let u = upload(
+            &report(&long, Status::Pass),
+            &GateSettings::default(),
+            "i-1",
+            &"r".repeat(300),
+        );
         let summary = &u.items[0].details["Summary"];
         assert_eq!(summary.chars().count(), MAX_DETAIL_VALUE);
         assert!(summary.ends_with("…[truncated]"));

@@ -7,6 +7,7 @@
 pub mod compliance;
 pub mod deliver;
 pub mod execute;
+pub mod fleet;
 pub mod gate;
 pub mod metrics;
 pub mod report;
@@ -323,7 +324,7 @@ pub async fn send_report(ctx: &Context, report: &Report, run_id: &str) -> Result
         error: e.to_string(),
         remedy: "Give the agent credentials (credentials.role says how); ssm-preflight uses the same ones.".into(),
     })?;
-    let upload = compliance::upload(report, &identity.instance_id, run_id);
+    let upload = compliance::upload(report, &ctx.settings.gate, &identity.instance_id, run_id);
     crate::aws::compliance::send(&ssm, &upload).await
 }
 

@@ -10,6 +10,7 @@ mod cloud;
 mod daemon;
 mod dbus;
 mod faults;
+mod fleet;
 mod golden;
 mod host_checks;
 mod netns;

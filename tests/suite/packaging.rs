@@ -7,10 +7,9 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
 }
 
-#[test]
-fn the_iam_policy_grants_exactly_what_the_tool_calls() {
-    let policy: serde_json::Value =
-        serde_json::from_str(&read("packaging/iam/ssm-preflight-policy.json")).unwrap();
+/// Every action a policy file grants.
+fn granted(file: &str) -> Vec<String> {
+    let policy: serde_json::Value = serde_json::from_str(&read(file)).unwrap();
     let mut actions: Vec<String> = Vec::new();
     for statement in policy["Statement"].as_array().unwrap() {
         match &statement["Action"] {
@@ -21,6 +20,26 @@ fn the_iam_policy_grants_exactly_what_the_tool_calls() {
             other => panic!("an Action that is neither a string nor a list: {other}"),
         }
     }
+    actions
+}
+
+/// The `ssm:`/`ec2:` actions a source file names (as it calls them, in its
+/// error messages).
+fn named_actions(text: &str) -> Vec<&str> {
+    text.split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|q| {
+            (q.starts_with("ssm:") || q.starts_with("ec2:"))
+                && q.len() > 4
+                && q[4..].chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .collect()
+}
+
+#[test]
+fn the_iam_policy_grants_exactly_what_the_tool_calls() {
+    let actions = granted("packaging/iam/ssm-preflight-policy.json");
     let mut want = vec![
         "ssm:PutComplianceItems",
         "ssm:DescribeMaintenanceWindowSchedule",
@@ -41,18 +60,20 @@ fn the_iam_policy_grants_exactly_what_the_tool_calls() {
     want.sort();
     got.sort();
     assert_eq!(got, want);
-    // Every action the code names (in its error messages, as it calls it)
-    // is in the policy: a new call cannot ship without its permission.
+    // Every action the node's code names (in its error messages, as it
+    // calls it) is in the policy: a new call cannot ship without its
+    // permission. The operator's fleet view has its own policy, below.
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/aws")).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for quoted in text.split('"').skip(1).step_by(2) {
-            let named = quoted.starts_with("ssm:") || quoted.starts_with("ec2:");
-            if named && quoted[4..].chars().all(|c| c.is_ascii_alphanumeric()) && quoted.len() > 4 {
-                assert!(
-                    got.contains(&quoted),
-                    "{quoted} is called but not in the policy"
-                );
-            }
+        let path = entry.unwrap().path();
+        if path.ends_with("fleet.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for quoted in named_actions(&text) {
+            assert!(
+                got.contains(&quoted),
+                "{quoted} is called but not in the policy"
+            );
         }
     }
     let readme = read("packaging/iam/README.md");
@@ -60,6 +81,42 @@ fn the_iam_policy_grants_exactly_what_the_tool_calls() {
         assert!(
             readme.contains(action.split(':').nth(1).unwrap()),
             "{action} is explained"
+        );
+    }
+}
+
+#[test]
+fn the_operator_policy_grants_exactly_what_the_fleet_view_calls() {
+    let actions = granted("packaging/iam/fleet-operator-policy.json");
+    let mut got: Vec<&str> = actions.iter().map(String::as_str).collect();
+    got.sort();
+    // The fleet view's own calls, and the window lookup it shares with
+    // window.targeted (src/aws/patching.rs).
+    let source = read("src/aws/fleet.rs");
+    let mut want: Vec<&str> = named_actions(&source);
+    want.extend([
+        "ssm:GetMaintenanceWindow",
+        "ssm:DescribeMaintenanceWindowTasks",
+        "ssm:GetMaintenanceWindowTask",
+    ]);
+    want.sort();
+    want.dedup();
+    assert_eq!(got, want);
+    // Least privilege: nothing that writes.
+    for a in &got {
+        let verb = &a[4..];
+        assert!(
+            ["Describe", "List", "Get"]
+                .iter()
+                .any(|v| verb.starts_with(v)),
+            "{a} is not read-only"
+        );
+    }
+    let readme = read("packaging/iam/README.md");
+    for action in got {
+        assert!(
+            readme.contains(action),
+            "{action} is explained in packaging/iam/README.md"
         );
     }
 }

@@ -118,7 +118,7 @@ fn required<'a>(input: &'a Value, field: &str) -> Result<&'a str, hyper::Respons
 }
 
 /// The values of the filter with `key` in a list of {Key, Values} filters.
-fn filter_values(filters: &Value, key: &str) -> Option<Vec<String>> {
+pub fn filter_values(filters: &Value, key: &str) -> Option<Vec<String>> {
     filters
         .as_array()?
         .iter()
@@ -182,7 +182,7 @@ pub fn serve(listener: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerCo
     shared
 }
 
-fn error(status: u16, kind: &str, message: &str) -> hyper::Response<Full<Bytes>> {
+pub fn error(status: u16, kind: &str, message: &str) -> hyper::Response<Full<Bytes>> {
     let body = json!({ "__type": kind, "message": message }).to_string();
     hyper::Response::builder()
         .status(status)
@@ -192,7 +192,7 @@ fn error(status: u16, kind: &str, message: &str) -> hyper::Response<Full<Bytes>>
         .unwrap()
 }
 
-fn ok(body: Value) -> hyper::Response<Full<Bytes>> {
+pub fn ok(body: Value) -> hyper::Response<Full<Bytes>> {
     hyper::Response::builder()
         .status(200)
         .header("content-type", "application/x-amz-json-1.1")
@@ -603,7 +603,7 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 
 /// Recomputes the request's SigV4 signature (from the specification) with
 /// the fake's secret and compares it with the one sent.
-fn verify_sigv4(parts: &hyper::http::request::Parts, body: &[u8]) -> Result<(), String> {
+pub fn verify_sigv4(parts: &hyper::http::request::Parts, body: &[u8]) -> Result<(), String> {
     let auth = parts
         .headers
         .get("authorization")

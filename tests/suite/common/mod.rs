@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 pub mod fake_aws;
 pub mod fake_bus;
+pub mod fake_fleet;
 pub mod fake_ssm;
 
 pub fn fixtures() -> PathBuf {

@@ -1,0 +1,523 @@
+//! The fleet as SSM sees it, for `ssm-preflight fleet`: the managed nodes
+//! of a patch group or a window's targets (`DescribeInstanceInformation`),
+//! every node's `Custom:PatchPreflight` summary
+//! (`ListResourceComplianceSummaries`), a non-compliant node's failing
+//! checks (`ListComplianceItems`), and the windows (their targets, patch
+//! task and next start). Every list is read at the API's largest page.
+//!
+//! This is the one place that uses the operator's own credentials through
+//! the SDK's default chain (environment, profile, SSO, web identity,
+//! container, and IMDS only when the operator runs it on an instance and
+//! has not set `AWS_EC2_METADATA_DISABLED`): the command is run by a
+//! person or a pipeline, never by the daemon.
+
+use super::compliance::COMPLIANCE_TYPE;
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::types::{
+    ComplianceQueryOperatorType, ComplianceStatus, ComplianceStringFilter,
+    InstanceInformationStringFilter, MaintenanceWindowResourceType, Target,
+};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::SystemTime;
+
+/// The largest page each list call allows (API reference).
+const PAGE_NODES: i32 = 50;
+const PAGE_COMPLIANCE: i32 = 50;
+const PAGE_PATCH_GROUPS: i32 = 100;
+const PAGE_WINDOW_TARGETS: i32 = 100;
+
+/// The IAM policy shipped for the operator.
+pub const OPERATOR_POLICY: &str = "/usr/share/ssm-preflight/iam/fleet-operator-policy.json";
+
+/// Why the fleet could not be read: each a sentence with what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FleetError {
+    #[error("{action} was refused (AccessDeniedException: {message}). Add {action} to your IAM policy; {OPERATOR_POLICY} lists every action `ssm-preflight fleet` needs.")]
+    Denied {
+        action: &'static str,
+        message: String,
+    },
+    #[error("your AWS credentials were refused by {action} ({code}: {message}). Your session has probably expired: sign in again (`aws sso login`, or refresh the profile's credentials) and run the command again.")]
+    Session {
+        action: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{action} got no answer from SSM in {region}: {why}. Check --region (the region must offer Systems Manager), and your network or proxy.")]
+    Unreachable {
+        action: &'static str,
+        region: String,
+        why: String,
+    },
+    #[error(
+        "no AWS region: pass --region, set AWS_REGION, or set `region` in your AWS config profile."
+    )]
+    NoRegion,
+    #[error("no usable AWS credentials: {0}. Sign in (`aws sso login`, `aws configure`), or pass --profile.")]
+    NoCredentials(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Calls made to SSM by this process (pages, not retries): the fleet view
+/// prints it with `-v`, and the benchmark compares it with the formula.
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+pub fn calls_made() -> usize {
+    CALLS.load(Ordering::Relaxed)
+}
+
+fn count() {
+    CALLS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An SSM client with the operator's credentials, and its region.
+pub struct Operator {
+    pub client: aws_sdk_ssm::Client,
+    pub region: String,
+}
+
+/// The operator's client: the default credential and region chains with
+/// `--region` and `--profile` as the AWS CLI reads them, the adaptive retry
+/// mode (its client-side rate limiter slows the whole run down when SSM
+/// throttles, instead of each call retrying on its own), and bounded calls.
+pub async fn operator(region: Option<&str>, profile: Option<&str>) -> Result<Operator, FleetError> {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    use aws_credential_types::provider::ProvideCredentials;
+    use std::time::Duration;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(super::sdk_http_client())
+        // Short first backoff: an endpoint that refuses the connection is
+        // told within seconds, while throttling is paced by the rate limiter.
+        .retry_config(
+            RetryConfig::adaptive()
+                .with_max_attempts(6)
+                .with_initial_backoff(Duration::from_millis(200)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(20))
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .operation_timeout(Duration::from_secs(120))
+                .build(),
+        );
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    let config = loader.load().await;
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .ok_or(FleetError::NoRegion)?;
+    let provider = config
+        .credentials_provider()
+        .ok_or_else(|| FleetError::NoCredentials("no credential provider".into()))?;
+    // Resolved once here so a missing or expired login is one clear message,
+    // not the first call's dispatch failure.
+    provider
+        .provide_credentials()
+        .await
+        .map_err(|e| FleetError::NoCredentials(chain(&e)))?;
+    Ok(Operator {
+        client: aws_sdk_ssm::Client::new(&config),
+        region,
+    })
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(s) = next {
+        parts.push(s.to_string());
+        next = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+fn classify<E, R>(e: &SdkError<E, R>, action: &'static str, region: &str) -> FleetError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let code = err.code().unwrap_or("an error").to_string();
+            let message = err.message().unwrap_or("no message").to_string();
+            match code.as_str() {
+                "AccessDeniedException" => FleetError::Denied { action, message },
+                "ExpiredTokenException"
+                | "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "InvalidClientTokenId" => FleetError::Session {
+                    action,
+                    code,
+                    message,
+                },
+                _ => FleetError::Failed(format!("{action} answered {code}: {message}")),
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => FleetError::Unreachable {
+            action,
+            region: region.to_string(),
+            why: super::sdk::describe_error(e, action),
+        },
+        other => FleetError::Failed(super::sdk::describe_error(other, action)),
+    }
+}
+
+fn time(t: &aws_smithy_types::DateTime) -> Option<SystemTime> {
+    SystemTime::try_from(*t).ok()
+}
+
+/// A managed node as `DescribeInstanceInformation` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub instance_id: String,
+    /// Online, ConnectionLost or Inactive.
+    pub ping: String,
+    pub last_ping: Option<SystemTime>,
+}
+
+/// Which managed nodes to list: one filter (`tag:Patch Group` = values,
+/// `InstanceIds`, `tag-key`), or every node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFilter {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+/// `InstanceIds` filters take at most this many values per call.
+const MAX_FILTER_VALUES: usize = 50;
+
+/// Every managed node matching `filter` (or all), page by page.
+pub async fn nodes(op: &Operator, filter: Option<&NodeFilter>) -> Result<Vec<Node>, FleetError> {
+    const ACTION: &str = "ssm:DescribeInstanceInformation";
+    let mut out = Vec::new();
+    // A long instance list is asked in chunks; a tag filter in one go.
+    let chunks: Vec<Option<NodeFilter>> = match filter {
+        None => vec![None],
+        Some(f) => f
+            .values
+            .chunks(MAX_FILTER_VALUES)
+            .map(|c| {
+                Some(NodeFilter {
+                    key: f.key.clone(),
+                    values: c.to_vec(),
+                })
+            })
+            .collect(),
+    };
+    for chunk in chunks {
+        let mut token: Option<String> = None;
+        loop {
+            let mut call = op
+                .client
+                .describe_instance_information()
+                .max_results(PAGE_NODES)
+                .set_next_token(token.take());
+            if let Some(f) = &chunk {
+                call = call.filters(
+                    InstanceInformationStringFilter::builder()
+                        .key(&f.key)
+                        .set_values(Some(f.values.clone()))
+                        .build()
+                        .map_err(|e| FleetError::Failed(format!("{ACTION}: {e}")))?,
+                );
+            }
+            count();
+            let page = call
+                .send()
+                .await
+                .map_err(|e| classify(&e, ACTION, &op.region))?;
+            for i in page.instance_information_list() {
+                let Some(id) = i.instance_id() else { continue };
+                out.push(Node {
+                    instance_id: id.to_string(),
+                    ping: i
+                        .ping_status()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                    last_ping: i.last_ping_date_time().and_then(time),
+                });
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A node's last preflight report as SSM summarises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub compliant: bool,
+    pub reported_at: Option<SystemTime>,
+}
+
+/// Every node's `Custom:PatchPreflight` summary in the region, by node.
+pub async fn summaries(op: &Operator) -> Result<HashMap<String, Summary>, FleetError> {
+    const ACTION: &str = "ssm:ListResourceComplianceSummaries";
+    let filter = ComplianceStringFilter::builder()
+        .key("ComplianceType")
+        .values(COMPLIANCE_TYPE)
+        .r#type(ComplianceQueryOperatorType::Equal)
+        .build();
+    let mut out = HashMap::new();
+    let mut token: Option<String> = None;
+    loop {
+        count();
+        let page = op
+            .client
+            .list_resource_compliance_summaries()
+            .filters(filter.clone())
+            .max_results(PAGE_COMPLIANCE)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| classify(&e, ACTION, &op.region))?;
+        for s in page.resource_compliance_summary_items() {
+            let Some(id) = s.resource_id() else { continue };
+            out.insert(
+                id.to_string(),
+                Summary {
+                    compliant: s.status() == Some(&ComplianceStatus::Compliant),
+                    reported_at: s.execution_summary().and_then(|e| time(e.execution_time())),
+                },
+            );
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// A check a node's report marks NON_COMPLIANT, and whether that node's
+/// gate blocks on it (`None`: the report predates the `Gate` detail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failing {
+    pub check: String,
+    pub blocks: Option<bool>,
+}
+
+/// The NON_COMPLIANT items of one node's report.
+pub async fn failing(op: &Operator, instance_id: &str) -> Result<Vec<Failing>, FleetError> {
+    const ACTION: &str = "ssm:ListComplianceItems";
+    let eq = |k: &str, v: &str| {
+        ComplianceStringFilter::builder()
+            .key(k)
+            .values(v)
+            .r#type(ComplianceQueryOperatorType::Equal)
+            .build()
+    };
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        count();
+        let page = op
+            .client
+            .list_compliance_items()
+            .resource_ids(instance_id)
+            .resource_types(super::compliance::RESOURCE_TYPE)
+            .filters(eq("ComplianceType", COMPLIANCE_TYPE))
+            .filters(eq("Status", "NON_COMPLIANT"))
+            .max_results(PAGE_COMPLIANCE)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| classify(&e, ACTION, &op.region))?;
+        for item in page.compliance_items() {
+            if item.status() != Some(&ComplianceStatus::NonCompliant) {
+                continue;
+            }
+            let Some(id) = item.id() else { continue };
+            // A report from before the Gate detail says nothing: None.
+            let gate = item
+                .details()
+                .and_then(|d| d.get(super::compliance::GATE_DETAIL));
+            out.push(Failing {
+                check: id.to_string(),
+                blocks: gate.map(|g| g == super::compliance::GATE_BLOCKS),
+            });
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The patch groups registered with a baseline (`DescribePatchGroups`).
+pub async fn patch_groups(op: &Operator) -> Result<Vec<String>, FleetError> {
+    const ACTION: &str = "ssm:DescribePatchGroups";
+    let mut out: Vec<String> = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        count();
+        let page = op
+            .client
+            .describe_patch_groups()
+            .max_results(PAGE_PATCH_GROUPS)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| classify(&e, ACTION, &op.region))?;
+        for m in page.mappings() {
+            if let Some(g) = m.patch_group() {
+                if !out.iter().any(|x| x == g) {
+                    out.push(g.to_string());
+                }
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// A window as the fleet view needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Window {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    /// The next start SSM schedules (RFC 3339 or SSM's own format).
+    pub next_start: Option<String>,
+    /// Its registered targets, as (key, values).
+    pub targets: Vec<(String, Vec<String>)>,
+    /// Its patch task's MaxConcurrency and MaxErrors ("25%", "10").
+    pub max_concurrency: Option<String>,
+    pub max_errors: Option<String>,
+    /// The patch task's pre-install hook (the gate, when wired).
+    pub pre_install_hook: Option<String>,
+    /// Whether the window runs a patch task at all.
+    pub patches: bool,
+}
+
+/// One window: its settings, registered targets, patch task and next start.
+pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
+    let (tasks, targets, schedule) = tokio::join!(
+        super::patching::window_tasks(&op.client, id),
+        window_targets(op, id),
+        next_start(op, id)
+    );
+    let tasks = tasks.map_err(|e| match e {
+        super::patching::CallError::Denied { action, message } => {
+            FleetError::Denied { action, message }
+        }
+        super::patching::CallError::Failed(why) if why.contains("DoesNotExist") => {
+            FleetError::NotFound(format!(
+                "there is no maintenance window {id} in {}: {why}. List the windows with `aws ssm describe-maintenance-windows --region {}`.",
+                op.region, op.region
+            ))
+        }
+        super::patching::CallError::Failed(why) => FleetError::Failed(why),
+    })?;
+    // GetMaintenanceWindow, DescribeMaintenanceWindowTasks, one
+    // GetMaintenanceWindowTask per patch task.
+    for _ in 0..2 + tasks.patch_tasks.len() {
+        count();
+    }
+    let patch = tasks.patch_tasks.first();
+    Ok(Window {
+        id: id.to_string(),
+        name: tasks.name.clone(),
+        enabled: tasks.enabled,
+        next_start: schedule?,
+        targets: targets?,
+        max_concurrency: patch.and_then(|p| p.max_concurrency.clone()),
+        max_errors: patch.and_then(|p| p.max_errors.clone()),
+        pre_install_hook: patch.and_then(|p| p.pre_install_hook.clone()),
+        patches: patch.is_some(),
+    })
+}
+
+async fn window_targets(op: &Operator, id: &str) -> Result<Vec<(String, Vec<String>)>, FleetError> {
+    const ACTION: &str = "ssm:DescribeMaintenanceWindowTargets";
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        count();
+        let page = op
+            .client
+            .describe_maintenance_window_targets()
+            .window_id(id)
+            .max_results(PAGE_WINDOW_TARGETS)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| classify(&e, ACTION, &op.region))?;
+        for t in page.targets() {
+            for target in t.targets() {
+                if let Some(key) = target.key() {
+                    out.push((key.to_string(), target.values().to_vec()));
+                }
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+async fn next_start(op: &Operator, id: &str) -> Result<Option<String>, FleetError> {
+    const ACTION: &str = "ssm:DescribeMaintenanceWindowSchedule";
+    count();
+    let page = op
+        .client
+        .describe_maintenance_window_schedule()
+        .window_id(id)
+        .max_results(1)
+        .send()
+        .await
+        .map_err(|e| classify(&e, ACTION, &op.region))?;
+    Ok(page
+        .scheduled_window_executions()
+        .first()
+        .and_then(|w| w.execution_time())
+        .map(str::to_string))
+}
+
+/// The windows whose targets name `key` = `value` (a patch group tag), as
+/// (window ID, next start), soonest first.
+pub async fn windows_targeting(
+    op: &Operator,
+    key: &str,
+    value: &str,
+) -> Result<Vec<(String, String)>, FleetError> {
+    const ACTION: &str = "ssm:DescribeMaintenanceWindowSchedule";
+    count();
+    let page = op
+        .client
+        .describe_maintenance_window_schedule()
+        .targets(Target::builder().key(key).values(value).build())
+        .resource_type(MaintenanceWindowResourceType::Instance)
+        .send()
+        .await
+        .map_err(|e| classify(&e, ACTION, &op.region))?;
+    let mut out: Vec<(String, String)> = page
+        .scheduled_window_executions()
+        .iter()
+        .filter_map(|w| Some((w.window_id()?.to_string(), w.execution_time()?.to_string())))
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}

@@ -1,0 +1,298 @@
+//! `ssm-preflight fleet`: the fleet view for an operator, as a table, JSON
+//! or CSV; its exit code gates a pipeline (0 clear, 1 close to a window
+//! task's error threshold, 2 over it, 3 could not look).
+
+use super::cli::FleetArgs;
+use crate::run::fleet::classify::{State, Verdict};
+use crate::run::fleet::{self, FleetOptions, FleetReport, GroupView};
+use anstyle::{AnsiColor, Style};
+use std::fmt::Write;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// Blocked nodes listed per group in the table.
+const LISTED: usize = 20;
+
+pub fn fleet(args: &FleetArgs) -> anyhow::Result<u8> {
+    for id in &args.window {
+        if !valid_window_id(id) {
+            anyhow::bail!("--window {id:?} is not a maintenance window ID: they read mw- and 17 hex digits, such as mw-0c50858d01EXAMPLE (`aws ssm describe-maintenance-windows` lists them)");
+        }
+    }
+    if let Some(r) = &args.region {
+        if !crate::aws::identity::valid_region(r) {
+            anyhow::bail!("--region {r:?} is not a region code such as eu-west-1");
+        }
+    }
+    let opts = FleetOptions {
+        patch_groups: args.patch_group.clone(),
+        windows: args.window.clone(),
+        stale_after: args.stale_after,
+        max_blocked: args.max_blocked,
+        max_detail: usize::try_from(args.max_detail).unwrap_or(usize::MAX),
+        region: args.region.clone(),
+        profile: args.profile.clone(),
+    };
+    let rt = crate::run::runtime()?;
+    let started = Instant::now();
+    let report = rt.block_on(async {
+        let progress = std::io::stderr()
+            .is_terminal()
+            .then(|| tokio::spawn(progress(started)));
+        let report = fleet::fleet(&opts).await;
+        if let Some(p) = progress {
+            p.abort();
+            eprint!("\r\x1b[K");
+        }
+        report
+    })?;
+    tracing::info!(
+        calls = fleet::calls_made(),
+        "the fleet view took {} calls to SSM in {:.1} s",
+        fleet::calls_made(),
+        started.elapsed().as_secs_f64()
+    );
+    for g in &args.patch_group {
+        if report
+            .groups
+            .iter()
+            .any(|v| v.patch_group == *g && v.counts.total() == 0)
+        {
+            anyhow::bail!("no managed node in {} carries the tag Patch Group (or PatchGroup) = {g:?}: check its spelling (tags are case-sensitive) and that the nodes show in Fleet Manager", report.region);
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if args.csv {
+        print!("{}", csv(&report));
+    } else {
+        let mut out = anstream::stdout();
+        let _ = std::io::Write::write_all(&mut out, table(&report).as_bytes());
+    }
+    Ok(report.exit_code())
+}
+
+/// mw- and 17 hexadecimal digits.
+fn valid_window_id(id: &str) -> bool {
+    id.strip_prefix("mw-")
+        .is_some_and(|h| h.len() == 17 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A line on stderr while the view takes more than a second.
+async fn progress(started: Instant) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    loop {
+        eprint!(
+            "\r\x1b[Kreading the fleet from SSM: {} calls, {:.0} s",
+            fleet::calls_made(),
+            started.elapsed().as_secs_f64()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn verdict_style(v: Verdict) -> Style {
+    let c = match v {
+        Verdict::Ok => AnsiColor::Green,
+        Verdict::Close => AnsiColor::Yellow,
+        Verdict::Crosses => AnsiColor::Red,
+    };
+    Style::new().fg_color(Some(c.into())).bold()
+}
+
+/// The table for people: one line per group, then what each verdict means,
+/// the notes, and the blocked nodes.
+pub fn table(report: &FleetReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "ssm-preflight fleet · {} · {} · a report older than {} is stale\n",
+        report.region,
+        report.generated_at,
+        humantime::format_duration(Duration::from_secs(report.stale_after_s))
+    );
+    if report.groups.is_empty() {
+        let _ = writeln!(
+            out,
+            "No managed node and no registered patch group in {}.",
+            report.region
+        );
+        return out;
+    }
+    let width = report
+        .groups
+        .iter()
+        .map(|g| g.patch_group.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(11, 40);
+    let bold = Style::new().bold();
+    let _ = writeln!(
+        out,
+        "{bold}{:<width$}  {:<20}  {:<20}  {:>5}  {:>5}  {:>7}  {:>5}  {:>6}  {:>7}  {:>5}  {:>6}  VERDICT{bold:#}",
+        "PATCH GROUP", "WINDOW", "NEXT START", "NODES", "READY", "BLOCKED", "STALE", "SILENT", "OFFLINE", "LIMIT", "SHARE"
+    );
+    for g in &report.groups {
+        let c = &g.counts;
+        let style = verdict_style(g.threshold.verdict);
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<20}  {:<20}  {:>5}  {:>5}  {:>7}  {:>5}  {:>6}  {:>7}  {:>5}  {:>5.1}%  {style}{}{style:#}",
+            g.patch_group,
+            g.window.as_ref().map(|w| w.id.as_str()).unwrap_or("none"),
+            g.window
+                .as_ref()
+                .and_then(|w| w.next_start.as_deref())
+                .unwrap_or("-"),
+            c.total(),
+            c.ready,
+            c.blocked,
+            c.stale,
+            c.silent,
+            c.offline,
+            g.threshold.limit,
+            g.threshold.share,
+            g.threshold.verdict.as_str()
+        );
+    }
+    for g in &report.groups {
+        let _ = writeln!(out, "\n{bold}{}{bold:#}", g.patch_group);
+        let _ = writeln!(out, "  {}", sentence(g));
+        for note in &g.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
+        let blocked: Vec<_> = g
+            .nodes
+            .iter()
+            .filter(|n| n.state == State::Blocked)
+            .collect();
+        for n in blocked.iter().take(LISTED) {
+            let checks = if n.failing.is_empty() {
+                "checks not read (--max-detail)".to_string()
+            } else {
+                n.failing.join(", ")
+            };
+            let _ = writeln!(out, "  blocked  {}  {checks}", n.instance_id);
+        }
+        if blocked.len() > LISTED {
+            let _ = writeln!(
+                out,
+                "  … and {} more blocked node(s); --json or --csv lists every node.",
+                blocked.len() - LISTED
+            );
+        }
+    }
+    out
+}
+
+/// What the group's prediction means, in one sentence.
+fn sentence(g: &GroupView) -> String {
+    let t = &g.threshold;
+    let total = g.counts.total();
+    let limit = match t.source {
+        "window task" => format!(
+            "the window task's error threshold (MaxErrors {}, {} errors)",
+            t.limit, t.allowed_errors
+        ),
+        _ => format!("--max-blocked {} ({} nodes)", t.limit, t.allowed_errors),
+    };
+    let who = format!(
+        "{} of {total} nodes ({:.1}%) would fail or miss the patch run ({} blocked, {} silent, {} offline)",
+        t.failing, t.share, g.counts.blocked, g.counts.silent, g.counts.offline
+    );
+    match t.verdict {
+        Verdict::Ok => format!("Ready: {who}, well within {limit}."),
+        Verdict::Close => format!("Close: {who}, within 5 points of {limit}. Fix the blocked nodes (`ssm-preflight status` on each says how) before the window."),
+        Verdict::Crosses => {
+            let stop = match (t.stops_after, g.window.as_ref().and_then(|w| w.max_concurrency.as_deref())) {
+                (Some(n), Some(c)) => format!(" The rollout would stop after roughly {n} of {total} nodes (MaxConcurrency {c})."),
+                (Some(n), None) => format!(" The rollout would stop after roughly {n} of {total} nodes."),
+                _ => String::new(),
+            };
+            format!("Over: {who}, more than {limit}.{stop} Fix the blocked nodes and bring the offline and silent ones back (`ssm-preflight status` on each), or split the group, before the window.")
+        }
+    }
+}
+
+/// One row per node, RFC 4180 quoting. Written by hand: six columns of
+/// plain text do not need a CSV library's reader and serde machinery.
+pub fn csv(report: &FleetReport) -> String {
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    }
+    let mut out =
+        String::from("patch_group,window_id,instance_id,state,report_age_s,ping,failing\n");
+    for g in &report.groups {
+        let window = g.window.as_ref().map(|w| w.id.as_str()).unwrap_or("");
+        for n in &g.nodes {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{}",
+                field(&g.patch_group),
+                field(window),
+                field(&n.instance_id),
+                n.state.as_str(),
+                n.report_age_s.map(|a| a.to_string()).unwrap_or_default(),
+                field(&n.ping),
+                field(&n.failing.join(";"))
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_ids_are_checked_before_any_call() {
+        assert!(valid_window_id(
+            "mw-0c50858d01EXAMPLE"
+                .replace("EXAMPLE", "abcdef0")
+                .as_str()
+        ));
+        assert!(!valid_window_id("mw-123"));
+        assert!(!valid_window_id("i-0123456789abcdef0"));
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        use crate::run::fleet::classify::{Counts, NodeView, Threshold};
+        let report = FleetReport {
+            generated_at: "2026-12-02T00:00:00Z".into(),
+            region: "eu-west-1".into(),
+            stale_after_s: 86_400,
+            groups: vec![GroupView {
+                patch_group: "web, \"prod\"".into(),
+                window: None,
+                counts: Counts::default(),
+                threshold: Threshold {
+                    limit: "10%".into(),
+                    source: "--max-blocked",
+                    share: 0.0,
+                    verdict: Verdict::Ok,
+                    allowed_errors: 0,
+                    failing: 0,
+                    stops_after: None,
+                },
+                notes: vec![],
+                nodes: vec![NodeView {
+                    instance_id: "i-1".into(),
+                    state: State::Blocked,
+                    report_age_s: Some(60),
+                    failing: vec!["disk.var".into(), "pkg.lock".into()],
+                    ping: "Online".into(),
+                }],
+            }],
+        };
+        assert_eq!(
+            csv(&report),
+            "patch_group,window_id,instance_id,state,report_age_s,ping,failing\n\"web, \"\"prod\"\"\",,i-1,blocked,60,Online,disk.var;pkg.lock\n"
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! `ssm-preflight fleet`: which nodes of a patch group or a window will be
+//! patched, held back by the gate, or fail, read from SSM alone. The
+//! scopes (groups or windows) are resolved first; then every scope's node
+//! listing and the region's compliance summaries run at once, then the
+//! failing checks of the non-compliant nodes, a bounded number at a time.
+
+pub mod classify;
+
+use crate::aws::fleet::{self as api, Failing, FleetError, Node, NodeFilter, Operator, Summary};
+use classify::{Amount, Counts, Detail, NodeView, Threshold};
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+pub use api::calls_made;
+
+/// The two tag keys Patch Manager reads a node's patch group from.
+pub const GROUP_KEYS: [&str; 2] = ["tag:Patch Group", "tag:PatchGroup"];
+
+/// The group of nodes no registered patch group names.
+pub const NO_GROUP: &str = "(no registered patch group)";
+
+/// Calls made at once: enough to hide the latency of each, few enough that
+/// a large fleet does not set off SSM's throttling at the start.
+const CONCURRENCY: usize = 16;
+
+/// What the operator asked for.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    pub patch_groups: Vec<String>,
+    pub windows: Vec<String>,
+    pub stale_after: Duration,
+    /// The threshold for a group no window task covers, in percent.
+    pub max_blocked: f64,
+    /// At most this many non-compliant nodes have their checks looked up.
+    pub max_detail: usize,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+/// A window as the view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowView {
+    pub id: String,
+    pub name: String,
+    pub next_start: Option<String>,
+    pub max_errors: Option<String>,
+    pub max_concurrency: Option<String>,
+}
+
+/// One group's (or window's) view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupView {
+    pub patch_group: String,
+    pub window: Option<WindowView>,
+    pub counts: Counts,
+    pub threshold: Threshold,
+    /// What the prediction cannot see or assumes, each a sentence.
+    pub notes: Vec<String>,
+    pub nodes: Vec<NodeView>,
+}
+
+/// The whole view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetReport {
+    pub generated_at: String,
+    pub region: String,
+    pub stale_after_s: u64,
+    pub groups: Vec<GroupView>,
+}
+
+impl FleetReport {
+    /// 0 no group crosses or comes within 5 points of its threshold, 1 one
+    /// comes close, 2 one crosses.
+    pub fn exit_code(&self) -> u8 {
+        use classify::Verdict;
+        let worst = self
+            .groups
+            .iter()
+            .map(|g| g.threshold.verdict)
+            .fold(0, |acc, v| {
+                acc.max(match v {
+                    Verdict::Ok => 0,
+                    Verdict::Close => 1,
+                    Verdict::Crosses => 2,
+                })
+            });
+        worst
+    }
+}
+
+/// A scope: the nodes to list and the window that patches them.
+struct Scope {
+    name: String,
+    filters: Vec<NodeFilter>,
+    window: Option<api::Window>,
+    notes: Vec<String>,
+    /// Every managed node, less those of the other scopes.
+    rest: bool,
+}
+
+/// Reads the fleet and builds the view.
+pub async fn fleet(opts: &FleetOptions) -> Result<FleetReport, FleetError> {
+    let op = api::operator(opts.region.as_deref(), opts.profile.as_deref()).await?;
+    let now = SystemTime::now();
+    // The summaries are one paged chain, the longest; the scopes and their
+    // node listings run beside it.
+    let listed = async {
+        let scopes = scopes(&op, opts).await?;
+        let listings: Vec<Result<Vec<Node>, FleetError>> = stream::iter(scopes.iter())
+            .map(|scope| list_scope(&op, scope))
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut scope_nodes: Vec<Vec<Node>> = Vec::with_capacity(listings.len());
+        for l in listings {
+            scope_nodes.push(l?);
+        }
+        Ok::<_, FleetError>((scopes, scope_nodes))
+    };
+    let (summaries, listed) = tokio::join!(api::summaries(&op), listed);
+    let (summaries, (scopes, mut scope_nodes)) = (summaries?, listed?);
+    // The rest: every node no other scope lists.
+    let listed: HashSet<String> = scope_nodes
+        .iter()
+        .zip(&scopes)
+        .filter(|(_, s)| !s.rest)
+        .flat_map(|(n, _)| n.iter().map(|n| n.instance_id.clone()))
+        .collect();
+    for (nodes, scope) in scope_nodes.iter_mut().zip(&scopes) {
+        if scope.rest {
+            nodes.retain(|n| !listed.contains(&n.instance_id));
+        }
+    }
+
+    let details = failing_checks(&op, &scope_nodes, &summaries, opts).await?;
+
+    let mut groups = Vec::new();
+    for (scope, nodes) in scopes.into_iter().zip(scope_nodes) {
+        if scope.rest && nodes.is_empty() {
+            continue;
+        }
+        groups.push(group_view(scope, &nodes, &summaries, &details, now, opts));
+    }
+    Ok(FleetReport {
+        generated_at: jiff::Timestamp::try_from(now)
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default(),
+        region: op.region.clone(),
+        stale_after_s: opts.stale_after.as_secs(),
+        groups,
+    })
+}
+
+/// The scopes the options name: each window, each patch group (with the
+/// window that targets it soonest), or every registered group and the rest.
+async fn scopes(op: &Operator, opts: &FleetOptions) -> Result<Vec<Scope>, FleetError> {
+    let mut out = Vec::new();
+    for id in &opts.windows {
+        out.push(window_scope(op, id).await?);
+    }
+    let (groups, rest) = if opts.patch_groups.is_empty() && opts.windows.is_empty() {
+        (api::patch_groups(op).await?, true)
+    } else {
+        (opts.patch_groups.clone(), false)
+    };
+    let group_scopes: Vec<Result<Scope, FleetError>> = stream::iter(groups.iter())
+        .map(|g| group_scope(op, g))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    for s in group_scopes {
+        out.push(s?);
+    }
+    if rest {
+        out.push(Scope {
+            name: NO_GROUP.into(),
+            filters: Vec::new(),
+            window: None,
+            notes: vec!["These nodes' Patch Group tag names no group registered with a patch baseline, or they have none: Patch Manager patches them with the default baseline, and only windows that target them otherwise reach them.".into()],
+            rest: true,
+        });
+    }
+    Ok(out)
+}
+
+async fn window_scope(op: &Operator, id: &str) -> Result<Scope, FleetError> {
+    let window = api::window(op, id).await?;
+    let mut filters = Vec::new();
+    let mut groups = Vec::new();
+    let mut notes = Vec::new();
+    for (key, values) in &window.targets {
+        match key.as_str() {
+            "InstanceIds" | "tag-key" => filters.push(NodeFilter {
+                key: key.clone(),
+                values: values.clone(),
+            }),
+            k if k.starts_with("tag:") => {
+                if GROUP_KEYS.contains(&k) {
+                    groups.extend(values.iter().cloned());
+                }
+                filters.push(NodeFilter {
+                    key: key.clone(),
+                    values: values.clone(),
+                });
+            }
+            other => notes.push(format!(
+                "The window also targets {other} = {}, which ssm-preflight cannot resolve to nodes (it resolves instance IDs and tags): those nodes are not counted.",
+                values.join(", ")
+            )),
+        }
+    }
+    if window.targets.is_empty() {
+        notes.push(format!("Window {id} has no registered targets: it patches nothing. Register the patch group's tag as a target (Systems Manager > Maintenance Windows > {id} > Targets)."));
+    }
+    groups.sort();
+    groups.dedup();
+    let name = if groups.is_empty() {
+        format!("(targets of {})", window.name)
+    } else {
+        groups.join(", ")
+    };
+    notes.extend(window_notes(&window));
+    Ok(Scope {
+        name,
+        filters,
+        window: Some(window),
+        notes,
+        rest: false,
+    })
+}
+
+async fn group_scope(op: &Operator, group: &str) -> Result<Scope, FleetError> {
+    let (a, b) = tokio::join!(
+        api::windows_targeting(op, GROUP_KEYS[0], group),
+        api::windows_targeting(op, GROUP_KEYS[1], group)
+    );
+    let mut starts = a?;
+    starts.extend(b?);
+    starts.sort_by(|x, y| x.1.cmp(&y.1));
+    let window = match starts.first() {
+        Some((id, _)) => Some(api::window(op, id).await?),
+        None => None,
+    };
+    let mut notes = Vec::new();
+    match &window {
+        Some(w) => notes.extend(window_notes(w)),
+        None => notes.push(format!("No maintenance window targets the tag Patch Group = {group}: these nodes are not patched on a schedule. The threshold is --max-blocked.")),
+    }
+    Ok(Scope {
+        name: group.to_string(),
+        filters: GROUP_KEYS
+            .iter()
+            .map(|k| NodeFilter {
+                key: k.to_string(),
+                values: vec![group.to_string()],
+            })
+            .collect(),
+        window,
+        notes,
+        rest: false,
+    })
+}
+
+/// What a window's configuration means for the prediction.
+fn window_notes(w: &api::Window) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !w.enabled {
+        notes.push(format!(
+            "Window {} is disabled: it will not run until it is enabled.",
+            w.id
+        ));
+    }
+    if !w.patches {
+        notes.push(format!("Window {} runs no AWS-RunPatchBaseline task: it does not patch these nodes. The threshold is --max-blocked.", w.id));
+    } else if !w
+        .pre_install_hook
+        .as_deref()
+        .is_some_and(|h| h.to_ascii_lowercase().contains("preflight"))
+    {
+        notes.push(format!("Window {}'s patch task does not run the ssm-preflight gate (PreInstallHookDocName): blocked nodes are not held back and will try to patch anyway.", w.id));
+    }
+    notes
+}
+
+async fn list_scope(op: &Operator, scope: &Scope) -> Result<Vec<Node>, FleetError> {
+    if scope.rest {
+        return api::nodes(op, None).await;
+    }
+    let lists: Vec<Result<Vec<Node>, FleetError>> = stream::iter(scope.filters.iter())
+        .map(|f| api::nodes(op, Some(f)))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for l in lists {
+        for n in l? {
+            if seen.insert(n.instance_id.clone()) {
+                out.push(n);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The failing checks of the fresh non-compliant nodes, at most
+/// `max_detail` of them, `CONCURRENCY` at a time.
+async fn failing_checks(
+    op: &Operator,
+    scope_nodes: &[Vec<Node>],
+    summaries: &HashMap<String, Summary>,
+    opts: &FleetOptions,
+) -> Result<HashMap<String, Vec<Failing>>, FleetError> {
+    let now = SystemTime::now();
+    let mut wanted: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
+    for n in scope_nodes.iter().flatten() {
+        let Some(s) = summaries.get(&n.instance_id) else {
+            continue;
+        };
+        let fresh = s
+            .reported_at
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age <= opts.stale_after);
+        let online = !matches!(n.ping.as_str(), "ConnectionLost" | "Inactive");
+        if !s.compliant && fresh && online && seen.insert(n.instance_id.as_str()) {
+            wanted.push(&n.instance_id);
+        }
+    }
+    wanted.truncate(opts.max_detail);
+    let answers: Vec<(String, Result<Vec<Failing>, FleetError>)> = stream::iter(wanted)
+        .map(|id| async move { (id.to_string(), api::failing(op, id).await) })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = HashMap::new();
+    for (id, a) in answers {
+        out.insert(id, a?);
+    }
+    Ok(out)
+}
+
+fn group_view(
+    scope: Scope,
+    nodes: &[Node],
+    summaries: &HashMap<String, Summary>,
+    details: &HashMap<String, Vec<Failing>>,
+    now: SystemTime,
+    opts: &FleetOptions,
+) -> GroupView {
+    let mut views: Vec<NodeView> = nodes
+        .iter()
+        .map(|n| {
+            let detail = match details.get(&n.instance_id) {
+                Some(items) => Detail::Items(items),
+                None => Detail::NotLooked,
+            };
+            classify::node_state(
+                n,
+                summaries.get(&n.instance_id),
+                detail,
+                now,
+                opts.stale_after,
+            )
+        })
+        .collect();
+    // The worst first, then by ID: the table's first lines are the ones to act on.
+    views.sort_by(|a, b| {
+        (std::cmp::Reverse(a.state), &a.instance_id)
+            .cmp(&(std::cmp::Reverse(b.state), &b.instance_id))
+    });
+    let counts = Counts::of(&views);
+    let mut notes = scope.notes;
+    let task_limit = scope
+        .window
+        .as_ref()
+        .filter(|w| w.patches)
+        .and_then(|w| w.max_errors.as_deref())
+        .and_then(|m| Amount::parse(m).map(|a| (a, m.to_string())));
+    let concurrency = scope
+        .window
+        .as_ref()
+        .and_then(|w| w.max_concurrency.as_deref())
+        .and_then(Amount::parse);
+    let threshold = match task_limit {
+        Some((limit, text)) => {
+            classify::threshold(&counts, limit, &text, "window task", concurrency)
+        }
+        None => {
+            let text = format!("{}%", opts.max_blocked);
+            classify::threshold(
+                &counts,
+                Amount::Percent(opts.max_blocked),
+                &text,
+                "--max-blocked",
+                None,
+            )
+        }
+    };
+    let not_looked = views
+        .iter()
+        .filter(|v| v.state == classify::State::Blocked && !details.contains_key(&v.instance_id))
+        .count();
+    if not_looked > 0 {
+        notes.push(format!("{not_looked} non-compliant node(s) were counted as blocked without reading their checks (--max-detail {}); raise it to see them.", opts.max_detail));
+    }
+    if counts.total() == 0 {
+        notes.push(format!("No managed node matches {}: check the tag's spelling and that the nodes are managed (Fleet Manager).", scope.name));
+    }
+    GroupView {
+        patch_group: scope.name,
+        window: scope.window.map(|w| WindowView {
+            id: w.id,
+            name: w.name,
+            next_start: w.next_start,
+            max_errors: w.max_errors,
+            max_concurrency: w.max_concurrency,
+        }),
+        counts,
+        threshold,
+        notes,
+        nodes: views,
+    }
+}

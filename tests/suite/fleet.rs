@@ -1,0 +1,499 @@
+//! `ssm-preflight fleet` through the built binary against the fake fleet:
+//! SigV4 checked on every call, AWS's page limits, latency and throttling;
+//! the counts, the predictions at, under and over a threshold, the JSON
+//! contract, the calls made, and every kind of bad input.
+
+use crate::common;
+use common::fake_fleet::{
+    self, Fleet, BATCH, DEV, PRODUCTION, STAGING, WINDOW_NONPROD, WINDOW_PROD,
+};
+use common::fake_ssm;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The command with the operator's credentials in the environment, every
+/// AWS file and profile of the machine left out, SSM at the fake.
+fn fleet_command(addr: std::net::SocketAddr, args: &[&str]) -> std::process::Command {
+    let root = tempfile::tempdir().unwrap().keep();
+    let config = root.join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut full = vec!["fleet"];
+    full.extend_from_slice(args);
+    let mut cmd = common::command(&root, &config, &full);
+    for key in [
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ] {
+        cmd.env_remove(key);
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", fake_ssm::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", fake_ssm::SECRET_KEY)
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_CONFIG_FILE", root.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            root.join("no-aws-credentials"),
+        )
+        .env("AWS_ENDPOINT_URL_SSM", format!("http://{addr}"));
+    cmd
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run(mut cmd: std::process::Command) -> Run {
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", run.stdout, run.stderr))
+}
+
+fn group<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["patch_group"] == name)
+        .unwrap_or_else(|| panic!("no group {name} in {report}"))
+}
+
+fn counts(g: &Value) -> [usize; 5] {
+    let c = &g["counts"];
+    ["ready", "blocked", "stale", "silent", "offline"].map(|k| c[k].as_u64().unwrap() as usize)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_nodes_in_four_groups_with_latency_and_throttling() {
+    let per_group = 2500;
+    let mut fleet = Fleet::synthetic(per_group, 0);
+    fleet.latency = Duration::from_millis(3);
+    // SSM's throttling is by rate: here 400 calls a second with a burst of
+    // 50, which the 16 calls at a time go over at the start and whenever the
+    // failing checks are read. The adaptive retry mode slows down to it.
+    fleet.rate_limit = Some(fake_fleet::RateLimit::new(400.0, 50.0));
+    let (state, addr) = fake_fleet::start(fleet).await;
+    let out = run(fleet_command(
+        addr,
+        &[
+            "--patch-group",
+            PRODUCTION,
+            "--patch-group",
+            STAGING,
+            "--patch-group",
+            DEV,
+            "--patch-group",
+            BATCH,
+            "--json",
+        ],
+    ))
+    .await;
+    assert_eq!(
+        out.code, 2,
+        "dev-linux crosses its threshold: {}",
+        out.stderr
+    );
+    let report = json(&out);
+
+    // The contract's shape.
+    assert!(report["generated_at"].as_str().unwrap().ends_with('Z'));
+    let groups = report["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 4);
+    for g in groups {
+        for key in ["patch_group", "window", "counts", "threshold", "nodes"] {
+            assert!(g.get(key).is_some(), "{key} in {g}");
+        }
+        for key in ["limit", "share", "verdict"] {
+            assert!(g["threshold"].get(key).is_some(), "threshold.{key}");
+        }
+        let node = &g["nodes"][0];
+        for key in ["instance_id", "state", "report_age_s", "failing", "ping"] {
+            assert!(node.get(key).is_some(), "nodes[].{key} in {node}");
+        }
+        assert_eq!(g["nodes"].as_array().unwrap().len(), per_group);
+    }
+
+    // Every count, per group.
+    for (name, want) in fake_fleet::expected(per_group) {
+        assert_eq!(counts(group(&report, name)), want, "{name}");
+    }
+    // The predictions: production under, staging at, dev over, batch under
+    // the --max-blocked default for a group no window covers.
+    let verdict = |name: &str| {
+        group(&report, name)["threshold"]["verdict"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(verdict(PRODUCTION), "ok");
+    assert_eq!(verdict(STAGING), "close");
+    assert_eq!(verdict(DEV), "crosses");
+    assert_eq!(verdict(BATCH), "ok");
+    let dev = group(&report, DEV);
+    assert_eq!(dev["threshold"]["share"], 20.0);
+    // 500 of 2500 fail; 10% allows 250; the 251st error at about
+    // 251·2501/501 ≈ 1253 nodes, in batches of 10% (250): 1500.
+    assert_eq!(dev["threshold"]["stops_after"], 1500);
+    assert_eq!(group(&report, STAGING)["threshold"]["share"], 10.0);
+    let prod_window = &group(&report, PRODUCTION)["window"];
+    assert_eq!(prod_window["id"], WINDOW_PROD);
+    assert_eq!(prod_window["max_errors"], "10%");
+    assert_eq!(prod_window["max_concurrency"], "25%");
+    assert_eq!(prod_window["next_start"], "2026-12-20T02:00Z");
+    assert_eq!(group(&report, DEV)["window"]["id"], WINDOW_NONPROD);
+    assert!(group(&report, BATCH)["window"].is_null());
+    assert_eq!(group(&report, BATCH)["threshold"]["limit"], "10%");
+    assert_eq!(
+        group(&report, BATCH)["threshold"]["source"],
+        "--max-blocked"
+    );
+
+    // A blocked node names its failing checks; a failure its gate ignores
+    // leaves a node ready.
+    let blocked = dev["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["state"] == "blocked")
+        .unwrap();
+    assert!(blocked["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "disk.var"));
+    let ignored = group(&report, PRODUCTION)["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["state"] == "ready" && n["failing"].as_array().is_some_and(|f| !f.is_empty()))
+        .count();
+    assert_eq!(ignored, per_group * 10 / 1000);
+
+    // The calls: every list at its largest page, and exactly one call
+    // per page of 50 (each group's nodes under each tag key, the reporting
+    // nodes' summaries), one per non-compliant node, for each group the two
+    // schedule lookups (one per tag key), and for each window found the
+    // five calls that read it (production's, and non-production's for
+    // staging and dev) — within the formula 2·(nodes/50) + non-compliant.
+    let s = state.lock().unwrap();
+    assert_eq!(s.bad_signatures, 0);
+    assert!(
+        s.throttled > 0,
+        "the fake throttled and the run survived it"
+    );
+    for action in [
+        "DescribeInstanceInformation",
+        "ListResourceComplianceSummaries",
+        "ListComplianceItems",
+    ] {
+        assert_eq!(s.max_results.get(action), Some(&50), "{action} pages of 50");
+    }
+    let non_compliant: usize = s
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.ping == "Online"
+                && n.report
+                    .as_ref()
+                    .is_some_and(|r| !r.failing.is_empty() && r.age_s < 86_400.0)
+        })
+        .count();
+    assert!(non_compliant <= 1000, "within the default --max-detail");
+    let answered = s.total_calls() - s.throttled;
+    let pages = |n: usize| n.div_ceil(50);
+    let reported = s.nodes.iter().filter(|n| n.report.is_some()).count();
+    let by_key = |key: &str| {
+        s.nodes
+            .iter()
+            .filter(|n| n.group.as_ref().is_some_and(|(_, k)| *k == key))
+            .count()
+            / 4
+    };
+    let listings = 4 * (pages(by_key("Patch Group")) + pages(by_key("PatchGroup")));
+    let exact = listings + pages(reported) + non_compliant + 2 * 4 + 5 * 3;
+    assert_eq!(
+        answered, exact,
+        "calls by action: {:?}, throttled: {:?}, non-compliant {non_compliant}, reported {reported}, listings {listings}",
+        s.calls, s.throttled_by_action
+    );
+    assert!(
+        answered <= 2 * pages(s.nodes.len()) + non_compliant + 7 * 4,
+        "within the formula"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_its_targets_and_where_the_rollout_stops() {
+    let (state, addr) = fake_fleet::start(Fleet::synthetic(250, 0)).await;
+    let out = run(fleet_command(addr, &["--window", WINDOW_NONPROD, "--json"])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let report = json(&out);
+    let groups = report["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "one view for the window's targets");
+    let g = &groups[0];
+    assert_eq!(g["patch_group"], "dev-linux, staging-linux");
+    assert_eq!(g["window"]["name"], "non-production");
+    // staging 25 + dev 50 of 500 fail: 15 % against 10 % (50 errors).
+    assert_eq!(counts(g).iter().sum::<usize>(), 500);
+    assert_eq!(g["threshold"]["share"], 15.0);
+    // The 51st error at about 51·501/76 ≈ 337 nodes, batches of 50: 350.
+    assert_eq!(g["threshold"]["stops_after"], 350);
+
+    let table = run(fleet_command(addr, &["--window", WINDOW_NONPROD])).await;
+    assert_eq!(table.code, 2);
+    assert!(
+        table
+            .stdout
+            .contains("The rollout would stop after roughly 350 of 500 nodes (MaxConcurrency 10%)"),
+        "{}",
+        table.stdout
+    );
+    assert!(table.stdout.contains("blocked  i-"), "{}", table.stdout);
+    // 45 blocked: 20 listed and the rest counted.
+    assert!(
+        table.stdout.contains("… and 25 more blocked node(s)"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        !table.stdout.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+
+    let csv = run(fleet_command(addr, &["--window", WINDOW_NONPROD, "--csv"])).await;
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "patch_group,window_id,instance_id,state,report_age_s,ping,failing"
+    );
+    assert_eq!(lines.len(), 501);
+    assert!(
+        lines[1].starts_with("\"dev-linux, staging-linux\",mw-0b000000000000002,i-"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(state.lock().unwrap().bad_signatures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_and_at_the_threshold_exit_0_and_1() {
+    let (_state, addr) = fake_fleet::start(Fleet::synthetic(250, 0)).await;
+    let prod = run(fleet_command(addr, &["--patch-group", PRODUCTION])).await;
+    assert_eq!(prod.code, 0, "{}{}", prod.stdout, prod.stderr);
+    assert!(
+        prod.stdout
+            .contains("Ready: 10 of 250 nodes (4.0%) would fail or miss the patch run"),
+        "{}",
+        prod.stdout
+    );
+    let staging = run(fleet_command(addr, &["--patch-group", STAGING])).await;
+    assert_eq!(
+        staging.code, 1,
+        "at 10 % of 10 %: close, {}",
+        staging.stdout
+    );
+    assert!(
+        staging.stdout.contains("Close: 25 of 250 nodes (10.0%)"),
+        "{}",
+        staging.stdout
+    );
+    // A stricter --max-blocked does not apply where a window task sets the threshold…
+    let strict = run(fleet_command(
+        addr,
+        &["--patch-group", PRODUCTION, "--max-blocked", "1%"],
+    ))
+    .await;
+    assert_eq!(strict.code, 0);
+    // …and decides where none does: batch has 4 % blocked.
+    let batch = run(fleet_command(
+        addr,
+        &["--patch-group", BATCH, "--max-blocked", "3%"],
+    ))
+    .await;
+    assert_eq!(batch.code, 2, "{}", batch.stdout);
+    assert!(
+        batch
+            .stdout
+            .contains("No maintenance window targets the tag Patch Group = batch-linux"),
+        "{}",
+        batch.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_filter_every_node_by_patch_group() {
+    let (_state, addr) = fake_fleet::start(Fleet::synthetic(250, 7)).await;
+    let out = run(fleet_command(addr, &["--json"])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let report = json(&out);
+    let names: Vec<&str> = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["patch_group"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            PRODUCTION,
+            STAGING,
+            DEV,
+            BATCH,
+            "(no registered patch group)"
+        ]
+    );
+    for (name, want) in fake_fleet::expected(250) {
+        assert_eq!(counts(group(&report, name)), want, "{name}");
+    }
+    let rest = group(&report, "(no registered patch group)");
+    assert_eq!(counts(rest), [0, 0, 0, 7, 0]);
+    assert!(rest["window"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_detail_caps_the_per_node_calls() {
+    let (state, addr) = fake_fleet::start(Fleet::synthetic(250, 0)).await;
+    let out = run(fleet_command(
+        addr,
+        &["--patch-group", DEV, "--max-detail", "5", "--json"],
+    ))
+    .await;
+    assert_eq!(out.code, 2);
+    let report = json(&out);
+    // The uncapped nodes still count as blocked, and the note says why.
+    assert_eq!(counts(group(&report, DEV))[1], 30);
+    assert!(
+        report["groups"][0]["notes"]
+            .to_string()
+            .contains("--max-detail 5"),
+        "{report}"
+    );
+    assert_eq!(state.lock().unwrap().calls["ListComplianceItems"], 5);
+}
+
+/// Each bad input: exit 3, nothing on stdout, and a sentence that says what to do.
+async fn refused(fleet: Fleet, args: &[&str], wants: &[&str]) {
+    let (_state, addr) = fake_fleet::start(fleet).await;
+    let out = run(fleet_command(addr, args)).await;
+    assert_eq!(out.code, 3, "{args:?}: {}{}", out.stdout, out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    for want in wants {
+        assert!(
+            out.stderr.contains(want),
+            "{args:?}: {want:?} not in {}",
+            out.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_message_and_exit_3() {
+    let small = || Fleet::synthetic(250, 0);
+    refused(
+        small(),
+        &["--window", "mw-0c00000000000000f"],
+        &[
+            "there is no maintenance window mw-0c00000000000000f in eu-west-1",
+            "describe-maintenance-windows",
+        ],
+    )
+    .await;
+    refused(
+        small(),
+        &["--window", "mw-1"],
+        &["is not a maintenance window ID"],
+    )
+    .await;
+    refused(small(), &["--patch-group", "no-such-group"], &["no managed node in eu-west-1 carries the tag Patch Group (or PatchGroup) = \"no-such-group\""]).await;
+    refused(
+        small(),
+        &["--max-blocked", "150%"],
+        &["not a share between 0% and 100%"],
+    )
+    .await;
+    let mut expired = small();
+    expired.expired = true;
+    refused(
+        expired,
+        &["--patch-group", PRODUCTION],
+        &["ExpiredTokenException", "aws sso login"],
+    )
+    .await;
+    for action in [
+        "DescribeInstanceInformation",
+        "ListResourceComplianceSummaries",
+        "ListComplianceItems",
+        "DescribePatchGroups",
+        "DescribeMaintenanceWindowSchedule",
+        "GetMaintenanceWindow",
+        "DescribeMaintenanceWindowTargets",
+        "DescribeMaintenanceWindowTasks",
+        "GetMaintenanceWindowTask",
+    ] {
+        let mut denied = small();
+        denied.deny = vec![action.to_string()];
+        refused(
+            denied,
+            &[],
+            &[
+                &format!("Add ssm:{action} to your IAM policy"),
+                "fleet-operator-policy.json",
+            ],
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_region_or_no_ssm_there_is_exit_3() {
+    let (_state, addr) = fake_fleet::start(Fleet::synthetic(250, 0)).await;
+    let mut none = fleet_command(addr, &[]);
+    none.env_remove("AWS_REGION");
+    let out = run(none).await;
+    assert_eq!(out.code, 3);
+    assert!(
+        out.stderr.contains("no AWS region: pass --region"),
+        "{}",
+        out.stderr
+    );
+    // A region whose SSM does not answer (here: a loopback port where
+    // nothing listens).
+    let mut nowhere = fleet_command(addr, &["--region", "eu-south-3"]);
+    nowhere.env("AWS_ENDPOINT_URL_SSM", common::NOWHERE);
+    let started = std::time::Instant::now();
+    let out = run(nowhere).await;
+    assert_eq!(out.code, 3);
+    assert!(
+        out.stderr.contains("got no answer from SSM in eu-south-3"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let mut no_credentials = fleet_command(addr, &[]);
+    no_credentials
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    let out = run(no_credentials).await;
+    assert_eq!(out.code, 3);
+    assert!(
+        out.stderr.contains("no usable AWS credentials"),
+        "{}",
+        out.stderr
+    );
+}
