@@ -5,8 +5,8 @@
 //! `cargo bench --bench fleet_view`; figures in BENCHMARKS.md.
 //!
 //! Two sites: SSM answering every call, and SSM throttling by rate (400
-//! calls a second, bursts of 50), which the adaptive retry mode must slow
-//! down to. Every run's JSON is checked against the fleet's known counts.
+//! calls a second, bursts of 50), whose throttled calls are retried after a
+//! jittered backoff. Every run's JSON is checked against the fleet's known counts.
 
 #[path = "../tests/suite/common/fake_aws.rs"]
 #[allow(dead_code)]

@@ -331,6 +331,39 @@ async fn access_denied_on_each_action_is_a_skip_naming_it() {
     }
 }
 
+/// The calls made only in some cases: GetDefaultPatchBaseline when the
+/// group has no baseline for this OS (denied: skip naming it), and
+/// DescribeInstancePatches when the last install failed patches (denied:
+/// the failures are counted, and the names' absence says which action).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_on_the_calls_made_only_when_needed() {
+    let (ssm, addr, ca) = ssm_site().await;
+    let mut cloud = healthy();
+    cloud.patch_groups[0]["BaselineIdentity"]["OperatingSystem"] = json!("AMAZON_LINUX_2023");
+    cloud.patch_states = vec![patch_state(3)];
+    ssm.lock().unwrap().cloud = cloud;
+    ssm.lock().unwrap().deny_actions = vec!["GetDefaultPatchBaseline".into(), "DescribeInstancePatches".into()];
+    let json = run(
+        ssm.clone(),
+        addr,
+        &ca,
+        StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+    )
+    .await;
+    let calls = ssm.lock().unwrap().calls.clone();
+    for action in ["GetDefaultPatchBaseline", "DescribeInstancePatches"] {
+        assert!(calls.iter().any(|c| c.ends_with(action)), "{action} was asked: {calls:?}");
+    }
+    let baseline = check(&json, "patchgroup.baseline");
+    assert_eq!(baseline["status"], "skip", "{baseline:#}");
+    assert!(summary(&json, "patchgroup.baseline").contains("add ssm:GetDefaultPatchBaseline to the node's role"), "{baseline:#}");
+    let last = check(&json, "patch.last_run");
+    assert_eq!(last["status"], "warn", "{last:#}");
+    let text = summary(&json, "patch.last_run");
+    assert!(text.starts_with("3 patch(es) failed"), "{text}");
+    assert!(text.contains("ssm:DescribeInstancePatches"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_a_minor_version_behind_the_regions_newest_warns() {
     let (ssm, addr, ca) = ssm_site().await;

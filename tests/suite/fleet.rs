@@ -86,7 +86,7 @@ async fn ten_thousand_nodes_in_four_groups_with_latency_and_throttling() {
     fleet.latency = Duration::from_millis(3);
     // SSM's throttling is by rate: here 400 calls a second with a burst of
     // 50, which the 16 calls at a time go over at the start and whenever the
-    // failing checks are read. The adaptive retry mode slows down to it.
+    // failing checks are read; each throttled call is retried after a backoff.
     fleet.rate_limit = Some(fake_fleet::RateLimit::new(400.0, 50.0));
     let (state, addr) = fake_fleet::start(fleet).await;
     let out = run(fleet_command(
@@ -496,4 +496,84 @@ async fn no_region_or_no_ssm_there_is_exit_3() {
         "{}",
         out.stderr
     );
+}
+
+/// Writes `fleet` as a Resource Data Sync lays it out in S3: per node, its
+/// AWS:InstanceInformation object, its AWS:Tag lines and (when it reported)
+/// its AWS:ComplianceItem lines, as newline-delimited JSON.
+fn write_sync(fleet: &Fleet, dir: &std::path::Path) {
+    let part = |kind: &str| {
+        let d = dir.join(kind).join("accountid=123456789012/region=eu-west-1/resourcetype=ManagedInstanceInventory");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let (info, tags, items) = (part("AWS:InstanceInformation"), part("AWS:Tag"), part("AWS:ComplianceItem"));
+    let iso = |age: f64| {
+        let t = jiff::Timestamp::now() - jiff::SignedDuration::from_secs_f64(age);
+        t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    };
+    for n in &fleet.nodes {
+        let status = if n.ping == "Online" { "Active" } else { n.ping };
+        let line = serde_json::json!({"resourceId": n.id, "InstanceId": n.id, "InstanceStatus": status, "PlatformType": "Linux",
+                                      "captureTime": iso(0.0), "schemaVersion": "1.0"});
+        std::fs::write(info.join(format!("{}.json", n.id)), format!("{line}\n")).unwrap();
+        if let Some((group, key)) = &n.group {
+            let line = serde_json::json!({"resourceId": n.id, "Key": key, "Value": group, "captureTime": iso(0.0), "schemaVersion": "1.0"});
+            std::fs::write(tags.join(format!("{}.json", n.id)), format!("{line}\n")).unwrap();
+        }
+        if let Some(r) = &n.report {
+            // Twenty checks, the failing ones NON_COMPLIANT.
+            let mut text = String::new();
+            for i in 0..20 {
+                let (id, status) = match r.failing.get(i) {
+                    Some((check, _)) if *check != "LEGACY" => (check.to_string(), "NON_COMPLIANT"),
+                    _ => (format!("check.{i}"), "COMPLIANT"),
+                };
+                let line = serde_json::json!({"resourceId": n.id, "ComplianceType": "Custom:PatchPreflight", "Id": id, "Title": id,
+                                              "Status": status, "Severity": "CRITICAL", "ExecutionId": "run-1", "ExecutionType": "ssm-preflight",
+                                              "ExecutionTime": iso(r.age_s), "captureTime": iso(0.0), "schemaVersion": "1.0"});
+                text.push_str(&format!("{line}\n"));
+            }
+            std::fs::write(items.join(format!("{}.json", n.id)), text).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_athena_query_sorts_a_data_sync_as_the_fleet_view_does() {
+    let fleet = Fleet::synthetic(250, 3);
+    let sync = tempfile::tempdir().unwrap();
+    write_sync(&fleet, sync.path());
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(manifest.join("tests/athena/run_query.py"))
+        .arg(sync.path())
+        .arg(manifest.join("packaging/athena/fleet-preflight.sql"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the query did not run (DuckDB is installed by scripts/test: python3 -m pip install duckdb): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["patch_group"] == name).unwrap_or_else(|| panic!("{name} in {rows:?}"));
+    let counts = |r: &Value| ["ready", "blocked", "stale", "silent", "offline"].map(|k| r[k].as_u64().unwrap() as usize);
+    // The sync carries no item details: a failure the node's gate ignores
+    // counts as blocked there (production's 2 such nodes); every other
+    // count is the command's.
+    for (name, mut want) in fake_fleet::expected(250) {
+        if name == PRODUCTION {
+            let ignored = 250 * 10 / 1000;
+            want[0] -= ignored;
+            want[1] += ignored;
+        }
+        assert_eq!(counts(row(name)), want, "{name}");
+    }
+    assert_eq!(counts(row("(no patch group)")), [0, 0, 0, 3, 0]);
+    assert_eq!(row(PRODUCTION)["verdict"], "ok");
+    assert_eq!(row(STAGING)["verdict"], "close");
+    assert_eq!(row(DEV)["verdict"], "crosses");
+    assert_eq!(row(DEV)["share"], 20.0);
+    assert_eq!(rows.len(), 5);
 }
