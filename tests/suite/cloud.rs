@@ -342,7 +342,10 @@ async fn access_denied_on_the_calls_made_only_when_needed() {
     cloud.patch_groups[0]["BaselineIdentity"]["OperatingSystem"] = json!("AMAZON_LINUX_2023");
     cloud.patch_states = vec![patch_state(3)];
     ssm.lock().unwrap().cloud = cloud;
-    ssm.lock().unwrap().deny_actions = vec!["GetDefaultPatchBaseline".into(), "DescribeInstancePatches".into()];
+    ssm.lock().unwrap().deny_actions = vec![
+        "GetDefaultPatchBaseline".into(),
+        "DescribeInstancePatches".into(),
+    ];
     let json = run(
         ssm.clone(),
         addr,
@@ -352,11 +355,18 @@ async fn access_denied_on_the_calls_made_only_when_needed() {
     .await;
     let calls = ssm.lock().unwrap().calls.clone();
     for action in ["GetDefaultPatchBaseline", "DescribeInstancePatches"] {
-        assert!(calls.iter().any(|c| c.ends_with(action)), "{action} was asked: {calls:?}");
+        assert!(
+            calls.iter().any(|c| c.ends_with(action)),
+            "{action} was asked: {calls:?}"
+        );
     }
     let baseline = check(&json, "patchgroup.baseline");
     assert_eq!(baseline["status"], "skip", "{baseline:#}");
-    assert!(summary(&json, "patchgroup.baseline").contains("add ssm:GetDefaultPatchBaseline to the node's role"), "{baseline:#}");
+    assert!(
+        summary(&json, "patchgroup.baseline")
+            .contains("add ssm:GetDefaultPatchBaseline to the node's role"),
+        "{baseline:#}"
+    );
     let last = check(&json, "patch.last_run");
     assert_eq!(last["status"], "warn", "{last:#}");
     let text = summary(&json, "patch.last_run");

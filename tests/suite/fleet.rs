@@ -88,6 +88,8 @@ async fn ten_thousand_nodes_in_four_groups_with_latency_and_throttling() {
     // 50, which the 16 calls at a time go over at the start and whenever the
     // failing checks are read; each throttled call is retried after a backoff.
     fleet.rate_limit = Some(fake_fleet::RateLimit::new(400.0, 50.0));
+    // And every 97th call whatever the rate, so a slow machine throttles too.
+    fleet.throttle_every = 97;
     let (state, addr) = fake_fleet::start(fleet).await;
     let out = run(fleet_command(
         addr,
@@ -503,11 +505,17 @@ async fn no_region_or_no_ssm_there_is_exit_3() {
 /// its AWS:ComplianceItem lines, as newline-delimited JSON.
 fn write_sync(fleet: &Fleet, dir: &std::path::Path) {
     let part = |kind: &str| {
-        let d = dir.join(kind).join("accountid=123456789012/region=eu-west-1/resourcetype=ManagedInstanceInventory");
+        let d = dir
+            .join(kind)
+            .join("accountid=123456789012/region=eu-west-1/resourcetype=ManagedInstanceInventory");
         std::fs::create_dir_all(&d).unwrap();
         d
     };
-    let (info, tags, items) = (part("AWS:InstanceInformation"), part("AWS:Tag"), part("AWS:ComplianceItem"));
+    let (info, tags, items) = (
+        part("AWS:InstanceInformation"),
+        part("AWS:Tag"),
+        part("AWS:ComplianceItem"),
+    );
     let iso = |age: f64| {
         let t = jiff::Timestamp::now() - jiff::SignedDuration::from_secs_f64(age);
         t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -557,8 +565,14 @@ fn the_athena_query_sorts_a_data_sync_as_the_fleet_view_does() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let row = |name: &str| rows.iter().find(|r| r["patch_group"] == name).unwrap_or_else(|| panic!("{name} in {rows:?}"));
-    let counts = |r: &Value| ["ready", "blocked", "stale", "silent", "offline"].map(|k| r[k].as_u64().unwrap() as usize);
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["patch_group"] == name)
+            .unwrap_or_else(|| panic!("{name} in {rows:?}"))
+    };
+    let counts = |r: &Value| {
+        ["ready", "blocked", "stale", "silent", "offline"].map(|k| r[k].as_u64().unwrap() as usize)
+    };
     // The sync carries no item details: a failure the node's gate ignores
     // counts as blocked there (production's 2 such nodes); every other
     // count is the command's.
