@@ -41,6 +41,9 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         write!(out, "{}", super::table::render_table(&report))?;
+        if prepared.settings.remediate.hold_updaters {
+            writeln!(out, "{}", rt.block_on(crate::run::hold::dry_run(&ctx)))?;
+        }
     }
     out.flush()?;
 

@@ -59,6 +59,9 @@ pub enum Command {
     Windows(WindowsArgs),
     /// Run as the service: before each window and between them, reporting each run.
     Daemon,
+    /// The hold of this host's own updaters around a window
+    /// (`remediate.hold_updaters`); `--release` (root) ends it now.
+    Hold(HoldArgs),
     /// For an operator: which nodes of a patch group or window will be
     /// patched, held back by the gate, or fail — read from SSM with your
     /// own AWS credentials.
@@ -66,6 +69,13 @@ pub enum Command {
     /// Exit code: 0 every group clear of its window task's error threshold,
     /// 1 one within 5 points of it, 2 one over it, 3 could not look.
     Fleet(FleetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// End the hold now: unmask the updaters and start their timers again.
+    #[arg(long)]
+    pub release: bool,
 }
 
 #[derive(Debug, Args)]

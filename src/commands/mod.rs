@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Windows(args) => windows::windows(&cli.global, args),
         Command::Daemon => crate::run::service::run(&options(&cli.global)),
         Command::Fleet(args) => fleet::fleet(args),
+        Command::Hold(args) => status::hold(args.release),
     };
     match result {
         Ok(code) => code,

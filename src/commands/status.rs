@@ -7,6 +7,66 @@ use crate::run::state::{self, DeliveryState, State};
 use crate::run::status as socket;
 use std::time::SystemTime;
 
+/// `ssm-preflight hold [--release]`: the hold of the host's updaters, or
+/// (root) its end now, confirmed from the daemon's state.
+pub fn hold(release: bool) -> anyhow::Result<u8> {
+    let path = socket::socket_path();
+    let rt = crate::run::runtime()?;
+    if !release {
+        let state = match rt.block_on(socket::ask(&path, "status")) {
+            Ok(a) => serde_json::from_str::<serde_json::Value>(&a)
+                .ok()
+                .and_then(|v| serde_json::from_value::<State>(v["state"].clone()).ok())
+                .unwrap_or_default(),
+            Err(_) => state::read(&state::default_dir()).unwrap_or_default(),
+        };
+        match state.hold.sentence() {
+            Some(h) => println!("Updaters: {h}."),
+            None => println!("Updaters: no hold, now or before (remediate.hold_updaters holds them off each window when set)."),
+        }
+        return Ok(0);
+    }
+    match rt.block_on(socket::ask(&path, "release")) {
+        Ok(answer) => {
+            let v: serde_json::Value = serde_json::from_str(&answer)?;
+            if let Some(e) = v["error"].as_str() {
+                anyhow::bail!("the daemon refused: {e} (run `sudo ssm-preflight hold --release`)");
+            }
+        }
+        Err(socket::AskError::Denied(_)) => anyhow::bail!(
+            "only root may end a hold: run `sudo ssm-preflight hold --release`"
+        ),
+        Err(e) => anyhow::bail!(
+            "the daemon is not running ({e}), so no hold is kept: a hold's runtime masks are undone with `sudo systemctl unmask --runtime apt-daily.timer apt-daily-upgrade.timer` (the units `ssm-preflight status` listed)"
+        ),
+    }
+    // The daemon acts between its other work: wait (bounded) for the state to say so.
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let Ok(answer) = rt.block_on(socket::ask(&path, "status")) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&answer)?;
+        let state: State = serde_json::from_value(v["state"].clone()).unwrap_or_default();
+        if state.hold.holding.is_none() {
+            println!(
+                "{}.",
+                state
+                    .hold
+                    .sentence()
+                    .unwrap_or_else(|| "No hold is in force".into())
+            );
+            return Ok(0);
+        }
+        if let Some(e) = &state.hold.error {
+            anyhow::bail!("the hold could not be ended yet: {e}; the daemon retries, and `ssm-preflight status` shows when it is done");
+        }
+    }
+    anyhow::bail!(
+        "the daemon has not ended the hold within 10 s; `ssm-preflight status` shows when it does"
+    )
+}
+
 pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
     let path = socket::socket_path();
     let rt = crate::run::runtime()?;
@@ -64,16 +124,27 @@ pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
     }
     match &daemon {
         Some(d) => {
-            println!("Daemon: running (pid {}), {}", d["pid"], d["status"].as_str().unwrap_or(""));
+            println!(
+                "Daemon: running (pid {}), {}",
+                d["pid"],
+                d["status"].as_str().unwrap_or("")
+            );
             if let Some(next) = d["next_run"].as_str() {
-                println!("Next run: {next} ({})", d["next_run_reason"].as_str().unwrap_or(""));
+                println!(
+                    "Next run: {next} ({})",
+                    d["next_run_reason"].as_str().unwrap_or("")
+                );
             }
             match d["next_window"].as_object() {
                 Some(w) => println!(
                     "Next window: {} {} (from {})",
                     w["start"].as_str().unwrap_or(""),
                     w["name"].as_str().unwrap_or(""),
-                    if w["source"] == "ssm" { "SSM" } else { "the config" }
+                    if w["source"] == "ssm" {
+                        "SSM"
+                    } else {
+                        "the config"
+                    }
                 ),
                 None => println!("Next window: none known"),
             }
@@ -84,13 +155,23 @@ pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
                 println!("State: the state file cannot be written, so the last run shown is kept in memory only: {e}. Free space on its filesystem or make it writable; the daemon writes it again by itself.");
             }
             if let Some(e) = d["config_error"].as_str() {
-                println!("Config: the last reload was refused and the previous config is in use: {e}");
+                println!(
+                    "Config: the last reload was refused and the previous config is in use: {e}"
+                );
+            }
+            if let Some(h) = d["hold"].as_str() {
+                println!("Updaters: {h}. End it now with `sudo ssm-preflight hold --release`.");
             }
         }
-        None => println!(
-            "Daemon: not running (no answer on {}); showing the state file. Start it with `sudo systemctl start ssm-preflight`.",
-            path.display()
-        ),
+        None => {
+            println!(
+                "Daemon: not running (no answer on {}); showing the state file. Start it with `sudo systemctl start ssm-preflight`.",
+                path.display()
+            );
+            if let Some(h) = state.hold.sentence() {
+                println!("Updaters (as last recorded): {h}.");
+            }
+        }
     }
     print_state(&state);
     Ok(0)

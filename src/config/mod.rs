@@ -22,7 +22,8 @@ pub use raw::ModeSetting;
 pub use settings::{
     effective_values, invalid, AgentSettings, AwsSettings, ChecksSettings, DaemonSettings,
     DiskSettings, EndpointSettings, GateSettings, MetricsSettings, PatchGroupSettings,
-    PkgLockSettings, ReportSettings, ReposSettings, Settings, Thresholds, WindowSettings,
+    PkgLockSettings, RemediateSettings, ReportSettings, ReposSettings, Settings, Thresholds,
+    WindowSettings,
 };
 
 use std::collections::BTreeMap;

@@ -66,7 +66,17 @@ pub struct RawConfig {
     pub gate: Option<RawGate>,
     pub daemon: Option<RawDaemon>,
     pub metrics: Option<RawMetrics>,
+    pub remediate: Option<RawRemediate>,
     pub window: Option<Vec<RawWindow>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemediate {
+    pub hold_updaters: Option<bool>,
+    pub hold_before: Option<HumanDuration>,
+    pub hold_max: Option<HumanDuration>,
+    pub updater_wait: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -26,6 +26,7 @@ pub struct Settings {
     pub gate: GateSettings,
     pub daemon: DaemonSettings,
     pub metrics: MetricsSettings,
+    pub remediate: RemediateSettings,
     /// Maintenance windows known from the config, beside SSM's.
     pub window: Vec<WindowSettings>,
 }
@@ -98,6 +99,35 @@ impl Default for GateSettings {
             block_on_warn: false,
             block_on_error: true,
             lock_wait: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// What the daemon may change on the host, each off unless asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemediateSettings {
+    /// Stop and runtime-mask the host's own update timers (apt-daily,
+    /// dnf-automatic, …) around each known window.
+    pub hold_updaters: bool,
+    /// How long before a window's start the hold begins.
+    #[serde(serialize_with = "serialize_duration")]
+    pub hold_before: Duration,
+    /// The longest hold: a window's length when SSM does not say it.
+    #[serde(serialize_with = "serialize_duration")]
+    pub hold_max: Duration,
+    /// How long a hold waits for an updater already running to finish
+    /// (never killed mid-transaction) before it masks the rest and says so.
+    #[serde(serialize_with = "serialize_duration")]
+    pub updater_wait: Duration,
+}
+
+impl Default for RemediateSettings {
+    fn default() -> Self {
+        RemediateSettings {
+            hold_updaters: false,
+            hold_before: Duration::from_secs(15 * 60),
+            hold_max: Duration::from_secs(4 * 3600),
+            updater_wait: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -314,6 +344,7 @@ impl Default for Settings {
             gate: GateSettings::default(),
             daemon: DaemonSettings::default(),
             metrics: MetricsSettings::default(),
+            remediate: RemediateSettings::default(),
             window: Vec::new(),
         }
     }
@@ -592,6 +623,33 @@ impl Settings {
         if let Some(report) = raw.report {
             if let Some(j) = report.jitter {
                 s.report.jitter = in_range(origins, "report.jitter", j.0, Duration::ZERO, HOUR)?;
+            }
+        }
+        if let Some(r) = raw.remediate {
+            if let Some(b) = r.hold_updaters {
+                s.remediate.hold_updaters = b;
+            }
+            if let Some(d) = r.hold_before {
+                s.remediate.hold_before = in_range(
+                    origins,
+                    "remediate.hold_before",
+                    d.0,
+                    Duration::ZERO,
+                    24 * HOUR,
+                )?;
+            }
+            if let Some(d) = r.hold_max {
+                s.remediate.hold_max = in_range(
+                    origins,
+                    "remediate.hold_max",
+                    d.0,
+                    Duration::from_secs(1),
+                    24 * HOUR,
+                )?;
+            }
+            if let Some(d) = r.updater_wait {
+                s.remediate.updater_wait =
+                    in_range(origins, "remediate.updater_wait", d.0, Duration::ZERO, HOUR)?;
             }
         }
         if let Some(gate) = raw.gate {

@@ -226,6 +226,46 @@ pub async fn unit(bus: &SystemBus, name: &str) -> Result<UnitInfo, BusError> {
     Ok(info)
 }
 
+/// Changes that need systemd's manager: the hold of the host's updaters
+/// (`remediate.hold_updaters`). Each is what `systemctl` asks for the same
+/// command; the caller must be allowed to (root with CAP_SYS_ADMIN, or
+/// polkit's say-so).
+async fn manager(
+    bus: &SystemBus,
+    method: &str,
+    body: &(impl serde::Serialize + zbus::zvariant::DynamicType),
+) -> Result<zbus::Message, BusError> {
+    bus.call(SYSTEMD, SYSTEMD_PATH, MANAGER, method, body).await
+}
+
+/// `systemctl stop NAME`: a stop job in mode `replace`.
+pub async fn stop_unit(bus: &SystemBus, name: &str) -> Result<(), BusError> {
+    manager(bus, "StopUnit", &(name, "replace"))
+        .await
+        .map(|_| ())
+}
+
+/// `systemctl start NAME`.
+pub async fn start_unit(bus: &SystemBus, name: &str) -> Result<(), BusError> {
+    manager(bus, "StartUnit", &(name, "replace"))
+        .await
+        .map(|_| ())
+}
+
+/// `systemctl mask --runtime NAMES…`: links to /dev/null under
+/// /run/systemd, gone at the next boot, then a daemon-reload as systemctl
+/// does. `force` replaces an existing runtime link.
+pub async fn mask_runtime(bus: &SystemBus, names: &[String]) -> Result<(), BusError> {
+    manager(bus, "MaskUnitFiles", &(names, true, true)).await?;
+    manager(bus, "Reload", &()).await.map(|_| ())
+}
+
+/// `systemctl unmask --runtime NAMES…`, then a daemon-reload.
+pub async fn unmask_runtime(bus: &SystemBus, names: &[String]) -> Result<(), BusError> {
+    manager(bus, "UnmaskUnitFiles", &(names, true)).await?;
+    manager(bus, "Reload", &()).await.map(|_| ())
+}
+
 /// What timedated says about the clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeSync {

@@ -9,6 +9,7 @@ pub mod deliver;
 pub mod execute;
 pub mod fleet;
 pub mod gate;
+pub mod hold;
 pub mod metrics;
 pub mod report;
 pub mod service;

@@ -61,6 +61,8 @@ pub struct View {
     pub state_error: Option<String>,
     /// The next attempt to send the kept report, when one is pending.
     pub next_report_attempt: Option<String>,
+    /// The hold of the host's updaters, in a sentence, when there is one.
+    pub hold: Option<String>,
 }
 
 fn describe(why: Why) -> String {
@@ -226,6 +228,7 @@ async fn serve(
     };
     // The service keeps a sender itself, so the channel never closes while it runs.
     let (refresh_tx, mut refresh_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let (release_tx, mut release_rx) = tokio::sync::mpsc::channel::<()>(1);
     tokio::spawn(socket::serve(
         listener,
         answer(
@@ -233,8 +236,16 @@ async fn serve(
             recorder.unsaved.clone(),
             state_dir.clone(),
             refresh_tx.clone(),
+            release_tx.clone(),
         ),
     ));
+    // The hold of the host's updaters (remediate.hold_updaters), as the
+    // state file left it: a hold from before a reboot ends at the first tick.
+    let mut keeper = super::hold::Keeper::new(
+        &prepared.root,
+        &state_dir,
+        crate::host::systemd::SystemBus::new(None),
+    );
     let mut watchdog = Watchdog(watchdog_every().map(tokio::time::interval));
     let mut signals = Signals {
         hangup: signal(SignalKind::hangup())?,
@@ -260,6 +271,29 @@ async fn serve(
         let now = SystemTime::now();
         let known = refresh_windows(&prepared, &mut cache, now).await;
         let window_starts: Vec<Timestamp> = known.iter().filter_map(Window::start).collect();
+        // The hold first: waiting for a running updater may take minutes,
+        // with the watchdog still pinged.
+        let remediate = prepared.settings.remediate.clone();
+        // The config's windows still in progress count too: a daemon
+        // started inside one holds for the rest of it.
+        let mut hold_windows = known.clone();
+        let back = jiff::SignedDuration::try_from(remediate.hold_max).unwrap_or_default();
+        hold_windows.extend(windows::from_config(
+            &prepared.settings.window,
+            ts(now) - back,
+            3,
+        ));
+        let hold_windows = windows::merge(hold_windows);
+        let Some(hold_wake) = unless_stopped(
+            keeper.tick(ts(now), &hold_windows, &remediate),
+            &mut signals,
+            &mut watchdog,
+        )
+        .await
+        else {
+            break;
+        };
+        view.lock().unwrap().hold = keeper.state.sentence();
         let planned = planner.next(ts(now), &window_starts);
         let (wake_at, wake) =
             machine::next_wake(machine.state(), planned, recorder.retry.map(|(_, at)| at));
@@ -310,6 +344,19 @@ async fn serve(
                     }
                     Wake::Never => {}
                 }
+            }
+            woke = timer::sleep_until(SystemTime::from(hold_wake.unwrap_or(Timestamp::MAX))), if hold_wake.is_some() => {
+                if let Err(e) = woke {
+                    tracing::warn!("timer: {e}; sleeping a minute instead");
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+            }
+            _ = release_rx.recv() => {
+                match keeper.release().await {
+                    Ok(what) => tracing::info!("hold --release: {what}"),
+                    Err(why) => tracing::error!("hold --release: {why}"),
+                }
+                view.lock().unwrap().hold = keeper.state.sentence();
             }
             _ = refresh_rx.recv() => {
                 tracing::info!("a run was asked for over the status socket");
@@ -371,6 +418,7 @@ fn answer(
     unsaved: Arc<Mutex<Option<State>>>,
     state_dir: PathBuf,
     refresh: tokio::sync::mpsc::Sender<()>,
+    release: tokio::sync::mpsc::Sender<()>,
 ) -> impl Fn(socket::Request) -> String + Send + Sync + 'static {
     move |request| {
         let answer = match request.line.as_str() {
@@ -389,8 +437,13 @@ fn answer(
                 serde_json::json!({ "refresh": "a run was started" })
             }
             "refresh" => serde_json::json!({ "error": "only root may ask for a run" }),
+            "release" if request.root => {
+                let _ = release.try_send(());
+                serde_json::json!({ "release": "the daemon ends the hold now" })
+            }
+            "release" => serde_json::json!({ "error": "only root may end a hold" }),
             other => {
-                serde_json::json!({ "error": format!("unknown request `{other}`; ask `status` or `refresh`") })
+                serde_json::json!({ "error": format!("unknown request `{other}`; ask `status`, `refresh` or `release`") })
             }
         };
         answer.to_string()

@@ -132,6 +132,13 @@ pub struct State {
     /// When the last report SSM accepted was made (its run's `started_at`):
     /// nothing older is ever sent after it.
     pub last_delivered_run: Option<String>,
+    /// The hold of the host's updaters (`remediate.hold_updaters`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub hold: super::hold::HoldState,
+}
+
+fn is_default(h: &super::hold::HoldState) -> bool {
+    *h == super::hold::HoldState::default()
 }
 
 impl State {

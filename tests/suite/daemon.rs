@@ -12,26 +12,39 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
 
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     notify: UnixDatagram,
-    dirs: tempfile::TempDir,
+    pub(crate) dirs: tempfile::TempDir,
     config: PathBuf,
-    root: tempfile::TempDir,
+    pub(crate) root: tempfile::TempDir,
 }
 
 impl Daemon {
     fn start(config: &str) -> Daemon {
+        Daemon::start_with(config, common::fixture_root("debian12-clean"), &[], None)
+    }
+
+    /// The daemon on `root`, with more environment (a private bus's
+    /// address) and a state file left by an earlier daemon.
+    pub(crate) fn start_with(
+        config: &str,
+        root: tempfile::TempDir,
+        env: &[(&str, String)],
+        state: Option<&str>,
+    ) -> Daemon {
         let dirs = tempfile::tempdir().unwrap();
         for d in ["state", "run"] {
             std::fs::create_dir(dirs.path().join(d)).unwrap();
+        }
+        if let Some(s) = state {
+            std::fs::write(dirs.path().join("state/state.json"), s).unwrap();
         }
         let notify_path = dirs.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
-        let root = common::fixture_root("debian12-clean");
         let config_path = dirs.path().join("config.toml");
         std::fs::write(
             &config_path,
@@ -59,8 +72,10 @@ impl Daemon {
             .env("RUNTIME_DIRECTORY", dirs.path().join("run"))
             .env("NOTIFY_SOCKET", &notify_path)
             .env("WATCHDOG_USEC", "400000")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Kept for a failing test's message (`Daemon::log`).
+            .stderr(std::fs::File::create(dirs.path().join("daemon.log")).unwrap())
             .spawn()
             .unwrap();
         Daemon {
@@ -73,7 +88,7 @@ impl Daemon {
     }
 
     /// Reads notify messages until one contains `want`; returns all read.
-    fn wait_for(&self, want: &str) -> Vec<String> {
+    pub(crate) fn wait_for(&self, want: &str) -> Vec<String> {
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -90,7 +105,12 @@ impl Daemon {
         }
     }
 
-    fn cli(&self, args: &[&str]) -> std::process::Output {
+    /// What the daemon wrote on stderr so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dirs.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
         common::command(self.root.path(), &self.config, args)
             .env("STATE_DIRECTORY", self.dirs.path().join("state"))
             .env("RUNTIME_DIRECTORY", self.dirs.path().join("run"))
@@ -98,7 +118,7 @@ impl Daemon {
             .unwrap()
     }
 
-    fn signal(&self, sig: nix::sys::signal::Signal) {
+    pub(crate) fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
 }

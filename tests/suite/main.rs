@@ -12,6 +12,7 @@ mod dbus;
 mod faults;
 mod fleet;
 mod golden;
+mod hold;
 mod host_checks;
 mod netns;
 mod packaging;

@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use zbus::object_server::ObjectServer;
 use zbus::zvariant::OwnedObjectPath;
 
@@ -138,7 +139,7 @@ impl FakeUnit {
         }
     }
 
-    fn not_found() -> FakeUnit {
+    pub fn not_found() -> FakeUnit {
         FakeUnit {
             load_state: "not-found",
             active_state: "inactive",
@@ -159,10 +160,44 @@ enum SystemdError {
     NoSuchUnit(String),
 }
 
+/// The units, shared between the manager and the unit objects so a test
+/// can change one (an updater that finishes) and systemd's answers follow.
+pub type Units = Arc<Mutex<HashMap<String, FakeUnit>>>;
+
+/// What a test sees of the fake systemd: its units, the manager calls made
+/// (`StopUnit apt-daily.timer`, `MaskUnitFiles runtime apt-daily.timer,…`,
+/// `Reload`), and how many UnmaskUnitFiles calls to refuse first.
+#[derive(Clone, Default)]
+pub struct Systemd {
+    pub units: Units,
+    pub calls: Arc<Mutex<Vec<String>>>,
+    pub fail_unmask: Arc<AtomicUsize>,
+}
+
+impl Systemd {
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn set(&self, name: &str, unit: FakeUnit) {
+        self.units.lock().unwrap().insert(name.to_string(), unit);
+    }
+}
+
 struct Manager {
-    units: Arc<HashMap<String, FakeUnit>>,
+    fake: Systemd,
     /// Whether calls never return: a systemd that is wedged.
     hang: bool,
+}
+
+impl Manager {
+    fn unit(&self, name: &str) -> Option<FakeUnit> {
+        self.fake.units.lock().unwrap().get(name).cloned()
+    }
+
+    fn log(&self, call: String) {
+        self.fake.calls.lock().unwrap().push(call);
+    }
 }
 
 #[zbus::interface(name = "org.freedesktop.systemd1.Manager")]
@@ -172,7 +207,7 @@ impl Manager {
         if self.hang {
             std::future::pending::<()>().await;
         }
-        match self.units.get(&name) {
+        match self.unit(&name) {
             Some(u) if u.active_state != "inactive" => Ok(unit_path(&name)),
             _ => Err(SystemdError::NoSuchUnit(format!("Unit {name} not loaded."))),
         }
@@ -184,18 +219,112 @@ impl Manager {
         name: String,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, SystemdError> {
-        let unit = self
-            .units
-            .get(&name)
-            .cloned()
-            .unwrap_or_else(FakeUnit::not_found);
         let path = unit_path(&name);
-        serve_unit(server, &name, &unit).await?;
+        serve_unit(server, &name, &self.fake.units).await?;
         Ok(path)
+    }
+
+    async fn stop_unit(&self, name: String, mode: String) -> Result<OwnedObjectPath, SystemdError> {
+        let Some(mut u) = self.unit(&name) else {
+            return Err(SystemdError::NoSuchUnit(format!("Unit {name} not loaded.")));
+        };
+        self.log(format!("StopUnit {name} {mode}"));
+        u.active_state = "inactive";
+        u.sub_state = "dead";
+        self.fake.set(&name, u);
+        Ok(OwnedObjectPath::try_from("/org/freedesktop/systemd1/job/1").unwrap())
+    }
+
+    async fn start_unit(
+        &self,
+        name: String,
+        mode: String,
+    ) -> Result<OwnedObjectPath, SystemdError> {
+        let Some(mut u) = self.unit(&name) else {
+            return Err(SystemdError::NoSuchUnit(format!("Unit {name} not found.")));
+        };
+        self.log(format!("StartUnit {name} {mode}"));
+        u.active_state = "active";
+        u.sub_state = if name.ends_with(".timer") {
+            "waiting"
+        } else {
+            "running"
+        };
+        self.fake.set(&name, u);
+        Ok(OwnedObjectPath::try_from("/org/freedesktop/systemd1/job/2").unwrap())
+    }
+
+    async fn mask_unit_files(
+        &self,
+        files: Vec<String>,
+        runtime: bool,
+        force: bool,
+    ) -> Vec<(String, String, String)> {
+        self.log(format!(
+            "MaskUnitFiles runtime={runtime} force={force} {}",
+            files.join(",")
+        ));
+        files
+            .iter()
+            .map(|f| {
+                (
+                    "symlink".to_string(),
+                    format!("/run/systemd/system/{f}"),
+                    "/dev/null".to_string(),
+                )
+            })
+            .collect()
+    }
+
+    async fn unmask_unit_files(
+        &self,
+        files: Vec<String>,
+        runtime: bool,
+    ) -> Result<Vec<(String, String, String)>, SystemdError> {
+        let refuse = self
+            .fake
+            .fail_unmask
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        self.log(format!(
+            "UnmaskUnitFiles runtime={runtime} {}{}",
+            files.join(","),
+            if refuse { " (refused)" } else { "" }
+        ));
+        if refuse {
+            return Err(SystemdError::ZBus(zbus::Error::Failure(
+                "Access denied".into(),
+            )));
+        }
+        Ok(files
+            .iter()
+            .map(|f| {
+                (
+                    "unlink".to_string(),
+                    format!("/run/systemd/system/{f}"),
+                    String::new(),
+                )
+            })
+            .collect())
+    }
+
+    async fn reload(&self) {
+        self.log("Reload".into());
     }
 }
 
-struct Unit(FakeUnit, String);
+struct Unit(Units, String);
+
+impl Unit {
+    fn get(&self) -> FakeUnit {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&self.1)
+            .cloned()
+            .unwrap_or_else(FakeUnit::not_found)
+    }
+}
 
 #[zbus::interface(name = "org.freedesktop.systemd1.Unit")]
 impl Unit {
@@ -205,55 +334,63 @@ impl Unit {
     }
     #[zbus(property)]
     fn load_state(&self) -> String {
-        self.0.load_state.into()
+        self.get().load_state.into()
     }
     #[zbus(property)]
     fn active_state(&self) -> String {
-        self.0.active_state.into()
+        self.get().active_state.into()
     }
     #[zbus(property)]
     fn sub_state(&self) -> String {
-        self.0.sub_state.into()
+        self.get().sub_state.into()
     }
     #[zbus(property)]
     fn active_enter_timestamp(&self) -> u64 {
-        self.0.active_enter_usec
+        self.get().active_enter_usec
     }
 }
 
-struct Service(FakeUnit);
+struct Service(Unit);
 
 #[zbus::interface(name = "org.freedesktop.systemd1.Service")]
 impl Service {
     #[zbus(property, name = "MainPID")]
     fn main_pid(&self) -> u32 {
-        self.0.main_pid
+        self.0.get().main_pid
     }
     #[zbus(property, name = "NRestarts")]
     fn n_restarts(&self) -> u32 {
-        self.0.n_restarts
+        self.0.get().n_restarts
     }
 }
 
-struct Timer(FakeUnit);
+struct Timer(Unit);
 
 #[zbus::interface(name = "org.freedesktop.systemd1.Timer")]
 impl Timer {
     #[zbus(property, name = "NextElapseUSecRealtime")]
     fn next_elapse(&self) -> u64 {
-        self.0.next_elapse_usec
+        self.0.get().next_elapse_usec
     }
 }
 
-async fn serve_unit(server: &ObjectServer, name: &str, unit: &FakeUnit) -> zbus::Result<()> {
+async fn serve_unit(server: &ObjectServer, name: &str, units: &Units) -> zbus::Result<()> {
     let path = unit_path(name);
+    // Served once; a second LoadUnit finds it there.
+    if server.interface::<_, Unit>(&path).await.is_ok() {
+        return Ok(());
+    }
     server
-        .at(&path, Unit(unit.clone(), name.to_string()))
+        .at(&path, Unit(units.clone(), name.to_string()))
         .await?;
     if name.ends_with(".service") {
-        server.at(&path, Service(unit.clone())).await?;
+        server
+            .at(&path, Service(Unit(units.clone(), name.to_string())))
+            .await?;
     } else if name.ends_with(".timer") {
-        server.at(&path, Timer(unit.clone())).await?;
+        server
+            .at(&path, Timer(Unit(units.clone(), name.to_string())))
+            .await?;
     }
     Ok(())
 }
@@ -264,18 +401,25 @@ pub async fn serve_systemd(
     units: &[(&str, FakeUnit)],
     hang: bool,
 ) -> zbus::Connection {
-    let units: Arc<HashMap<String, FakeUnit>> = Arc::new(
-        units
-            .iter()
-            .map(|(n, u)| (n.to_string(), u.clone()))
-            .collect(),
-    );
+    serve_systemd_shared(address, units, hang).await.0
+}
+
+/// The same, with a handle to change its units and read the calls made.
+pub async fn serve_systemd_shared(
+    address: &str,
+    units: &[(&str, FakeUnit)],
+    hang: bool,
+) -> (zbus::Connection, Systemd) {
+    let fake = Systemd::default();
+    for (n, u) in units {
+        fake.set(n, u.clone());
+    }
     let conn = zbus::connection::Builder::address(address)
         .unwrap()
         .serve_at(
             "/org/freedesktop/systemd1",
             Manager {
-                units: units.clone(),
+                fake: fake.clone(),
                 hang,
             },
         )
@@ -285,10 +429,13 @@ pub async fn serve_systemd(
         .build()
         .await
         .unwrap();
-    for (name, unit) in units.iter() {
-        serve_unit(conn.object_server(), name, unit).await.unwrap();
+    let names: Vec<String> = fake.units.lock().unwrap().keys().cloned().collect();
+    for name in names {
+        serve_unit(conn.object_server(), &name, &fake.units)
+            .await
+            .unwrap();
     }
-    conn
+    (conn, fake)
 }
 
 struct Timedate {

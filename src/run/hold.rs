@@ -1,0 +1,491 @@
+//! Holding the host's own updaters off a maintenance window
+//! (`remediate.hold_updaters`): the most reported cause of failed patch
+//! runs on Debian and Ubuntu is unattended-upgrades holding the dpkg lock
+//! when the window opens. From `hold_before` ahead of the window to its end
+//! the daemon stops the update timers present and runtime-masks them and
+//! the services they start (`systemctl mask --runtime`: links under
+//! /run/systemd, gone at the next boot), then unmasks them and starts the
+//! timers that were running. An updater already running is never stopped
+//! mid-transaction: the hold waits for it (`updater_wait`) and says so.
+//! `daemon::hold` decides when; this module acts and records.
+
+use crate::daemon::hold::Span;
+use crate::host::systemd::{self, BusError, SystemBus, UnitInfo};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The timers that start the host's updaters.
+pub const TIMERS: &[&str] = &[
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "dnf-automatic.timer",
+    "dnf-automatic-install.timer",
+    "dnf-automatic-download.timer",
+    "dnf-automatic-notifyonly.timer",
+    "dnf5-automatic.timer",
+];
+
+/// The services that run an update. Not `unattended-upgrades.service`: on
+/// Debian and Ubuntu it only finishes an upgrade at shutdown, and stopping
+/// it runs that. `yum-cron.service` is the switch of yum-cron's nightly run.
+pub const SERVICES: &[&str] = &[
+    "apt-daily.service",
+    "apt-daily-upgrade.service",
+    "dnf-automatic.service",
+    "dnf-automatic-install.service",
+    "dnf-automatic-download.service",
+    "dnf-automatic-notifyonly.service",
+    "dnf5-automatic.service",
+    "yum-cron.service",
+    "packagekit-offline-update.service",
+];
+
+/// The journal's MESSAGE_IDs for the hold's actions.
+pub const MESSAGE_HOLD_BEGAN: &str = "5b1c3a0e7f2d4c6a9e8b1d2f3a4c5e70";
+pub const MESSAGE_HOLD_ENDED: &str = "5b1c3a0e7f2d4c6a9e8b1d2f3a4c5e71";
+pub const MESSAGE_HOLD_FAILED: &str = "5b1c3a0e7f2d4c6a9e8b1d2f3a4c5e72";
+
+/// A hold in force, as the state file records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holding {
+    pub window: String,
+    pub window_id: Option<String>,
+    /// RFC 3339: when it began and when it ends.
+    pub began_at: String,
+    pub until: String,
+    /// The units masked.
+    pub units: Vec<String>,
+    /// The timers that were active, started again at the end.
+    pub restart: Vec<String>,
+    /// Updaters that were running when the hold began and still were after
+    /// `updater_wait`: left to finish.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_running: Vec<String>,
+    /// /proc/sys/kernel/random/boot_id when it began: a runtime mask does
+    /// not outlive the boot.
+    pub boot_id: String,
+}
+
+/// The last hold that ended, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ended {
+    pub window: String,
+    pub ended_at: String,
+    /// "the window ended", "a reboot removed the masks", "released by hand".
+    pub how: String,
+}
+
+/// The hold's part of the state file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HoldState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding: Option<Holding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Ended>,
+    /// Why the last action failed, while it is being retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl HoldState {
+    /// One line for `status`.
+    pub fn sentence(&self) -> Option<String> {
+        if let Some(h) = &self.holding {
+            let window = match &h.window_id {
+                Some(id) => format!("{} ({id})", h.window),
+                None => h.window.clone(),
+            };
+            let mut s = format!(
+                "holding {} until {}, for window {window}",
+                h.units.join(", "),
+                h.until
+            );
+            if !h.left_running.is_empty() {
+                s.push_str(&format!(
+                    "; {} was already running and was left to finish",
+                    h.left_running.join(", ")
+                ));
+            }
+            if let Some(e) = &self.error {
+                s.push_str(&format!(
+                    "; the last attempt to end it failed and is retried: {e}"
+                ));
+            }
+            return Some(s);
+        }
+        if let Some(e) = &self.error {
+            return Some(format!("the updaters could not be held: {e}; retried"));
+        }
+        self.last.as_ref().map(|l| {
+            format!(
+                "the last hold (window {}) ended at {}: {}",
+                l.window, l.ended_at, l.how
+            )
+        })
+    }
+}
+
+/// This boot's ID: a hold recorded with another ended at a reboot.
+pub fn boot_id(root: &crate::host::Root) -> String {
+    std::fs::read_to_string(root.path("/proc/sys/kernel/random/boot_id"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether a service is doing its work now (a oneshot updater is
+/// `activating`/`start` while it runs).
+fn running(u: &UnitInfo) -> bool {
+    matches!(
+        u.active_state.as_str(),
+        "activating" | "active" | "deactivating"
+    ) && matches!(
+        u.sub_state.as_str(),
+        "running" | "start" | "start-pre" | "start-post" | "reload" | "stop" | "stop-post"
+    )
+}
+
+/// The updater units present on this host, looked up at once.
+pub async fn present(bus: &SystemBus) -> Result<Vec<UnitInfo>, BusError> {
+    let names: Vec<&str> = TIMERS.iter().chain(SERVICES).copied().collect();
+    let found = futures_util::future::join_all(names.iter().map(|n| systemd::unit(bus, n))).await;
+    let mut out = Vec::new();
+    for f in found {
+        let u = f?;
+        if u.exists() && u.load_state != "masked" {
+            out.push(u);
+        }
+    }
+    Ok(out)
+}
+
+/// What a hold would do now, for `check` (a dry run: nothing changes).
+pub async fn plan(bus: &SystemBus) -> Result<Vec<String>, BusError> {
+    Ok(present(bus).await?.into_iter().map(|u| u.name).collect())
+}
+
+/// Begins a hold: waits (bounded) for an updater that is running, stops
+/// the active timers, masks every updater unit present for this boot.
+pub async fn begin(
+    bus: &SystemBus,
+    span: &Span,
+    wait: Duration,
+    boot_id: &str,
+) -> Result<Holding, BusError> {
+    let mut units = present(bus).await?;
+    let started = std::time::Instant::now();
+    loop {
+        let busy: Vec<&UnitInfo> = units
+            .iter()
+            .filter(|u| u.name.ends_with(".service") && running(u))
+            .collect();
+        if busy.is_empty() || started.elapsed() >= wait {
+            break;
+        }
+        tracing::info!(
+            "holding the updaters: {} is running; waiting for it to finish (up to {})",
+            busy.iter()
+                .map(|u| u.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            humantime::format_duration(wait)
+        );
+        tokio::time::sleep(Duration::from_secs(2).min(wait)).await;
+        units = present(bus).await?;
+    }
+    let left_running: Vec<String> = units
+        .iter()
+        .filter(|u| u.name.ends_with(".service") && running(u))
+        .map(|u| u.name.clone())
+        .collect();
+    let restart: Vec<String> = units
+        .iter()
+        .filter(|u| u.name.ends_with(".timer") && u.active_state == "active")
+        .map(|u| u.name.clone())
+        .collect();
+    for t in &restart {
+        systemd::stop_unit(bus, t).await?;
+    }
+    let names: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
+    if !names.is_empty() {
+        systemd::mask_runtime(bus, &names).await?;
+    }
+    Ok(Holding {
+        window: span.window.clone(),
+        window_id: span.window_id.clone(),
+        began_at: Timestamp::now().to_string(),
+        until: span.until.to_string(),
+        units: names,
+        restart,
+        left_running,
+        boot_id: boot_id.to_string(),
+    })
+}
+
+/// Ends a hold: unmasks its units and starts the timers it stopped.
+pub async fn end(bus: &SystemBus, holding: &Holding) -> Result<(), BusError> {
+    if !holding.units.is_empty() {
+        systemd::unmask_runtime(bus, &holding.units).await?;
+    }
+    for t in &holding.restart {
+        systemd::start_unit(bus, t).await?;
+    }
+    Ok(())
+}
+
+/// The daemon's hold: what the state file says, acted on when due.
+pub struct Keeper {
+    bus: SystemBus,
+    boot_id: String,
+    dir: std::path::PathBuf,
+    pub state: HoldState,
+    /// A hold that ended early (a reboot, a release by hand) is not begun
+    /// again for the same window: spans ending by then are skipped.
+    done_until: Option<Timestamp>,
+    retry: Option<(u32, Timestamp)>,
+    last_logged: Option<String>,
+}
+
+fn parse(t: &str) -> Option<Timestamp> {
+    t.parse().ok()
+}
+
+impl Keeper {
+    /// The hold as the state file in `dir` recorded it.
+    pub fn new(root: &crate::host::Root, dir: &std::path::Path, bus: SystemBus) -> Keeper {
+        let state = super::state::read(dir).map(|s| s.hold).unwrap_or_default();
+        Keeper {
+            bus,
+            boot_id: boot_id(root),
+            dir: dir.to_path_buf(),
+            state,
+            done_until: None,
+            retry: None,
+            last_logged: None,
+        }
+    }
+
+    /// Writes the hold into the state file under its lock. A failure is
+    /// logged; the hold goes on from memory.
+    fn save(&self) {
+        let result = super::state::StateDir::open(&self.dir).and_then(|locked| {
+            let mut s = locked.load().unwrap_or_default();
+            s.hold = self.state.clone();
+            locked.save(&s)
+        });
+        if let Err(e) = result {
+            tracing::error!("the hold of the updaters is not recorded: {e}");
+        }
+    }
+
+    fn ended(&mut self, window: String, how: &str, until: Option<Timestamp>) {
+        tracing::info!(
+            message_id = MESSAGE_HOLD_ENDED,
+            "the hold of the updaters for window {window} ended: {how}"
+        );
+        self.state.holding = None;
+        self.state.error = None;
+        self.state.last = Some(Ended {
+            window,
+            ended_at: Timestamp::now().to_string(),
+            how: how.to_string(),
+        });
+        self.done_until = until.max(self.done_until);
+        self.retry = None;
+        self.last_logged = None;
+        self.save();
+    }
+
+    fn failed(&mut self, what: &str, e: &BusError) -> Timestamp {
+        let mut text = format!("{what}: {e}");
+        if text.contains("AccessDenied")
+            || text.contains("Access denied")
+            || text.contains("Interactive authentication required")
+        {
+            text.push_str(" (systemd wants CAP_SYS_ADMIN for this: install /usr/share/ssm-preflight/remediate.conf as a drop-in, README \"Remediation\")");
+        }
+        // Once per distinct error: a bus that stays down must not flood the journal.
+        if self.last_logged.as_deref() != Some(text.as_str()) {
+            tracing::error!(message_id = MESSAGE_HOLD_FAILED, "{text}; retrying");
+            self.last_logged = Some(text.clone());
+        }
+        self.state.error = Some(text);
+        self.save();
+        let attempt = self.retry.map_or(1, |(a, _)| a.saturating_add(1));
+        let delay = crate::daemon::machine::backoff(
+            attempt,
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+            fastrand::f64(),
+        );
+        let at = Timestamp::now() + jiff::SignedDuration::try_from(delay).unwrap_or_default();
+        self.retry = Some((attempt, at));
+        at
+    }
+
+    /// Does what is due at `now` and says when to look again (`None`:
+    /// nothing to hold). With `hold_updaters` off, a hold still in force
+    /// ends now.
+    pub async fn tick(
+        &mut self,
+        now: Timestamp,
+        windows: &[crate::config::schedule::window::Window],
+        settings: &crate::config::RemediateSettings,
+    ) -> Option<Timestamp> {
+        use crate::daemon::hold::{self, Held, Step};
+        if let Some((_, at)) = self.retry {
+            if now < at {
+                return Some(at);
+            }
+        }
+        let held = self.state.holding.as_ref().map(|h| Held {
+            until: parse(&h.until).unwrap_or(now),
+            boot_id: h.boot_id.clone(),
+        });
+        let next = if settings.hold_updaters {
+            hold::skip_ended(
+                hold::current_or_next(windows, now, settings.hold_before, settings.hold_max),
+                self.done_until,
+            )
+        } else {
+            None
+        };
+        let step = match &held {
+            Some(h) if !settings.hold_updaters && h.boot_id == self.boot_id => Step::End,
+            _ => hold::step(now, held.as_ref(), &self.boot_id, next.as_ref()),
+        };
+        tracing::debug!(?step, "the hold of the updaters");
+        match step {
+            Step::Begin(span) => {
+                match begin(&self.bus, &span, settings.updater_wait, &self.boot_id).await {
+                    Ok(h) => {
+                        tracing::info!(
+                            message_id = MESSAGE_HOLD_BEGAN,
+                            "holding {} until {} for window {}{}",
+                            if h.units.is_empty() {
+                                "nothing (no updater unit on this host)".to_string()
+                            } else {
+                                h.units.join(", ")
+                            },
+                            h.until,
+                            h.window,
+                            if h.left_running.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    "; {} was still running after {} and is left to finish",
+                                    h.left_running.join(", "),
+                                    humantime::format_duration(settings.updater_wait)
+                                )
+                            }
+                        );
+                        self.state.holding = Some(h);
+                        self.state.error = None;
+                        self.retry = None;
+                        self.last_logged = None;
+                        self.save();
+                        Some(span.until)
+                    }
+                    Err(e) => Some(self.failed("the updaters could not be held", &e)),
+                }
+            }
+            Step::End => {
+                let h = self.state.holding.clone()?;
+                match end(&self.bus, &h).await {
+                    Ok(()) => {
+                        let how = if settings.hold_updaters {
+                            "the window ended; the updaters are unmasked"
+                        } else {
+                            "remediate.hold_updaters was turned off; the updaters are unmasked"
+                        };
+                        self.ended(h.window.clone(), how, parse(&h.until));
+                        Some(now)
+                    }
+                    Err(e) => Some(
+                        self.failed(&format!("{} could not be unmasked", h.units.join(", ")), &e),
+                    ),
+                }
+            }
+            Step::EndedByReboot => {
+                let h = self.state.holding.clone()?;
+                self.ended(
+                    h.window.clone(),
+                    "a reboot removed the runtime masks (the patch run rebooted the host)",
+                    parse(&h.until),
+                );
+                Some(now)
+            }
+            Step::Wait { wake } => wake,
+        }
+    }
+
+    /// `ssm-preflight hold --release`: ends the hold now; the same window is
+    /// not held again.
+    pub async fn release(&mut self) -> Result<String, String> {
+        let Some(h) = self.state.holding.clone() else {
+            return Ok("no hold is in force".into());
+        };
+        if h.boot_id != self.boot_id {
+            self.ended(
+                h.window.clone(),
+                "a reboot removed the runtime masks",
+                parse(&h.until),
+            );
+            return Ok(format!(
+                "the hold for window {} had already ended with a reboot",
+                h.window
+            ));
+        }
+        match end(&self.bus, &h).await {
+            Ok(()) => {
+                self.ended(
+                    h.window.clone(),
+                    "released by hand (ssm-preflight hold --release)",
+                    parse(&h.until),
+                );
+                Ok(format!("released: {} unmasked", h.units.join(", ")))
+            }
+            Err(e) => {
+                self.failed(&format!("{} could not be unmasked", h.units.join(", ")), &e);
+                Err(format!(
+                    "{} could not be unmasked: {e}; the daemon retries",
+                    h.units.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+/// What the daemon would do about the updaters, for `check` (a dry run:
+/// nothing is stopped or masked).
+pub async fn dry_run(ctx: &crate::checks::Context) -> String {
+    use crate::config::schedule::window as windows;
+    let settings = &ctx.settings.remediate;
+    let now = Timestamp::try_from(ctx.now).unwrap_or_else(|_| Timestamp::now());
+    let mut known = windows::from_config(&ctx.settings.window, now, 3);
+    if ctx.host.mode != crate::host::mode::Mode::Local {
+        known.extend(super::windows::from_ssm(ctx).await.unwrap_or_default());
+    }
+    let Some(span) = crate::daemon::hold::current_or_next(
+        &windows::merge(known),
+        now,
+        settings.hold_before,
+        settings.hold_max,
+    ) else {
+        return "Remediate (dry run): hold_updaters is on, but no maintenance window is known: nothing would be held.".into();
+    };
+    let units = match plan(&ctx.shared.bus).await {
+        Ok(u) if u.is_empty() => "no updater unit (none of apt-daily, dnf-automatic, yum-cron, PackageKit's offline update is installed)".to_string(),
+        Ok(u) => u.join(", "),
+        Err(e) => format!("the updater units (systemd cannot be asked now: {e})"),
+    };
+    format!(
+        "Remediate (dry run): the daemon would hold {units} from {} until {}, for window {}{}.",
+        span.from,
+        span.until,
+        span.window,
+        span.window_id
+            .map(|id| format!(" ({id})"))
+            .unwrap_or_default()
+    )
+}
