@@ -44,6 +44,9 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         if prepared.settings.remediate.hold_updaters {
             writeln!(out, "{}", rt.block_on(crate::run::hold::dry_run(&ctx)))?;
         }
+        if prepared.settings.remediate.clean_package_cache {
+            writeln!(out, "{}", crate::run::clean::dry_run(&report, &ctx.root))?;
+        }
     }
     out.flush()?;
 

@@ -178,6 +178,9 @@ pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
 }
 
 fn print_state(state: &State) {
+    if let Some(c) = &state.cleaned {
+        println!("Package cache: {}.", c.sentence());
+    }
     let Some(run) = &state.last_run else {
         println!(
             "No run recorded in {} yet: run `ssm-preflight check --report`, or start the service.",

@@ -77,6 +77,7 @@ pub struct RawRemediate {
     pub hold_before: Option<HumanDuration>,
     pub hold_max: Option<HumanDuration>,
     pub updater_wait: Option<HumanDuration>,
+    pub clean_package_cache: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

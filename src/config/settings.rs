@@ -119,6 +119,10 @@ pub struct RemediateSettings {
     /// (never killed mid-transaction) before it masks the rest and says so.
     #[serde(serialize_with = "serialize_duration")]
     pub updater_wait: Duration,
+    /// Empty the package cache with the package manager's own clean when
+    /// the disk check of its filesystem warns or fails (never while a
+    /// package-manager lock is held).
+    pub clean_package_cache: bool,
 }
 
 impl Default for RemediateSettings {
@@ -128,6 +132,7 @@ impl Default for RemediateSettings {
             hold_before: Duration::from_secs(15 * 60),
             hold_max: Duration::from_secs(4 * 3600),
             updater_wait: Duration::from_secs(10 * 60),
+            clean_package_cache: false,
         }
     }
 }
@@ -646,6 +651,9 @@ impl Settings {
                     Duration::from_secs(1),
                     24 * HOUR,
                 )?;
+            }
+            if let Some(b) = r.clean_package_cache {
+                s.remediate.clean_package_cache = b;
             }
             if let Some(d) = r.updater_wait {
                 s.remediate.updater_wait =

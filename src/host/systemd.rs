@@ -266,6 +266,15 @@ pub async fn unmask_runtime(bus: &SystemBus, names: &[String]) -> Result<(), Bus
     manager(bus, "Reload", &()).await.map(|_| ())
 }
 
+/// `systemctl is-enabled NAME`: `enabled`, `masked-runtime`, `static`, ….
+pub async fn unit_file_state(bus: &SystemBus, name: &str) -> Result<String, BusError> {
+    let reply = manager(bus, "GetUnitFileState", &(name,)).await?;
+    reply
+        .body()
+        .deserialize()
+        .map_err(|e| BusError::Failed(format!("unexpected reply from systemd: {e}")))
+}
+
 /// What timedated says about the clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeSync {

@@ -41,6 +41,9 @@ pub const SERVICES: &[&str] = &[
     "packagekit-offline-update.service",
 ];
 
+/// Whether a hold is in force, for the metrics textfile.
+pub static HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The journal's MESSAGE_IDs for the hold's actions.
 pub const MESSAGE_HOLD_BEGAN: &str = "5b1c3a0e7f2d4c6a9e8b1d2f3a4c5e70";
 pub const MESSAGE_HOLD_ENDED: &str = "5b1c3a0e7f2d4c6a9e8b1d2f3a4c5e71";
@@ -244,6 +247,8 @@ pub struct Keeper {
     done_until: Option<Timestamp>,
     retry: Option<(u32, Timestamp)>,
     last_logged: Option<String>,
+    /// Whether the masks of a hold found in the state file were looked at.
+    verified: bool,
 }
 
 fn parse(t: &str) -> Option<Timestamp> {
@@ -262,7 +267,26 @@ impl Keeper {
             done_until: None,
             retry: None,
             last_logged: None,
+            verified: false,
         }
+    }
+
+    /// A hold the state file records on this boot whose units are no longer
+    /// runtime-masked: a reboot the boot ID cannot show (in a container the
+    /// kernel's boot ID outlives the container), or an unmask by hand.
+    async fn masks_gone(&self, holding: &Holding) -> bool {
+        if holding.units.is_empty() {
+            return false;
+        }
+        for unit in &holding.units {
+            match systemd::unit_file_state(&self.bus, unit).await {
+                Ok(state) if state == "masked-runtime" => return false,
+                Ok(_) => {}
+                // Not asked: keep the record, the end unmasks anyway.
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// Writes the hold into the state file under its lock. A failure is
@@ -350,10 +374,18 @@ impl Keeper {
         } else {
             None
         };
-        let step = match &held {
+        let mut step = match &held {
             Some(h) if !settings.hold_updaters && h.boot_id == self.boot_id => Step::End,
             _ => hold::step(now, held.as_ref(), &self.boot_id, next.as_ref()),
         };
+        if !self.verified {
+            self.verified = true;
+            if let (Some(h), Step::Wait { .. } | Step::End) = (&self.state.holding, &step) {
+                if self.masks_gone(h).await {
+                    step = Step::EndedByReboot;
+                }
+            }
+        }
         tracing::debug!(?step, "the hold of the updaters");
         match step {
             Step::Begin(span) => {
@@ -408,11 +440,12 @@ impl Keeper {
             }
             Step::EndedByReboot => {
                 let h = self.state.holding.clone()?;
-                self.ended(
-                    h.window.clone(),
-                    "a reboot removed the runtime masks (the patch run rebooted the host)",
-                    parse(&h.until),
-                );
+                let how = if h.boot_id != self.boot_id {
+                    "a reboot removed the runtime masks (the patch run rebooted the host)"
+                } else {
+                    "its runtime masks were gone when the daemon started (a reboot, or an unmask by hand)"
+                };
+                self.ended(h.window.clone(), how, parse(&h.until));
                 Some(now)
             }
             Step::Wait { wake } => wake,

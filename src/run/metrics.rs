@@ -24,7 +24,13 @@ fn seconds(rfc3339: &str) -> Option<f64> {
 
 /// The textfile for a run: each check's status, the run's time, the last
 /// report SSM accepted, and the next window.
-pub fn render(report: &Report, last_delivered_at: Option<&str>) -> String {
+/// `updaters_held`: with `remediate.hold_updaters`, whether a hold is in
+/// force now (`None`: the setting is off, no gauge).
+pub fn render(
+    report: &Report,
+    last_delivered_at: Option<&str>,
+    updaters_held: Option<bool>,
+) -> String {
     let mut out = String::new();
     out.push_str("# HELP ssm_preflight_check_status Result of each check: 0 pass, 1 skip, 2 warn, 3 error (could not look), 4 fail.\n");
     out.push_str("# TYPE ssm_preflight_check_status gauge\n");
@@ -57,6 +63,11 @@ pub fn render(report: &Report, last_delivered_at: Option<&str>) -> String {
         "ssm_preflight_next_window_timestamp_seconds",
         "When the next maintenance window opens.",
         report.next_window.as_deref().and_then(seconds),
+    );
+    gauge(
+        "ssm_preflight_updaters_held",
+        "1 while the host's updaters are held off a maintenance window (remediate.hold_updaters), else 0.",
+        updaters_held.map(|h| if h { 1.0 } else { 0.0 }),
     );
     out
 }
@@ -99,7 +110,9 @@ mod tests {
             vec![check],
         );
         report.next_window = Some("2027-01-17T02:00:00Z".into());
-        let text = render(&report, None);
+        let text = render(&report, None, None);
+        assert!(!text.contains("updaters_held"));
+        assert!(render(&report, None, Some(true)).contains("\nssm_preflight_updaters_held 1\n"));
         assert!(
             text.contains("ssm_preflight_check_status{check=\"disk.var\",group=\"host\"} 4\n"),
             "{text}"

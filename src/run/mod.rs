@@ -4,6 +4,7 @@
 //! and the windows it is planned around. Below the commands; above the
 //! checks, the daemon's machinery and the facts.
 
+pub mod clean;
 pub mod compliance;
 pub mod deliver;
 pub mod execute;

@@ -294,6 +294,13 @@ async fn serve(
             break;
         };
         view.lock().unwrap().hold = keeper.state.sentence();
+        // The textfile follows a hold as it begins and ends, not only at runs.
+        let held = keeper.state.holding.is_some();
+        if super::hold::HELD.swap(held, std::sync::atomic::Ordering::Relaxed) != held {
+            if let Some(s) = &spool {
+                write_metrics(&prepared, &s.report, s.delivery.delivered_at.as_deref());
+            }
+        }
         let planned = planner.next(ts(now), &window_starts);
         let (wake_at, wake) =
             machine::next_wake(machine.state(), planned, recorder.retry.map(|(_, at)| at));
@@ -588,6 +595,20 @@ async fn one_run(
     if reuse.is_empty() {
         cloud_cache.keep(ctx.now, &report);
     }
+    if prepared.settings.remediate.clean_package_cache {
+        let Some(cleaned) = unless_stopped(
+            super::clean::after_run(&ctx, &mut report),
+            signals,
+            watchdog,
+        )
+        .await
+        else {
+            return false;
+        };
+        if let Some(c) = cleaned {
+            record_clean(&recorder.dir, c);
+        }
+    }
     journal(&report);
     let run = Spool {
         delivery: Delivery::not_sent(&new_run_id(), &report.started_at),
@@ -606,6 +627,19 @@ async fn one_run(
     });
     let _ = machine.run_done(send_at);
     true
+}
+
+/// Records the last clean of the package cache in the state file; a
+/// failure is logged (the run's own record says the rest).
+fn record_clean(dir: &std::path::Path, cleaned: super::clean::Cleaned) {
+    let result = StateDir::open(dir).and_then(|locked| {
+        let mut s = locked.load().unwrap_or_default();
+        s.cleaned = Some(cleaned);
+        locked.save(&s)
+    });
+    if let Err(e) = result {
+        tracing::error!("the package cache's clean is not recorded: {e}");
+    }
 }
 
 /// Sends the spooled report and records how it went. `false` when a stop
@@ -680,7 +714,13 @@ async fn send(
 
 fn write_metrics(prepared: &Prepared, report: &Report, delivered_at: Option<&str>) {
     if let Some(path) = &prepared.settings.metrics.textfile {
-        if let Err(e) = super::metrics::write(path, &super::metrics::render(report, delivered_at)) {
+        let held = prepared
+            .settings
+            .remediate
+            .hold_updaters
+            .then(|| super::hold::HELD.load(std::sync::atomic::Ordering::Relaxed));
+        let text = super::metrics::render(report, delivered_at, held);
+        if let Err(e) = super::metrics::write(path, &text) {
             tracing::warn!("cannot write the metrics textfile {}: {e}", path.display());
         }
     }

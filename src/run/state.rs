@@ -135,6 +135,9 @@ pub struct State {
     /// The hold of the host's updaters (`remediate.hold_updaters`).
     #[serde(default, skip_serializing_if = "is_default")]
     pub hold: super::hold::HoldState,
+    /// The last clean of the package cache (`remediate.clean_package_cache`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned: Option<super::clean::Cleaned>,
 }
 
 fn is_default(h: &super::hold::HoldState) -> bool {

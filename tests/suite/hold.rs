@@ -30,7 +30,7 @@ fn updaters() -> Vec<(&'static str, FakeUnit)> {
 fn config(in_secs: i64, hold_max: u64, updater_wait: u64) -> String {
     let start = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(in_secs);
     format!(
-        "[remediate]\nhold_updaters = true\nhold_before = \"2s\"\nhold_max = \"{hold_max}s\"\nupdater_wait = \"{updater_wait}s\"\n\n[[window]]\nname = \"soon\"\nschedule = \"at({})\"\ntimezone = \"UTC\"\n",
+        "[metrics]\ntextfile = \"{{DIR}}/preflight.prom\"\n\n[remediate]\nhold_updaters = true\nhold_before = \"2s\"\nhold_max = \"{hold_max}s\"\nupdater_wait = \"{updater_wait}s\"\n\n[[window]]\nname = \"soon\"\nschedule = \"at({})\"\ntimezone = \"UTC\"\n",
         start.strftime("%Y-%m-%dT%H:%M:%S")
     )
 }
@@ -130,6 +130,15 @@ async fn a_window_s_timeline_masks_then_unmasks() {
     assert_eq!(holding["window"], "soon");
     assert_eq!(holding["boot_id"], "boot-a");
     assert_eq!(holding["restart"].as_array().unwrap().len(), 2);
+    // The metrics textfile follows the hold, between runs too.
+    let metrics =
+        || std::fs::read_to_string(d.dirs.path().join("preflight.prom")).unwrap_or_default();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        metrics().contains("\nssm_preflight_updaters_held 1\n"),
+        "{}",
+        metrics()
+    );
     let status = d.cli(&["status"]);
     let text = String::from_utf8_lossy(&status.stdout).to_string();
     assert!(text.contains("Updaters: holding apt-daily.timer, apt-daily-upgrade.timer, apt-daily.service, apt-daily-upgrade.service until"), "{text}");
@@ -407,4 +416,57 @@ async fn hold_release_ends_it_now_and_the_window_is_not_held_again() {
         "held again after the release"
     );
     assert!(state(&d)["hold"]["holding"].is_null());
+}
+
+/// In a container the kernel's boot ID outlives a reboot of the container;
+/// a daemon that finds its hold's units no longer runtime-masked ends it
+/// the same way, and one that finds them masked keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masks_gone_on_the_same_boot_end_the_hold_and_masks_kept_keep_it() {
+    for masks_kept in [false, true] {
+        let bus = PrivateBus::start();
+        let (_conn, fake) = fake_bus::serve_systemd_shared(&bus.address, &updaters(), false).await;
+        if masks_kept {
+            fake.masked.lock().unwrap().insert("apt-daily.timer".into());
+        }
+        let until = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600)).to_string();
+        let before = serde_json::json!({
+            "last_run": null, "history": [], "delivery": null, "last_delivered_run": null,
+            "hold": {"holding": {"window": "soon", "window_id": null, "began_at": "2026-12-20T01:45:00Z", "until": until,
+                                 "units": ["apt-daily.timer"], "restart": ["apt-daily.timer"], "boot_id": "boot-a"}}
+        });
+        let d = tokio::task::spawn_blocking({
+            let address = bus.address.clone();
+            move || {
+                let d = Daemon::start_with(
+                    &config(-10, 3600, 5),
+                    root_with_boot("boot-a"),
+                    &env(address),
+                    Some(&before.to_string()),
+                );
+                d.wait_for("STATUS=last run");
+                d
+            }
+        })
+        .await
+        .unwrap();
+        let hold = &state(&d)["hold"];
+        assert!(
+            !fake.calls().iter().any(|c| c.starts_with("MaskUnitFiles")),
+            "{:?}",
+            fake.calls()
+        );
+        if masks_kept {
+            assert_eq!(hold["holding"]["window"], "soon", "{hold}");
+        } else {
+            assert!(hold["holding"].is_null(), "{hold}");
+            assert!(
+                hold["last"]["how"]
+                    .as_str()
+                    .unwrap()
+                    .contains("its runtime masks were gone"),
+                "{hold}"
+            );
+        }
+    }
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod architecture;
 mod aws;
+mod clean;
 mod cli;
 mod cloud;
 mod daemon;

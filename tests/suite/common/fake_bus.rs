@@ -170,6 +170,8 @@ pub type Units = Arc<Mutex<HashMap<String, FakeUnit>>>;
 #[derive(Clone, Default)]
 pub struct Systemd {
     pub units: Units,
+    /// Units masked for this boot (MaskUnitFiles with runtime = true).
+    pub masked: Arc<Mutex<std::collections::BTreeSet<String>>>,
     pub calls: Arc<Mutex<Vec<String>>>,
     pub fail_unmask: Arc<AtomicUsize>,
 }
@@ -306,6 +308,23 @@ impl Manager {
                 )
             })
             .collect())
+    }
+
+    async fn get_unit_file_state(&self, name: String) -> Result<String, SystemdError> {
+        if self.fake.masked.lock().unwrap().contains(&name) {
+            return Ok("masked-runtime".into());
+        }
+        match self.unit(&name) {
+            Some(_) => Ok(if name.ends_with(".timer") {
+                "enabled"
+            } else {
+                "static"
+            }
+            .into()),
+            None => Err(SystemdError::NoSuchUnit(format!(
+                "No such file or directory: {name}"
+            ))),
+        }
     }
 
     async fn reload(&self) {
