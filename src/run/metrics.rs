@@ -22,14 +22,21 @@ fn seconds(rfc3339: &str) -> Option<f64> {
         .map(|d| d.as_secs_f64())
 }
 
+/// What the opt-in remediation did, for its gauges (none when off).
+#[derive(Debug, Default)]
+pub struct Remediation<'a> {
+    /// With `remediate.hold_updaters`: whether a hold is in force now.
+    pub updaters_held: Option<bool>,
+    /// With `remediate.clean_package_cache`: the last clean or refusal.
+    pub cleaned: Option<&'a super::clean::Cleaned>,
+}
+
 /// The textfile for a run: each check's status, the run's time, the last
-/// report SSM accepted, and the next window.
-/// `updaters_held`: with `remediate.hold_updaters`, whether a hold is in
-/// force now (`None`: the setting is off, no gauge).
+/// report SSM accepted, the next window, and what the remediation did.
 pub fn render(
     report: &Report,
     last_delivered_at: Option<&str>,
-    updaters_held: Option<bool>,
+    remediation: &Remediation,
 ) -> String {
     let mut out = String::new();
     out.push_str("# HELP ssm_preflight_check_status Result of each check: 0 pass, 1 skip, 2 warn, 3 error (could not look), 4 fail.\n");
@@ -67,7 +74,29 @@ pub fn render(
     gauge(
         "ssm_preflight_updaters_held",
         "1 while the host's updaters are held off a maintenance window (remediate.hold_updaters), else 0.",
-        updaters_held.map(|h| if h { 1.0 } else { 0.0 }),
+        remediation.updaters_held.map(|h| if h { 1.0 } else { 0.0 }),
+    );
+    let cleaned = remediation.cleaned;
+    gauge(
+        "ssm_preflight_package_cache_clean_timestamp_seconds",
+        "When the daemon last cleaned the package cache, or refused to (remediate.clean_package_cache).",
+        cleaned.and_then(|c| seconds(&c.at)),
+    );
+    gauge(
+        "ssm_preflight_package_cache_clean_success",
+        "1 when that clean ran and succeeded, 0 when it was refused (a lock held) or failed.",
+        cleaned.map(|c| {
+            if c.command.is_some() && c.error.is_none() {
+                1.0
+            } else {
+                0.0
+            }
+        }),
+    );
+    gauge(
+        "ssm_preflight_package_cache_freed_bytes",
+        "Bytes that clean freed on the cache's filesystem.",
+        cleaned.and_then(|c| c.freed_bytes).map(|b| b as f64),
     );
     out
 }
@@ -110,9 +139,33 @@ mod tests {
             vec![check],
         );
         report.next_window = Some("2027-01-17T02:00:00Z".into());
-        let text = render(&report, None, None);
-        assert!(!text.contains("updaters_held"));
-        assert!(render(&report, None, Some(true)).contains("\nssm_preflight_updaters_held 1\n"));
+        let text = render(&report, None, &Remediation::default());
+        assert!(!text.contains("updaters_held") && !text.contains("package_cache"));
+        let cleaned = super::super::clean::Cleaned {
+            at: "2026-12-20T01:50:00Z".into(),
+            check: "disk.var".into(),
+            command: Some("apt-get clean".into()),
+            freed_bytes: Some(851_443_712),
+            status_after: Some("pass".into()),
+            error: None,
+        };
+        let with = render(
+            &report,
+            None,
+            &Remediation {
+                updaters_held: Some(true),
+                cleaned: Some(&cleaned),
+            },
+        );
+        assert!(with.contains("\nssm_preflight_updaters_held 1\n"), "{with}");
+        assert!(
+            with.contains("\nssm_preflight_package_cache_clean_success 1\n"),
+            "{with}"
+        );
+        assert!(
+            with.contains("\nssm_preflight_package_cache_freed_bytes 851443712\n"),
+            "{with}"
+        );
         assert!(
             text.contains("ssm_preflight_check_status{check=\"disk.var\",group=\"host\"} 4\n"),
             "{text}"

@@ -714,12 +714,22 @@ async fn send(
 
 fn write_metrics(prepared: &Prepared, report: &Report, delivered_at: Option<&str>) {
     if let Some(path) = &prepared.settings.metrics.textfile {
-        let held = prepared
-            .settings
-            .remediate
-            .hold_updaters
-            .then(|| super::hold::HELD.load(std::sync::atomic::Ordering::Relaxed));
-        let text = super::metrics::render(report, delivered_at, held);
+        let remediate = &prepared.settings.remediate;
+        let cleaned = remediate
+            .clean_package_cache
+            .then(|| {
+                state::read(&state::default_dir())
+                    .ok()
+                    .and_then(|s| s.cleaned)
+            })
+            .flatten();
+        let remediation = super::metrics::Remediation {
+            updaters_held: remediate
+                .hold_updaters
+                .then(|| super::hold::HELD.load(std::sync::atomic::Ordering::Relaxed)),
+            cleaned: cleaned.as_ref(),
+        };
+        let text = super::metrics::render(report, delivered_at, &remediation);
         if let Err(e) = super::metrics::write(path, &text) {
             tracing::warn!("cannot write the metrics textfile {}: {e}", path.display());
         }

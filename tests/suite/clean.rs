@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const CONFIG: &str = "[remediate]\nclean_package_cache = true\n\n[disk.paths.\"/var/cache/apt\"]\nwarn_below = \"3MiB\"\nfail_below = \"2MiB\"\n";
+const CONFIG: &str = "[metrics]\ntextfile = \"{DIR}/preflight.prom\"\n\n[remediate]\nclean_package_cache = true\n\n[disk.paths.\"/var/cache/apt\"]\nwarn_below = \"3MiB\"\nfail_below = \"2MiB\"\n";
 
 /// A tmpfs mount, lazily unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -64,7 +64,8 @@ fn a_full_cache_is_cleaned_and_checked_again() {
     let package = package(root.path());
     // `check` says what the daemon would do, and does nothing.
     let config = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("config.toml"), CONFIG).unwrap();
+    let text = CONFIG.replace("{DIR}", &config.path().display().to_string());
+    std::fs::write(config.path().join("config.toml"), text).unwrap();
     let out =
         crate::common::run_with_config(root.path(), &config.path().join("config.toml"), &["check"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
