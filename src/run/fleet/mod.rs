@@ -90,6 +90,27 @@ impl FleetReport {
     }
 }
 
+/// One window's read, shared by every group that asks for it.
+type WindowRead = std::sync::Arc<tokio::sync::OnceCell<Result<api::Window, FleetError>>>;
+
+/// Windows read once per view, however many groups one patches (two
+/// groups asking at once share the one read).
+#[derive(Default)]
+struct WindowCache(std::sync::Mutex<HashMap<String, WindowRead>>);
+
+impl WindowCache {
+    async fn get(&self, op: &Operator, id: &str) -> Result<api::Window, FleetError> {
+        let cell = self
+            .0
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| api::window(op, id)).await.clone()
+    }
+}
+
 /// A scope: the nodes to list and the window that patches them.
 struct Scope {
     name: String,
@@ -156,9 +177,10 @@ pub async fn fleet(opts: &FleetOptions) -> Result<FleetReport, FleetError> {
 /// The scopes the options name: each window, each patch group (with the
 /// window that targets it soonest), or every registered group and the rest.
 async fn scopes(op: &Operator, opts: &FleetOptions) -> Result<Vec<Scope>, FleetError> {
+    let cache = WindowCache::default();
     let mut out = Vec::new();
     for id in &opts.windows {
-        out.push(window_scope(op, id).await?);
+        out.push(window_scope(op, &cache, id).await?);
     }
     let (groups, rest) = if opts.patch_groups.is_empty() && opts.windows.is_empty() {
         (api::patch_groups(op).await?, true)
@@ -166,7 +188,7 @@ async fn scopes(op: &Operator, opts: &FleetOptions) -> Result<Vec<Scope>, FleetE
         (opts.patch_groups.clone(), false)
     };
     let group_scopes: Vec<Result<Scope, FleetError>> = stream::iter(groups.iter())
-        .map(|g| group_scope(op, g))
+        .map(|g| group_scope(op, &cache, g))
         .buffered(CONCURRENCY)
         .collect()
         .await;
@@ -185,8 +207,8 @@ async fn scopes(op: &Operator, opts: &FleetOptions) -> Result<Vec<Scope>, FleetE
     Ok(out)
 }
 
-async fn window_scope(op: &Operator, id: &str) -> Result<Scope, FleetError> {
-    let window = api::window(op, id).await?;
+async fn window_scope(op: &Operator, cache: &WindowCache, id: &str) -> Result<Scope, FleetError> {
+    let window = cache.get(op, id).await?;
     let mut filters = Vec::new();
     let mut groups = Vec::new();
     let mut notes = Vec::new();
@@ -231,7 +253,7 @@ async fn window_scope(op: &Operator, id: &str) -> Result<Scope, FleetError> {
     })
 }
 
-async fn group_scope(op: &Operator, group: &str) -> Result<Scope, FleetError> {
+async fn group_scope(op: &Operator, cache: &WindowCache, group: &str) -> Result<Scope, FleetError> {
     let (a, b) = tokio::join!(
         api::windows_targeting(op, GROUP_KEYS[0], group),
         api::windows_targeting(op, GROUP_KEYS[1], group)
@@ -240,7 +262,7 @@ async fn group_scope(op: &Operator, group: &str) -> Result<Scope, FleetError> {
     starts.extend(b?);
     starts.sort_by(|x, y| x.1.cmp(&y.1));
     let window = match starts.first() {
-        Some((id, _)) => Some(api::window(op, id).await?),
+        Some((id, _)) => Some(cache.get(op, id).await?),
         None => None,
     };
     let mut notes = Vec::new();
