@@ -592,3 +592,43 @@ fn the_athena_query_sorts_a_data_sync_as_the_fleet_view_does() {
     assert_eq!(row(DEV)["share"], 20.0);
     assert_eq!(rows.len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_shows_on_a_terminal_only() {
+    let mut fleet = Fleet::synthetic(2500, 0);
+    // 197 pages of summaries at 10 ms: the run takes over a second.
+    fleet.latency = Duration::from_millis(10);
+    let (_state, addr) = fake_fleet::start(fleet).await;
+    let plain = run(fleet_command(addr, &["--patch-group", DEV, "--json"])).await;
+    assert_eq!(plain.code, 2);
+    assert!(
+        !plain.stderr.contains("reading the fleet"),
+        "progress on a pipe: {}",
+        plain.stderr
+    );
+    // script(1) gives the command a terminal: a progress line, cleared at the end.
+    let cmd = fleet_command(addr, &["--patch-group", DEV]);
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(quote(cmd.get_program()))
+        .chain(cmd.get_args().map(quote))
+        .collect();
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line.join(" "), "/dev/null"]);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let out = run(script).await;
+    assert!(
+        out.stdout.contains("reading the fleet from SSM: "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\r\x1b[K"),
+        "the progress line is cleared"
+    );
+    assert!(out.stdout.contains("Over: "), "{}", out.stdout);
+}
