@@ -180,6 +180,27 @@ where
     }
 }
 
+/// Every page of a paged call, through the SDK's paginator (which follows
+/// NextToken and stops on a repeated one), each counted.
+async fn all_pages<T, E, R>(
+    mut stream: aws_smithy_async::future::pagination_stream::PaginationStream<
+        Result<T, SdkError<E, R>>,
+    >,
+    action: &'static str,
+    region: &str,
+) -> Result<Vec<T>, FleetError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    while let Some(page) = stream.next().await {
+        count();
+        out.push(page.map_err(|e| classify(&e, action, region))?);
+    }
+    Ok(out)
+}
+
 fn time(t: &aws_smithy_types::DateTime) -> Option<SystemTime> {
     SystemTime::try_from(*t).ok()
 }
@@ -223,27 +244,20 @@ pub async fn nodes(op: &Operator, filter: Option<&NodeFilter>) -> Result<Vec<Nod
             .collect(),
     };
     for chunk in chunks {
-        let mut token: Option<String> = None;
-        loop {
-            let mut call = op
-                .client
-                .describe_instance_information()
-                .max_results(PAGE_NODES)
-                .set_next_token(token.take());
-            if let Some(f) = &chunk {
-                call = call.filters(
-                    InstanceInformationStringFilter::builder()
-                        .key(&f.key)
-                        .set_values(Some(f.values.clone()))
-                        .build()
-                        .map_err(|e| FleetError::Failed(format!("{ACTION}: {e}")))?,
-                );
-            }
-            count();
-            let page = call
-                .send()
-                .await
-                .map_err(|e| classify(&e, ACTION, &op.region))?;
+        let mut call = op
+            .client
+            .describe_instance_information()
+            .max_results(PAGE_NODES);
+        if let Some(f) = &chunk {
+            call = call.filters(
+                InstanceInformationStringFilter::builder()
+                    .key(&f.key)
+                    .set_values(Some(f.values.clone()))
+                    .build()
+                    .map_err(|e| FleetError::Failed(format!("{ACTION}: {e}")))?,
+            );
+        }
+        for page in all_pages(call.into_paginator().send(), ACTION, &op.region).await? {
             for i in page.instance_information_list() {
                 let Some(id) = i.instance_id() else { continue };
                 out.push(Node {
@@ -254,10 +268,6 @@ pub async fn nodes(op: &Operator, filter: Option<&NodeFilter>) -> Result<Vec<Nod
                         .unwrap_or_else(|| "unknown".into()),
                     last_ping: i.last_ping_date_time().and_then(time),
                 });
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
             }
         }
     }
@@ -279,19 +289,13 @@ pub async fn summaries(op: &Operator) -> Result<HashMap<String, Summary>, FleetE
         .values(COMPLIANCE_TYPE)
         .r#type(ComplianceQueryOperatorType::Equal)
         .build();
+    let call = op
+        .client
+        .list_resource_compliance_summaries()
+        .filters(filter)
+        .max_results(PAGE_COMPLIANCE);
     let mut out = HashMap::new();
-    let mut token: Option<String> = None;
-    loop {
-        count();
-        let page = op
-            .client
-            .list_resource_compliance_summaries()
-            .filters(filter.clone())
-            .max_results(PAGE_COMPLIANCE)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| classify(&e, ACTION, &op.region))?;
+    for page in all_pages(call.into_paginator().send(), ACTION, &op.region).await? {
         for s in page.resource_compliance_summary_items() {
             let Some(id) = s.resource_id() else { continue };
             out.insert(
@@ -301,10 +305,6 @@ pub async fn summaries(op: &Operator) -> Result<HashMap<String, Summary>, FleetE
                     reported_at: s.execution_summary().and_then(|e| time(e.execution_time())),
                 },
             );
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
         }
     }
     Ok(out)
@@ -328,22 +328,16 @@ pub async fn failing(op: &Operator, instance_id: &str) -> Result<Vec<Failing>, F
             .r#type(ComplianceQueryOperatorType::Equal)
             .build()
     };
+    let call = op
+        .client
+        .list_compliance_items()
+        .resource_ids(instance_id)
+        .resource_types(super::compliance::RESOURCE_TYPE)
+        .filters(eq("ComplianceType", COMPLIANCE_TYPE))
+        .filters(eq("Status", "NON_COMPLIANT"))
+        .max_results(PAGE_COMPLIANCE);
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        count();
-        let page = op
-            .client
-            .list_compliance_items()
-            .resource_ids(instance_id)
-            .resource_types(super::compliance::RESOURCE_TYPE)
-            .filters(eq("ComplianceType", COMPLIANCE_TYPE))
-            .filters(eq("Status", "NON_COMPLIANT"))
-            .max_results(PAGE_COMPLIANCE)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| classify(&e, ACTION, &op.region))?;
+    for page in all_pages(call.into_paginator().send(), ACTION, &op.region).await? {
         for item in page.compliance_items() {
             if item.status() != Some(&ComplianceStatus::NonCompliant) {
                 continue;
@@ -358,10 +352,6 @@ pub async fn failing(op: &Operator, instance_id: &str) -> Result<Vec<Failing>, F
                 blocks: gate.map(|g| g == super::compliance::GATE_BLOCKS),
             });
         }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
     }
     Ok(out)
 }
@@ -369,28 +359,18 @@ pub async fn failing(op: &Operator, instance_id: &str) -> Result<Vec<Failing>, F
 /// The patch groups registered with a baseline (`DescribePatchGroups`).
 pub async fn patch_groups(op: &Operator) -> Result<Vec<String>, FleetError> {
     const ACTION: &str = "ssm:DescribePatchGroups";
+    let call = op
+        .client
+        .describe_patch_groups()
+        .max_results(PAGE_PATCH_GROUPS);
     let mut out: Vec<String> = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        count();
-        let page = op
-            .client
-            .describe_patch_groups()
-            .max_results(PAGE_PATCH_GROUPS)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| classify(&e, ACTION, &op.region))?;
+    for page in all_pages(call.into_paginator().send(), ACTION, &op.region).await? {
         for m in page.mappings() {
             if let Some(g) = m.patch_group() {
                 if !out.iter().any(|x| x == g) {
                     out.push(g.to_string());
                 }
             }
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
         }
     }
     Ok(out)
@@ -455,29 +435,19 @@ pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
 
 async fn window_targets(op: &Operator, id: &str) -> Result<Vec<(String, Vec<String>)>, FleetError> {
     const ACTION: &str = "ssm:DescribeMaintenanceWindowTargets";
+    let call = op
+        .client
+        .describe_maintenance_window_targets()
+        .window_id(id)
+        .max_results(PAGE_WINDOW_TARGETS);
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        count();
-        let page = op
-            .client
-            .describe_maintenance_window_targets()
-            .window_id(id)
-            .max_results(PAGE_WINDOW_TARGETS)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| classify(&e, ACTION, &op.region))?;
+    for page in all_pages(call.into_paginator().send(), ACTION, &op.region).await? {
         for t in page.targets() {
             for target in t.targets() {
                 if let Some(key) = target.key() {
                     out.push((key.to_string(), target.values().to_vec()));
                 }
             }
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
         }
     }
     Ok(out)
