@@ -89,16 +89,7 @@ fn site(rt: &tokio::runtime::Runtime, label: &str, limit: Option<RateLimit>) {
     let mut fleet = Fleet::synthetic(PER_GROUP, 0);
     fleet.latency = Duration::from_millis(20);
     fleet.rate_limit = limit;
-    let non_compliant = fleet
-        .nodes
-        .iter()
-        .filter(|n| {
-            n.ping == "Online"
-                && n.report
-                    .as_ref()
-                    .is_some_and(|r| !r.failing.is_empty() && r.age_s < 86_400.0)
-        })
-        .count();
+    let non_compliant = fleet.fresh_non_compliant();
     let nodes = fleet.nodes.len();
     let (state, addr) = rt.block_on(fake_fleet::start(fleet));
     let out = tempfile::NamedTempFile::new().unwrap();

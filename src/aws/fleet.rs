@@ -130,22 +130,11 @@ pub async fn operator(region: Option<&str>, profile: Option<&str>) -> Result<Ope
     provider
         .provide_credentials()
         .await
-        .map_err(|e| FleetError::NoCredentials(chain(&e)))?;
+        .map_err(|e| FleetError::NoCredentials(super::sdk::source_chain(&e)))?;
     Ok(Operator {
         client: aws_sdk_ssm::Client::new(&config),
         region,
     })
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut next = e.source();
-    while let Some(s) = next {
-        parts.push(s.to_string());
-        next = s.source();
-    }
-    parts.dedup();
-    parts.join(": ")
 }
 
 fn classify<E, R>(e: &SdkError<E, R>, action: &'static str, region: &str) -> FleetError

@@ -171,7 +171,8 @@ where
     }
 }
 
-fn source_chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources, one sentence, repeats left out.
+pub fn source_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut next = e.source();
     while let Some(s) = next {

@@ -134,6 +134,18 @@ pub struct Cleaned {
 }
 
 impl Cleaned {
+    /// A clean refused (`command` None) or failed, now.
+    fn not_done(check: String, command: Option<String>, error: String) -> Cleaned {
+        Cleaned {
+            at: jiff::Timestamp::now().to_string(),
+            check,
+            command,
+            freed_bytes: None,
+            status_after: None,
+            error: Some(error),
+        }
+    }
+
     pub fn sentence(&self) -> String {
         match (&self.command, &self.error) {
             (Some(cmd), None) => format!(
@@ -199,7 +211,7 @@ async fn run_command(argv: Vec<String>) -> Result<(), String> {
 /// runs the disk check again into the report, and says what happened.
 pub async fn after_run(ctx: &crate::checks::Context, report: &mut Report) -> Option<Cleaned> {
     let pm = PackageManager::detect(&ctx.root);
-    let now = || jiff::Timestamp::now().to_string();
+
     match decide(report, pm, &ctx.root) {
         Decision::Nothing => None,
         Decision::Refused { check, why } => {
@@ -207,14 +219,7 @@ pub async fn after_run(ctx: &crate::checks::Context, report: &mut Report) -> Opt
                 message_id = MESSAGE_NOT_CLEANED,
                 "{check} is short, but the package cache is not cleaned: {why}"
             );
-            Some(Cleaned {
-                at: now(),
-                check,
-                command: None,
-                freed_bytes: None,
-                status_after: None,
-                error: Some(why),
-            })
+            Some(Cleaned::not_done(check, None, why))
         }
         Decision::Clean { check, cache, argv } => {
             // Asked again right before: a lock taken since the run counts.
@@ -234,14 +239,7 @@ pub async fn after_run(ctx: &crate::checks::Context, report: &mut Report) -> Opt
                     message_id = MESSAGE_NOT_CLEANED,
                     "{check} is short, but the package cache is not cleaned: {why}"
                 );
-                return Some(Cleaned {
-                    at: now(),
-                    check,
-                    command: None,
-                    freed_bytes: None,
-                    status_after: None,
-                    error: Some(why),
-                });
+                return Some(Cleaned::not_done(check, None, why));
             }
             let before = report
                 .checks
@@ -251,14 +249,7 @@ pub async fn after_run(ctx: &crate::checks::Context, report: &mut Report) -> Opt
             let command = argv.join(" ");
             if let Err(e) = run_command(argv).await {
                 tracing::error!(message_id = MESSAGE_NOT_CLEANED, "cleaning {cache}: {e}");
-                return Some(Cleaned {
-                    at: now(),
-                    check,
-                    command: Some(command),
-                    freed_bytes: None,
-                    status_after: None,
-                    error: Some(e),
-                });
+                return Some(Cleaned::not_done(check, Some(command), e));
             }
             let again = super::run_checks(ctx, std::slice::from_ref(&check))
                 .await
@@ -277,7 +268,7 @@ pub async fn after_run(ctx: &crate::checks::Context, report: &mut Report) -> Opt
                 _ => None,
             };
             let cleaned = Cleaned {
-                at: now(),
+                at: jiff::Timestamp::now().to_string(),
                 check,
                 command: Some(command),
                 freed_bytes: freed,

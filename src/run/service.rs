@@ -275,15 +275,20 @@ async fn serve(
         // with the watchdog still pinged.
         let remediate = prepared.settings.remediate.clone();
         // The config's windows still in progress count too: a daemon
-        // started inside one holds for the rest of it.
-        let mut hold_windows = known.clone();
-        let back = jiff::SignedDuration::try_from(remediate.hold_max).unwrap_or_default();
-        hold_windows.extend(windows::from_config(
-            &prepared.settings.window,
-            ts(now) - back,
-            3,
-        ));
-        let hold_windows = windows::merge(hold_windows);
+        // started inside one holds for the rest of it. Not worked out when
+        // nothing is held (the tick then only ends a hold left in force).
+        let hold_windows = if remediate.hold_updaters {
+            let mut all = known.clone();
+            let back = jiff::SignedDuration::try_from(remediate.hold_max).unwrap_or_default();
+            all.extend(windows::from_config(
+                &prepared.settings.window,
+                ts(now) - back,
+                3,
+            ));
+            windows::merge(all)
+        } else {
+            Vec::new()
+        };
         let Some(hold_wake) = unless_stopped(
             keeper.tick(ts(now), &hold_windows, &remediate),
             &mut signals,

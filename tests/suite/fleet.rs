@@ -207,16 +207,7 @@ async fn ten_thousand_nodes_in_four_groups_with_latency_and_throttling() {
     ] {
         assert_eq!(s.max_results.get(action), Some(&50), "{action} pages of 50");
     }
-    let non_compliant: usize = s
-        .nodes
-        .iter()
-        .filter(|n| {
-            n.ping == "Online"
-                && n.report
-                    .as_ref()
-                    .is_some_and(|r| !r.failing.is_empty() && r.age_s < 86_400.0)
-        })
-        .count();
+    let non_compliant = s.fresh_non_compliant();
     assert!(non_compliant <= 1000, "within the default --max-detail");
     let answered = s.total_calls() - s.throttled;
     let pages = |n: usize| n.div_ceil(50);

@@ -61,6 +61,35 @@ fn wait_call(fake: &fake_bus::Systemd, prefix: &str, within: Duration) -> Vec<St
     }
 }
 
+/// The daemon on a root whose boot ID is `boot`, on the private bus, with
+/// the state an earlier daemon left.
+async fn start(
+    bus: &PrivateBus,
+    config: String,
+    boot: &'static str,
+    state: Option<String>,
+) -> Daemon {
+    let address = bus.address.clone();
+    tokio::task::spawn_blocking(move || {
+        Daemon::start_with(
+            &config,
+            root_with_boot(boot),
+            &env(address),
+            state.as_deref(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// `wait_call` off the runtime's threads, which serve the fake systemd.
+async fn called(fake: &fake_bus::Systemd, prefix: &'static str, within_secs: u64) -> Vec<String> {
+    let fake = fake.clone();
+    tokio::task::spawn_blocking(move || wait_call(&fake, prefix, Duration::from_secs(within_secs)))
+        .await
+        .unwrap()
+}
+
 fn state(d: &Daemon) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(d.dirs.path().join("state/state.json")).unwrap()).unwrap()
 }
@@ -77,26 +106,9 @@ fn root_with_boot(boot: &str) -> tempfile::TempDir {
 async fn a_window_s_timeline_masks_then_unmasks() {
     let bus = PrivateBus::start();
     let (_conn, fake) = fake_bus::serve_systemd_shared(&bus.address, &updaters(), false).await;
-    let d = tokio::task::spawn_blocking({
-        let address = bus.address.clone();
-        move || {
-            Daemon::start_with(
-                &config(4, 3, 5),
-                root_with_boot("boot-a"),
-                &env(address),
-                None,
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let d = start(&bus, config(4, 3, 5), "boot-a", None).await;
     let started = Instant::now();
-    let fake2 = fake.clone();
-    let calls = tokio::task::spawn_blocking(move || {
-        wait_call(&fake2, "MaskUnitFiles", Duration::from_secs(15))
-    })
-    .await
-    .unwrap();
+    let calls = called(&fake, "MaskUnitFiles", 15).await;
     // Not before the lead time: the window starts 4 s after the daemon, the hold 2 s before.
     assert!(
         started.elapsed() >= Duration::from_millis(1000),
@@ -143,16 +155,7 @@ async fn a_window_s_timeline_masks_then_unmasks() {
     let text = String::from_utf8_lossy(&status.stdout).to_string();
     assert!(text.contains("Updaters: holding apt-daily.timer, apt-daily-upgrade.timer, apt-daily.service, apt-daily-upgrade.service until"), "{text}");
     // The end: 3 s after the start, unmasked, then the timers started again.
-    let fake3 = fake.clone();
-    let calls = tokio::task::spawn_blocking(move || {
-        wait_call(
-            &fake3,
-            "StartUnit apt-daily-upgrade.timer",
-            Duration::from_secs(15),
-        )
-    })
-    .await
-    .unwrap();
+    let calls = called(&fake, "StartUnit apt-daily-upgrade.timer", 15).await;
     let unmask = calls
         .iter()
         .position(|c| c.starts_with("UnmaskUnitFiles runtime=true"))
@@ -196,19 +199,13 @@ async fn a_reboot_in_the_middle_ends_the_hold_without_masking_again() {
                              "units": ["apt-daily.timer"], "restart": ["apt-daily.timer"], "boot_id": "boot-a"}}
     });
     // The window began 10 s ago and lasts an hour: still on, but the host rebooted.
-    let d = tokio::task::spawn_blocking({
-        let address = bus.address.clone();
-        move || {
-            Daemon::start_with(
-                &config(-10, 3600, 5),
-                root_with_boot("boot-b"),
-                &env(address),
-                Some(&before.to_string()),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let d = start(
+        &bus,
+        config(-10, 3600, 5),
+        "boot-b",
+        Some(before.to_string()),
+    )
+    .await;
     let d = tokio::task::spawn_blocking(move || {
         d.wait_for("STATUS=last run");
         d
@@ -240,19 +237,7 @@ async fn a_running_updater_is_waited_for_and_never_stopped() {
     let mut units = updaters();
     units[3].1 = FakeUnit::service("activating", "start", 4242, 0, 0);
     let (_conn, fake) = fake_bus::serve_systemd_shared(&bus.address, &units, false).await;
-    let d = tokio::task::spawn_blocking({
-        let address = bus.address.clone();
-        move || {
-            Daemon::start_with(
-                &config(2, 60, 30),
-                root_with_boot("boot-a"),
-                &env(address),
-                None,
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let d = start(&bus, config(2, 60, 30), "boot-a", None).await;
     // The hold is due at once; the upgrade runs for 3 s more.
     std::thread::sleep(Duration::from_secs(3));
     assert!(
@@ -264,12 +249,7 @@ async fn a_running_updater_is_waited_for_and_never_stopped() {
         "apt-daily-upgrade.service",
         FakeUnit::service("inactive", "dead", 0, 0, 0),
     );
-    let fake2 = fake.clone();
-    let calls = tokio::task::spawn_blocking(move || {
-        wait_call(&fake2, "MaskUnitFiles", Duration::from_secs(10))
-    })
-    .await
-    .unwrap();
+    let calls = called(&fake, "MaskUnitFiles", 10).await;
     assert!(
         !calls
             .iter()
@@ -286,19 +266,7 @@ async fn an_unmask_that_fails_is_retried_and_reported() {
     let (_conn, fake) = fake_bus::serve_systemd_shared(&bus.address, &updaters(), false).await;
     fake.fail_unmask
         .store(1, std::sync::atomic::Ordering::SeqCst);
-    let d = tokio::task::spawn_blocking({
-        let address = bus.address.clone();
-        move || {
-            Daemon::start_with(
-                &config(2, 1, 5),
-                root_with_boot("boot-a"),
-                &env(address),
-                None,
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let d = start(&bus, config(2, 1, 5), "boot-a", None).await;
     let fake2 = fake.clone();
     let waited = tokio::task::spawn_blocking(move || {
         wait_call(&fake2, "UnmaskUnitFiles", Duration::from_secs(15))
@@ -322,12 +290,7 @@ async fn an_unmask_that_fails_is_retried_and_reported() {
         "{text}"
     );
     // Retried after the backoff (5 s at most), then ended.
-    let fake3 = fake.clone();
-    let calls = tokio::task::spawn_blocking(move || {
-        wait_call(&fake3, "StartUnit apt-daily.timer", Duration::from_secs(15))
-    })
-    .await
-    .unwrap();
+    let calls = called(&fake, "StartUnit apt-daily.timer", 15).await;
     assert_eq!(
         calls
             .iter()
@@ -353,25 +316,8 @@ async fn hold_release_ends_it_now_and_the_window_is_not_held_again() {
     );
     let bus = PrivateBus::start();
     let (_conn, fake) = fake_bus::serve_systemd_shared(&bus.address, &updaters(), false).await;
-    let d = tokio::task::spawn_blocking({
-        let address = bus.address.clone();
-        move || {
-            Daemon::start_with(
-                &config(2, 3600, 5),
-                root_with_boot("boot-a"),
-                &env(address),
-                None,
-            )
-        }
-    })
-    .await
-    .unwrap();
-    let fake2 = fake.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_call(&fake2, "MaskUnitFiles", Duration::from_secs(10))
-    })
-    .await
-    .unwrap();
+    let d = start(&bus, config(2, 3600, 5), "boot-a", None).await;
+    called(&fake, "MaskUnitFiles", 10).await;
     let shown = String::from_utf8_lossy(&d.cli(&["hold"]).stdout).to_string();
     assert!(
         shown.starts_with("Updaters: holding apt-daily.timer"),

@@ -155,7 +155,7 @@ pub async fn fleet(opts: &FleetOptions) -> Result<FleetReport, FleetError> {
         }
     }
 
-    let details = failing_checks(&op, &scope_nodes, &summaries, opts).await?;
+    let details = failing_checks(&op, &scope_nodes, &summaries, opts, now).await?;
 
     let mut groups = Vec::new();
     for (scope, nodes) in scopes.into_iter().zip(scope_nodes) {
@@ -334,8 +334,8 @@ async fn failing_checks(
     scope_nodes: &[Vec<Node>],
     summaries: &HashMap<String, Summary>,
     opts: &FleetOptions,
+    now: SystemTime,
 ) -> Result<HashMap<String, Vec<Failing>>, FleetError> {
-    let now = SystemTime::now();
     let mut wanted: Vec<&str> = Vec::new();
     let mut seen = HashSet::new();
     for n in scope_nodes.iter().flatten() {

@@ -296,6 +296,20 @@ impl Fleet {
         }
     }
 
+    /// Online nodes with a fresh NON_COMPLIANT report: one
+    /// ListComplianceItems call each.
+    pub fn fresh_non_compliant(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| {
+                n.ping == "Online"
+                    && n.report
+                        .as_ref()
+                        .is_some_and(|r| !r.failing.is_empty() && r.age_s < 86_400.0)
+            })
+            .count()
+    }
+
     pub fn total_calls(&self) -> usize {
         self.calls.values().sum()
     }
