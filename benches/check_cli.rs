@@ -11,6 +11,10 @@
 //! - `ec2` mode with every endpoint black-holed (TCP accepted, never
 //!   answered): the run must end within the endpoint timeout + 0.5 s.
 //!
+//! `SSM_PREFLIGHT_BENCH_ONLY=ec2` (or `host`, `dbus`, `blackholed`, comma
+//! separated) runs only those scenarios; `SSM_PREFLIGHT_BENCH_WRAP` runs
+//! the binary under a profiler (`strace -f -c -A -o FILE`).
+//!
 //! Every run's JSON is read and must be what the scenario claims (a
 //! healthy site's checks pass, a black-holed endpoint fails, …): a figure
 //! taken from a run that went otherwise would measure something else. Each
@@ -36,6 +40,8 @@ const NO_BUS: &str = "unix:path=/nonexistent/system_bus_socket";
 struct Sample {
     wall: Duration,
     max_rss_kib: i64,
+    /// User and system time of the binary (its own CPU, not the fakes').
+    cpu: Duration,
 }
 
 /// What a scenario's run must show: a check by ID with one of the statuses.
@@ -81,15 +87,37 @@ fn run_once(cmd: &mut Command, out: &Path, expect: Expect) -> Sample {
     for (id, _) in expect {
         assert!(checks.iter().any(|c| c["id"] == *id), "{id} did not run");
     }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Sample {
         wall,
         max_rss_kib: usage.ru_maxrss,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
     }
 }
 
+/// Whether `SSM_PREFLIGHT_BENCH_ONLY` (a comma-separated list of `host`,
+/// `dbus`, `ec2`, `blackholed`; unset: all) asks for a scenario.
+fn wanted(scenario: &str) -> bool {
+    std::env::var("SSM_PREFLIGHT_BENCH_ONLY")
+        .map(|only| only.split(',').any(|s| s.trim() == scenario))
+        .unwrap_or(true)
+}
+
 /// The binary with an empty config and no bus; callers add the rest.
+/// `SSM_PREFLIGHT_BENCH_WRAP` runs it under another command for a profile
+/// (`strace -f -c -A -o /tmp/calls`); the figures then include the wrapper.
 fn preflight(root: &Path, config: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssm-preflight"));
+    let bin = env!("CARGO_BIN_EXE_ssm-preflight");
+    let wrap = std::env::var("SSM_PREFLIGHT_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(wrapper) => {
+            let mut c = Command::new(wrapper);
+            c.args(words).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.args(args)
         .arg("--root")
         .arg(root)
@@ -128,10 +156,13 @@ fn report(
     let median = ms(samples[runs / 2].wall);
     let p90 = ms(samples[(runs * 9 / 10).min(runs - 1)].wall);
     let max_rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap() as f64 / 1024.0;
+    let mut cpu: Vec<Duration> = samples.iter().map(|s| s.cpu).collect();
+    cpu.sort();
     println!(
-        "{label:<36} runs={runs} wall median={median:.2} ms p90={p90:.2} ms min={:.2} ms max={:.2} ms  peak RSS={max_rss:.1} MiB",
+        "{label:<36} runs={runs} wall median={median:.2} ms p90={p90:.2} ms min={:.2} ms max={:.2} ms  CPU median={:.2} ms  peak RSS={max_rss:.1} MiB",
         ms(samples[0].wall),
         ms(samples[runs - 1].wall),
+        ms(cpu[runs / 2]),
     );
     (median, max_rss)
 }
@@ -148,74 +179,78 @@ fn main() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let debian: PathBuf = fixtures.join("debian12-clean");
 
-    // The clean Debian fixture: every host check looks and passes.
-    const CLEAN_HOST: Expect = &[
-        ("disk.root", &["pass"]),
-        ("pkg.lock", &["pass"]),
-        ("pkg.state", &["pass"]),
-        ("reboot.pending", &["pass"]),
-        ("os.supported", &["pass"]),
-    ];
-    let (median, rss) = report("host, fixture root", RUNS, CLEAN_HOST, || {
-        preflight(&debian, &empty, &["check", "--only", "host", "--json"])
-    });
-    println!(
-        "  host checks on the fixture: median {median:.2} ms, {}; peak RSS {rss:.1} MiB, {}",
-        against(median, 20.0, "ms"),
-        against(rss, 15.0, "MiB")
-    );
-    // This machine's own root: whatever it holds, each check looks (no error).
-    let (median, rss) = report(
-        "host, real root /",
-        RUNS,
-        &[("os.supported", &["pass", "fail"])],
-        || {
-            preflight(
-                Path::new("/"),
-                &empty,
-                &["check", "--only", "host", "--json"],
-            )
-        },
-    );
-    println!(
-        "  host checks on this machine: median {median:.2} ms, {}; peak RSS {rss:.1} MiB, {}",
-        against(median, 20.0, "ms"),
-        against(rss, 15.0, "MiB")
-    );
+    if wanted("host") {
+        // The clean Debian fixture: every host check looks and passes.
+        const CLEAN_HOST: Expect = &[
+            ("disk.root", &["pass"]),
+            ("pkg.lock", &["pass"]),
+            ("pkg.state", &["pass"]),
+            ("reboot.pending", &["pass"]),
+            ("os.supported", &["pass"]),
+        ];
+        let (median, rss) = report("host, fixture root", RUNS, CLEAN_HOST, || {
+            preflight(&debian, &empty, &["check", "--only", "host", "--json"])
+        });
+        println!(
+            "  host checks on the fixture: median {median:.2} ms, {}; peak RSS {rss:.1} MiB, {}",
+            against(median, 20.0, "ms"),
+            against(rss, 15.0, "MiB")
+        );
+        // This machine's own root: whatever it holds, each check looks (no error).
+        let (median, rss) = report(
+            "host, real root /",
+            RUNS,
+            &[("os.supported", &["pass", "fail"])],
+            || {
+                preflight(
+                    Path::new("/"),
+                    &empty,
+                    &["check", "--only", "host", "--json"],
+                )
+            },
+        );
+        println!(
+            "  host checks on this machine: median {median:.2} ms, {}; peak RSS {rss:.1} MiB, {}",
+            against(median, 20.0, "ms"),
+            against(rss, 15.0, "MiB")
+        );
+    }
 
     let rt = tokio::runtime::Runtime::new().unwrap();
 
-    // D-Bus: the agent fixture on a fake systemd and timedated.
-    let bus = fake_bus::PrivateBus::start();
-    let usec = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
-    let agent = fake_bus::FakeUnit::service("active", "running", 812, 0, usec - 7_200_000_000);
-    let _systemd = rt.block_on(fake_bus::serve_systemd(
-        &bus.address,
-        &[("amazon-ssm-agent.service", agent)],
-        false,
-    ));
-    let _timedate = rt.block_on(fake_bus::serve_timedate(&bus.address, true, true));
-    let agent_root = fixtures.join("agent-host");
-    let on_bus = |only: &str| {
-        let mut cmd = preflight(&agent_root, &empty, &["check", "--only", only, "--json"]);
-        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
-        cmd
-    };
-    let (host_only, _) = report("agent fixture, host only", RUNS, &[], || on_bus("host"));
-    let (with_bus, _) = report(
-        "agent fixture, host+agent+clock",
-        RUNS,
-        &[("agent.service", &["pass"]), ("clock.sync", &["pass"])],
-        || on_bus("host,agent,clock.sync"),
-    );
-    println!(
-        "  agent and clock checks add {:.2} ms (median against median), {}",
-        with_bus - host_only,
-        against(with_bus - host_only, 10.0, "ms")
-    );
+    if wanted("dbus") {
+        // D-Bus: the agent fixture on a fake systemd and timedated.
+        let bus = fake_bus::PrivateBus::start();
+        let usec = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        let agent = fake_bus::FakeUnit::service("active", "running", 812, 0, usec - 7_200_000_000);
+        let _systemd = rt.block_on(fake_bus::serve_systemd(
+            &bus.address,
+            &[("amazon-ssm-agent.service", agent)],
+            false,
+        ));
+        let _timedate = rt.block_on(fake_bus::serve_timedate(&bus.address, true, true));
+        let agent_root = fixtures.join("agent-host");
+        let on_bus = |only: &str| {
+            let mut cmd = preflight(&agent_root, &empty, &["check", "--only", only, "--json"]);
+            cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
+            cmd
+        };
+        let (host_only, _) = report("agent fixture, host only", RUNS, &[], || on_bus("host"));
+        let (with_bus, _) = report(
+            "agent fixture, host+agent+clock",
+            RUNS,
+            &[("agent.service", &["pass"]), ("clock.sync", &["pass"])],
+            || on_bus("host,agent,clock.sync"),
+        );
+        println!(
+            "  agent and clock checks add {:.2} ms (median against median), {}",
+            with_bus - host_only,
+            against(with_bus - host_only, 10.0, "ms")
+        );
+    }
 
     // The AWS side on loopback: everything healthy.
     let ca = fake_aws::TestCa::new("bench CA");
@@ -356,73 +391,77 @@ fn main() {
         ("patch.last_run", &["pass"]),
         ("payload.reachable", &["pass"]),
     ];
-    let (median, rss) = report("ec2 mode, healthy loopback site", RUNS, HEALTHY, || {
-        ec2_mode(&healthy)
-    });
-    println!(
-        "  every check against a healthy site: median {median:.2} ms, {} (the cloud checks' budget: {}); peak RSS {rss:.1} MiB, {}",
-        against(median, 50.0, "ms"),
-        against(median, 15.0, "ms"),
-        against(rss, 14.0, "MiB")
-    );
-    // The critical path as `-v` prints it, over 11 runs: the slowest chain
-    // of dependent requests (identity, then a probe or a call) off the host.
-    let mut paths: Vec<(u64, String)> = (0..11)
-        .map(|_| {
-            let out = ec2_mode(&healthy).arg("-v").output().unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            let line = stderr
-                .lines()
-                .find(|l| l.contains("the AWS side's critical path is "))
-                .expect("-v prints the critical path")
-                .to_string();
-            let rest = line.split("critical path is ").nth(1).unwrap();
-            let check = rest.split(' ').next().unwrap().to_string();
-            let ms: u64 = rest
-                .split(" at ")
-                .nth(1)
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            (ms, check)
-        })
-        .collect();
-    paths.sort();
-    println!(
-        "  the AWS side's critical path (from -v, 11 runs): median {} ms ({} in that run)",
-        paths[5].0, paths[5].1
-    );
-
-    // Every endpoint black-holed, with the default 3 s endpoint timeout.
-    let blackholed = scratch.path().join("blackholed.toml");
-    let mut config = String::from("[endpoints.urls]\n");
-    for service in ["ssm", "ssmmessages", "ec2messages", "s3"] {
-        config.push_str(&format!(
-            "{service} = \"https://127.0.0.1:{}\"\n",
-            silent.port()
-        ));
+    if wanted("ec2") {
+        let (median, rss) = report("ec2 mode, healthy loopback site", RUNS, HEALTHY, || {
+            ec2_mode(&healthy)
+        });
+        println!(
+            "  every check against a healthy site: median {median:.2} ms, {} (the cloud checks' budget: {}); peak RSS {rss:.1} MiB, {}",
+            against(median, 50.0, "ms"),
+            against(median, 15.0, "ms"),
+            against(rss, 14.0, "MiB")
+        );
+        // The critical path as `-v` prints it, over 11 runs: the slowest chain
+        // of dependent requests (identity, then a probe or a call) off the host.
+        let mut paths: Vec<(u64, String)> = (0..11)
+            .map(|_| {
+                let out = ec2_mode(&healthy).arg("-v").output().unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+                let line = stderr
+                    .lines()
+                    .find(|l| l.contains("the AWS side's critical path is "))
+                    .expect("-v prints the critical path")
+                    .to_string();
+                let rest = line.split("critical path is ").nth(1).unwrap();
+                let check = rest.split(' ').next().unwrap().to_string();
+                let ms: u64 = rest
+                    .split(" at ")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                (ms, check)
+            })
+            .collect();
+        paths.sort();
+        println!(
+            "  the AWS side's critical path (from -v, 11 runs): median {} ms ({} in that run)",
+            paths[5].0, paths[5].1
+        );
     }
-    std::fs::write(&blackholed, config).unwrap();
-    const BLACK_HOLED: Expect = &[
-        ("endpoint.ssm", &["fail"]),
-        ("endpoint.ssmmessages", &["fail"]),
-        ("endpoint.ec2messages", &["fail"]),
-        ("endpoint.s3", &["fail"]),
-        // Its skew is read from the ssm endpoint's answer, which never comes.
-        ("clock.sync", &["skip", "error", "pass"]),
-    ];
-    let (median, _) = report(
-        "ec2 mode, every endpoint black-holed",
-        5,
-        BLACK_HOLED,
-        || ec2_mode(&blackholed),
-    );
-    println!(
-        "  the black-holed run ends {:.0} ms after the 3 s endpoint timeout, {}",
-        median - 3000.0,
-        against(median - 3000.0, 500.0, "ms")
-    );
+
+    if wanted("blackholed") {
+        // Every endpoint black-holed, with the default 3 s endpoint timeout.
+        let blackholed = scratch.path().join("blackholed.toml");
+        let mut config = String::from("[endpoints.urls]\n");
+        for service in ["ssm", "ssmmessages", "ec2messages", "s3"] {
+            config.push_str(&format!(
+                "{service} = \"https://127.0.0.1:{}\"\n",
+                silent.port()
+            ));
+        }
+        std::fs::write(&blackholed, config).unwrap();
+        const BLACK_HOLED: Expect = &[
+            ("endpoint.ssm", &["fail"]),
+            ("endpoint.ssmmessages", &["fail"]),
+            ("endpoint.ec2messages", &["fail"]),
+            ("endpoint.s3", &["fail"]),
+            // Its skew is read from the ssm endpoint's answer, which never comes.
+            ("clock.sync", &["skip", "error", "pass"]),
+        ];
+        let (median, _) = report(
+            "ec2 mode, every endpoint black-holed",
+            5,
+            BLACK_HOLED,
+            || ec2_mode(&blackholed),
+        );
+        println!(
+            "  the black-holed run ends {:.0} ms after the 3 s endpoint timeout, {}",
+            median - 3000.0,
+            against(median - 3000.0, 500.0, "ms")
+        );
+    }
 }

@@ -122,6 +122,28 @@ pub fn url(spec: &PayloadSpec, region: &str) -> String {
     }
 }
 
+/// Where the payload can live in `region` when the document cannot be read
+/// (`ssm:GetDocument` denied): the bucket of each host the document's
+/// rules can choose, as a URL of the bucket without a key. China and
+/// GovCloud have one host each; elsewhere which of the two a region uses is
+/// in the document's `OLD_BUCKET_REGIONS`, so both are named.
+pub fn candidate_buckets(region: &str) -> Vec<String> {
+    if region.starts_with("cn-") {
+        vec![format!(
+            "https://s3.{region}.amazonaws.com.cn/aws-ssm-{region}/"
+        )]
+    } else if region.starts_with("us-gov-") {
+        vec![format!(
+            "https://s3-fips-{region}.amazonaws.com/aws-ssm-{region}/"
+        )]
+    } else {
+        vec![
+            format!("https://s3.dualstack.{region}.amazonaws.com/aws-ssm-{region}/"),
+            format!("https://aws-patch-manager-{region}.s3-accelerate.dualstack.amazonaws.com/"),
+        ]
+    }
+}
+
 /// The same request sent to `base` instead of the URL's own scheme and
 /// host, path-style (`endpoints.urls.payload`: a mirror, or a test's fake).
 pub fn redirected(url: &str, base: &str) -> String {
@@ -229,6 +251,25 @@ mod tests {
         assert_eq!(
             redirected(&url(&spec, "ap-southeast-5"), "https://127.0.0.1:8443"),
             format!("https://127.0.0.1:8443/aws-patch-manager-ap-southeast-5/{key}")
+        );
+        assert_eq!(
+            candidate_buckets("ap-southeast-5"),
+            [
+                "https://s3.dualstack.ap-southeast-5.amazonaws.com/aws-ssm-ap-southeast-5/",
+                "https://aws-patch-manager-ap-southeast-5.s3-accelerate.dualstack.amazonaws.com/"
+            ]
+        );
+        assert_eq!(
+            candidate_buckets("cn-north-1"),
+            ["https://s3.cn-north-1.amazonaws.com.cn/aws-ssm-cn-north-1/"]
+        );
+        assert_eq!(
+            candidate_buckets("us-gov-west-1"),
+            ["https://s3-fips-us-gov-west-1.amazonaws.com/aws-ssm-us-gov-west-1/"]
+        );
+        assert_eq!(
+            redirected(&candidate_buckets("eu-west-1")[1], "https://127.0.0.1:8443"),
+            "https://127.0.0.1:8443/aws-patch-manager-eu-west-1/"
         );
         assert_eq!(
             redirected(&url(&spec, "eu-west-1"), "https://127.0.0.1:8443/"),

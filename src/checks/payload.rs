@@ -6,6 +6,7 @@
 
 use super::common::{call_outcome, node_ssm};
 use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::aws::patching::CallError;
 use crate::aws::payload::{self, Reach};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
@@ -36,6 +37,9 @@ pub fn plan(ctx: &Context) -> super::Check {
                 .unwrap_or_else(|| id.region.clone());
             let content = match payload::document(&ssm).await {
                 Ok(c) => c,
+                Err(denied @ CallError::Denied { .. }) => {
+                    return without_document(&ctx, &region, &denied).await
+                }
                 Err(e) => return call_outcome(&e),
             };
             let Some(spec) = payload::spec_from_document(&content) else {
@@ -45,29 +49,11 @@ pub fn plan(ctx: &Context) -> super::Check {
                 );
             };
             let url = payload::url(&spec, &region);
-            // `endpoints.urls.payload` sends the request elsewhere (a mirror; a test's fake).
-            let asked = match ctx.settings.endpoints.urls.get("payload") {
-                Some(base) => payload::redirected(&url, base),
-                None => url.clone(),
-            };
-            let http = match ctx.aws_http().await {
+            let http = match client(&ctx).await {
                 Ok(h) => h,
-                Err(e) => {
-                    return Outcome::error(
-                        format!("cannot set up the HTTPS client: {e}"),
-                        "Fix the agent's proxy setting or endpoints.ca_bundle.",
-                    )
-                }
+                Err(o) => return o,
             };
-            let bound = ctx.settings.endpoints.timeout;
-            let reach = tokio::time::timeout(bound, payload::head(&http, &asked))
-                .await
-                .unwrap_or_else(|_| {
-                    Reach::Unreachable(format!(
-                        "no answer within {}",
-                        humantime::format_duration(bound)
-                    ))
-                });
+            let (asked, reach) = ask(&ctx, &http, &url).await;
             let outcome = judge(&url, &reach);
             if asked != url {
                 outcome.detail("asked", asked)
@@ -79,12 +65,93 @@ pub fn plan(ctx: &Context) -> super::Check {
     })
 }
 
-pub fn judge(url: &str, reach: &Reach) -> Outcome {
-    let host = url
-        .split("://")
+async fn client(ctx: &Context) -> Result<reqwest::Client, Outcome> {
+    ctx.aws_http().await.map_err(|e| {
+        Outcome::error(
+            format!("cannot set up the HTTPS client: {e}"),
+            "Fix the agent's proxy setting or endpoints.ca_bundle.",
+        )
+    })
+}
+
+/// An anonymous HEAD of `url` within `endpoints.timeout`, sent where
+/// `endpoints.urls.payload` says (a mirror; a test's fake): what was asked
+/// and how it answered.
+async fn ask(ctx: &Context, http: &reqwest::Client, url: &str) -> (String, Reach) {
+    let asked = match ctx.settings.endpoints.urls.get("payload") {
+        Some(base) => payload::redirected(url, base),
+        None => url.to_string(),
+    };
+    let bound = ctx.settings.endpoints.timeout;
+    let reach = tokio::time::timeout(bound, payload::head(http, &asked))
+        .await
+        .unwrap_or_else(|_| {
+            Reach::Unreachable(format!(
+                "no answer within {}",
+                humantime::format_duration(bound)
+            ))
+        });
+    (asked, reach)
+}
+
+/// Without the document (`ssm:GetDocument` denied) the payload's object
+/// cannot be named, but the hosts its rules choose from can be reached or
+/// not: none answering fails as the patch run would; one answering is a
+/// skip, since a policy that denies the object itself was not looked at.
+async fn without_document(ctx: &Context, region: &str, denied: &CallError) -> Outcome {
+    let http = match client(ctx).await {
+        Ok(h) => h,
+        Err(o) => return o,
+    };
+    let asks = payload::candidate_buckets(region).into_iter().map(|url| {
+        let http = &http;
+        async move {
+            let (_, reach) = ask(ctx, http, &url).await;
+            (url, reach)
+        }
+    });
+    let reached = futures_util::future::join_all(asks).await;
+    judge_without_document(&denied.to_string(), &reached)
+}
+
+fn host_of(url: &str) -> &str {
+    url.split("://")
         .nth(1)
         .and_then(|r| r.split('/').next())
-        .unwrap_or(url);
+        .unwrap_or(url)
+}
+
+pub fn judge_without_document(denied: &str, reached: &[(String, Reach)]) -> Outcome {
+    let said = |reach: &Reach| match reach {
+        Reach::Status(s) => format!("answers HTTP {s}"),
+        Reach::Unreachable(why) => format!("cannot be reached: {why}"),
+    };
+    let hosts: Vec<&str> = reached.iter().map(|(u, _)| host_of(u)).collect();
+    let each = reached
+        .iter()
+        .map(|(u, r)| format!("{} {}", host_of(u), said(r)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let outcome = if reached
+        .iter()
+        .all(|(_, r)| matches!(r, Reach::Unreachable(_)))
+    {
+        Outcome::fail(
+            format!("no host the patch payload is downloaded from can be reached ({each}); the patch run would exit 156, \"Unable to download payload\""),
+            format!("Give the node a way to {} on 443: a NAT gateway, the agent's proxy, or an S3 gateway endpoint (whose policy allows the patch buckets). Add ssm:GetDocument to the node's role to have the payload itself checked ({denied}).", hosts.join(" or ")),
+        )
+    } else {
+        Outcome::skip(format!(
+            "{denied}, so the payload's object could not be named: {each}, but whether a policy lets this node download the payload was not looked at; add ssm:GetDocument to the node's role to have this checked (optional; /usr/share/ssm-preflight/iam/ssm-preflight-policy.json lists it)"
+        ))
+    };
+    reached
+        .iter()
+        .fold(outcome, |o, (u, r)| o.detail(host_of(u), said(r)))
+}
+
+pub fn judge(url: &str, reach: &Reach) -> Outcome {
+    let host = host_of(url);
     let outcome = match reach {
         Reach::Status(s) if (200..300).contains(s) => Outcome::pass(format!("the patch payload answers (HTTP {s}): {url}")),
         Reach::Status(403) => Outcome::fail(
@@ -135,5 +202,40 @@ mod tests {
             .remedy
             .unwrap()
             .contains("arn:aws:s3:::aws-patch-manager-ap-southeast-5/*"));
+    }
+
+    #[test]
+    fn without_the_document_the_hosts_are_reached_or_not() {
+        let denied = "ssm:GetDocument answered AccessDeniedException: not authorized";
+        let buckets = crate::aws::payload::candidate_buckets("eu-west-1");
+        let gone = |why: &str| Reach::Unreachable(why.to_string());
+        let none = judge_without_document(
+            denied,
+            &[
+                (buckets[0].clone(), gone("timed out connecting")),
+                (buckets[1].clone(), gone("DNS: no such host")),
+            ],
+        );
+        assert_eq!(none.status, Status::Fail);
+        assert!(none.summary.contains("s3.dualstack.eu-west-1.amazonaws.com cannot be reached: timed out connecting; aws-patch-manager-eu-west-1.s3-accelerate.dualstack.amazonaws.com cannot be reached: DNS: no such host"), "{}", none.summary);
+        assert!(none.summary.contains("exit 156"));
+        assert!(none.remedy.unwrap().contains("Add ssm:GetDocument"));
+        // One host answering: the network path is open, the object unseen.
+        let one = judge_without_document(
+            denied,
+            &[
+                (buckets[0].clone(), Reach::Status(403)),
+                (buckets[1].clone(), gone("timed out connecting")),
+            ],
+        );
+        assert_eq!(one.status, Status::Skip);
+        assert!(one.summary.starts_with(denied), "{}", one.summary);
+        assert!(one
+            .summary
+            .contains("s3.dualstack.eu-west-1.amazonaws.com answers HTTP 403"));
+        assert_eq!(
+            one.details["s3.dualstack.eu-west-1.amazonaws.com"],
+            "answers HTTP 403"
+        );
     }
 }

@@ -26,10 +26,13 @@ fn is_journal_stream(fd: BorrowedFd<'_>, journal_stream: Option<&str>) -> bool {
 }
 
 pub fn init(verbose: u8) {
+    // The libraries' own info lines stay out below -vv: aws-config logs the
+    // credentials it loaded (their access key ID) at info, and the daemon
+    // runs at info into the journal.
     let level = match verbose {
         0 => "warn",
-        1 => "info",
-        2 => "debug",
+        1 => "warn,ssm_preflight=info",
+        2 => "info,ssm_preflight=debug",
         _ => "trace",
     };
     // RUST_LOG, when set, says more precisely what to show.

@@ -49,6 +49,35 @@ fn tail(path: &std::path::Path) -> std::io::Result<Option<(SystemTime, String)>>
     Ok(Some((meta.modified()?, text)))
 }
 
+/// The time zone the host's programs write local time in: the TZif file
+/// `<root>/etc/localtime`, named after its link into the zoneinfo tree;
+/// UTC when there is none or it cannot be read.
+///
+/// Read here instead of with jiff's `TimeZone::system()`: that looks the
+/// link's name up in jiff's zoneinfo database, which lists the whole of
+/// `/usr/share/zoneinfo` (some 20 directories and 600 files) on first use,
+/// in every run; and it would read this machine's zone, not the root's.
+pub fn local_timezone(root: &Root) -> jiff::tz::TimeZone {
+    // A TZif file is a few KiB; anything far larger is not one.
+    const MAX: u64 = 256 * 1024;
+    let path = root.path("/etc/localtime");
+    let name = std::fs::read_link(&path)
+        .ok()
+        .and_then(|target| {
+            let target = target.to_string_lossy().into_owned();
+            target
+                .split_once("zoneinfo/")
+                .map(|(_, name)| name.to_string())
+        })
+        .unwrap_or_else(|| "localtime".to_string());
+    let data = std::fs::metadata(&path)
+        .ok()
+        .filter(|m| m.is_file() && m.len() <= MAX)
+        .and_then(|_| std::fs::read(&path).ok());
+    data.and_then(|bytes| jiff::tz::TimeZone::tzif(&name, &bytes).ok())
+        .unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
 pub fn gather(root: &Root, tz: &jiff::tz::TimeZone) -> Facts {
     let mut facts = Facts::default();
     for path in [AGENT_LOG, ERRORS_LOG] {
@@ -87,4 +116,48 @@ pub fn error_lines(text: &str, tz: &jiff::tz::TimeZone) -> Vec<ErrorLine> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARIS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/zoneinfo/Europe/Paris"
+    );
+
+    fn offset_in_july(tz: &jiff::tz::TimeZone) -> i32 {
+        let t: jiff::Timestamp = "2026-07-01T12:00:00Z".parse().unwrap();
+        tz.to_offset(t).seconds()
+    }
+
+    #[test]
+    fn the_roots_localtime_named_by_its_link() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        let localtime = root.path().join("etc/localtime");
+        let root_of = |dir: &std::path::Path| Root::new(dir.to_path_buf());
+        // No /etc/localtime: UTC.
+        let none = local_timezone(&root_of(root.path()));
+        assert_eq!(offset_in_july(&none), 0);
+        // A link into a zoneinfo tree, as Debian and Amazon Linux make it.
+        std::os::unix::fs::symlink(PARIS, &localtime).unwrap();
+        let linked = local_timezone(&root_of(root.path()));
+        assert_eq!(linked.iana_name(), Some("Europe/Paris"));
+        assert_eq!(offset_in_july(&linked), 2 * 3600);
+        // A copy: the same zone, without a name.
+        std::fs::remove_file(&localtime).unwrap();
+        std::fs::copy(PARIS, &localtime).unwrap();
+        assert_eq!(
+            offset_in_july(&local_timezone(&root_of(root.path()))),
+            2 * 3600
+        );
+        // Not a TZif file, or a FIFO (never opened: it would block): UTC.
+        std::fs::write(&localtime, "not a zone").unwrap();
+        assert_eq!(offset_in_july(&local_timezone(&root_of(root.path()))), 0);
+        std::fs::remove_file(&localtime).unwrap();
+        nix::unistd::mkfifo(&localtime, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(offset_in_july(&local_timezone(&root_of(root.path()))), 0);
+    }
 }

@@ -6,6 +6,7 @@ pub mod agent_log;
 pub mod credentials;
 pub mod disk;
 pub mod locks;
+pub mod memory;
 pub mod mode;
 pub mod mounts;
 pub mod os_release;

@@ -261,6 +261,9 @@ async fn serve(
     };
     let mut machine = Machine::default();
     let mut spool: Option<Spool> = None;
+    // Set when the loop did a run or a send: the code they touched is
+    // handed back to the kernel before the daemon sleeps.
+    let mut worked = false;
     notify(&[
         NotifyState::Ready,
         NotifyState::Status("ready: first run starting"),
@@ -321,6 +324,9 @@ async fn serve(
                 _ => None,
             };
         }
+        if std::mem::take(&mut worked) {
+            release_code_pages();
+        }
         tokio::select! {
             woke = timer::sleep_until(SystemTime::from(wake_at)), if wake != Wake::Never => {
                 match woke {
@@ -341,11 +347,13 @@ async fn serve(
                             break;
                         }
                         planner.ran(Timestamp::now(), why, fastrand::f64());
+                        worked = true;
                     }
                     Wake::Send => {
                         if !send(&prepared, &mut machine, &mut spool, &mut recorder, &view, &mut signals, &mut watchdog).await {
                             break;
                         }
+                        worked = true;
                     }
                     Wake::WriteState => {
                         if let Some(s) = &spool {
@@ -376,6 +384,7 @@ async fn serve(
                     break;
                 }
                 planner.ran(Timestamp::now(), Why::Baseline, fastrand::f64());
+                worked = true;
             }
             _ = signals.hangup.recv() => {
                 if let Err(e) = machine.reload() {
@@ -421,6 +430,30 @@ async fn serve(
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("ssm-preflight daemon stopped");
     Ok(0)
+}
+
+/// Hands the binary's pages back to the kernel once a run or a send is
+/// done (`host::memory` says why). Where the kernel refuses (before Linux
+/// 5.4, a seccomp filter without madvise) it is said once and not tried
+/// again: the daemon then simply keeps its pages.
+fn release_code_pages() {
+    static REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if REFUSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    match crate::host::memory::release_code_pages() {
+        Ok(r) => tracing::debug!(
+            before_kb = r.before_kb,
+            after_kb = r.after_kb,
+            "handed the binary's pages back until the next run: RSS {} kB -> {} kB",
+            r.before_kb,
+            r.after_kb
+        ),
+        Err(e) => {
+            REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("the binary's pages stay resident between runs: {e}");
+        }
+    }
 }
 
 /// The socket's answers: `status` for anyone who may connect, `refresh`

@@ -71,11 +71,24 @@ async fn run_with_latest(
     payload: Payload,
 ) -> Value {
     let (l, s3_addr) = fake_aws::listener().await;
-    let mut objects = vec![fake_aws::S3Object {
-        path: "/amazon-ssm-eu-west-1/latest/VERSION".into(),
-        status: 200,
-        body: format!("{latest}\n"),
-    }];
+    // An anonymous HEAD of a bucket S3 does not list for everyone: 403.
+    let mut objects = vec![
+        fake_aws::S3Object {
+            path: "/amazon-ssm-eu-west-1/latest/VERSION".into(),
+            status: 200,
+            body: format!("{latest}\n"),
+        },
+        fake_aws::S3Object {
+            path: "/aws-ssm-eu-west-1/".into(),
+            status: 403,
+            body: String::new(),
+        },
+        fake_aws::S3Object {
+            path: "/aws-patch-manager-eu-west-1/".into(),
+            status: 403,
+            body: String::new(),
+        },
+    ];
     // eu-west-1 keeps the old bucket: path-style on s3.dualstack.
     if let Payload::Answers(status) = payload {
         objects.push(fake_aws::S3Object {
@@ -144,6 +157,11 @@ async fn run_with_latest(
         .unwrap()
     });
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // -v says what the run did, not which credentials it loaded.
+    assert!(
+        !stderr.contains("AKIDTESTFAKESSM"),
+        "the credentials' key ID reached the log: {stderr}"
+    );
     // -v names the AWS side's critical path: the slowest check off the host.
     assert!(
         stderr.contains("the AWS side's critical path is "),
@@ -418,19 +436,48 @@ async fn a_payload_denied_or_unreachable_fails_with_exit_156_named() {
         assert!(summary(&json, "payload.reachable").starts_with(want), "{c:#}");
         assert!(summary(&json, "payload.reachable").contains("exit 156"), "{c:#}");
     }
-    // Without ssm:GetDocument, where the payload is cannot be told: skip, naming it.
-    let (ssm, addr, ca) = ssm_site().await;
-    ssm.lock().unwrap().cloud = healthy();
-    ssm.lock().unwrap().deny_actions = vec!["GetDocument".into()];
-    let json = run(
-        ssm,
-        addr,
-        &ca,
-        StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
-    )
-    .await;
-    assert_eq!(check(&json, "payload.reachable")["status"], "skip");
-    assert!(summary(&json, "payload.reachable").contains("add ssm:GetDocument to the node's role"));
+    // Without ssm:GetDocument the object cannot be named: the hosts the
+    // document's rules choose from answering is a skip naming the action;
+    // none answering fails as the patch run would.
+    for (payload, status, want) in [
+        (
+            Payload::Answers(200),
+            "skip",
+            "s3.dualstack.eu-west-1.amazonaws.com answers HTTP 403; aws-patch-manager-eu-west-1.s3-accelerate.dualstack.amazonaws.com answers HTTP 403",
+        ),
+        (
+            Payload::Silent,
+            "fail",
+            "no host the patch payload is downloaded from can be reached (s3.dualstack.eu-west-1.amazonaws.com cannot be reached: no answer within 1s;",
+        ),
+    ] {
+        let (ssm, addr, ca) = ssm_site().await;
+        ssm.lock().unwrap().cloud = healthy();
+        ssm.lock().unwrap().deny_actions = vec!["GetDocument".into()];
+        let json = run_with_latest(
+            ssm,
+            addr,
+            &ca,
+            StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+            "3.3.1142.0",
+            payload,
+        )
+        .await;
+        let c = check(&json, "payload.reachable");
+        assert_eq!(c["status"], status, "{c:#}");
+        let said = summary(&json, "payload.reachable");
+        assert!(said.contains(want), "{c:#}");
+        let advice = if status == "skip" {
+            said
+        } else {
+            c["remedy"].as_str().unwrap().to_string()
+        };
+        assert!(
+            advice.contains("add ssm:GetDocument to the node's role")
+                || advice.contains("Add ssm:GetDocument to the node's role"),
+            "{c:#}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,18 @@ impl Daemon {
         env: &[(&str, String)],
         state: Option<&str>,
     ) -> Daemon {
+        Daemon::start_binary(config, root, env, state, false)
+    }
+
+    /// As `start_with`; with `own_copy`, from a copy of the binary no other
+    /// process maps (the suite runs the same binary in parallel tests).
+    pub(crate) fn start_binary(
+        config: &str,
+        root: tempfile::TempDir,
+        env: &[(&str, String)],
+        state: Option<&str>,
+        own_copy: bool,
+    ) -> Daemon {
         let dirs = tempfile::tempdir().unwrap();
         for d in ["state", "run"] {
             std::fs::create_dir(dirs.path().join(d)).unwrap();
@@ -53,7 +65,12 @@ impl Daemon {
         .unwrap();
         // systemd names the watched process in WATCHDOG_PID; `exec` keeps the shell's PID.
         let cmd = common::command(root.path(), &config_path, &["daemon"]);
-        let program = cmd.get_program().to_owned();
+        let mut program = cmd.get_program().to_owned();
+        if own_copy {
+            let copy = dirs.path().join("ssm-preflight");
+            std::fs::copy(&program, &copy).unwrap();
+            program = copy.into_os_string();
+        }
         let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
         let mut shell = Command::new("sh");
         shell
@@ -139,6 +156,82 @@ fn text(out: &std::process::Output) -> String {
 }
 
 const CONFIG: &str = "[daemon]\ninterval = \"6h\"\n[metrics]\ntextfile = \"{DIR}/ssm_preflight.prom\"\n\n[[window]]\nname = \"production-linux\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\ntimezone = \"Europe/Paris\"\n";
+
+/// The file pages (kB) of its own executable `pid` has resident: the Rss of
+/// those mappings less their anonymous (relocated, copied-on-write) pages.
+fn executable_rss_kb(pid: u32) -> u64 {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let exe = exe.to_string_lossy();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut ours = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            ours = line.ends_with(&*exe);
+        } else if ours {
+            let kb = |v: &str| v.trim().trim_end_matches(" kB").parse::<i64>().unwrap();
+            if let Some(v) = line.strip_prefix("Rss:") {
+                total += kb(v);
+            } else if let Some(v) = line.strip_prefix("Anonymous:") {
+                total -= kb(v);
+            }
+        }
+    }
+    total as u64
+}
+
+#[test]
+fn between_runs_the_binarys_pages_are_handed_back() {
+    // The kernel leaves alone the pages another process maps too: the
+    // daemon runs from a copy of the binary that only it maps.
+    let d = Daemon::start_binary(
+        CONFIG,
+        common::fixture_root("debian12-clean"),
+        &[("RUST_LOG", "ssm_preflight=debug".into())],
+        None,
+        true,
+    );
+    d.wait_for("STATUS=last run");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = d.log();
+        if let Some(l) = log
+            .lines()
+            .find(|l| l.contains("handed the binary's pages back"))
+        {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "no release after the run: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let kb = |key: &str| -> u64 {
+        let at = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (before, after) = (kb("before_kb="), kb("after_kb="));
+    assert!(after < before, "{line}");
+    // Measured from outside: the executable's pages the run touched are
+    // no longer resident (a few pages of the loop come back at once).
+    let exe_now = executable_rss_kb(d.child.id());
+    assert!(
+        exe_now < (before - after) / 2,
+        "{exe_now} kB of the executable resident; {line}"
+    );
+    // And the code comes back when it is needed: the socket answers.
+    let out = d.cli(&["status", "--json"]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    assert_eq!(json["daemon_running"], true);
+}
 
 #[test]
 fn notify_status_reload_and_stop() {

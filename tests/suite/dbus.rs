@@ -136,7 +136,7 @@ async fn snap_agent_active_uses_the_snap_binary() {
     assert_eq!(service.status, Status::Pass, "{service:#?}");
     assert_eq!(service.details["unit"], SNAP);
     let version = find(&results, "agent.version");
-    assert_eq!(version.status, Status::Warn);
+    assert_eq!(version.status, Status::Fail);
     assert!(version.summary.contains("2.3.1319.0 is older than 3.0.502"));
     assert!(version
         .remedy

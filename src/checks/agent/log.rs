@@ -26,8 +26,11 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
             .ok()
             .map(|u| u.in_use().is_some());
         let root = ctx.root.clone();
-        let tz = jiff::tz::TimeZone::system();
-        let facts = match tokio::task::spawn_blocking(move || gather(&root, &tz)).await {
+        let facts = match tokio::task::spawn_blocking(move || {
+            gather(&root, &crate::host::agent_log::local_timezone(&root))
+        })
+        .await
+        {
             Ok(f) => f,
             Err(e) => {
                 return Outcome::error(

@@ -173,10 +173,13 @@ pub fn judge(output: &str, minimum: &str, snap: bool) -> Outcome {
     } else {
         "the SSM document `AWS-UpdateSSMAgent` on this node, or your package manager's update of amazon-ssm-agent"
     };
+    // Below the minimum fails: such an agent cannot run
+    // AWS-RunPatchBaselineWithHooks (nor this tool's pre-install gate), and
+    // one that old misses the fixes the current patch documents rely on.
     let outcome = if version::compare(found, minimum) == std::cmp::Ordering::Less {
-        Outcome::warn(
+        Outcome::fail(
             format!("amazon-ssm-agent {found} is older than {minimum}, the oldest that runs AWS-RunPatchBaselineWithHooks"),
-            format!("Update the agent with {update}."),
+            format!("Update the agent with {update}, then run `ssm-preflight check --only agent.version`."),
         )
     } else {
         Outcome::pass(format!("amazon-ssm-agent {found} (at least {minimum})"))
@@ -202,7 +205,7 @@ mod tests {
             Status::Pass
         );
         let old = judge("SSM Agent version: 2.3.1319.0", "3.0.502", true);
-        assert_eq!(old.status, Status::Warn);
+        assert_eq!(old.status, Status::Fail);
         assert!(old.summary.contains("2.3.1319.0 is older than 3.0.502"));
         assert!(old.remedy.unwrap().contains("snap refresh"));
         assert_eq!(
