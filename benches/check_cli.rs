@@ -13,7 +13,8 @@
 //!
 //! `SSM_PREFLIGHT_BENCH_ONLY=ec2` (or `host`, `dbus`, `blackholed`, comma
 //! separated) runs only those scenarios; `SSM_PREFLIGHT_BENCH_WRAP` runs
-//! the binary under a profiler (`strace -f -c -A -o FILE`).
+//! the binary under a profiler (`strace -f -c -A -o FILE`);
+//! `SSM_PREFLIGHT_BENCH_BIN` runs another binary than the one cargo built.
 //!
 //! Every run's JSON is read and must be what the scenario claims (a
 //! healthy site's checks pass, a black-holed endpoint fails, …): a figure
@@ -107,7 +108,11 @@ fn wanted(scenario: &str) -> bool {
 /// `SSM_PREFLIGHT_BENCH_WRAP` runs it under another command for a profile
 /// (`strace -f -c -A -o /tmp/calls`); the figures then include the wrapper.
 fn preflight(root: &Path, config: &Path, args: &[&str]) -> Command {
-    let bin = env!("CARGO_BIN_EXE_ssm-preflight");
+    // SSM_PREFLIGHT_BENCH_BIN measures another build, or a copy of this one
+    // (BENCHMARKS.md, "How the binary's file was written").
+    let bin = std::env::var("SSM_PREFLIGHT_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ssm-preflight").to_string());
+    let bin = bin.as_str();
     let wrap = std::env::var("SSM_PREFLIGHT_BENCH_WRAP").unwrap_or_default();
     let mut words = wrap.split_whitespace();
     let mut cmd = match words.next() {

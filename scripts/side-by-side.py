@@ -7,11 +7,14 @@ Runs `check --only <the five checks the host group had before the cloud
 half> --json` on the clean fixture root and on the real root, RUNS times
 each (default 100), alternating which build goes first, and prints the
 median wall time and the median CPU time (user + system, from wait4) of
-each build. Peak RSS is not printed: a child forked from Python starts
+each build. Both binaries are copied first: how a file entered the page
+cache changes how a run faults it in (BENCHMARKS.md, "How the binary's
+file was written"), and copies are in the same state. Peak RSS is not printed: a child forked from Python starts
 with Python's own pages counted in its high-water mark; `cargo bench
 --bench check_cli` measures it from a spawned child.
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,9 +45,9 @@ def run(binary, root, config):
 
 
 def main():
-    old, new = sys.argv[1], sys.argv[2]
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 100
-    with tempfile.NamedTemporaryFile("w", suffix=".toml") as config:
+    with tempfile.TemporaryDirectory() as scratch, tempfile.NamedTemporaryFile("w", suffix=".toml") as config:
+        old, new = (shutil.copy(sys.argv[i], os.path.join(scratch, name)) for i, name in ((1, "old"), (2, "new")))
         for root, label in [(os.path.join(ROOT, "tests/fixtures/debian12-clean"), "fixture root"), ("/", "real root")]:
             times = {"old": [], "new": []}
             for i in range(runs):

@@ -4,8 +4,8 @@
 
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, BorrowedFd};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
-use tracing_subscriber::EnvFilter;
 
 /// Whether `fd` is the stream systemd connected to the journal, per
 /// systemd.exec(5): `JOURNAL_STREAM` holds its device and inode, which an
@@ -25,18 +25,33 @@ fn is_journal_stream(fd: BorrowedFd<'_>, journal_stream: Option<&str>) -> bool {
     }
 }
 
-pub fn init(verbose: u8) {
-    // The libraries' own info lines stay out below -vv: aws-config logs the
-    // credentials it loaded (their access key ID) at info, and the daemon
-    // runs at info into the journal.
-    let level = match verbose {
+/// What `-v` shows, as filter directives. The libraries' own info lines
+/// stay out below -vv: aws-config logs the credentials it loaded (their
+/// access key ID) at info, and the daemon runs at info into the journal.
+fn directives(verbose: u8) -> &'static str {
+    match verbose {
         0 => "warn",
         1 => "warn,ssm_preflight=info",
         2 => "info,ssm_preflight=debug",
         _ => "trace",
-    };
-    // RUST_LOG, when set, says more precisely what to show.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    }
+}
+
+pub fn init(verbose: u8) {
+    let level = directives(verbose);
+    // RUST_LOG, when set, says more precisely what to show: `target=level`
+    // directives, as `Targets` reads them. (Not `EnvFilter`: its span and
+    // field filters bring the regex engine and its Unicode tables into the
+    // binary, which every run maps; nobody filters this tool's logs by a
+    // field's value.)
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| {
+            level
+                .parse()
+                .expect("the built-in levels are valid directives")
+        });
     let journal_stream = std::env::var("JOURNAL_STREAM").ok();
     if is_journal_stream(std::io::stderr().as_fd(), journal_stream.as_deref()) {
         if let Ok(journald) = tracing_journald::layer() {
@@ -73,6 +88,22 @@ mod tests {
     fn dev_ino(fd: BorrowedFd<'_>) -> String {
         let st = nix::sys::stat::fstat(fd).unwrap();
         format!("{}:{}", st.st_dev, st.st_ino)
+    }
+
+    #[test]
+    fn the_libraries_info_lines_need_vv() {
+        use tracing::Level;
+        let parsed = |v: u8| directives(v).parse::<Targets>().unwrap();
+        let ours = "ssm_preflight::run::service";
+        let sdk = "aws_config::profile::credentials";
+        assert!(!parsed(0).would_enable(ours, &Level::INFO));
+        assert!(parsed(0).would_enable(sdk, &Level::WARN));
+        assert!(parsed(1).would_enable(ours, &Level::INFO));
+        assert!(!parsed(1).would_enable(sdk, &Level::INFO));
+        assert!(parsed(2).would_enable(ours, &Level::DEBUG));
+        assert!(parsed(2).would_enable(sdk, &Level::INFO));
+        assert!(!parsed(2).would_enable(sdk, &Level::DEBUG));
+        assert!(parsed(3).would_enable(sdk, &Level::TRACE));
     }
 
     #[test]
