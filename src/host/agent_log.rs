@@ -60,16 +60,20 @@ fn tail(path: &std::path::Path) -> std::io::Result<Option<(SystemTime, String)>>
 pub fn local_timezone(root: &Root) -> jiff::tz::TimeZone {
     // A TZif file is a few KiB; anything far larger is not one.
     const MAX: u64 = 256 * 1024;
-    let path = root.path("/etc/localtime");
-    let name = std::fs::read_link(&path)
-        .ok()
-        .and_then(|target| {
-            let target = target.to_string_lossy().into_owned();
-            target
-                .split_once("zoneinfo/")
-                .map(|(_, name)| name.to_string())
+    let link = root.path("/etc/localtime");
+    let target = std::fs::read_link(&link).ok();
+    let name = target
+        .as_ref()
+        .and_then(|t| {
+            let t = t.to_string_lossy();
+            t.split_once("zoneinfo/").map(|(_, name)| name.to_string())
         })
         .unwrap_or_else(|| "localtime".to_string());
+    // An absolute link points into the root's own tree, not this machine's.
+    let path = match &target {
+        Some(t) if t.is_absolute() => root.path(&t.to_string_lossy()),
+        _ => link,
+    };
     let data = std::fs::metadata(&path)
         .ok()
         .filter(|m| m.is_file() && m.len() <= MAX)
@@ -141,11 +145,22 @@ mod tests {
         // No /etc/localtime: UTC.
         let none = local_timezone(&root_of(root.path()));
         assert_eq!(offset_in_july(&none), 0);
-        // A link into a zoneinfo tree, as Debian and Amazon Linux make it.
-        std::os::unix::fs::symlink(PARIS, &localtime).unwrap();
+        // A link into the root's zoneinfo tree, as Debian and Amazon Linux
+        // make it: absolute, so read under the root.
+        // (A zone only the root has: this machine's would not be found.)
+        let zoneinfo = root.path().join("usr/share/zoneinfo/Test");
+        std::fs::create_dir_all(&zoneinfo).unwrap();
+        std::fs::copy(PARIS, zoneinfo.join("Only_In_Root")).unwrap();
+        std::os::unix::fs::symlink("/usr/share/zoneinfo/Test/Only_In_Root", &localtime).unwrap();
         let linked = local_timezone(&root_of(root.path()));
-        assert_eq!(linked.iana_name(), Some("Europe/Paris"));
+        assert_eq!(linked.iana_name(), Some("Test/Only_In_Root"));
         assert_eq!(offset_in_july(&linked), 2 * 3600);
+        // A relative link, followed as the file system does.
+        std::fs::remove_file(&localtime).unwrap();
+        std::os::unix::fs::symlink("../usr/share/zoneinfo/Test/Only_In_Root", &localtime).unwrap();
+        let relative = local_timezone(&root_of(root.path()));
+        assert_eq!(relative.iana_name(), Some("Test/Only_In_Root"));
+        assert_eq!(offset_in_july(&relative), 2 * 3600);
         // A copy: the same zone, without a name.
         std::fs::remove_file(&localtime).unwrap();
         std::fs::copy(PARIS, &localtime).unwrap();
