@@ -88,8 +88,11 @@ pub fn release_code_pages() -> Result<Released, ReleaseError> {
             continue;
         };
         // SAFETY: the range is a read-only mapping of our own executable,
-        // taken from /proc/self/maps; MADV_PAGEOUT only drops clean file
-        // pages, which fault back with the same contents, so no memory the
+        // taken from /proc/self/maps. MADV_PAGEOUT reclaims pages without
+        // changing what they hold: clean file pages are dropped and read
+        // again on the next access; the relocated, copied-on-write pages of
+        // the read-only-after-relocation mapping go to swap if there is any
+        // and come back unchanged (without swap they stay). No memory the
         // program can observe changes.
         unsafe { nix::sys::mman::madvise(addr, len, nix::sys::mman::MmapAdvise::MADV_PAGEOUT) }
             .map_err(ReleaseError::Refused)?;
