@@ -26,13 +26,14 @@ fn is_journal_stream(fd: BorrowedFd<'_>, journal_stream: Option<&str>) -> bool {
 }
 
 /// What `-v` shows, as filter directives. The libraries' own info lines
-/// stay out below -vv: aws-config logs the credentials it loaded (their
-/// access key ID) at info, and the daemon runs at info into the journal.
+/// stay out below -vv, and aws-config's profile credentials module, which
+/// logs the credentials it loaded (their access key ID) at info, below
+/// -vvv: the daemon runs at info into the journal.
 fn directives(verbose: u8) -> &'static str {
     match verbose {
         0 => "warn",
         1 => "warn,ssm_preflight=info",
-        2 => "info,ssm_preflight=debug",
+        2 => "info,ssm_preflight=debug,aws_config::profile::credentials=warn",
         _ => "trace",
     }
 }
@@ -101,8 +102,10 @@ mod tests {
         assert!(parsed(1).would_enable(ours, &Level::INFO));
         assert!(!parsed(1).would_enable(sdk, &Level::INFO));
         assert!(parsed(2).would_enable(ours, &Level::DEBUG));
-        assert!(parsed(2).would_enable(sdk, &Level::INFO));
-        assert!(!parsed(2).would_enable(sdk, &Level::DEBUG));
+        assert!(!parsed(2).would_enable(sdk, &Level::INFO));
+        assert!(!parsed(2).would_enable("aws_config::profile::credentials::exec", &Level::INFO));
+        assert!(parsed(2).would_enable("aws_smithy_runtime::client", &Level::INFO));
+        assert!(!parsed(2).would_enable("aws_smithy_runtime::client", &Level::DEBUG));
         assert!(parsed(3).would_enable(sdk, &Level::TRACE));
     }
 
