@@ -298,7 +298,6 @@ pub fn dry_run(report: &Report, root: &Root) -> String {
 mod tests {
     use super::*;
     use crate::checks::{Group, Severity};
-    use crate::host::mode::Mode;
     use crate::run::report::HostSummary;
     use std::collections::BTreeMap;
 
@@ -320,13 +319,7 @@ mod tests {
     }
 
     fn report(checks: Vec<CheckResult>) -> Report {
-        let host = HostSummary {
-            mode: Mode::Local,
-            instance_id: None,
-            region: None,
-            patch_group: None,
-            os: None,
-        };
+        let host = HostSummary::local();
         Report::new(host, std::time::UNIX_EPOCH, Duration::ZERO, checks)
     }
 

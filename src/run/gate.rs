@@ -126,7 +126,6 @@ pub fn verdict(report: &Report, settings: &GateSettings, source: &str) -> (Strin
 mod tests {
     use super::*;
     use crate::checks::{Group, Severity};
-    use crate::host::mode::Mode;
     use crate::run::report::HostSummary;
     use std::collections::BTreeMap;
 
@@ -145,13 +144,7 @@ mod tests {
     }
 
     fn report(checks: Vec<CheckResult>) -> Report {
-        let host = HostSummary {
-            mode: Mode::Local,
-            instance_id: None,
-            region: None,
-            patch_group: None,
-            os: None,
-        };
+        let host = HostSummary::local();
         Report::new(
             host,
             std::time::UNIX_EPOCH,

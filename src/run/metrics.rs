@@ -109,7 +109,6 @@ pub fn write(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::checks::{CheckResult, Group, Severity};
-    use crate::host::mode::Mode;
     use crate::run::report::HostSummary;
 
     #[test]
@@ -125,13 +124,7 @@ mod tests {
             details: Default::default(),
             duration_ms: 0,
         };
-        let host = HostSummary {
-            mode: Mode::Local,
-            instance_id: None,
-            region: None,
-            patch_group: None,
-            os: None,
-        };
+        let host = HostSummary::local();
         let mut report = Report::new(
             host,
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),

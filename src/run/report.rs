@@ -56,6 +56,20 @@ pub struct HostSummary {
     pub os: Option<String>,
 }
 
+#[cfg(test)]
+impl HostSummary {
+    /// A host in local mode that knows nothing more: the tests' reports.
+    pub fn local() -> HostSummary {
+        HostSummary {
+            mode: crate::host::mode::Mode::Local,
+            instance_id: None,
+            region: None,
+            patch_group: None,
+            os: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub version: String,
