@@ -43,6 +43,9 @@ struct Sample {
     max_rss_kib: i64,
     /// User and system time of the binary (its own CPU, not the fakes').
     cpu: Duration,
+    /// Minor page faults: how much of the binary a run maps (BENCHMARKS.md,
+    /// "Hot functions first").
+    faults: i64,
 }
 
 /// What a scenario's run must show: a check by ID with one of the statuses.
@@ -93,6 +96,7 @@ fn run_once(cmd: &mut Command, out: &Path, expect: Expect) -> Sample {
         wall,
         max_rss_kib: usage.ru_maxrss,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        faults: usage.ru_minflt,
     }
 }
 
@@ -163,11 +167,14 @@ fn report(
     let max_rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap() as f64 / 1024.0;
     let mut cpu: Vec<Duration> = samples.iter().map(|s| s.cpu).collect();
     cpu.sort();
+    let mut faults: Vec<i64> = samples.iter().map(|s| s.faults).collect();
+    faults.sort();
     println!(
-        "{label:<36} runs={runs} wall median={median:.2} ms p90={p90:.2} ms min={:.2} ms max={:.2} ms  CPU median={:.2} ms  peak RSS={max_rss:.1} MiB",
+        "{label:<36} runs={runs} wall median={median:.2} ms p90={p90:.2} ms min={:.2} ms max={:.2} ms  CPU median={:.2} ms  peak RSS={max_rss:.1} MiB  faults median={}",
         ms(samples[0].wall),
         ms(samples[runs - 1].wall),
         ms(cpu[runs / 2]),
+        faults[runs / 2],
     );
     (median, max_rss)
 }

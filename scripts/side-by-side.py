@@ -5,13 +5,14 @@
 
 Runs `check --only <the five checks the host group had before the cloud
 half> --json` on the clean fixture root and on the real root, RUNS times
-each (default 100), alternating which build goes first, and prints the
-median wall time and the median CPU time (user + system, from wait4) of
-each build. Both binaries are copied first: how a file entered the page
-cache changes how a run faults it in (BENCHMARKS.md, "How the binary's
-file was written"), and copies are in the same state. Peak RSS is not printed: a child forked from Python starts
-with Python's own pages counted in its high-water mark; `cargo bench
---bench check_cli` measures it from a spawned child.
+each (default 100), alternating which build goes first, and prints for
+each build the median wall time, the median CPU time (user + system, from
+wait4) and the median count of minor page faults. Both binaries are
+copied first: how a file entered the page cache changes how a run faults
+it in (BENCHMARKS.md, "How the binary's file was written"), and copies are
+in the same state. Peak RSS is not printed: a child forked from Python
+starts with Python's own pages counted in its high-water mark; `cargo
+bench --bench check_cli` measures it from a spawned child.
 """
 import os
 import shutil
@@ -41,7 +42,7 @@ def run(binary, root, config):
     _, status, usage = os.wait4(child.pid, 0)
     if os.waitstatus_to_exitcode(status) > 2:
         sys.exit(f"{binary} could not run the checks")
-    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_minflt
 
 
 def main():
@@ -57,7 +58,8 @@ def main():
             for name in ("old", "new"):
                 wall = sorted(t[0] for t in times[name])[runs // 2] * 1000
                 cpu = sorted(t[1] for t in times[name])[runs // 2] * 1000
-                print(f"{label:12} {name}: wall median {wall:.2f} ms, CPU median {cpu:.2f} ms")
+                faults = sorted(t[2] for t in times[name])[runs // 2]
+                print(f"{label:12} {name}: wall median {wall:.2f} ms, CPU median {cpu:.2f} ms, {faults} minor faults")
 
 
 main()

@@ -37,7 +37,11 @@ pub struct Global {
     pub verbose: u8,
 }
 
+// `defer`: each command's arguments are defined when that command is the
+// one run, not all ten for every run (`fleet` alone has a dozen): a
+// `check` spent 225,000 instructions in clap before (BENCHMARKS.md).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Run the checks now and print the results.
     ///
