@@ -94,6 +94,20 @@ fn state(d: &Daemon) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(d.dirs.path().join("state/state.json")).unwrap()).unwrap()
 }
 
+/// The state's hold once the daemon has recorded one: it writes the state
+/// after the reload the test sees on the bus, so a loaded machine can read
+/// the file in between (within 5 s).
+fn recorded_hold(d: &Daemon) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let holding = state(d)["hold"]["holding"].clone();
+        if !holding.is_null() || Instant::now() > deadline {
+            return holding;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn root_with_boot(boot: &str) -> tempfile::TempDir {
     let root = common::fixture_root("debian12-clean");
     let dir = root.path().join("proc/sys/kernel/random");
@@ -138,7 +152,7 @@ async fn a_window_s_timeline_masks_then_unmasks() {
         !calls.iter().any(|c| c.contains("dnf") || c.contains("yum")),
         "{calls:?}"
     );
-    let holding = &state(&d)["hold"]["holding"];
+    let holding = &recorded_hold(&d);
     assert_eq!(holding["window"], "soon");
     assert_eq!(holding["boot_id"], "boot-a");
     assert_eq!(holding["restart"].as_array().unwrap().len(), 2);
