@@ -1,6 +1,6 @@
 //! Lays out the binary so that a short run touches few of its pages.
 //!
-//! A `check` runs about a thousand of the binary's 23,000 functions, spread
+//! A `check` runs about a thousand of the binary's 17,000 functions, spread
 //! over all of its 8 MB of code; each page fault maps one 64 KiB window, so
 //! the run faulted in most of the file. `packaging/hot-text.ld` (written by
 //! `scripts/hot-text` from what the node's commands and service execute)
