@@ -8,9 +8,12 @@ half> --json` on the clean fixture root and on the real root, RUNS times
 each (default 100), alternating which build goes first, and prints for
 each build the median wall time, the median CPU time (user + system, from
 wait4) and the median count of minor page faults. Both binaries are
-copied first: how a file entered the page cache changes how a run faults
-it in (BENCHMARKS.md, "How the binary's file was written"), and copies are
-in the same state. Peak RSS is not printed: a child forked from Python
+copied first and dropped from the page cache, so that the first run reads
+each back from the disk, as it would an installed package's: how a file
+entered the page cache changes how a run faults it in (BENCHMARKS.md, "How
+the binary's file was written"; a fresh copy of the old build measured 22
+faults fewer than the same bytes read back), and the two must be in the
+same state. Peak RSS is not printed: a child forked from Python
 starts with Python's own pages counted in its high-water mark; `cargo
 bench --bench check_cli` measures it from a spawned child.
 """
@@ -45,10 +48,22 @@ def run(binary, root, config):
     return time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_minflt
 
 
+def drop_from_page_cache(path):
+    """Written out first (a dirty page cannot be dropped), then dropped."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def main():
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 100
     with tempfile.TemporaryDirectory() as scratch, tempfile.NamedTemporaryFile("w", suffix=".toml") as config:
         old, new = (shutil.copy(sys.argv[i], os.path.join(scratch, name)) for i, name in ((1, "old"), (2, "new")))
+        for copy in (old, new):
+            drop_from_page_cache(copy)
         for root, label in [(os.path.join(ROOT, "tests/fixtures/debian12-clean"), "fixture root"), ("/", "real root")]:
             times = {"old": [], "new": []}
             for i in range(runs):

@@ -1,13 +1,14 @@
 //! `ssm-preflight check` and `ssm-preflight report`.
 
 use super::cli::{CheckArgs, Global};
-use super::{delivery_sentence, options};
+use super::{delivery_sentence, options, prepare_on};
 use crate::host::mode::Mode;
 use crate::run::state::DeliveryState;
 use crate::run::{deliver_last, new_run_id, prepare, run_checks, runtime, state_dir};
 use std::io::Write;
 use std::time::SystemTime;
 
+#[inline(never)] // a frame of its own: see commands::run
 pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
     if args.report && !args.only.is_empty() {
         // A custom compliance type is uploaded COMPLETE: a partial run would
@@ -18,7 +19,8 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
             args.only.join(",")
         );
     }
-    let prepared = prepare(&options(global))?;
+    let rt = runtime()?;
+    let prepared = prepare_on(&rt, global)?;
     if args.report && prepared.detected.mode == Mode::Local {
         anyhow::bail!(
             "--report needs a managed node, but this host runs in local mode ({}); use --mode ec2 or --mode hybrid",
@@ -33,13 +35,18 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         None
     };
     let ctx = prepared.context(SystemTime::now());
-    let rt = runtime()?;
     let report = rt.block_on(run_checks(&ctx, &args.only))?;
 
-    let mut out = anstream::stdout();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        // Straight to stdout: JSON holds no colour to strip, and anstream's
+        // stripping scans every byte (60,000 instructions for one report).
+        let mut text = serde_json::to_string_pretty(&report)?;
+        text.push('\n');
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
     } else {
+        let mut out = anstream::stdout();
         write!(out, "{}", super::table::render_table(&report))?;
         if prepared.settings.remediate.hold_updaters {
             writeln!(out, "{}", rt.block_on(crate::run::hold::dry_run(&ctx)))?;
@@ -47,8 +54,8 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         if prepared.settings.remediate.clean_package_cache {
             writeln!(out, "{}", crate::run::clean::dry_run(&report, &ctx.root))?;
         }
+        out.flush()?;
     }
-    out.flush()?;
 
     if let Some(dir) = dir {
         let mut state = dir.load().unwrap_or_else(|e| {
@@ -70,6 +77,7 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
 }
 
 /// Sends the last run's report if it has not reached SSM.
+#[inline(never)] // a frame of its own: see commands::run
 pub fn report_pending(global: &Global) -> anyhow::Result<u8> {
     let prepared = prepare(&options(global))?;
     let dir = state_dir()?;

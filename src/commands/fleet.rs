@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 /// Blocked nodes listed per group in the table.
 const LISTED: usize = 20;
 
+#[inline(never)] // a frame of its own: see commands::run
 pub fn fleet(args: &FleetArgs) -> anyhow::Result<u8> {
     for id in &args.window {
         if !valid_window_id(id) {

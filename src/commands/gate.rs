@@ -1,15 +1,16 @@
 //! `ssm-preflight gate`: the pre-install hook.
 
 use super::cli::{GateArgs, Global};
-use super::options;
 use crate::config::units::format_age;
 use crate::run::gate::LockWait;
 use crate::run::state;
-use crate::run::{new_run_id, prepare, run_checks, runtime, state_dir};
+use crate::run::{new_run_id, run_checks, runtime, state_dir};
 use std::time::SystemTime;
 
+#[inline(never)] // a frame of its own: see commands::run
 pub fn gate(global: &Global, args: &GateArgs) -> anyhow::Result<u8> {
-    let prepared = prepare(&options(global))?;
+    let rt = runtime()?;
+    let prepared = super::prepare_on(&rt, global)?;
     let now = SystemTime::now();
     // The daemon's (or a recent check --report's) run, when fresh enough.
     let recorded = state::read(&state::default_dir())
@@ -21,7 +22,6 @@ pub fn gate(global: &Global, args: &GateArgs) -> anyhow::Result<u8> {
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age <= args.max_age)
     });
-    let rt = runtime()?;
     let (mut report, source, ran_now) = match fresh {
         Some(r) => {
             let age = humantime::parse_rfc3339(&r.started_at)

@@ -17,6 +17,9 @@ use cli::{Cli, Command, ConfigCommand, Global};
 /// Exit code for "could not run": a bad config, a bad argument, an internal error.
 pub const EXIT_COULD_NOT_RUN: u8 = 3;
 
+/// Each command's function is `#[inline(never)]`: inlined here (fat LTO
+/// does), their locals and futures made this one frame 60 KB, whose stack
+/// probe faulted in 15 pages for any command, however short.
 pub fn run(cli: Cli) -> u8 {
     install_panic_hook();
     let result = match &cli.command {
@@ -49,6 +52,34 @@ pub fn options(global: &Global) -> crate::run::Options {
         mode: global.mode,
         root: global.root.clone(),
     }
+}
+
+/// One malloc arena for the whole process, set before any thread starts.
+///
+/// glibc gives each thread that allocates an arena of its own (up to eight
+/// per core): a 64 MB mapping and its first pages for each check thread of
+/// a run, and memory the idle daemon keeps in each. This tool's threads
+/// allocate little and seldom at the same moment, and each thread's cache
+/// (tcache) serves small allocations without taking the arena's lock.
+/// Measured: 5 page faults and about 0.1 ms fewer for a five-check run.
+pub fn one_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt sets a parameter of glibc's allocator and touches no
+    // memory of ours; main calls it before starting a thread.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// `prepare` inside `rt`: the worker that reads the files telling the
+/// mode is then a thread of the runtime's blocking pool, which runs a
+/// check next, instead of one more thread made for it alone.
+pub fn prepare_on(
+    rt: &tokio::runtime::Runtime,
+    global: &Global,
+) -> Result<crate::run::Prepared, crate::config::ConfigError> {
+    let _inside = rt.enter();
+    crate::run::prepare(&options(global))
 }
 
 /// A panic inside a check becomes that check's `error` result; log it

@@ -7,17 +7,37 @@ use crate::run::state::{self, DeliveryState, State};
 use crate::run::status as socket;
 use std::time::SystemTime;
 
+/// What the daemon's answer to `status` says of itself, and its state.
+#[derive(serde::Deserialize)]
+struct Answer {
+    #[serde(default)]
+    daemon: serde_json::Value,
+    #[serde(default)]
+    state: State,
+}
+
+/// The daemon's answer, read straight into the typed state: through a
+/// `serde_json::Value` tree and a copy of its `state`, the reading took two
+/// thirds of a `status`'s instructions. An answer this build cannot type
+/// (a daemon of another version, until it restarts) is still read as far
+/// as it goes, as before.
+fn read_answer(answer: &str) -> Option<(serde_json::Value, State)> {
+    if let Ok(typed) = serde_json::from_str::<Answer>(answer) {
+        return Some((typed.daemon, typed.state));
+    }
+    let v: serde_json::Value = serde_json::from_str(answer).ok()?;
+    let state = serde_json::from_value(v["state"].clone()).unwrap_or_default();
+    Some((v["daemon"].clone(), state))
+}
+
 /// `ssm-preflight hold [--release]`: the hold of the host's updaters, or
 /// (root) its end now, confirmed from the daemon's state.
+#[inline(never)] // a frame of its own: see commands::run
 pub fn hold(release: bool) -> anyhow::Result<u8> {
     let path = socket::socket_path();
-    let rt = crate::run::runtime()?;
     if !release {
-        let state = match rt.block_on(socket::ask(&path, "status")) {
-            Ok(a) => serde_json::from_str::<serde_json::Value>(&a)
-                .ok()
-                .and_then(|v| serde_json::from_value::<State>(v["state"].clone()).ok())
-                .unwrap_or_default(),
+        let state = match socket::ask(&path, "status") {
+            Ok(a) => read_answer(&a).map(|(_, state)| state).unwrap_or_default(),
             Err(_) => state::read(&state::default_dir()).unwrap_or_default(),
         };
         match state.hold.sentence() {
@@ -26,7 +46,7 @@ pub fn hold(release: bool) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    match rt.block_on(socket::ask(&path, "release")) {
+    match socket::ask(&path, "release") {
         Ok(answer) => {
             let v: serde_json::Value = serde_json::from_str(&answer)?;
             if let Some(e) = v["error"].as_str() {
@@ -43,11 +63,11 @@ pub fn hold(release: bool) -> anyhow::Result<u8> {
     // The daemon acts between its other work: wait (bounded) for the state to say so.
     for _ in 0..50 {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let Ok(answer) = rt.block_on(socket::ask(&path, "status")) else {
+        let Ok(answer) = socket::ask(&path, "status") else {
             continue;
         };
-        let v: serde_json::Value = serde_json::from_str(&answer)?;
-        let state: State = serde_json::from_value(v["state"].clone()).unwrap_or_default();
+        let (_, state) = read_answer(&answer)
+            .ok_or_else(|| anyhow::anyhow!("the daemon's answer is not JSON: {answer}"))?;
         if state.hold.holding.is_none() {
             println!(
                 "{}.",
@@ -67,11 +87,11 @@ pub fn hold(release: bool) -> anyhow::Result<u8> {
     )
 }
 
+#[inline(never)] // a frame of its own: see commands::run
 pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
     let path = socket::socket_path();
-    let rt = crate::run::runtime()?;
     if args.refresh {
-        return match rt.block_on(socket::ask(&path, "refresh")) {
+        return match socket::ask(&path, "refresh") {
             Ok(answer) => {
                 let v: serde_json::Value = serde_json::from_str(&answer)?;
                 if let Some(e) = v["error"].as_str() {
@@ -90,16 +110,10 @@ pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
             ),
         };
     }
-    let answer = rt.block_on(socket::ask(&path, "status"));
+    let answer = socket::ask(&path, "status");
     let denied = matches!(answer, Err(socket::AskError::Denied(_)));
-    let answer = answer
-        .ok()
-        .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok());
-    let (daemon, state) = match answer {
-        Some(v) => {
-            let state: State = serde_json::from_value(v["state"].clone()).unwrap_or_default();
-            (Some(v["daemon"].clone()), state)
-        }
+    let (daemon, state) = match answer.ok().as_deref().and_then(read_answer) {
+        Some((daemon, state)) => (Some(daemon), state),
         None => match state::read(&state::default_dir()) {
             Ok(state) => (None, state),
             Err(e) if denied || e.io_kind() == Some(std::io::ErrorKind::PermissionDenied) => {
@@ -233,5 +247,33 @@ fn print_state(state: &State) {
     let verdicts: Vec<&str> = state.history.iter().map(|h| h.verdict.as_str()).collect();
     if !verdicts.is_empty() {
         println!("History (oldest first): {}", verdicts.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_answer;
+
+    #[test]
+    fn the_daemons_answer_is_read_typed_and_as_far_as_it_goes_otherwise() {
+        let (daemon, state) = read_answer(
+            r#"{"daemon":{"pid":42,"status":"idle"},"state":{"last_run":null,"history":[{"started_at":"2026-12-04T10:00:00Z","verdict":"pass","failed":[]}],"delivery":null,"last_delivered_run":"2026-12-04T10:00:00Z"}}"#,
+        )
+        .expect("a typed answer");
+        assert_eq!(daemon["pid"], 42);
+        assert_eq!(state.history.len(), 1);
+        assert_eq!(
+            state.last_delivered_run.as_deref(),
+            Some("2026-12-04T10:00:00Z")
+        );
+
+        // A state this build cannot type still says the daemon runs.
+        let (daemon, state) =
+            read_answer(r#"{"daemon":{"pid":7},"state":{"history":"not a list"}}"#)
+                .expect("read as far as it goes");
+        assert_eq!(daemon["pid"], 7);
+        assert!(state.history.is_empty());
+
+        assert!(read_answer("not json").is_none());
     }
 }

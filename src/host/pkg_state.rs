@@ -89,7 +89,7 @@ pub fn gather(root: &Root) -> Facts {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => f.unreadable.push(format!("{DPKG_DIR}/updates ({e})")),
         }
-        match std::fs::read_to_string(root.path(&format!("{DPKG_DIR}/status"))) {
+        match std::fs::read(root.path(&format!("{DPKG_DIR}/status"))) {
             Ok(text) => f.dpkg_unfinished = unfinished_packages(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => f.unreadable.push(format!("{DPKG_DIR}/status ({e})")),
@@ -123,28 +123,134 @@ pub fn gather(root: &Root) -> Facts {
     f
 }
 
-/// Packages whose dpkg `Status:` is neither installed nor removed.
-pub fn unfinished_packages(status_file: &str) -> Vec<(String, String)> {
+/// The packages dpkg's status file shows in a state other than installed,
+/// not-installed or config-files, as (name, state).
+///
+/// Only the `Status:` lines are read: memchr's vectorised search finds
+/// them, and a package's stanza is read only when its state is
+/// unfinished. (Splitting the whole file into stanzas and lines first,
+/// as this did, cost 8 million instructions for a 700-package host's
+/// 600 KB: three quarters of a `check` on the real root.) Bytes, not text:
+/// a description in another encoding must not make the file unreadable.
+pub fn unfinished_packages(status_file: &[u8]) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for stanza in status_file.split("\n\n") {
-        let mut name = None;
-        let mut state = None;
-        for line in stanza.lines() {
-            if let Some(v) = line.strip_prefix("Package:") {
-                name = Some(v.trim().to_string());
-            } else if let Some(v) = line.strip_prefix("Status:") {
-                // "install ok installed": want, flag, state
-                state = v.split_whitespace().nth(2).map(str::to_string);
-            }
+    for at in memchr::memmem::find_iter(status_file, b"Status:") {
+        // A field begins a line; the word elsewhere is not one.
+        if at > 0 && status_file[at - 1] != b'\n' {
+            continue;
         }
-        if let (Some(name), Some(state)) = (name, state) {
-            if !matches!(
-                state.as_str(),
-                "installed" | "not-installed" | "config-files"
-            ) {
-                out.push((name, state));
-            }
+        let value_end =
+            memchr::memchr(b'\n', &status_file[at..]).map_or(status_file.len(), |n| at + n);
+        // "install ok installed": want, flag, state.
+        let Some(state) = status_file[at + b"Status:".len()..value_end]
+            .split(u8::is_ascii_whitespace)
+            .filter(|word| !word.is_empty())
+            .nth(2)
+        else {
+            continue;
+        };
+        if matches!(state, b"installed" | b"not-installed" | b"config-files") {
+            continue;
+        }
+        // The package's stanza: between the blank lines around this one.
+        let start = memchr::memmem::rfind(&status_file[..at], b"\n\n").map_or(0, |n| n + 2);
+        let end =
+            memchr::memmem::find(&status_file[at..], b"\n\n").map_or(status_file.len(), |n| at + n);
+        let name = status_file[start..end]
+            .split(|b| *b == b'\n')
+            .find_map(|line| line.strip_prefix(b"Package:"));
+        if let Some(name) = name {
+            out.push((
+                String::from_utf8_lossy(name.trim_ascii()).into_owned(),
+                String::from_utf8_lossy(state).into_owned(),
+            ));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unfinished_packages;
+
+    /// The reading this replaced, kept as the reference: every stanza,
+    /// every line.
+    fn stanza_by_stanza(text: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for stanza in text.split("\n\n") {
+            let (mut name, mut state) = (None, None);
+            for line in stanza.lines() {
+                if let Some(v) = line.strip_prefix("Package:") {
+                    name = Some(v.trim().to_string());
+                } else if let Some(v) = line.strip_prefix("Status:") {
+                    state = v.split_whitespace().nth(2).map(str::to_string);
+                }
+            }
+            if let (Some(name), Some(state)) = (name, state) {
+                if !matches!(
+                    state.as_str(),
+                    "installed" | "not-installed" | "config-files"
+                ) {
+                    out.push((name, state));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_word_status_inside_a_field_is_not_a_status_line() {
+        let text = "Package: a\nStatus: install ok installed\nDescription: x\n Status: install ok half-installed\nX-Status: install ok unpacked\n\nPackage: b\nStatus: install ok unpacked\n";
+        assert_eq!(
+            unfinished_packages(text.as_bytes()),
+            vec![("b".into(), "unpacked".into())]
+        );
+    }
+
+    #[test]
+    fn a_status_before_its_package_line_or_at_the_file_edges() {
+        // The Package line is looked for in the whole stanza, wherever it is.
+        let text = "Status: install ok half-configured\nPackage: first\n\nPackage: last\nStatus: install reinstreq half-installed";
+        assert_eq!(
+            unfinished_packages(text.as_bytes()),
+            vec![
+                ("first".into(), "half-configured".into()),
+                ("last".into(), "half-installed".into())
+            ]
+        );
+        // A stanza with no package name, a short Status, an empty file.
+        assert!(unfinished_packages(
+            b"Status: install ok unpacked\n\nPackage: c\nStatus: install\n"
+        )
+        .is_empty());
+        assert!(unfinished_packages(b"").is_empty());
+    }
+
+    #[test]
+    fn a_description_in_latin_1_does_not_hide_the_states() {
+        let text = b"Package: a\nStatus: install ok unpacked\nDescription: caf\xe9\n\nPackage: b\nStatus: install ok installed\n";
+        assert_eq!(
+            unfinished_packages(text),
+            vec![("a".into(), "unpacked".into())]
+        );
+    }
+
+    #[test]
+    fn every_fixture_reads_as_stanza_by_stanza_did() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut read = 0;
+        for entry in std::fs::read_dir(&fixtures).unwrap() {
+            let status = entry.unwrap().path().join("var/lib/dpkg/status");
+            if let Ok(text) = std::fs::read_to_string(&status) {
+                assert_eq!(
+                    unfinished_packages(text.as_bytes()),
+                    stanza_by_stanza(&text),
+                    "{}",
+                    status.display()
+                );
+                read += 1;
+            }
+        }
+        assert!(read >= 5, "only {read} fixture status files found");
+    }
 }

@@ -167,6 +167,7 @@ fn write_spool(dir: &std::path::Path, spool: &Spool) -> Result<(), StateError> {
     locked.save(&state)
 }
 
+#[inline(never)] // a frame of its own: see commands::run
 pub fn run(options: &Options) -> anyhow::Result<u8> {
     // Before anything else: a second daemon must not touch the first one's socket.
     let runtime_dir = socket::runtime_dir();
