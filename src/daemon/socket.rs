@@ -127,11 +127,18 @@ fn ask_within(path: &Path, request: &str, within: Duration) -> Result<String, As
         .map_err(failed)?;
     let mut answer = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
-    while !answer.ends_with(b"\n") {
+    // One line is the answer: up to its newline, or what came before EOF.
+    loop {
         stream.set_read_timeout(Some(left()?)).map_err(failed)?;
         match stream.read(&mut chunk) {
             Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Ok(n) => match memchr::memchr(b'\n', &chunk[..n]) {
+                Some(end) => {
+                    answer.extend_from_slice(&chunk[..=end]);
+                    break;
+                }
+                None => answer.extend_from_slice(&chunk[..n]),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e)
                 if matches!(
@@ -242,7 +249,8 @@ mod tests {
             // In pieces, as a large state may come.
             conn.write_all(b"{\"daemon\":").unwrap();
             std::thread::sleep(Duration::from_millis(20));
-            conn.write_all(b"{}}\n").unwrap();
+            // Whatever follows the line is not the answer.
+            conn.write_all(b"{}}\nmore").unwrap();
         });
         assert_eq!(
             ask_within(&path, "status", SOON).unwrap(),
