@@ -51,7 +51,7 @@ pub fn gate(global: &Global, args: &GateArgs) -> anyhow::Result<u8> {
         &mut report,
         prepared.settings.gate.lock_wait,
     ))?;
-    rt.shutdown_background();
+    drop(rt);
     if ran_now {
         // Recorded so that status shows it (the wait included); a state
         // directory we cannot write must not stop the hook from answering.

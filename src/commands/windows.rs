@@ -59,7 +59,7 @@ pub fn windows(global: &Global, args: &WindowsArgs) -> anyhow::Result<u8> {
             Ok(w) => found.extend(w),
             Err(e) => note = Some(e),
         }
-        rt.shutdown_background();
+        drop(rt);
     } else {
         note = Some("local mode: SSM's schedule is not asked; only [[window]] entries from the config are shown".to_string());
     }

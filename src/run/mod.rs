@@ -156,11 +156,36 @@ impl Prepared {
     }
 }
 
-pub fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
+/// A command's async runtime: one thread, with the I/O and time drivers.
+pub fn runtime() -> Result<CommandRuntime, RunError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+        .map(|rt| CommandRuntime(Some(rt)))
         .map_err(RunError::Runtime)
+}
+
+/// A runtime that does not wait for its blocking threads when dropped.
+///
+/// Dropping a tokio runtime waits for every blocking task, and a check or
+/// the mode read still stuck in the kernel past its timeout (a hung mount)
+/// would then hold the command on whatever path it ends by, an early
+/// error among them; their results are no longer wanted.
+pub struct CommandRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for CommandRuntime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("the runtime is there until dropped")
+    }
+}
+
+impl Drop for CommandRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Runs the selected checks (all but `checks.disable`, or `only`) and
@@ -362,4 +387,24 @@ pub async fn deliver_last(
 /// The state directory for commands that record runs.
 pub fn state_dir() -> Result<StateDir, state::StateError> {
     StateDir::open(&state::default_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_command_runtime_does_not_wait_for_a_stuck_blocking_thread() {
+        let rt = super::runtime().unwrap();
+        let (_stuck, wait) = std::sync::mpsc::channel::<()>();
+        // Stuck for 10 s, as a read of a hung mount is (for ever, there).
+        rt.spawn_blocking(move || wait.recv_timeout(Duration::from_secs(10)));
+        let started = Instant::now();
+        drop(rt);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "dropping the runtime waited {:?} for its blocking thread",
+            started.elapsed()
+        );
+    }
 }
