@@ -234,18 +234,6 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn status_file_states() {
-        let text = "Package: a\nStatus: install ok installed\n\nPackage: b\nStatus: install ok half-configured\nVersion: 1\n\nPackage: c\nStatus: deinstall ok config-files\n\nPackage: d\nStatus: install reinstreq half-installed\n";
-        assert_eq!(
-            unfinished_packages(text.as_bytes()),
-            vec![
-                ("b".into(), "half-configured".into()),
-                ("d".into(), "half-installed".into())
-            ]
-        );
-    }
-
-    #[test]
     fn verdicts() {
         let clean = Facts {
             dpkg_present: true,

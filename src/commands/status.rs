@@ -67,7 +67,7 @@ pub fn hold(release: bool) -> anyhow::Result<u8> {
             continue;
         };
         let (_, state) = read_answer(&answer)
-            .ok_or_else(|| anyhow::anyhow!("the daemon's answer is not JSON: {answer}"))?;
+            .ok_or_else(|| anyhow::anyhow!("the daemon's answer is not JSON ({answer}): restart it with `sudo systemctl restart ssm-preflight`, then look again with `ssm-preflight status`"))?;
         if state.hold.holding.is_none() {
             println!(
                 "{}.",

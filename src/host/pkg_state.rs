@@ -199,6 +199,18 @@ mod tests {
     }
 
     #[test]
+    fn status_file_states() {
+        let text = "Package: a\nStatus: install ok installed\n\nPackage: b\nStatus: install ok half-configured\nVersion: 1\n\nPackage: c\nStatus: deinstall ok config-files\n\nPackage: d\nStatus: install reinstreq half-installed\n";
+        assert_eq!(
+            unfinished_packages(text.as_bytes()),
+            vec![
+                ("b".into(), "half-configured".into()),
+                ("d".into(), "half-installed".into())
+            ]
+        );
+    }
+
+    #[test]
     fn the_word_status_inside_a_field_is_not_a_status_line() {
         let text = "Package: a\nStatus: install ok installed\nDescription: x\n Status: install ok half-installed\nX-Status: install ok unpacked\n\nPackage: b\nStatus: install ok unpacked\n";
         assert_eq!(
