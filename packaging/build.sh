@@ -44,22 +44,12 @@ gzip -9nf target/docs/ssm-preflight.1
 
 # The `dist` profile (fat LTO, one codegen unit, opt-level "s"): the
 # packaged binary stays as small and as lean at idle as it is measured.
-# It keeps its symbols so that scripts/hot-text can profile this very build
-# (packaging/hot-text.ld names its functions); the packaged copy is
-# stripped below. Other architectures are not profiled here (valgrind
-# runs this machine's): the linker strips theirs.
-strip_env=()
-[ "$target" = x86_64-unknown-linux-gnu ] || strip_env=(CARGO_PROFILE_DIST_STRIP=symbols)
-env "${strip_env[@]}" cargo zigbuild --profile dist --locked --bin ssm-preflight --target "$target.$glibc"
+cargo zigbuild --profile dist --locked --bin ssm-preflight --target "$target.$glibc"
 
 # Both tools read target/<triple>/release/ssm-preflight for the assets'
 # target/release/ssm-preflight when given --target: the dist binary goes there.
 mkdir -p "target/$target/release"
-if ((${#strip_env[@]})); then
-  cp "target/$target/dist/ssm-preflight" "target/$target/release/ssm-preflight"
-else
-  strip -o "target/$target/release/ssm-preflight" "target/$target/dist/ssm-preflight"
-fi
+cp "target/$target/dist/ssm-preflight" "target/$target/release/ssm-preflight"
 mkdir -p "$out"
 cargo deb --no-build --no-strip --target "$target" --output "$out/"
 cargo generate-rpm --target "$target" --payload-compress gzip --output "$out/"

@@ -4,9 +4,9 @@
 //! endpoint probes. The gathering itself lives in `host/` and `aws/`; this
 //! module only caches it. In `local` mode nothing here leaves the host.
 
-use crate::aws::endpoints::{self, Probe, Proxy};
+use crate::network::endpoints::{self, Probe, Proxy};
 use crate::aws::identity::{self, Identity, IdentityError};
-use crate::aws::proxy::AgentProxy;
+use crate::network::proxy::AgentProxy;
 use crate::aws::tags::{self, Found, NotRead};
 use crate::config::schedule::window::{self, Window};
 use crate::config::Settings;
@@ -172,7 +172,7 @@ impl Context {
         self.shared
             .tls
             .get_or_init(|| {
-                crate::aws::tls::client_config(self.settings.endpoints.ca_bundle.as_deref())
+                crate::network::tls::client_config(self.settings.endpoints.ca_bundle.as_deref())
             })
             .clone()
     }
@@ -227,7 +227,7 @@ impl Context {
     pub async fn aws_http(&self) -> Result<reqwest::Client, String> {
         let tls = self.tls()?;
         let proxy = self.agent_proxy().await;
-        crate::aws::repos::client(tls, proxy.as_ref())
+        crate::network::repos::client(tls, proxy.as_ref())
     }
 
     /// Where `service`'s regional endpoint is for this node, or its override.
@@ -235,7 +235,7 @@ impl Context {
         crate::aws::sdk::endpoint_override(&self.settings, service).unwrap_or_else(|| {
             format!(
                 "https://{}",
-                crate::aws::endpoints::regional_host(service, region)
+                crate::network::endpoints::regional_host(service, region)
             )
         })
     }

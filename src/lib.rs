@@ -1,16 +1,20 @@
 //! ssm-preflight: finds what will break an AWS Systems Manager Patch Manager
 //! run on this host before the maintenance window opens.
 //!
-//! Layers, top to bottom; each module imports only those below it (the
+//! Rooms by feature, top to bottom; each imports only those below it (the
 //! architecture test in `tests/suite/architecture.rs` holds this):
 //!
 //! 1. `commands` — the command line and what each command prints.
-//! 2. `run` — one run: prepare, execute, record, deliver; the service loop.
-//! 3. `checks` (pure verdicts) and `daemon` (the service's state machine,
-//!    timer, socket, sd_notify); neither imports the other.
-//! 4. `facts` (one run's shared facts) over `aws` over `host`: the only
-//!    modules that read the host or the network.
-//! 5. `config` — the config file to validated settings; a leaf.
+//! 2. `service` — the daemon: one object owning its loop, the status
+//!    socket, remediation (hold, clean) and metrics; `fleet` — the
+//!    operator's view of a patch group or window over SSM.
+//! 3. `run` — one run's pipeline: prepare, execute, record, deliver, gate.
+//! 4. `checks` (pure verdicts) and `daemon` (pure: the state machine, the
+//!    planner, hold spans, the timer); neither imports the other.
+//! 5. `facts` — one run's shared facts, gathered once.
+//! 6. `aws` (AWS calls) over `network` (proxy rules, TLS, probes, the
+//!    repositories' indexes) over `host` (every host file and syscall).
+//! 7. `config` — the config file to validated settings; a leaf.
 
 pub mod aws;
 pub mod checks;
@@ -18,5 +22,8 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod facts;
+pub mod fleet;
 pub mod host;
+pub mod network;
 pub mod run;
+pub mod service;

@@ -2,7 +2,6 @@ use clap::Parser;
 use std::io::Write;
 
 fn main() {
-    ssm_preflight::commands::one_malloc_arena();
     let cli = match ssm_preflight::commands::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

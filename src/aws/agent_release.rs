@@ -16,7 +16,7 @@ pub async fn latest_version(http: &reqwest::Client, url: &str) -> Result<String,
     let response = http.get(url).send().await.map_err(|e| {
         format!(
             "{url} did not answer: {}",
-            super::repos::describe_reqwest(&e)
+            crate::network::repos::describe_reqwest(&e)
         )
     })?;
     let status = response.status();

@@ -4,18 +4,13 @@
 
 pub mod agent_release;
 pub mod compliance;
-pub mod endpoints;
-pub mod fleet;
 pub mod identity;
 pub mod patching;
 pub mod payload;
-pub mod proxy;
 pub mod query;
-pub mod repos;
 pub mod sdk;
 pub mod sts;
 pub mod tags;
-pub mod tls;
 pub mod windows;
 
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};

@@ -170,7 +170,7 @@ pub enum Reach {
 pub async fn head(http: &reqwest::Client, url: &str) -> Reach {
     match http.head(url).send().await {
         Ok(r) => Reach::Status(r.status().as_u16()),
-        Err(e) => Reach::Unreachable(super::repos::describe_reqwest(&e)),
+        Err(e) => Reach::Unreachable(crate::network::repos::describe_reqwest(&e)),
     }
 }
 

@@ -82,7 +82,7 @@ pub async fn post(
     let response = http
         .execute(request)
         .await
-        .map_err(|e| crate::aws::repos::describe_reqwest(&e))?;
+        .map_err(|e| crate::network::repos::describe_reqwest(&e))?;
     let status = response.status().as_u16();
     let body = response.text().await.map_err(|e| e.to_string())?;
     Ok(Answer { status, body })

@@ -4,7 +4,7 @@
 
 use super::common::{local_skip, probe_outcome};
 use super::{CatalogueEntry, Context, Group, Outcome, Severity};
-use crate::aws::endpoints::{address_kind, Failure, Probe, REQUIRED_SERVICES};
+use crate::network::endpoints::{address_kind, Failure, Probe, REQUIRED_SERVICES};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "endpoint",
@@ -150,7 +150,7 @@ pub fn judge(p: &Probe, region: &str) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::endpoints::{Answer, Target};
+    use crate::network::endpoints::{Answer, Target};
     use crate::checks::Status;
     use std::time::{Duration, SystemTime};
 

@@ -4,7 +4,8 @@
 
 use super::common::local_skip;
 use super::{CatalogueEntry, Context, Group, Outcome, Severity};
-use crate::aws::repos::{self, Answer, Repo};
+use crate::host::repos::{self, Repo};
+use crate::network::repos::{self as fetch, Answer};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "repo.reachable",
@@ -52,7 +53,7 @@ pub fn plan(ctx: &Context) -> super::Check {
             ));
         }
         let proxy = ctx.agent_proxy().await;
-        let client = match ctx.tls().and_then(|tls| repos::client(tls, proxy.as_ref())) {
+        let client = match ctx.tls().and_then(|tls| fetch::client(tls, proxy.as_ref())) {
             Ok(c) => c,
             Err(e) => {
                 return Outcome::error(
@@ -61,7 +62,7 @@ pub fn plan(ctx: &Context) -> super::Check {
                 )
             }
         };
-        let answers = repos::fetch_all(&client, configured, ctx.settings.repos.timeout).await;
+        let answers = fetch::fetch_all(&client, configured, ctx.settings.repos.timeout).await;
         with_unreadable(judge(&answers, &skipped), &unreadable)
     });
     check.info.timeout = check

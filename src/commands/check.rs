@@ -8,7 +8,6 @@ use crate::run::{deliver_last, new_run_id, prepare, run_checks, runtime, state_d
 use std::io::Write;
 use std::time::SystemTime;
 
-#[inline(never)] // a frame of its own: see commands::run
 pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
     if args.report && !args.only.is_empty() {
         // A custom compliance type is uploaded COMPLETE: a partial run would
@@ -49,10 +48,10 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         let mut out = anstream::stdout();
         write!(out, "{}", super::table::render_table(&report))?;
         if prepared.settings.remediate.hold_updaters {
-            writeln!(out, "{}", rt.block_on(crate::run::hold::dry_run(&ctx)))?;
+            writeln!(out, "{}", rt.block_on(crate::service::hold::dry_run(&ctx)))?;
         }
         if prepared.settings.remediate.clean_package_cache {
-            writeln!(out, "{}", crate::run::clean::dry_run(&report, &ctx.root))?;
+            writeln!(out, "{}", crate::service::clean::dry_run(&report, &ctx.root))?;
         }
         out.flush()?;
     }
@@ -77,7 +76,6 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
 }
 
 /// Sends the last run's report if it has not reached SSM.
-#[inline(never)] // a frame of its own: see commands::run
 pub fn report_pending(global: &Global) -> anyhow::Result<u8> {
     let prepared = prepare(&options(global))?;
     let dir = state_dir()?;

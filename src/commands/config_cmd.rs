@@ -7,7 +7,6 @@ use crate::run::load_config;
 use std::io::Write;
 use std::path::PathBuf;
 
-#[inline(never)] // a frame of its own: see commands::run
 pub fn config_show(global: &Global) -> anyhow::Result<u8> {
     let loaded = load_config(&options(global))?;
     let mut out = std::io::stdout().lock();
@@ -49,7 +48,6 @@ fn origin_of(loaded: &Loaded, key: &str) -> String {
     }
 }
 
-#[inline(never)] // a frame of its own: see commands::run
 pub fn config_validate(global: &Global, path: Option<&PathBuf>) -> anyhow::Result<u8> {
     match path {
         Some(p) => {

@@ -3,8 +3,8 @@
 //! task's error threshold, 2 over it, 3 could not look).
 
 use super::cli::FleetArgs;
-use crate::run::fleet::classify::{State, Verdict};
-use crate::run::fleet::{self, FleetOptions, FleetReport, GroupView};
+use crate::fleet::classify::{State, Verdict};
+use crate::fleet::{self, FleetOptions, FleetReport, GroupView};
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write;
 use std::io::IsTerminal;
@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 /// Blocked nodes listed per group in the table.
 const LISTED: usize = 20;
 
-#[inline(never)] // a frame of its own: see commands::run
 pub fn fleet(args: &FleetArgs) -> anyhow::Result<u8> {
     for id in &args.window {
         if !valid_window_id(id) {
@@ -263,7 +262,7 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_it() {
-        use crate::run::fleet::classify::{Counts, NodeView, Threshold};
+        use crate::fleet::classify::{Counts, NodeView, Threshold};
         let report = FleetReport {
             generated_at: "2026-12-02T00:00:00Z".into(),
             region: "eu-west-1".into(),

@@ -7,7 +7,6 @@ use crate::run::state;
 use crate::run::{new_run_id, run_checks, runtime, state_dir};
 use std::time::SystemTime;
 
-#[inline(never)] // a frame of its own: see commands::run
 pub fn gate(global: &Global, args: &GateArgs) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let prepared = super::prepare_on(&rt, global)?;

@@ -2,17 +2,10 @@
 //! (systemd sets `JOURNAL_STREAM` to stderr's device:inode), to stderr as
 //! text otherwise — coloured only when stderr is a terminal.
 
-use std::any::TypeId;
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::OnceLock;
-use tracing::span::{Attributes, Id, Record};
-use tracing::subscriber::{Interest, Subscriber};
-use tracing::{Event, Metadata};
-use tracing_core::span::Current;
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
-use tracing_subscriber::Layer;
 
 /// Whether `fd` is the stream systemd connected to the journal, per
 /// systemd.exec(5): `JOURNAL_STREAM` holds its device and inode, which an
@@ -75,127 +68,16 @@ pub fn init(verbose: u8) {
             return;
         }
     }
-    let _ = OnFirstLine {
-        ansi: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-        filter,
-        text: OnceLock::new(),
-    }
-    .try_init();
-}
-
-/// The stderr subscriber, made when it first has a line to write.
-///
-/// tracing-subscriber's registry allocates its span table for 4,096
-/// threads when it is made: 32 KB written, 8 page faults and 46,000
-/// instructions, at the start of every command. Most commands write no
-/// log line at the default level, so until one does, the filter alone
-/// answers which callsites are enabled; the first enabled event or span
-/// makes the same fmt subscriber as always, and from then on everything
-/// goes to it (no span can exist before it does: spans come from it).
-struct OnFirstLine {
-    filter: Targets,
-    ansi: bool,
-    text: OnceLock<Box<dyn Subscriber + Send + Sync>>,
-}
-
-impl OnFirstLine {
-    fn text(&self) -> &(dyn Subscriber + Send + Sync) {
-        self.text
-            .get_or_init(|| {
-                Box::new(
-                    tracing_subscriber::registry()
-                        .with(self.filter.clone())
-                        .with(
-                            tracing_subscriber::fmt::layer()
-                                .with_writer(std::io::stderr)
-                                .with_ansi(self.ansi)
-                                .with_target(false),
-                        ),
-                )
-            })
-            .as_ref()
-    }
-}
-
-impl Subscriber for OnFirstLine {
-    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if self.enabled(metadata) {
-            Interest::always()
-        } else {
-            Interest::never()
-        }
-    }
-
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.filter
-            .would_enable(metadata.target(), metadata.level())
-    }
-
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Layer::<tracing_subscriber::Registry>::max_level_hint(&self.filter)
-    }
-
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
-        self.text().new_span(span)
-    }
-
-    fn event(&self, event: &Event<'_>) {
-        self.text().event(event)
-    }
-
-    // The rest concern spans, which only the made subscriber has.
-    fn record(&self, span: &Id, values: &Record<'_>) {
-        if let Some(text) = self.text.get() {
-            text.record(span, values)
-        }
-    }
-
-    fn record_follows_from(&self, span: &Id, follows: &Id) {
-        if let Some(text) = self.text.get() {
-            text.record_follows_from(span, follows)
-        }
-    }
-
-    fn enter(&self, span: &Id) {
-        if let Some(text) = self.text.get() {
-            text.enter(span)
-        }
-    }
-
-    fn exit(&self, span: &Id) {
-        if let Some(text) = self.text.get() {
-            text.exit(span)
-        }
-    }
-
-    fn clone_span(&self, id: &Id) -> Id {
-        match self.text.get() {
-            Some(text) => text.clone_span(id),
-            None => id.clone(),
-        }
-    }
-
-    fn try_close(&self, id: Id) -> bool {
-        self.text.get().is_some_and(|text| text.try_close(id))
-    }
-
-    fn current_span(&self) -> Current {
-        match self.text.get() {
-            Some(text) => text.current_span(),
-            None => Current::none(),
-        }
-    }
-
-    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
-        if id == TypeId::of::<Self>() {
-            return Some(self as *const Self as *const ());
-        }
-        // SAFETY: the made subscriber answers for its own types, as
-        // tracing-subscriber's layers forward the question.
-        self.text
-            .get()
-            .and_then(|text| unsafe { text.downcast_raw(id) })
-    }
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi)
+                .with_target(false),
+        )
+        .try_init();
 }
 
 #[cfg(test)]
@@ -212,7 +94,7 @@ mod tests {
     fn the_libraries_info_lines_need_vv() {
         use tracing::Level;
         let parsed = |v: u8| directives(v).parse::<Targets>().unwrap();
-        let ours = "ssm_preflight::run::service";
+        let ours = "ssm_preflight::service";
         let sdk = "aws_config::profile::credentials";
         assert!(!parsed(0).would_enable(ours, &Level::INFO));
         assert!(parsed(0).would_enable(sdk, &Level::WARN));
@@ -224,35 +106,6 @@ mod tests {
         assert!(parsed(2).would_enable("aws_smithy_runtime::client", &Level::INFO));
         assert!(!parsed(2).would_enable("aws_smithy_runtime::client", &Level::DEBUG));
         assert!(parsed(3).would_enable(sdk, &Level::TRACE));
-    }
-
-    #[test]
-    fn the_text_subscriber_is_made_at_the_first_line_to_write() {
-        let dispatch = tracing::Dispatch::new(OnFirstLine {
-            filter: directives(0).parse().unwrap(),
-            ansi: false,
-            text: OnceLock::new(),
-        });
-        let made = || {
-            dispatch
-                .downcast_ref::<OnFirstLine>()
-                .expect("it answers for its own type")
-                .text
-                .get()
-                .is_some()
-        };
-        tracing::dispatcher::with_default(&dispatch, || {
-            tracing::info!("below the level: nothing to write");
-            let span = tracing::info_span!("below the level too");
-            let _inside = span.enter();
-        });
-        assert!(!made());
-        tracing::dispatcher::with_default(&dispatch, || {
-            let span = tracing::warn_span!("a span at the level");
-            let _inside = span.enter();
-            tracing::warn!("a line to write, inside it");
-        });
-        assert!(made());
     }
 
     #[test]

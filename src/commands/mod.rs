@@ -17,9 +17,6 @@ use cli::{Cli, Command, ConfigCommand, Global};
 /// Exit code for "could not run": a bad config, a bad argument, an internal error.
 pub const EXIT_COULD_NOT_RUN: u8 = 3;
 
-/// Each command's function is `#[inline(never)]`: inlined here (fat LTO
-/// does), their locals and futures made this one frame 60 KB, whose stack
-/// probe faulted in 15 pages for any command, however short.
 pub fn run(cli: Cli) -> u8 {
     install_panic_hook();
     let result = match &cli.command {
@@ -32,7 +29,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Report => check::report_pending(&cli.global),
         Command::Gate(args) => gate::gate(&cli.global, args),
         Command::Windows(args) => windows::windows(&cli.global, args),
-        Command::Daemon => crate::run::service::run(&options(&cli.global)),
+        Command::Daemon => crate::service::run(&options(&cli.global)),
         Command::Fleet(args) => fleet::fleet(args),
         Command::Hold(args) => status::hold(args.release),
     };
@@ -51,23 +48,6 @@ pub fn options(global: &Global) -> crate::run::Options {
         config: global.config.clone(),
         mode: global.mode,
         root: global.root.clone(),
-    }
-}
-
-/// One malloc arena for the whole process, set before any thread starts.
-///
-/// glibc gives each thread that allocates an arena of its own (up to eight
-/// per core): a 64 MB mapping and its first pages for each check thread of
-/// a run, and memory the idle daemon keeps in each. This tool's threads
-/// allocate little and seldom at the same moment, and each thread's cache
-/// (tcache) serves small allocations without taking the arena's lock.
-/// Measured: 5 page faults and about 0.1 ms fewer for a five-check run.
-pub fn one_malloc_arena() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt sets a parameter of glibc's allocator and touches no
-    // memory of ours; main calls it before starting a thread.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
     }
 }
 

@@ -4,7 +4,7 @@
 use super::cli::{Global, StatusArgs};
 use crate::config::units::format_age;
 use crate::run::state::{self, DeliveryState, State};
-use crate::run::status as socket;
+use crate::service::socket as socket;
 use std::time::SystemTime;
 
 /// What the daemon's answer to `status` says of itself, and its state.
@@ -32,7 +32,6 @@ fn read_answer(answer: &str) -> Option<(serde_json::Value, State)> {
 
 /// `ssm-preflight hold [--release]`: the hold of the host's updaters, or
 /// (root) its end now, confirmed from the daemon's state.
-#[inline(never)] // a frame of its own: see commands::run
 pub fn hold(release: bool) -> anyhow::Result<u8> {
     let path = socket::socket_path();
     if !release {
@@ -87,7 +86,6 @@ pub fn hold(release: bool) -> anyhow::Result<u8> {
     )
 }
 
-#[inline(never)] // a frame of its own: see commands::run
 pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
     let path = socket::socket_path();
     if args.refresh {

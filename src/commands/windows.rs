@@ -11,7 +11,6 @@ use jiff::Timestamp;
 /// on what one call may allocate.
 const MAX_COUNT: usize = 1000;
 
-#[inline(never)] // a frame of its own: see commands::run
 pub fn windows(global: &Global, args: &WindowsArgs) -> anyhow::Result<u8> {
     if !(1..=MAX_COUNT).contains(&args.count) {
         anyhow::bail!(

@@ -5,7 +5,88 @@
 
 use crate::config::schedule::window::Window;
 use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// A hold in force, as the state file records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holding {
+    pub window: String,
+    pub window_id: Option<String>,
+    /// RFC 3339: when it began and when it ends.
+    pub began_at: String,
+    pub until: String,
+    /// The units masked.
+    pub units: Vec<String>,
+    /// The timers that were active, started again at the end.
+    pub restart: Vec<String>,
+    /// Updaters that were running when the hold began and still were after
+    /// `updater_wait`: left to finish.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_running: Vec<String>,
+    /// /proc/sys/kernel/random/boot_id when it began: a runtime mask does
+    /// not outlive the boot.
+    pub boot_id: String,
+}
+
+/// The last hold that ended, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ended {
+    pub window: String,
+    pub ended_at: String,
+    /// "the window ended", "a reboot removed the masks", "released by hand".
+    pub how: String,
+}
+
+/// The hold's part of the state file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HoldState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding: Option<Holding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Ended>,
+    /// Why the last action failed, while it is being retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl HoldState {
+    /// One line for `status`.
+    pub fn sentence(&self) -> Option<String> {
+        if let Some(h) = &self.holding {
+            let window = match &h.window_id {
+                Some(id) => format!("{} ({id})", h.window),
+                None => h.window.clone(),
+            };
+            let mut s = format!(
+                "holding {} until {}, for window {window}",
+                h.units.join(", "),
+                h.until
+            );
+            if !h.left_running.is_empty() {
+                s.push_str(&format!(
+                    "; {} was already running and was left to finish",
+                    h.left_running.join(", ")
+                ));
+            }
+            if let Some(e) = &self.error {
+                s.push_str(&format!(
+                    "; the last attempt to end it failed and is retried: {e}"
+                ));
+            }
+            return Some(s);
+        }
+        if let Some(e) = &self.error {
+            return Some(format!("the updaters could not be held: {e}; retried"));
+        }
+        self.last.as_ref().map(|l| {
+            format!(
+                "the last hold (window {}) ended at {}: {}",
+                l.window, l.ended_at, l.how
+            )
+        })
+    }
+}
 
 /// A hold: from `hold_before` ahead of a window's start to its end (its
 /// real duration when known, else `hold_max`).

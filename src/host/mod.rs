@@ -14,6 +14,7 @@ pub mod pkg_state;
 pub mod proc_locks;
 pub mod process;
 pub mod python;
+pub mod repos;
 pub mod reboot;
 pub mod systemd;
 pub mod version;

@@ -4,18 +4,12 @@
 //! and the windows it is planned around. Below the commands; above the
 //! checks, the daemon's machinery and the facts.
 
-pub mod clean;
 pub mod compliance;
 pub mod deliver;
 pub mod execute;
-pub mod fleet;
 pub mod gate;
-pub mod hold;
-pub mod metrics;
 pub mod report;
-pub mod service;
 pub mod state;
-pub mod status;
 pub mod windows;
 
 use crate::checks::{self, Context};

@@ -134,14 +134,14 @@ pub struct State {
     pub last_delivered_run: Option<String>,
     /// The hold of the host's updaters (`remediate.hold_updaters`).
     #[serde(default, skip_serializing_if = "is_default")]
-    pub hold: super::hold::HoldState,
+    pub hold: crate::daemon::hold::HoldState,
     /// The last clean of the package cache (`remediate.clean_package_cache`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cleaned: Option<super::clean::Cleaned>,
+    pub cleaned: Option<Cleaned>,
 }
 
-fn is_default(h: &super::hold::HoldState) -> bool {
-    *h == super::hold::HoldState::default()
+fn is_default(h: &crate::daemon::hold::HoldState) -> bool {
+    *h == crate::daemon::hold::HoldState::default()
 }
 
 impl State {
@@ -340,3 +340,51 @@ pub fn read(dir: &Path) -> Result<State, StateError> {
         Err(source) => Err(StateError::Read { path, source }),
     }
 }
+/// The last clean, as the state file records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cleaned {
+    pub at: String,
+    pub check: String,
+    /// The command run, or why none was.
+    pub command: Option<String>,
+    /// Bytes freed on the cache's filesystem (its free space after less before).
+    pub freed_bytes: Option<u64>,
+    /// The disk check's status after the clean.
+    pub status_after: Option<String>,
+    /// Why it was refused or failed.
+    pub error: Option<String>,
+}
+
+impl Cleaned {
+    /// A clean refused (`command` None) or failed, now.
+    pub fn not_done(check: String, command: Option<String>, error: String) -> Cleaned {
+        Cleaned {
+            at: jiff::Timestamp::now().to_string(),
+            check,
+            command,
+            freed_bytes: None,
+            status_after: None,
+            error: Some(error),
+        }
+    }
+
+    pub fn sentence(&self) -> String {
+        match (&self.command, &self.error) {
+            (Some(cmd), None) => format!(
+                "cleaned with `{cmd}` at {}, freeing {} ({} is now {})",
+                self.at,
+                crate::config::units::format_bytes(self.freed_bytes.unwrap_or(0)),
+                self.check,
+                self.status_after.as_deref().unwrap_or("unknown")
+            ),
+            (Some(cmd), Some(e)) => format!("`{cmd}` failed at {}: {e}", self.at),
+            (None, e) => format!(
+                "not cleaned at {} although {} is short: {}",
+                self.at,
+                self.check,
+                e.as_deref().unwrap_or("refused")
+            ),
+        }
+    }
+}
+

@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::fake_aws::{self, ImdsData, TestCa};
-use ssm_preflight::aws::endpoints::{self, Failure, Proxy, Target};
+use ssm_preflight::network::endpoints::{self, Failure, Proxy, Target};
 use ssm_preflight::aws::identity::{self, Role};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! 169.254.169.254 sends the agent's metadata calls to the proxy, which
 //! cannot answer them: the agent loses its credentials.
 
-use crate::aws::proxy::{redact, AgentProxy, IMDS};
+use crate::network::proxy::{redact, AgentProxy, IMDS};
 use crate::checks::common::bus_outcome;
 use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
 use crate::host::mode::Mode;

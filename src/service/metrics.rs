@@ -1,7 +1,7 @@
 //! The opt-in Prometheus textfile for node_exporter's textfile collector,
 //! written atomically after each run so the collector never reads half a file.
 
-use super::report::Report;
+use crate::run::report::Report;
 use crate::checks::Status;
 
 fn status_value(s: Status) -> u8 {
@@ -28,7 +28,7 @@ pub struct Remediation<'a> {
     /// With `remediate.hold_updaters`: whether a hold is in force now.
     pub updaters_held: Option<bool>,
     /// With `remediate.clean_package_cache`: the last clean or refusal.
-    pub cleaned: Option<&'a super::clean::Cleaned>,
+    pub cleaned: Option<&'a crate::run::state::Cleaned>,
 }
 
 /// The textfile for a run: each check's status, the run's time, the last
@@ -102,7 +102,7 @@ pub fn render(
 }
 
 pub fn write(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    super::state::write_atomic(path, text.as_bytes())
+    crate::run::state::write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]
@@ -134,7 +134,7 @@ mod tests {
         report.next_window = Some("2027-01-17T02:00:00Z".into());
         let text = render(&report, None, &Remediation::default());
         assert!(!text.contains("updaters_held") && !text.contains("package_cache"));
-        let cleaned = super::super::clean::Cleaned {
+        let cleaned = crate::run::state::Cleaned {
             at: "2026-12-20T01:50:00Z".into(),
             check: "disk.var".into(),
             command: Some("apt-get clean".into()),

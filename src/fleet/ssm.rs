@@ -11,7 +11,7 @@
 //! has not set `AWS_EC2_METADATA_DISABLED`): the command is run by a
 //! person or a pipeline, never by the daemon.
 
-use super::compliance::COMPLIANCE_TYPE;
+use crate::aws::compliance::COMPLIANCE_TYPE;
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::{
     ComplianceQueryOperatorType, ComplianceStatus, ComplianceStringFilter,
@@ -95,7 +95,7 @@ pub async fn operator(region: Option<&str>, profile: Option<&str>) -> Result<Ope
     use aws_credential_types::provider::ProvideCredentials;
     use std::time::Duration;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(super::sdk_http_client())
+        .http_client(crate::aws::sdk_http_client())
         // Short first backoff: an endpoint that refuses the connection is
         // told within seconds; a throttled call waits 0.2–3 s, jittered.
         .retry_config(
@@ -130,7 +130,7 @@ pub async fn operator(region: Option<&str>, profile: Option<&str>) -> Result<Ope
     provider
         .provide_credentials()
         .await
-        .map_err(|e| FleetError::NoCredentials(super::sdk::source_chain(&e)))?;
+        .map_err(|e| FleetError::NoCredentials(crate::aws::sdk::source_chain(&e)))?;
     Ok(Operator {
         client: aws_sdk_ssm::Client::new(&config),
         region,
@@ -163,9 +163,9 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => FleetError::Unreachable {
             action,
             region: region.to_string(),
-            why: super::sdk::describe_error(e, action),
+            why: crate::aws::sdk::describe_error(e, action),
         },
-        other => FleetError::Failed(super::sdk::describe_error(other, action)),
+        other => FleetError::Failed(crate::aws::sdk::describe_error(other, action)),
     }
 }
 
@@ -321,7 +321,7 @@ pub async fn failing(op: &Operator, instance_id: &str) -> Result<Vec<Failing>, F
         .client
         .list_compliance_items()
         .resource_ids(instance_id)
-        .resource_types(super::compliance::RESOURCE_TYPE)
+        .resource_types(crate::aws::compliance::RESOURCE_TYPE)
         .filters(eq("ComplianceType", COMPLIANCE_TYPE))
         .filters(eq("Status", "NON_COMPLIANT"))
         .max_results(PAGE_COMPLIANCE);
@@ -335,10 +335,10 @@ pub async fn failing(op: &Operator, instance_id: &str) -> Result<Vec<Failing>, F
             // A report from before the Gate detail says nothing: None.
             let gate = item
                 .details()
-                .and_then(|d| d.get(super::compliance::GATE_DETAIL));
+                .and_then(|d| d.get(crate::aws::compliance::GATE_DETAIL));
             out.push(Failing {
                 check: id.to_string(),
-                blocks: gate.map(|g| g == super::compliance::GATE_BLOCKS),
+                blocks: gate.map(|g| g == crate::aws::compliance::GATE_BLOCKS),
             });
         }
     }
@@ -387,21 +387,21 @@ pub struct Window {
 /// One window: its settings, registered targets, patch task and next start.
 pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
     let (tasks, targets, schedule) = tokio::join!(
-        super::patching::window_tasks(&op.client, id),
+        crate::aws::patching::window_tasks(&op.client, id),
         window_targets(op, id),
         next_start(op, id)
     );
     let tasks = tasks.map_err(|e| match e {
-        super::patching::CallError::Denied { action, message } => {
+        crate::aws::patching::CallError::Denied { action, message } => {
             FleetError::Denied { action, message }
         }
-        super::patching::CallError::Failed(why) if why.contains("DoesNotExist") => {
+        crate::aws::patching::CallError::Failed(why) if why.contains("DoesNotExist") => {
             FleetError::NotFound(format!(
                 "there is no maintenance window {id} in {}: {why}. List the windows with `aws ssm describe-maintenance-windows --region {}`.",
                 op.region, op.region
             ))
         }
-        super::patching::CallError::Failed(why) => FleetError::Failed(why),
+        crate::aws::patching::CallError::Failed(why) => FleetError::Failed(why),
     })?;
     // GetMaintenanceWindow, DescribeMaintenanceWindowTasks, one
     // GetMaintenanceWindowTask per patch task.

@@ -1,7 +1,7 @@
 //! The fleet view's verdicts, pure: each node's state from what SSM knows of
 //! it, and a group's prediction against its window task's error threshold.
 
-use crate::aws::fleet::{Failing, Node, Summary};
+use crate::fleet::ssm::{Failing, Node, Summary};
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
 

@@ -5,8 +5,9 @@
 //! failing checks of the non-compliant nodes, a bounded number at a time.
 
 pub mod classify;
+pub mod ssm;
 
-use crate::aws::fleet::{self as api, Failing, FleetError, Node, NodeFilter, Operator, Summary};
+use crate::fleet::ssm::{self as api, Failing, FleetError, Node, NodeFilter, Operator, Summary};
 use classify::{Amount, Counts, Detail, NodeView, Threshold};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;

@@ -9,10 +9,9 @@
 //! mid-transaction: the hold waits for it (`updater_wait`) and says so.
 //! `daemon::hold` decides when; this module acts and records.
 
-use crate::daemon::hold::Span;
+use crate::daemon::hold::{Ended, HoldState, Holding, Span};
 use crate::host::systemd::{self, BusError, SystemBus, UnitInfo};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The timers that start the host's updaters.
@@ -48,86 +47,6 @@ pub static HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 pub const MESSAGE_HOLD_BEGAN: &str = "5b1c3a0e7f2d4c6a9e8b1d2f3a4c5e70";
 pub const MESSAGE_HOLD_ENDED: &str = "5b1c3a0e7f2d4c6a9e8b1d2f3a4c5e71";
 pub const MESSAGE_HOLD_FAILED: &str = "5b1c3a0e7f2d4c6a9e8b1d2f3a4c5e72";
-
-/// A hold in force, as the state file records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holding {
-    pub window: String,
-    pub window_id: Option<String>,
-    /// RFC 3339: when it began and when it ends.
-    pub began_at: String,
-    pub until: String,
-    /// The units masked.
-    pub units: Vec<String>,
-    /// The timers that were active, started again at the end.
-    pub restart: Vec<String>,
-    /// Updaters that were running when the hold began and still were after
-    /// `updater_wait`: left to finish.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub left_running: Vec<String>,
-    /// /proc/sys/kernel/random/boot_id when it began: a runtime mask does
-    /// not outlive the boot.
-    pub boot_id: String,
-}
-
-/// The last hold that ended, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ended {
-    pub window: String,
-    pub ended_at: String,
-    /// "the window ended", "a reboot removed the masks", "released by hand".
-    pub how: String,
-}
-
-/// The hold's part of the state file.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct HoldState {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub holding: Option<Holding>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last: Option<Ended>,
-    /// Why the last action failed, while it is being retried.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl HoldState {
-    /// One line for `status`.
-    pub fn sentence(&self) -> Option<String> {
-        if let Some(h) = &self.holding {
-            let window = match &h.window_id {
-                Some(id) => format!("{} ({id})", h.window),
-                None => h.window.clone(),
-            };
-            let mut s = format!(
-                "holding {} until {}, for window {window}",
-                h.units.join(", "),
-                h.until
-            );
-            if !h.left_running.is_empty() {
-                s.push_str(&format!(
-                    "; {} was already running and was left to finish",
-                    h.left_running.join(", ")
-                ));
-            }
-            if let Some(e) = &self.error {
-                s.push_str(&format!(
-                    "; the last attempt to end it failed and is retried: {e}"
-                ));
-            }
-            return Some(s);
-        }
-        if let Some(e) = &self.error {
-            return Some(format!("the updaters could not be held: {e}; retried"));
-        }
-        self.last.as_ref().map(|l| {
-            format!(
-                "the last hold (window {}) ended at {}: {}",
-                l.window, l.ended_at, l.how
-            )
-        })
-    }
-}
 
 /// This boot's ID: a hold recorded with another ended at a reboot.
 pub fn boot_id(root: &crate::host::Root) -> String {
@@ -258,7 +177,7 @@ fn parse(t: &str) -> Option<Timestamp> {
 impl Keeper {
     /// The hold as the state file in `dir` recorded it.
     pub fn new(root: &crate::host::Root, dir: &std::path::Path, bus: SystemBus) -> Keeper {
-        let state = super::state::read(dir).map(|s| s.hold).unwrap_or_default();
+        let state = crate::run::state::read(dir).map(|s| s.hold).unwrap_or_default();
         Keeper {
             bus,
             boot_id: boot_id(root),
@@ -292,7 +211,7 @@ impl Keeper {
     /// Writes the hold into the state file under its lock. A failure is
     /// logged; the hold goes on from memory.
     fn save(&self) {
-        let result = super::state::StateDir::open(&self.dir).and_then(|locked| {
+        let result = crate::run::state::StateDir::open(&self.dir).and_then(|locked| {
             let mut s = locked.load().unwrap_or_default();
             s.hold = self.state.clone();
             locked.save(&s)
@@ -497,7 +416,7 @@ pub async fn dry_run(ctx: &crate::checks::Context) -> String {
     let now = Timestamp::try_from(ctx.now).unwrap_or_else(|_| Timestamp::now());
     let mut known = windows::from_config(&ctx.settings.window, now, 3);
     if ctx.host.mode != crate::host::mode::Mode::Local {
-        known.extend(super::windows::from_ssm(ctx).await.unwrap_or_default());
+        known.extend(crate::run::windows::from_ssm(ctx).await.unwrap_or_default());
     }
     let Some(span) = crate::daemon::hold::current_or_next(
         &windows::merge(known),

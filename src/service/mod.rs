@@ -10,16 +10,24 @@
 //! cannot be written is logged once per distinct error and written again
 //! with backoff; it never makes the loop spin or send again.
 
-use super::deliver::{self, SendError};
-use super::report::Report;
-use super::state::{self, Delivery, DeliveryState, State, StateDir, StateError};
-use super::{new_run_id, prepare, run_checks_reusing, send_report, Options, Prepared};
+
+pub mod clean;
+pub mod hold;
+pub mod instance;
+pub mod metrics;
+pub mod notify;
+pub mod socket;
+
+use crate::run::deliver::{self, SendError};
+use crate::run::report::Report;
+use crate::run::state::{self, Delivery, DeliveryState, State, StateDir, StateError};
+use crate::run::{new_run_id, prepare, run_checks_reusing, send_report, Options, Prepared};
 use crate::checks::Status;
 use crate::config::schedule::window::{self as windows, Window};
 use crate::daemon::machine::{self, Machine, Wake};
-use crate::daemon::notify::{notify, watchdog_every, NotifyState};
+use notify::{notify, watchdog_every, NotifyState};
 use crate::daemon::planner::{Planner, Why};
-use crate::daemon::{instance, socket, timer};
+use crate::daemon::timer;
 use crate::host::mode::Mode;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -167,7 +175,6 @@ fn write_spool(dir: &std::path::Path, spool: &Spool) -> Result<(), StateError> {
     locked.save(&state)
 }
 
-#[inline(never)] // a frame of its own: see commands::run
 pub fn run(options: &Options) -> anyhow::Result<u8> {
     // Before anything else: a second daemon must not touch the first one's socket.
     let runtime_dir = socket::runtime_dir();
@@ -242,7 +249,7 @@ async fn serve(
     ));
     // The hold of the host's updaters (remediate.hold_updaters), as the
     // state file left it: a hold from before a reboot ends at the first tick.
-    let mut keeper = super::hold::Keeper::new(
+    let mut keeper = hold::Keeper::new(
         &prepared.root,
         &state_dir,
         crate::host::systemd::SystemBus::new(None),
@@ -305,7 +312,7 @@ async fn serve(
         view.lock().unwrap().hold = keeper.state.sentence();
         // The textfile follows a hold as it begins and ends, not only at runs.
         let held = keeper.state.holding.is_some();
-        if super::hold::HELD.swap(held, std::sync::atomic::Ordering::Relaxed) != held {
+        if hold::HELD.swap(held, std::sync::atomic::Ordering::Relaxed) != held {
             if let Some(s) = &spool {
                 write_metrics(&prepared, &s.report, s.delivery.delivered_at.as_deref());
             }
@@ -510,7 +517,7 @@ async fn refresh_windows(
         cache.note = Some("local mode: SSM's schedule is not asked; only [[window]] entries from the config count".into());
     } else if stale {
         let ctx = prepared.context(now);
-        match super::windows::from_ssm(&ctx).await {
+        match crate::run::windows::from_ssm(&ctx).await {
             Ok(w) => {
                 cache.from_ssm = w;
                 cache.note = None;
@@ -636,7 +643,7 @@ async fn one_run(
     }
     if prepared.settings.remediate.clean_package_cache {
         let Some(cleaned) = unless_stopped(
-            super::clean::after_run(&ctx, &mut report),
+            clean::after_run(&ctx, &mut report),
             signals,
             watchdog,
         )
@@ -670,7 +677,7 @@ async fn one_run(
 
 /// Records the last clean of the package cache in the state file; a
 /// failure is logged (the run's own record says the rest).
-fn record_clean(dir: &std::path::Path, cleaned: super::clean::Cleaned) {
+fn record_clean(dir: &std::path::Path, cleaned: crate::run::state::Cleaned) {
     let result = StateDir::open(dir).and_then(|locked| {
         let mut s = locked.load().unwrap_or_default();
         s.cleaned = Some(cleaned);
@@ -762,14 +769,14 @@ fn write_metrics(prepared: &Prepared, report: &Report, delivered_at: Option<&str
                     .and_then(|s| s.cleaned)
             })
             .flatten();
-        let remediation = super::metrics::Remediation {
+        let remediation = metrics::Remediation {
             updaters_held: remediate
                 .hold_updaters
-                .then(|| super::hold::HELD.load(std::sync::atomic::Ordering::Relaxed)),
+                .then(|| hold::HELD.load(std::sync::atomic::Ordering::Relaxed)),
             cleaned: cleaned.as_ref(),
         };
-        let text = super::metrics::render(report, delivered_at, &remediation);
-        if let Err(e) = super::metrics::write(path, &text) {
+        let text = metrics::render(report, delivered_at, &remediation);
+        if let Err(e) = metrics::write(path, &text) {
             tracing::warn!("cannot write the metrics textfile {}: {e}", path.display());
         }
     }

@@ -6,10 +6,10 @@
 //! `yum clean packages`, `zypper clean`) — never while any package-manager
 //! lock is held (queried, never taken) — and runs that disk check again.
 
-use super::report::Report;
+use crate::run::report::Report;
 use crate::checks::{CheckResult, Status};
+use crate::run::state::Cleaned;
 use crate::host::{PackageManager, Root};
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The journal's MESSAGE_ID for a clean, and for one refused or failed.
@@ -118,54 +118,6 @@ pub fn decide(report: &Report, pm: Option<PackageManager>, root: &Root) -> Decis
     }
 }
 
-/// The last clean, as the state file records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cleaned {
-    pub at: String,
-    pub check: String,
-    /// The command run, or why none was.
-    pub command: Option<String>,
-    /// Bytes freed on the cache's filesystem (its free space after less before).
-    pub freed_bytes: Option<u64>,
-    /// The disk check's status after the clean.
-    pub status_after: Option<String>,
-    /// Why it was refused or failed.
-    pub error: Option<String>,
-}
-
-impl Cleaned {
-    /// A clean refused (`command` None) or failed, now.
-    fn not_done(check: String, command: Option<String>, error: String) -> Cleaned {
-        Cleaned {
-            at: jiff::Timestamp::now().to_string(),
-            check,
-            command,
-            freed_bytes: None,
-            status_after: None,
-            error: Some(error),
-        }
-    }
-
-    pub fn sentence(&self) -> String {
-        match (&self.command, &self.error) {
-            (Some(cmd), None) => format!(
-                "cleaned with `{cmd}` at {}, freeing {} ({} is now {})",
-                self.at,
-                crate::config::units::format_bytes(self.freed_bytes.unwrap_or(0)),
-                self.check,
-                self.status_after.as_deref().unwrap_or("unknown")
-            ),
-            (Some(cmd), Some(e)) => format!("`{cmd}` failed at {}: {e}", self.at),
-            (None, e) => format!(
-                "not cleaned at {} although {} is short: {}",
-                self.at,
-                self.check,
-                e.as_deref().unwrap_or("refused")
-            ),
-        }
-    }
-}
-
 fn bytes_free(c: &CheckResult) -> Option<u64> {
     c.details.get("bytes_free")?.parse().ok()
 }
@@ -251,7 +203,7 @@ pub async fn after_run(ctx: &crate::checks::Context, report: &mut Report) -> Opt
                 tracing::error!(message_id = MESSAGE_NOT_CLEANED, "cleaning {cache}: {e}");
                 return Some(Cleaned::not_done(check, Some(command), e));
             }
-            let again = super::run_checks(ctx, std::slice::from_ref(&check))
+            let again = crate::run::run_checks(ctx, std::slice::from_ref(&check))
                 .await
                 .ok();
             let mut after = None;
@@ -261,7 +213,7 @@ pub async fn after_run(ctx: &crate::checks::Context, report: &mut Report) -> Opt
                 if let Some(slot) = report.checks.iter_mut().find(|c| c.id == check) {
                     *slot = r;
                 }
-                report.verdict = super::report::Verdict::of(&report.checks);
+                report.verdict = crate::run::report::Verdict::of(&report.checks);
             }
             let freed = match (before, after.as_ref().and_then(bytes_free)) {
                 (Some(b), Some(a)) => Some(a.saturating_sub(b)),

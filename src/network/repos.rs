@@ -1,0 +1,119 @@
+//! Asking each configured repository for its index, as the package manager
+//! would: through the agent's proxy, each request bounded.
+
+use crate::host::repos::Repo;
+use std::time::{Duration, Instant};
+
+/// An HTTP client that goes where the patch run would: the agent's proxy
+/// when the agent has one, straight otherwise.
+///
+/// `proxy`: the agent's settings, or `None` when they are unknown (ours then
+/// stand in for them).
+pub fn client(
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    proxy: Option<&crate::network::proxy::AgentProxy>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .user_agent(concat!("ssm-preflight/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::limited(5));
+    match proxy {
+        Some(p) if p.any() => {
+            let no_proxy = p
+                .no_proxy
+                .as_deref()
+                .and_then(reqwest::NoProxy::from_string);
+            if let Some(url) = p.https_proxy.as_deref() {
+                builder = builder.proxy(
+                    reqwest::Proxy::https(url)
+                        .map_err(|e| unusable_proxy(url, e))?
+                        .no_proxy(no_proxy.clone()),
+                );
+            }
+            if let Some(url) = p.http_proxy.as_deref() {
+                builder = builder.proxy(
+                    reqwest::Proxy::http(url)
+                        .map_err(|e| unusable_proxy(url, e))?
+                        .no_proxy(no_proxy),
+                );
+            }
+        }
+        Some(_) => builder = builder.no_proxy(),
+        None => {} // the agent's environment is unknown: ours stands in for it
+    }
+    builder.build().map_err(|e| e.without_url().to_string())
+}
+
+/// Why a proxy setting cannot be used, without its password (reqwest's
+/// error would carry the URL as written).
+fn unusable_proxy(url: &str, e: reqwest::Error) -> String {
+    format!(
+        "the proxy {} is unusable: {}",
+        crate::network::proxy::redact(url),
+        e.without_url()
+    )
+}
+
+/// One repository's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub repo: Repo,
+    /// `Ok(status)` for any HTTP answer; `Err` for none.
+    pub result: Result<u16, String>,
+    pub fetched: String,
+    pub elapsed: Duration,
+}
+
+/// Asks every repository at once, each bounded by `timeout`.
+pub async fn fetch_all(
+    client: &reqwest::Client,
+    repos: Vec<Repo>,
+    timeout: Duration,
+) -> Vec<Answer> {
+    let asks = repos.into_iter().filter_map(|repo| match &repo {
+        Repo::Fetch { index, .. } => {
+            let index = index.clone();
+            Some(async move {
+                let started = Instant::now();
+                let mut fetched = index.clone();
+                let mut result = get(client, &index, timeout).await;
+                // apt falls back to Release when a repository has no InRelease.
+                if result == Ok(404) && index.ends_with("/InRelease") {
+                    fetched = format!("{}Release", index.trim_end_matches("InRelease"));
+                    result = get(client, &fetched, timeout).await;
+                }
+                Answer {
+                    repo,
+                    result,
+                    fetched,
+                    elapsed: started.elapsed(),
+                }
+            })
+        }
+        Repo::Skip { .. } => None,
+    });
+    futures_util::future::join_all(asks).await
+}
+
+async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u16, String> {
+    match tokio::time::timeout(timeout, client.get(url).send()).await {
+        Ok(Ok(response)) => Ok(response.status().as_u16()),
+        Ok(Err(e)) => Err(describe_reqwest(&e)),
+        Err(_) => Err(format!(
+            "no answer within {}",
+            humantime::format_duration(timeout)
+        )),
+    }
+}
+
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = std::error::Error::source(e);
+    while let Some(s) = next {
+        parts.push(s.to_string());
+        next = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
