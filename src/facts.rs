@@ -4,9 +4,7 @@
 //! endpoint probes. The gathering itself lives in `host/` and `aws/`; this
 //! module only caches it. In `local` mode nothing here leaves the host.
 
-use crate::network::endpoints::{self, Probe, Proxy};
 use crate::aws::identity::{self, Identity, IdentityError};
-use crate::network::proxy::AgentProxy;
 use crate::aws::tags::{self, Found, NotRead};
 use crate::config::schedule::window::{self, Window};
 use crate::config::Settings;
@@ -14,6 +12,8 @@ use crate::host::agent::{self, AgentLookup};
 use crate::host::mode::{Detected, Mode};
 use crate::host::systemd::SystemBus;
 use crate::host::{process, Root};
+use crate::network::endpoints::{self, Probe, Proxy};
+use crate::network::proxy::AgentProxy;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;

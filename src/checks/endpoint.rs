@@ -150,8 +150,8 @@ pub fn judge(p: &Probe, region: &str) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::endpoints::{Answer, Target};
     use crate::checks::Status;
+    use crate::network::endpoints::{Answer, Target};
     use std::time::{Duration, SystemTime};
 
     fn probe(result: Result<Answer, Failure>, addresses: &[&str], proxy: Option<&str>) -> Probe {

@@ -51,7 +51,11 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
             writeln!(out, "{}", rt.block_on(crate::service::hold::dry_run(&ctx)))?;
         }
         if prepared.settings.remediate.clean_package_cache {
-            writeln!(out, "{}", crate::service::clean::dry_run(&report, &ctx.root))?;
+            writeln!(
+                out,
+                "{}",
+                crate::service::clean::dry_run(&report, &ctx.root)
+            )?;
         }
         out.flush()?;
     }

@@ -4,7 +4,7 @@
 use super::cli::{Global, StatusArgs};
 use crate::config::units::format_age;
 use crate::run::state::{self, DeliveryState, State};
-use crate::service::socket as socket;
+use crate::service::socket;
 use std::time::SystemTime;
 
 /// What the daemon's answer to `status` says of itself, and its state.

@@ -14,8 +14,8 @@ pub mod pkg_state;
 pub mod proc_locks;
 pub mod process;
 pub mod python;
-pub mod repos;
 pub mod reboot;
+pub mod repos;
 pub mod systemd;
 pub mod version;
 

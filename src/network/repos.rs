@@ -116,4 +116,3 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
     parts.dedup();
     parts.join(": ")
 }
-

@@ -6,10 +6,10 @@
 //! `yum clean packages`, `zypper clean`) — never while any package-manager
 //! lock is held (queried, never taken) — and runs that disk check again.
 
-use crate::run::report::Report;
 use crate::checks::{CheckResult, Status};
-use crate::run::state::Cleaned;
 use crate::host::{PackageManager, Root};
+use crate::run::report::Report;
+use crate::run::state::Cleaned;
 use std::time::Duration;
 
 /// The journal's MESSAGE_ID for a clean, and for one refused or failed.

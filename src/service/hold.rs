@@ -40,9 +40,6 @@ pub const SERVICES: &[&str] = &[
     "packagekit-offline-update.service",
 ];
 
-/// Whether a hold is in force, for the metrics textfile.
-pub static HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// The journal's MESSAGE_IDs for the hold's actions.
 pub const MESSAGE_HOLD_BEGAN: &str = "5b1c3a0e7f2d4c6a9e8b1d2f3a4c5e70";
 pub const MESSAGE_HOLD_ENDED: &str = "5b1c3a0e7f2d4c6a9e8b1d2f3a4c5e71";
@@ -177,7 +174,9 @@ fn parse(t: &str) -> Option<Timestamp> {
 impl Keeper {
     /// The hold as the state file in `dir` recorded it.
     pub fn new(root: &crate::host::Root, dir: &std::path::Path, bus: SystemBus) -> Keeper {
-        let state = crate::run::state::read(dir).map(|s| s.hold).unwrap_or_default();
+        let state = crate::run::state::read(dir)
+            .map(|s| s.hold)
+            .unwrap_or_default();
         Keeper {
             bus,
             boot_id: boot_id(root),

@@ -1,8 +1,8 @@
 //! The opt-in Prometheus textfile for node_exporter's textfile collector,
 //! written atomically after each run so the collector never reads half a file.
 
-use crate::run::report::Report;
 use crate::checks::Status;
+use crate::run::report::Report;
 
 fn status_value(s: Status) -> u8 {
     s.rank()

@@ -5,8 +5,8 @@
 use crate::common;
 
 use common::fake_aws::{self, ImdsData, TestCa};
-use ssm_preflight::network::endpoints::{self, Failure, Proxy, Target};
 use ssm_preflight::aws::identity::{self, Role};
+use ssm_preflight::network::endpoints::{self, Failure, Proxy, Target};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

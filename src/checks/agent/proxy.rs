@@ -3,11 +3,11 @@
 //! 169.254.169.254 sends the agent's metadata calls to the proxy, which
 //! cannot answer them: the agent loses its credentials.
 
-use crate::network::proxy::{redact, AgentProxy, IMDS};
 use crate::checks::common::bus_outcome;
 use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
 use crate::host::mode::Mode;
 use crate::host::process;
+use crate::network::proxy::{redact, AgentProxy, IMDS};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "agent.proxy",
