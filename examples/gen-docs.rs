@@ -1,12 +1,26 @@
-//! Writes the man page and the shell completions from the command line's
-//! own definition, for the packages: `cargo run --example gen-docs -- DIR`
-//! puts `ssm-preflight.1` and `completions/{ssm-preflight.bash,_ssm-preflight,ssm-preflight.fish}` in DIR.
+//! Writes what is made from the code itself:
+//!
+//! - `cargo run --example gen-docs -- DIR`: the man page and the shell
+//!   completions from the command line's definition, for the packages
+//!   (`ssm-preflight.1`, `completions/{ssm-preflight.bash,_ssm-preflight,ssm-preflight.fish}`);
+//! - `cargo run --example gen-docs -- --reference docs`: the checks reference
+//!   (`checks.md`, from the check registry) and the configuration reference
+//!   (`configuration.md`, from the settings). The suite fails when the
+//!   committed files differ from these.
 
 use clap::CommandFactory;
 use clap_complete::Shell;
 use std::path::PathBuf;
 
 fn main() -> std::io::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("--reference") {
+        let dir = PathBuf::from(std::env::args().nth(2).unwrap_or_else(|| "docs".into()));
+        std::fs::write(dir.join("checks.md"), ssm_preflight::checks::reference::markdown())?;
+        let config = ssm_preflight::config::reference::markdown().map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("configuration.md"), config)?;
+        println!("{}", dir.display());
+        return Ok(());
+    }
     let dir = PathBuf::from(
         std::env::args()
             .nth(1)

@@ -4,7 +4,7 @@
 //! patch run.
 
 use super::common::{bus_outcome, local_skip};
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::config::units::format_age;
 use crate::host::systemd::{self, BusError, TimeSync};
 use std::time::{Duration, SystemTime};
@@ -15,6 +15,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Clock synchronized",
     severity: Severity::High,
     members: None,
+    doc: Doc {
+        looks_at: "timedated over D-Bus (`NTP`, `NTPSynchronized`) and, outside `local` mode, the skew against the `Date` of the ssm endpoint's answer",
+        warns: "not synchronized; skew over 60 s",
+        fails: "skew over 4 min (SigV4 rejects requests 5 minutes off)",
+        fix: "`chronyc makestep`, `timedatectl set-ntp true`",
+        cannot_see: "no bus and no skew measured / timedated not on a bus that answers",
+        reports: "`skip` / `error`",
+    },
 };
 
 /// Past this the skew warns; past `SKEW_FAIL` it fails (SigV4 allows 5 minutes).

@@ -2,7 +2,7 @@
 //! an instance profile role, Default Host Management credentials, or a
 //! hybrid node's credentials file.
 
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::aws::identity::{Identity, IdentityError, Role};
 use crate::host::credentials::{self, DHMC_CREDENTIALS};
 use crate::host::mode::Mode;
@@ -13,6 +13,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Credentials for the agent",
     severity: Severity::Critical,
     members: None,
+    doc: Doc {
+        looks_at: "`ec2`: the instance profile role under `iam/security-credentials/` and its `Code`; Default Host Management credentials (`/var/lib/amazon/ssm/credentials`); `hybrid`: the agent's credentials file",
+        warns: "—",
+        fails: "no instance profile (and no DHMC), or the role's credentials are not usable",
+        fix: "`aws ec2 associate-iam-instance-profile`, DHMC",
+        cannot_see: "local mode / IMDS or the registration does not answer",
+        reports: "`skip` / `fail`",
+    },
 };
 
 pub fn plan(ctx: &Context) -> super::Check {

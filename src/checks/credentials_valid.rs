@@ -6,7 +6,7 @@
 //! clock AWS rejects; this is where that shows.
 
 use super::common::local_skip;
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::aws::sts::{self, Looked, StsError};
 use crate::config::units::format_age;
 use std::time::{Duration, SystemTime};
@@ -17,6 +17,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Credentials accepted by AWS",
     severity: Severity::Critical,
     members: None,
+    doc: Doc {
+        looks_at: "`sts:GetCallerIdentity` signed with the node's own credentials (the instance profile's, Default Host Management's, a hybrid node's, or `AWS_ACCESS_KEY_ID`), sent to the regional STS endpoint (`endpoints.urls.sts` or `AWS_ENDPOINT_URL_STS` override it) through the agent's proxy, within `aws.attempt_timeout`: the ARN and account AWS sees, and when the credentials expire. Needs no IAM permission",
+        warns: "the credentials expire within 15 minutes and were not refreshed; STS did not answer (the agent does not need STS, so this alone does not stop patching)",
+        fails: "STS refuses them: expired (`ExpiredToken`), unknown (`InvalidClientTokenId`), or signed with a clock more than 5 minutes off (named as the clock's fault)",
+        fix: "restart the agent, re-attach the instance profile or re-register the node; `chronyc makestep`",
+        cannot_see: "local mode, no identity or no credentials / STS does not answer / an explicit deny of `sts:GetCallerIdentity`",
+        reports: "`skip` / `warn` / `skip` naming the action",
+    },
 };
 
 /// Credentials closer than this to their expiry were not refreshed in time.

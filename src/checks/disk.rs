@@ -3,7 +3,7 @@
 //! (`disk.root`, `disk.var`, `disk.boot`); and `noexec` on /var/lib/amazon,
 //! where the agent runs the scripts of `AWS-RunPatchBaseline`.
 
-use super::{CatalogueEntry, Context, Group, Outcome, Severity, Status};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity, Status};
 use crate::config::units::{format_bytes, format_count};
 use crate::config::Thresholds;
 use crate::host::disk::{self, name_for, Figures, Filesystem, DEFAULT_PATHS};
@@ -17,6 +17,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Free disk space and inodes",
     severity: Severity::Critical,
     members: Some("<name>"),
+    doc: Doc {
+        looks_at: "free bytes (what an unprivileged writer may use) and free inodes of each distinct filesystem among `/`, `/var`, `/var/cache/{apt,dnf,yum}`, `/var/lib/amazon`, `/var/lib/amazon/ssm`, `/var/log/amazon/ssm`, `/boot`, `/tmp` and `[disk.paths]`, those that exist; one result per filesystem, named after its mount point (`disk.root`, `disk.var`, `disk.boot`); mount options from `/proc/self/mountinfo`",
+        warns: "free space below `warn_below` (2 GiB; /boot 250 MiB) or free inodes below `inodes_warn_below` (10 %); a `[disk.paths]` path that does not exist",
+        fails: "free space below `fail_below` (500 MiB; /boot 120 MiB), free inodes below `inodes_fail_below` (2 %), or `/var/lib/amazon` on a `noexec` mount (the agent runs the patch scripts from there)",
+        fix: "the package manager's clean command, `journalctl --vacuum-size`, `du` to find what is large; old kernels removed from /boot; `mount -o remount,exec`",
+        cannot_see: "`statfs` fails or hangs / `/proc/self/mountinfo` unreadable where `/var/lib/amazon` is",
+        reports: "`error` / `warn`: `noexec` unknown, with the `findmnt` command",
+    },
 };
 
 /// How long one path's lookup may take before its mount counts as hung: a

@@ -3,7 +3,7 @@
 //! proxy when it has one. The summary names the step that failed.
 
 use super::common::{local_skip, probe_outcome};
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::network::endpoints::{address_kind, Failure, Probe, REQUIRED_SERVICES};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
@@ -12,6 +12,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "SSM endpoint reachable on 443",
     severity: Severity::Critical,
     members: Some("<service>"),
+    doc: Doc {
+        looks_at: "for `ssm`, `ssmmessages`, `ec2messages`, `s3` and `endpoints.extra`: the regional name (`amazonaws.com.cn` for `cn-*`) or `endpoints.urls`, then DNS (a private answer means a VPC endpoint), TCP on 443, the proxy's `CONNECT` when the agent has a proxy that `no_proxy` does not exempt, a TLS handshake validating the certificate (system roots, `SSL_CERT_FILE`, `endpoints.ca_bundle`), an HTTP answer; all at once, each within `endpoints.timeout` (3 s)",
+        warns: "—",
+        fails: "any step fails; the summary names it — DNS failure, refused, timed out (and where), no route, proxy refused, untrusted certificate (likely TLS interception), wrong name — with the address and the time taken",
+        fix: "the interface VPC endpoint `com.amazonaws.<region>.<service>`, security group and NACL rules for 443, the proxy's CONNECT rules, the inspecting CA",
+        cannot_see: "local mode / a repository file it may not read",
+        reports: "`skip` / `warn` naming the file (a failing repository stays `fail`)",
+    },
 };
 
 pub fn services(ctx: &Context) -> Vec<String> {

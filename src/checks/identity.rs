@@ -1,7 +1,7 @@
 //! `agent.identity`: how SSM knows this node — an EC2 instance (IMDSv2) or a
 //! hybrid node (the agent's registration) — its instance ID and region.
 
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::aws::identity::{Identity, IdentityError};
 use crate::host::mode::Mode;
 
@@ -11,6 +11,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Node identity",
     severity: Severity::Critical,
     members: None,
+    doc: Doc {
+        looks_at: "`ec2`: the IMDSv2 identity document (instance ID, region, account); `hybrid`: `/var/lib/amazon/ssm/registration` (never the vault)",
+        warns: "—",
+        fails: "IMDS does not answer or refuses a token; a hybrid node without a usable registration",
+        fix: "IMDS settings (`HttpEndpoint`, hop limit), `amazon-ssm-agent -register`",
+        cannot_see: "local mode / IMDS or the registration does not answer",
+        reports: "`skip` / `fail`",
+    },
 };
 
 pub fn plan(ctx: &Context) -> super::Check {

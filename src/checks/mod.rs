@@ -25,6 +25,7 @@ pub mod payload;
 pub mod pkg_lock;
 pub mod pkg_state;
 pub mod reboot;
+pub mod reference;
 pub mod repo;
 pub mod ssm_ping;
 pub mod window_targeted;
@@ -230,6 +231,20 @@ pub struct CatalogueEntry {
     /// For a family: how its members are named after the dot (`<name>` for
     /// `disk.<name>`); `None` for a single check.
     pub members: Option<&'static str>,
+    /// The reference for people: docs/checks.md is made from it.
+    pub doc: Doc,
+}
+
+/// What a check looks at and when it warns or fails, in the reference's
+/// words (Markdown); `—` where it never does.
+pub struct Doc {
+    pub looks_at: &'static str,
+    pub warns: &'static str,
+    pub fails: &'static str,
+    pub fix: &'static str,
+    /// What it cannot see where it runs, and what it reports then.
+    pub cannot_see: &'static str,
+    pub reports: &'static str,
 }
 
 /// How a registered check turns the run's facts into work.
@@ -245,97 +260,45 @@ pub struct Registered {
     pub plan: Plan,
 }
 
+const fn one(entry: &'static CatalogueEntry, plan: fn(&Context) -> Check) -> Registered {
+    Registered {
+        entry,
+        plan: Plan::One(plan),
+    }
+}
+
+const fn many(entry: &'static CatalogueEntry, plan: fn(&Context) -> Vec<Check>) -> Registered {
+    Registered {
+        entry,
+        plan: Plan::Many(plan),
+    }
+}
+
 /// Every check, in the order they are reported. The catalogue, the plan and
 /// the selectors all come from here.
 pub const REGISTRY: &[Registered] = &[
-    Registered {
-        entry: &agent::service::ENTRY,
-        plan: Plan::One(agent::service::plan),
-    },
-    Registered {
-        entry: &agent::version::ENTRY,
-        plan: Plan::One(agent::version::plan),
-    },
-    Registered {
-        entry: &agent::log::ENTRY,
-        plan: Plan::One(agent::log::plan),
-    },
-    Registered {
-        entry: &agent::proxy::ENTRY,
-        plan: Plan::One(agent::proxy::plan),
-    },
-    Registered {
-        entry: &identity::ENTRY,
-        plan: Plan::One(identity::plan),
-    },
-    Registered {
-        entry: &credentials_role::ENTRY,
-        plan: Plan::One(credentials_role::plan),
-    },
-    Registered {
-        entry: &credentials_valid::ENTRY,
-        plan: Plan::One(credentials_valid::plan),
-    },
-    Registered {
-        entry: &clock::ENTRY,
-        plan: Plan::One(clock::plan),
-    },
-    Registered {
-        entry: &endpoint::ENTRY,
-        plan: Plan::Many(endpoint::plan),
-    },
-    Registered {
-        entry: &repo::ENTRY,
-        plan: Plan::One(repo::plan),
-    },
-    Registered {
-        entry: &payload::ENTRY,
-        plan: Plan::One(payload::plan),
-    },
-    Registered {
-        entry: &disk::ENTRY,
-        plan: Plan::Many(disk::plan),
-    },
-    Registered {
-        entry: &pkg_lock::ENTRY,
-        plan: Plan::One(pkg_lock::plan),
-    },
-    Registered {
-        entry: &pkg_state::ENTRY,
-        plan: Plan::One(pkg_state::plan),
-    },
-    Registered {
-        entry: &reboot::ENTRY,
-        plan: Plan::One(reboot::plan),
-    },
-    Registered {
-        entry: &os_supported::ENTRY,
-        plan: Plan::One(os_supported::plan),
-    },
-    Registered {
-        entry: &patch_prereqs::ENTRY,
-        plan: Plan::One(patch_prereqs::plan),
-    },
-    Registered {
-        entry: &patch_group::ENTRY,
-        plan: Plan::One(patch_group::plan),
-    },
-    Registered {
-        entry: &ssm_ping::ENTRY,
-        plan: Plan::One(ssm_ping::plan),
-    },
-    Registered {
-        entry: &patchgroup_baseline::ENTRY,
-        plan: Plan::One(patchgroup_baseline::plan),
-    },
-    Registered {
-        entry: &window_targeted::ENTRY,
-        plan: Plan::One(window_targeted::plan),
-    },
-    Registered {
-        entry: &patch_last_run::ENTRY,
-        plan: Plan::One(patch_last_run::plan),
-    },
+    one(&agent::service::ENTRY, agent::service::plan),
+    one(&agent::version::ENTRY, agent::version::plan),
+    one(&agent::log::ENTRY, agent::log::plan),
+    one(&agent::proxy::ENTRY, agent::proxy::plan),
+    one(&identity::ENTRY, identity::plan),
+    one(&credentials_role::ENTRY, credentials_role::plan),
+    one(&credentials_valid::ENTRY, credentials_valid::plan),
+    one(&clock::ENTRY, clock::plan),
+    many(&endpoint::ENTRY, endpoint::plan),
+    one(&repo::ENTRY, repo::plan),
+    one(&payload::ENTRY, payload::plan),
+    many(&disk::ENTRY, disk::plan),
+    one(&pkg_lock::ENTRY, pkg_lock::plan),
+    one(&pkg_state::ENTRY, pkg_state::plan),
+    one(&reboot::ENTRY, reboot::plan),
+    one(&os_supported::ENTRY, os_supported::plan),
+    one(&patch_prereqs::ENTRY, patch_prereqs::plan),
+    one(&patch_group::ENTRY, patch_group::plan),
+    one(&ssm_ping::ENTRY, ssm_ping::plan),
+    one(&patchgroup_baseline::ENTRY, patchgroup_baseline::plan),
+    one(&window_targeted::ENTRY, window_targeted::plan),
+    one(&patch_last_run::ENTRY, patch_last_run::plan),
 ];
 
 /// The catalogue: every check ID (or family) with its group, title and severity.

@@ -1,7 +1,7 @@
 //! `os.supported`: the distribution and version against the list Patch
 //! Manager supports (shared/reference/patch-manager-guide.txt).
 
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::host::os_release::OsRelease;
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
@@ -10,6 +10,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Operating system supported by Patch Manager",
     severity: Severity::High,
     members: None,
+    doc: Doc {
+        looks_at: "`/etc/os-release` (or `/usr/lib/os-release`) against Patch Manager's supported list: Amazon Linux 2 and 2023; RHEL 7–10; Ubuntu 16.04–24.04 LTS; Debian 9–12; SLES 12 and 15; CentOS 7; Oracle Linux 7–9; AlmaLinux and Rocky Linux 8–9",
+        warns: "—",
+        fails: "the distribution or its version is not supported (the message names the supported versions)",
+        fix: "upgrade, or take the host out of its patch group",
+        cannot_see: "no readable `os-release`",
+        reports: "`error`",
+    },
 };
 
 /// Which `VERSION_ID`s of a distribution are supported.

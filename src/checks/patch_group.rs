@@ -2,7 +2,7 @@
 //! groups it in the Compliance view. Missing or conflicting tags warn.
 
 use super::common::local_skip;
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::aws::tags::{Found, NotRead};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
@@ -11,6 +11,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Patch Group tag",
     severity: Severity::Medium,
     members: None,
+    doc: Doc {
+        looks_at: "`patch_group.value` in the config if set; else `ec2`: the IMDS instance tag `PatchGroup` (IMDS cannot show a key with a space) and `ec2:DescribeTags` for `Patch Group` and `PatchGroup`; `hybrid`: `ssm:ListTagsForResource`",
+        warns: "no tag (Compliance shows the node under no patch group), or two different values",
+        fails: "—",
+        fix: "`aws ec2 create-tags … 'Key=Patch Group,Value=…'`, `aws ssm add-tags-to-resource`",
+        cannot_see: "local mode, or no identity / one tag source refused (IMDS tags off, AccessDenied)",
+        reports: "`skip` / `warn` with the value the other source gave",
+    },
 };
 
 pub fn plan(ctx: &Context) -> super::Check {

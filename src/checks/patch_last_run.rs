@@ -5,7 +5,7 @@
 //! another patch group or baseline than today's.
 
 use super::common::{call_outcome, node_ssm};
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::aws::patching::{self, PatchState};
 use crate::config::units::format_age;
 use std::time::{Duration, SystemTime};
@@ -16,6 +16,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Last patch operation",
     severity: Severity::Medium,
     members: None,
+    doc: Doc {
+        looks_at: "`ssm:DescribeInstancePatchStates` for this node (last operation, its end, failed / missing / pending-reboot / critical counts, the group and baseline used) and the failed patches' names (`ssm:DescribeInstancePatches`, at most 10)",
+        warns: "failed patches (named); patches waiting for a reboot; no operation in 35 days or never; a run under another patch group than today's",
+        fails: "—",
+        fix: "the last run's output in Run Command; reboot; a scan",
+        cannot_see: "local mode, no identity or no credentials / the optional action refused (AccessDenied) / SSM does not answer",
+        reports: "`skip` / `skip` naming the action to add / `error`",
+    },
 };
 
 /// A node not scanned or patched for this long has missed its windows.

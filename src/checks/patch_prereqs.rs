@@ -3,7 +3,7 @@
 //! bindings (the payload's "Apt requires Python3" failure on a Debian host
 //! without python3-apt), and `needs-restarting` on yum and dnf hosts.
 
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::host::python::{self, Prereqs};
 use crate::host::PackageManager;
 use std::time::Duration;
@@ -14,6 +14,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Patch payload prerequisites",
     severity: Severity::High,
     members: None,
+    doc: Doc {
+        looks_at: "what `AWS-RunPatchBaseline`'s payload runs on: the interpreter (`/usr/bin/python3`; on yum hosts `python2`/`python`) and that `--version` answers; the package manager's Python bindings (apt: `apt` and `apt_pkg` from python3-apt; dnf: `dnf`; yum: `yum` and `rpm`), found in the interpreter's site directories; `needs-restarting` on yum and dnf hosts",
+        warns: "—",
+        fails: "any of them missing or the interpreter not running (the payload's \"Apt requires Python3\"): the summary names each, the remedy is one install command",
+        fix: "`sudo apt-get install -y python3-apt`, `sudo dnf install -y python3-dnf dnf-utils`, …",
+        cannot_see: "no package manager / an interpreter that does not answer `--version` in time",
+        reports: "`skip` / `fail` (the payload could not run either)",
+    },
 };
 
 pub fn plan(ctx: &Context) -> super::Check {

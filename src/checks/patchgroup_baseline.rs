@@ -6,7 +6,7 @@
 //! patch group).
 
 use super::common::{call_outcome, node_ssm};
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::aws::patching::{self, Baseline};
 use crate::host::os_release::OsRelease;
 
@@ -16,6 +16,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Patch baseline for this node",
     severity: Severity::Medium,
     members: None,
+    doc: Doc {
+        looks_at: "the OS (os-release → Patch Manager's `OperatingSystem`), `ssm:DescribePatchGroups` for the node's group, `ssm:GetDefaultPatchBaseline` for the OS, `ssm:GetPatchBaseline` for the one that applies (name, auto-approval days, approved and rejected patches)",
+        warns: "no single Patch Group; no baseline registered for the group; the group registered only for other operating systems — each names the default baseline the node gets instead",
+        fails: "—",
+        fix: "`aws ssm register-patch-baseline-for-patch-group`",
+        cannot_see: "local mode, no identity or no credentials / the optional action refused (AccessDenied) / SSM does not answer",
+        reports: "`skip` / `skip` naming the action to add / `error`",
+    },
 };
 
 /// What SSM said about the group and this operating system.

@@ -5,7 +5,7 @@
 //! download payload") while `endpoint.s3` passes.
 
 use super::common::{call_outcome, node_ssm};
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::aws::patching::CallError;
 use crate::aws::payload::{self, Reach};
 
@@ -15,6 +15,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Patch payload downloadable",
     severity: Severity::Critical,
     members: None,
+    doc: Doc {
+        looks_at: "the payload the current `AWS-RunPatchBaseline` downloads (`ssm:GetDocument`: its name, prefix and which regions keep the old `aws-ssm-<region>` bucket), at the URL the document builds for the region — `s3.dualstack.<region>.amazonaws.com/aws-ssm-<region>/…`, `aws-patch-manager-<region>.s3-accelerate.dualstack.amazonaws.com/…` in newer regions, `s3.<region>.amazonaws.com.cn` in China, `s3-fips-<region>` in GovCloud — with an anonymous `HEAD` through the agent's proxy, within `endpoints.timeout` (`endpoints.urls.payload` sends it to a mirror); without `ssm:GetDocument`, the region's candidate buckets (both the dualstack and the accelerate host outside China and GovCloud)",
+        warns: "—",
+        fails: "denied (HTTP 403: an S3 gateway endpoint or bucket policy), another HTTP answer, or unreachable (the step named); without the document, no candidate host answering; each is the patch run's exit 156, \"Unable to download payload\"",
+        fix: "allow the bucket in the VPC endpoint's policy; a route to S3",
+        cannot_see: "local mode, no identity, SSM not answering / `ssm:GetDocument` refused and a candidate host answers (the object cannot be named, so a policy on it is not seen; none answering fails) / a document that names no payload this tool can read",
+        reports: "`skip` / `skip` naming the action and what answered / `error`",
+    },
 };
 
 pub fn plan(ctx: &Context) -> super::Check {

@@ -6,7 +6,7 @@
 //! who would block a lock without taking it; pid-file tools (yum, dnf4,
 //! zypper) from the pid they wrote and whether that process is alive.
 
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::config::units::format_age;
 use crate::host::locks::*;
 use std::collections::BTreeMap;
@@ -18,6 +18,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Package-manager locks",
     severity: Severity::High,
     members: None,
+    doc: Doc {
+        looks_at: "dpkg/apt (`/var/lib/dpkg/lock-frontend`, `lock`, `/var/lib/apt/lists/lock`, `/var/cache/apt/archives/lock`), `apt.systemd.daily` (flock on `/var/lib/apt/daily_lock`), yum (`/var/run/yum.pid`), dnf4 (`/var/lib/dnf/rpmdb_lock.pid`, `/var/cache/dnf/*_lock.pid`), dnf5 (`/run/dnf/rpmtransaction.lock`), rpm (`/var/lib/rpm/.rpm.lock`, `/usr/lib/sysimage/rpm/.rpm.lock`), zypper (`/run/zypp.pid`). Holders come from `/proc/locks`, `F_GETLK` and pid files — **no lock is ever taken**",
+        warns: "a process holds a lock (named with its PID, command line and how long it has run); a pid file holds garbage; a lock could not be looked at (not root)",
+        fails: "the holder has run longer than `pkg_lock.stuck_after` (30 min): it is probably hung",
+        fix: "let it finish; if hung, `kill` it and repair (`dpkg --configure -a`, `yum-complete-transaction --cleanup-only`, …)",
+        cannot_see: "a lock file it may not open / lines of `/proc/locks` it cannot parse (flock holders show only there)",
+        reports: "`warn` naming each",
+    },
 };
 
 pub fn plan(ctx: &Context) -> super::Check {

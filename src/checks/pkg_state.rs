@@ -9,7 +9,7 @@
 //! upgrade that starts inside the maintenance window takes the lock the
 //! patch run needs (`fires_within` judges that against a window).
 
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::host::pkg_state::*;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,6 +19,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Package database state",
     severity: Severity::High,
     members: None,
+    doc: Doc {
+        looks_at: "dpkg's journal `/var/lib/dpkg/updates`, package states in `/var/lib/dpkg/status`, yum's `transaction-all.*`; the automatic-update timers (`apt-daily.timer`, `apt-daily-upgrade.timer`, `dnf-automatic*.timer`, …) and when each next fires (`details`: `timer.<name>`)",
+        warns: "yum left an unfinished transaction; an update timer next fires inside an upcoming window (`[[window]]`, or SSM's in the daemon with its length from `ssm:GetMaintenanceWindow`; a window of unknown length counts as 4 h), where it would hold the lock the patch run needs",
+        fails: "dpkg was interrupted, or packages are `half-configured`/`half-installed` — unless a live process holds dpkg's lock: that is dpkg at work (an install in progress, such as this package's own), a warning naming the process",
+        fix: "`sudo dpkg --configure -a`, `sudo apt-get -f install`; `yum-complete-transaction --cleanup-only`; move the timer out of the window or disable it",
+        cannot_see: "dpkg's or yum's state it may not read / the update timers (no bus) with a window ahead",
+        reports: "`warn` naming the files and the error / `warn` naming the window",
+    },
 };
 
 pub fn plan(ctx: &Context) -> super::Check {

@@ -3,7 +3,7 @@
 //! `needs-restarting -r` exits 1; everywhere, a newer kernel installed than
 //! the one running means a reboot is due.
 
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::host::reboot::*;
 use crate::host::version;
 
@@ -13,6 +13,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Pending reboot",
     severity: Severity::Medium,
     members: None,
+    doc: Doc {
+        looks_at: "`/run/reboot-required` and `.pkgs`, the running kernel (`/proc/sys/kernel/osrelease`) against the newest in `/boot` and `/usr/lib/modules`, `needs-restarting -r` where installed",
+        warns: "a reboot is pending (and why)",
+        fails: "—",
+        fix: "`sudo systemctl reboot` before the window",
+        cannot_see: "no convention, no `needs-restarting`, no kernel to compare / `needs-restarting -r` fails or times out",
+        reports: "`skip` / `warn` with what the kernel comparison said",
+    },
 };
 
 pub fn plan(ctx: &Context) -> super::Check {

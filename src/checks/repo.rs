@@ -3,7 +3,7 @@
 //! the agent's environment).
 
 use super::common::local_skip;
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::host::repos::{self, Repo};
 use crate::network::repos::{self as fetch, Answer};
 
@@ -13,6 +13,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Package repositories reachable",
     severity: Severity::High,
     members: None,
+    doc: Doc {
+        looks_at: "apt sources (one-line `.list`, deb822 `.sources`), yum/dnf and zypper `.repo` files with their `$releasever`/`$basearch`/`$awsregion` variables; each enabled repository's `InRelease` (then `Release`), `repodata/repomd.xml` or mirror list fetched through the agent's proxy, within `repos.timeout` (5 s); `file:`, `cdrom:` and plugin sources are listed as not checked",
+        warns: "—",
+        fails: "a repository does not answer, or answers other than 2xx",
+        fix: "`apt-get update` / `dnf makecache` shows the same; a proxy for the package manager, a NAT gateway, the S3 gateway endpoint",
+        cannot_see: "local mode / a repository file it may not read",
+        reports: "`skip` / `warn` naming the file (a failing repository stays `fail`)",
+    },
 };
 
 pub fn plan(ctx: &Context) -> super::Check {

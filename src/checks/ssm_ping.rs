@@ -4,7 +4,7 @@
 //! credentials, its route), and then no window reaches it.
 
 use super::common::{call_outcome, node_ssm};
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::aws::patching::{self, NodeInfo};
 use crate::config::units::format_age;
 use crate::host::os_release::OsRelease;
@@ -16,6 +16,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Online to SSM",
     severity: Severity::Critical,
     members: None,
+    doc: Doc {
+        looks_at: "`ssm:DescribeInstanceInformation` for this node: `PingStatus`, `LastPingDateTime`, `AgentVersion`, `IsLatestVersion`, the platform as SSM has it",
+        warns: "Online but the last ping is over 10 minutes old; SSM's platform version differs from os-release",
+        fails: "`ConnectionLost` or `Inactive`, or SSM does not know the node (not managed)",
+        fix: "restart the agent; its log says why it lost SSM; register the node",
+        cannot_see: "local mode, no identity or no credentials / the optional action refused (AccessDenied) / SSM does not answer",
+        reports: "`skip` / `skip` naming the action to add / `error`",
+    },
 };
 
 /// The agent pings every 5 minutes; twice that without one is worth a look.

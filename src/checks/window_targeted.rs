@@ -6,7 +6,7 @@
 //! pre-install hook; the window's length and cutoff.
 
 use super::common::{call_outcome, node_ssm};
-use super::{CatalogueEntry, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::aws::patching::{self, WindowTasks};
 use crate::config::schedule::window::Window;
 
@@ -16,6 +16,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "Maintenance window patches this node",
     severity: Severity::Medium,
     members: None,
+    doc: Doc {
+        looks_at: "the node's windows in the next 35 days (by instance ID and Patch Group tag), each one's `GetMaintenanceWindow` (length, cutoff), `DescribeMaintenanceWindowTasks` and, for its patch task, `GetMaintenanceWindowTask` (document, `Operation`, `RebootOption`, `PreInstallHookDocName`)",
+        warns: "no window targets the node; a window runs no patch task, or only scans; an `AWS-RunPatchBaselineWithHooks` task without the gate (`SSMPreflight-Gate`) as its pre-install hook",
+        fails: "—",
+        fix: "register targets; register the patch task (`maintenance-window-task.json` in the package)",
+        cannot_see: "local mode, no identity or no credentials / the optional action refused (AccessDenied) / SSM does not answer",
+        reports: "`skip` / `skip` naming the action to add / `error`",
+    },
 };
 
 /// The gate's document, as packaging/ssm-documents names it.

@@ -12,6 +12,7 @@
 //! URLs it takes — and says nothing about which checks exist.
 
 mod raw;
+pub mod reference;
 pub mod schedule;
 pub mod selector;
 mod settings;

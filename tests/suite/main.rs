@@ -10,6 +10,7 @@ mod cli;
 mod cloud;
 mod daemon;
 mod dbus;
+mod docs;
 mod faults;
 mod fleet;
 mod golden;

@@ -2,7 +2,7 @@
 //! went wrong in the last hour. Read from the end: the log grows to tens of
 //! megabytes and only the recent lines matter.
 
-use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::checks::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::config::units::format_age;
 use crate::host::agent_log::{gather, ErrorLine, Facts, AGENT_LOG, ERRORS_LOG};
 use std::time::{Duration, SystemTime};
@@ -13,6 +13,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "amazon-ssm-agent log",
     severity: Severity::Low,
     members: None,
+    doc: Doc {
+        looks_at: "the last 256 KiB of `/var/log/amazon/ssm/amazon-ssm-agent.log` and `errors.log` (never the whole file): when it was last written, `ERROR` lines",
+        warns: "not written for `agent.log_stale_after` (24 h); `ERROR` lines within `agent.log_error_window` (1 h): the count and the latest",
+        fails: "—",
+        fix: "read the errors: `grep ERROR … | tail`",
+        cannot_see: "no log and no agent / a log it may not read",
+        reports: "`skip` / `error`",
+    },
 };
 
 pub fn plan(ctx: &Context) -> crate::checks::Check {

@@ -4,7 +4,7 @@
 //! cannot answer them: the agent loses its credentials.
 
 use crate::checks::common::bus_outcome;
-use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::checks::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::host::mode::Mode;
 use crate::host::process;
 use crate::network::proxy::{redact, AgentProxy, IMDS};
@@ -15,6 +15,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "amazon-ssm-agent proxy settings",
     severity: Severity::Medium,
     members: None,
+    doc: Doc {
+        looks_at: "the agent's own environment, `/proc/<MainPID>/environ` (`HTTPS_PROXY`/`https_proxy`, `HTTP_PROXY`, `NO_PROXY`, upper case first), read as the agent (Go) reads it: https:// calls use `HTTPS_PROXY` only, never `HTTP_PROXY`; `NO_PROXY` entries are `*`, addresses, CIDR blocks or domains (`foo.com` and its subdomains, `.foo.com` or `*.foo.com` subdomains only), each with an optional `:port`; localhost and loopback are never proxied. A proxy's password is never shown anywhere: `http://alice:***@proxy:3128`",
+        warns: "on EC2, `HTTP_PROXY` is set and `no_proxy` does not cover 169.254.169.254 (the agent asks IMDS over http://)",
+        fails: "—",
+        fix: "`systemctl edit amazon-ssm-agent` with `Environment=\"no_proxy=169.254.169.254\"`",
+        cannot_see: "the agent is not running / its `/proc/<pid>/environ` unreadable",
+        reports: "`skip` / `error`",
+    },
 };
 
 pub fn plan(ctx: &Context) -> crate::checks::Check {

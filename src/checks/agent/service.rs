@@ -3,7 +3,7 @@
 
 use super::{ctl_name, install_command};
 use crate::checks::common::bus_outcome;
-use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::checks::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::config::units::format_age;
 use crate::host::agent::{
     binary, AgentUnits, CLASSIC_BINARY, CLASSIC_UNIT, SNAP_BINARY, SNAP_UNIT,
@@ -20,6 +20,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "amazon-ssm-agent service",
     severity: Severity::Critical,
     members: None,
+    doc: Doc {
+        looks_at: "systemd over D-Bus (`GetUnit`/`LoadUnit`, unit and service properties): the classic `amazon-ssm-agent.service` and Ubuntu's snap unit `snap.amazon-ssm-agent.amazon-ssm-agent.service` — which one runs the agent, `LoadState`/`ActiveState`/`SubState`, `NRestarts`, `ActiveEnterTimestamp`, and the main process's user (`/proc/<MainPID>/status`)",
+        warns: "restarted automatically and came up again within `agent.flapping_window` (1 h): flapping; both units installed",
+        fails: "not installed (the remedy is the install command for this distribution) — on a managed node (`ec2`, `hybrid`) also when systemd cannot be asked but no agent binary exists —, masked, `failed`, `activating` (`auto-restart`: a crash loop), `inactive`, main process not root",
+        fix: "`journalctl -u amazon-ssm-agent -n 50`, `systemctl enable --now`, `systemctl unmask`",
+        cannot_see: "no system bus (a container) / a bus where systemd does not answer / the agent process's user (`/proc/<pid>/status` hidden by `hidepid`)",
+        reports: "`skip` (a managed node with no agent binary: `fail`) / `error` / `warn` naming the PID and `ps -o user= -p <pid>`",
+    },
 };
 
 pub fn plan(ctx: &Context) -> crate::checks::Check {

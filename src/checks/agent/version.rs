@@ -2,7 +2,7 @@
 //! runs `AWS-RunPatchBaselineWithHooks` (3.0.502, configurable) and, on a
 //! managed node, against the newest version AWS publishes for its region.
 
-use crate::checks::{CatalogueEntry, Context, Group, Outcome, Severity};
+use crate::checks::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
 use crate::host::agent::{binary, run_version, AgentUnits, CLASSIC_BINARY, SNAP_BINARY};
 use crate::host::version;
 
@@ -12,6 +12,14 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     title: "amazon-ssm-agent version",
     severity: Severity::Medium,
     members: None,
+    doc: Doc {
+        looks_at: "`amazon-ssm-agent --version` (the snap's binary when the snap runs the agent), with a timeout; outside `local` mode also the newest version AWS publishes for the region (the public object `amazon-ssm-<region>/latest/VERSION` on the S3 endpoint, through the agent's proxy)",
+        warns: "a minor version or more behind the region's newest; the newest could not be read",
+        fails: "older than `agent.min_version` (3.0.502, the oldest that runs `AWS-RunPatchBaselineWithHooks` and so this tool's gate)",
+        fix: "`AWS-UpdateSSMAgent`, `snap refresh amazon-ssm-agent`",
+        cannot_see: "no agent binary / `--version` fails or does not answer / the region's newest version (S3 does not answer, the region is unknown)",
+        reports: "`skip` / `error` / `warn`",
+    },
 };
 
 pub fn plan(ctx: &Context) -> crate::checks::Check {
