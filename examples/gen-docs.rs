@@ -15,7 +15,10 @@ use std::path::PathBuf;
 fn main() -> std::io::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("--reference") {
         let dir = PathBuf::from(std::env::args().nth(2).unwrap_or_else(|| "docs".into()));
-        std::fs::write(dir.join("checks.md"), ssm_preflight::checks::reference::markdown())?;
+        std::fs::write(
+            dir.join("checks.md"),
+            ssm_preflight::checks::reference::markdown(),
+        )?;
         let config = ssm_preflight::config::reference::markdown().map_err(std::io::Error::other)?;
         std::fs::write(dir.join("configuration.md"), config)?;
         println!("{}", dir.display());

@@ -10,7 +10,16 @@ fail() {
   if (($#)); then printf '       %s\n' "$@"; fi
   failed=$((failed + 1))
 }
-skip() { echo "skip - $1"; skipped=$((skipped + 1)); }
+# Under CI (CI=true) a check that cannot run fails the run: a tier that
+# skips would let CI pass without looking. Elsewhere it skips with the reason.
+skip() {
+  if [ "${CI:-}" = true ]; then
+    fail "$1" "CI=true: a check that cannot run fails CI instead of skipping"
+  else
+    echo "skip - $1"
+    skipped=$((skipped + 1))
+  fi
+}
 # expect DESCRIPTION COMMAND...: ok when the command succeeds.
 expect() {
   local what=$1 out

@@ -2,7 +2,7 @@
 -- fleets past the API's comfortable range (100,000 nodes and more).
 --
 -- Tables: the ones an AWS Glue crawler makes from the sync's S3 prefix
--- (README, "The fleet view at any scale"): aws_complianceitem,
+-- (docs/fleet.md, "The fleet view at any scale"): aws_complianceitem,
 -- aws_instanceinformation and aws_tag, partitioned by accountid, region
 -- and resourcetype. Each node falls in exactly one state, as in the
 -- command: offline (its InstanceStatus is not Active), silent (no

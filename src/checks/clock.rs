@@ -4,7 +4,7 @@
 //! patch run.
 
 use super::common::{bus_outcome, local_skip};
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::config::units::format_age;
 use crate::host::systemd::{self, BusError, TimeSync};
 use std::time::{Duration, SystemTime};

@@ -2,7 +2,7 @@
 //! an instance profile role, Default Host Management credentials, or a
 //! hybrid node's credentials file.
 
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::identity::{Identity, IdentityError, Role};
 use crate::host::credentials::{self, DHMC_CREDENTIALS};
 use crate::host::mode::Mode;

@@ -6,7 +6,7 @@
 //! clock AWS rejects; this is where that shows.
 
 use super::common::local_skip;
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::sts::{self, Looked, StsError};
 use crate::config::units::format_age;
 use std::time::{Duration, SystemTime};

@@ -3,7 +3,7 @@
 //! (`disk.root`, `disk.var`, `disk.boot`); and `noexec` on /var/lib/amazon,
 //! where the agent runs the scripts of `AWS-RunPatchBaseline`.
 
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity, Status};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity, Status};
 use crate::config::units::{format_bytes, format_count};
 use crate::config::Thresholds;
 use crate::host::disk::{self, name_for, Figures, Filesystem, DEFAULT_PATHS};

@@ -3,7 +3,7 @@
 //! proxy when it has one. The summary names the step that failed.
 
 use super::common::{local_skip, probe_outcome};
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::network::endpoints::{address_kind, Failure, Probe, REQUIRED_SERVICES};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {

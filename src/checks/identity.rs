@@ -1,7 +1,7 @@
 //! `agent.identity`: how SSM knows this node — an EC2 instance (IMDSv2) or a
 //! hybrid node (the agent's registration) — its instance ID and region.
 
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::identity::{Identity, IdentityError};
 use crate::host::mode::Mode;
 

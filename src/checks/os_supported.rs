@@ -1,7 +1,7 @@
 //! `os.supported`: the distribution and version against the list Patch
 //! Manager supports (shared/reference/patch-manager-guide.txt).
 
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::host::os_release::OsRelease;
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {

@@ -2,7 +2,7 @@
 //! groups it in the Compliance view. Missing or conflicting tags warn.
 
 use super::common::local_skip;
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::tags::{Found, NotRead};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {

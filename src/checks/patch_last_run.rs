@@ -5,7 +5,7 @@
 //! another patch group or baseline than today's.
 
 use super::common::{call_outcome, node_ssm};
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::patching::{self, PatchState};
 use crate::config::units::format_age;
 use std::time::{Duration, SystemTime};

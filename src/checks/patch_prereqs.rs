@@ -3,7 +3,7 @@
 //! bindings (the payload's "Apt requires Python3" failure on a Debian host
 //! without python3-apt), and `needs-restarting` on yum and dnf hosts.
 
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::host::python::{self, Prereqs};
 use crate::host::PackageManager;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! patch group).
 
 use super::common::{call_outcome, node_ssm};
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::patching::{self, Baseline};
 use crate::host::os_release::OsRelease;
 

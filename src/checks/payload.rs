@@ -5,7 +5,7 @@
 //! download payload") while `endpoint.s3` passes.
 
 use super::common::{call_outcome, node_ssm};
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::patching::CallError;
 use crate::aws::payload::{self, Reach};
 

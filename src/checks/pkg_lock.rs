@@ -6,7 +6,7 @@
 //! who would block a lock without taking it; pid-file tools (yum, dnf4,
 //! zypper) from the pid they wrote and whether that process is alive.
 
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::config::units::format_age;
 use crate::host::locks::*;
 use std::collections::BTreeMap;

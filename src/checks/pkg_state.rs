@@ -9,7 +9,7 @@
 //! upgrade that starts inside the maintenance window takes the lock the
 //! patch run needs (`fires_within` judges that against a window).
 
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::host::pkg_state::*;
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -3,7 +3,7 @@
 //! `needs-restarting -r` exits 1; everywhere, a newer kernel installed than
 //! the one running means a reboot is due.
 
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::host::reboot::*;
 use crate::host::version;
 

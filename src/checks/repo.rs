@@ -3,7 +3,7 @@
 //! the agent's environment).
 
 use super::common::local_skip;
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::host::repos::{self, Repo};
 use crate::network::repos::{self as fetch, Answer};
 

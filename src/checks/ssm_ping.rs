@@ -4,7 +4,7 @@
 //! credentials, its route), and then no window reaches it.
 
 use super::common::{call_outcome, node_ssm};
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::patching::{self, NodeInfo};
 use crate::config::units::format_age;
 use crate::host::os_release::OsRelease;

@@ -6,7 +6,7 @@
 //! pre-install hook; the window's length and cutoff.
 
 use super::common::{call_outcome, node_ssm};
-use super::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::patching::{self, WindowTasks};
 use crate::config::schedule::window::Window;
 

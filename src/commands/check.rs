@@ -46,7 +46,7 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         out.flush()?;
     } else {
         let mut out = anstream::stdout();
-        write!(out, "{}", super::table::render_table(&report))?;
+        write!(out, "{}", super::table::render_table(&report, args.all))?;
         if prepared.settings.remediate.hold_updaters {
             writeln!(out, "{}", rt.block_on(crate::service::hold::dry_run(&ctx)))?;
         }

@@ -186,6 +186,11 @@ pub struct CheckArgs {
     /// and record them in the state file; a report SSM cannot take now is kept.
     #[arg(long)]
     pub report: bool,
+
+    /// List every skipped check on its own line (the table folds skipped
+    /// checks that share a reason into one line).
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]

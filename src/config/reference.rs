@@ -116,17 +116,23 @@ pub fn markdown() -> Result<String, String> {
             _ => rows.push((shown, default, meaning)),
         }
     }
-    if let Some((unused, _)) = MEANINGS
-        .iter()
-        .find(|(k, _)| !values.iter().any(|(key, _)| key == k || key.starts_with(&format!("{k}."))))
-    {
-        return Err(format!("src/config/reference.rs explains `{unused}`, which is no setting"));
+    if let Some((unused, _)) = MEANINGS.iter().find(|(k, _)| {
+        !values
+            .iter()
+            .any(|(key, _)| key == k || key.starts_with(&format!("{k}.")))
+    }) {
+        return Err(format!(
+            "src/config/reference.rs explains `{unused}`, which is no setting"
+        ));
     }
     let mut out = String::from("# Configuration\n\n<!-- Generated from the settings (src/config/); edit src/config/reference.rs. -->\n\n");
     out.push_str(INTRO);
     out.push_str("\n\n| key | default | meaning |\n|---|---|---|\n");
     for (key, default, meaning) in rows {
-        out.push_str(&format!("| `{key}` | {default} | {} |\n", meaning.replace('|', "\\|")));
+        out.push_str(&format!(
+            "| `{key}` | {default} | {} |\n",
+            meaning.replace('|', "\\|")
+        ));
     }
     Ok(out)
 }

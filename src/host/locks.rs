@@ -27,7 +27,7 @@ pub const fn lock(tool: &'static str, path: &'static str, kind: LockKind) -> Loc
     LockSpec { tool, path, kind }
 }
 
-/// Every lock a patch run can meet (see DESIGN.md, "Lock files").
+/// Every lock a patch run can meet (docs/checks.md, `pkg.lock`).
 pub const LOCKS: &[LockSpec] = &[
     lock("dpkg", "/var/lib/dpkg/lock-frontend", LockKind::Fcntl),
     lock("dpkg", "/var/lib/dpkg/lock", LockKind::Fcntl),

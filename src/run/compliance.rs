@@ -1,4 +1,4 @@
-//! A run as SSM custom compliance (DESIGN.md, "Outputs"): type
+//! A run as SSM custom compliance (docs/reporting.md): type
 //! `Custom:PatchPreflight`, one item per check, `fail` and `error` ⇒
 //! NON_COMPLIANT (an error is "could not look", which must not read as
 //! compliant in the Compliance console),

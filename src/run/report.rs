@@ -1,5 +1,5 @@
 //! The result of one run, as `check --json` prints it (the JSON contract in
-//! DESIGN.md) and as the table prints it for people.
+//! docs/reporting.md) and as the table prints it for people.
 
 use crate::checks::{CheckResult, Status};
 use serde::{Deserialize, Serialize};

@@ -244,7 +244,7 @@ impl Keeper {
             || text.contains("Access denied")
             || text.contains("Interactive authentication required")
         {
-            text.push_str(" (systemd wants CAP_SYS_ADMIN for this: install /usr/share/ssm-preflight/remediate.conf as a drop-in, README \"Remediation\")");
+            text.push_str(" (systemd wants CAP_SYS_ADMIN for this: install /usr/share/ssm-preflight/remediate.conf as a drop-in, as /usr/share/doc/ssm-preflight/docs/remediation.md says)");
         }
         // Once per distinct error: a bus that stays down must not flood the journal.
         if self.last_logged.as_deref() != Some(text.as_str()) {

@@ -4,11 +4,14 @@
 use std::path::Path;
 
 fn committed(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-const WRITE_AGAIN: &str = "write it again with `cargo run --example gen-docs -- --reference docs` and commit it";
+const WRITE_AGAIN: &str =
+    "write it again with `cargo run --example gen-docs -- --reference docs` and commit it";
 
 #[test]
 fn the_checks_reference_is_the_registry_s() {

@@ -2,7 +2,7 @@
 //! went wrong in the last hour. Read from the end: the log grows to tens of
 //! megabytes and only the recent lines matter.
 
-use crate::checks::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use crate::checks::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::config::units::format_age;
 use crate::host::agent_log::{gather, ErrorLine, Facts, AGENT_LOG, ERRORS_LOG};
 use std::time::{Duration, SystemTime};

@@ -4,7 +4,7 @@
 //! cannot answer them: the agent loses its credentials.
 
 use crate::checks::common::bus_outcome;
-use crate::checks::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use crate::checks::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::host::mode::Mode;
 use crate::host::process;
 use crate::network::proxy::{redact, AgentProxy, IMDS};

@@ -3,7 +3,7 @@
 
 use super::{ctl_name, install_command};
 use crate::checks::common::bus_outcome;
-use crate::checks::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use crate::checks::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::config::units::format_age;
 use crate::host::agent::{
     binary, AgentUnits, CLASSIC_BINARY, CLASSIC_UNIT, SNAP_BINARY, SNAP_UNIT,

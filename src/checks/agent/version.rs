@@ -2,7 +2,7 @@
 //! runs `AWS-RunPatchBaselineWithHooks` (3.0.502, configurable) and, on a
 //! managed node, against the newest version AWS publishes for its region.
 
-use crate::checks::{CatalogueEntry, Doc, Context, Group, Outcome, Severity};
+use crate::checks::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::host::agent::{binary, run_version, AgentUnits, CLASSIC_BINARY, SNAP_BINARY};
 use crate::host::version;
 
