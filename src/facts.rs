@@ -86,6 +86,15 @@ pub enum ProbeError {
 }
 
 impl Context {
+    /// The region to call: `aws.region` when set, else the identity's.
+    pub fn region_of(&self, identity: &Identity) -> String {
+        self.settings
+            .aws
+            .region
+            .clone()
+            .unwrap_or_else(|| identity.region.clone())
+    }
+
     /// `bus_address`: `None` for the system bus (`DBUS_SYSTEM_BUS_ADDRESS`).
     pub fn new(
         root: Root,
@@ -247,12 +256,7 @@ impl Context {
         identity: &Identity,
     ) -> Result<aws_sdk_ssm::Client, crate::aws::sdk::CredentialsError> {
         let credentials = crate::aws::sdk::credentials(&self.root, &self.settings, identity)?;
-        let region = self
-            .settings
-            .aws
-            .region
-            .clone()
-            .unwrap_or(identity.region.clone());
+        let region = self.region_of(identity);
         Ok(crate::aws::sdk::ssm_client(
             &self.settings,
             &region,
@@ -299,12 +303,7 @@ impl Context {
             .node_ssm
             .get_or_init(|| async {
                 let credentials = self.node_credentials(&id).await?;
-                let region = self
-                    .settings
-                    .aws
-                    .region
-                    .clone()
-                    .unwrap_or(id.region.clone());
+                let region = self.region_of(&id);
                 Ok(crate::aws::sdk::ssm_client(
                     &self.settings,
                     &region,
@@ -349,12 +348,7 @@ impl Context {
     /// IMDS tags and ec2:DescribeTags on EC2, ssm:ListTagsForResource on a
     /// hybrid node.
     async fn read_patch_group_tags(&self, id: &Identity) -> (Vec<Found>, Vec<NotRead>) {
-        let region = self
-            .settings
-            .aws
-            .region
-            .clone()
-            .unwrap_or_else(|| id.region.clone());
+        let region = self.region_of(id);
         let mut found = Vec::new();
         let mut not_read = Vec::new();
         match id.mode {

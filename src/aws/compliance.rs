@@ -102,18 +102,16 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let text = crate::aws::sdk::describe_error(e, "ssm:PutComplianceItems");
-    let SdkError::ServiceError(se) = e else {
-        // Not sent, timed out, or no readable answer: the network or SSM is down.
-        return SendError::Retryable(text);
-    };
-    let code = se.err().code().unwrap_or_default();
-    permanent_remedy(code).map_or(SendError::Retryable(text.clone()), |remedy| {
-        SendError::Permanent {
-            error: text,
+    let failure = crate::aws::sdk::classify(e, "ssm:PutComplianceItems");
+    // Not sent, timed out, throttled, or no readable answer: try again later.
+    let remedy = failure.code.as_deref().and_then(permanent_remedy);
+    match remedy {
+        Some(remedy) => SendError::Permanent {
+            error: failure.text,
             remedy,
-        }
-    })
+        },
+        None => SendError::Retryable(failure.text),
+    }
 }
 
 /// What to do about an error code that retrying cannot fix; `None` for one it can.

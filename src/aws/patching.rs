@@ -38,15 +38,14 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    if let SdkError::ServiceError(se) = e {
-        if se.err().code() == Some("AccessDeniedException") {
-            return CallError::Denied {
-                action,
-                message: se.err().message().unwrap_or_default().to_string(),
-            };
-        }
+    let failure = super::sdk::classify(e, action);
+    match failure.kind {
+        super::sdk::FailureKind::Denied => CallError::Denied {
+            action,
+            message: failure.message,
+        },
+        _ => CallError::Failed(failure.text),
     }
-    CallError::Failed(super::sdk::describe_error(e, action))
 }
 
 fn time(t: &aws_smithy_types::DateTime) -> Option<SystemTime> {

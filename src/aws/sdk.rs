@@ -145,6 +145,73 @@ pub fn ssm_client(
     aws_sdk_ssm::Client::from_conf(config.build())
 }
 
+/// What an SDK call met, sorted once for every caller: the checks (a
+/// missing optional permission is a skip), the compliance delivery (what
+/// retrying can fix) and the fleet view (what the operator must do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureKind {
+    /// AccessDenied: the caller's policy lacks the action.
+    Denied,
+    /// The credentials are not accepted: expired, unknown, badly signed.
+    Expired,
+    /// Throttled past the SDK's retries.
+    Throttled,
+    /// No answer: not sent, or timed out.
+    Unreachable,
+    /// Any other answer or failure.
+    Other,
+}
+
+/// One failed SDK call: its kind, the service's code and message when it
+/// answered, and the whole in one sentence (`describe_error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub code: Option<String>,
+    pub message: String,
+    pub text: String,
+}
+
+/// Sorts an SDK error into its `Failure`.
+pub fn classify<E, R>(e: &aws_sdk_ssm::error::SdkError<E, R>, action: &str) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_ssm::error::SdkError;
+    let text = describe_error(e, action);
+    let (kind, code, message) = match e {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default().to_string();
+            let message = se.err().message().unwrap_or("no message").to_string();
+            let kind = match code.as_str() {
+                "AccessDeniedException" | "AccessDenied" => FailureKind::Denied,
+                "ExpiredTokenException"
+                | "ExpiredToken"
+                | "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "IncompleteSignature"
+                | "InvalidClientTokenId" => FailureKind::Expired,
+                "ThrottlingException" | "Throttling" | "TooManyRequestsException" => {
+                    FailureKind::Throttled
+                }
+                _ => FailureKind::Other,
+            };
+            (kind, Some(code), message)
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            (FailureKind::Unreachable, None, String::new())
+        }
+        _ => (FailureKind::Other, None, String::new()),
+    };
+    Failure {
+        kind,
+        code,
+        message,
+        text,
+    }
+}
+
 /// An SDK error in one sentence: the service's error code and message, or
 /// why the call never got an answer.
 pub fn describe_error<E, R>(e: &aws_sdk_ssm::error::SdkError<E, R>, action: &str) -> String

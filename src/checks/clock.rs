@@ -51,9 +51,7 @@ impl Skew {
 }
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    let mut check = crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
+    let mut check = crate::checks::task(ctx, &ENTRY, ENTRY.id, |ctx| async move {
         let skew = async {
             if local_skip(&ctx).is_some() {
                 return None;

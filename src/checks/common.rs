@@ -1,7 +1,8 @@
 //! Outcomes several checks give for the same reason: systemd could not be
 //! asked, the host runs in local mode, an endpoint could not be probed.
 
-use super::{Context, Outcome};
+use super::{CatalogueEntry, Check, Context, Outcome};
+use crate::aws::identity::Identity;
 use crate::facts::{ProbeError, RegionUnknown};
 use crate::host::systemd::BusError;
 
@@ -71,10 +72,29 @@ pub fn call_outcome(e: &crate::aws::patching::CallError) -> Outcome {
     }
 }
 
+/// A cloud check: asked about this node with its identity and SSM client
+/// (or skipped saying why there are none), while SSM's endpoint is probed:
+/// a probe that fails first ends the wait, so a dead endpoint costs its
+/// timeout once.
+pub fn ssm_task<F, W>(ctx: &Context, entry: &CatalogueEntry, work: W) -> Check
+where
+    F: std::future::Future<Output = Outcome> + Send + 'static,
+    W: FnOnce(Context, Identity, aws_sdk_ssm::Client) -> F + Send + 'static,
+{
+    super::task(ctx, entry, entry.id, |ctx| async move {
+        let probe_ctx = ctx.clone();
+        while_reachable(&probe_ctx, "ssm", async move {
+            match node_ssm(&ctx).await {
+                Ok((id, ssm)) => work(ctx, id, ssm).await,
+                Err(why) => why,
+            }
+        })
+        .await
+    })
+}
+
 /// The node and its SSM client, or the outcome that says why there is none.
-pub async fn node_ssm(
-    ctx: &Context,
-) -> Result<(crate::aws::identity::Identity, aws_sdk_ssm::Client), Outcome> {
+pub async fn node_ssm(ctx: &Context) -> Result<(Identity, aws_sdk_ssm::Client), Outcome> {
     ctx.node_ssm().await.map_err(|why| {
         if ctx.is_local() {
             Outcome::skip(why)

@@ -24,9 +24,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 };
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    super::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
+    super::task(ctx, &ENTRY, ENTRY.id, |ctx| async move {
         let id = ctx.identity().await;
         let (root, file) = (ctx.root.clone(), ctx.settings.aws.credentials_file.clone());
         // Off the runtime's thread: the files live under /var, which may hang.

@@ -31,9 +31,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 pub const EXPIRY_WARN: Duration = Duration::from_secs(15 * 60);
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    super::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
+    super::task(ctx, &ENTRY, ENTRY.id, |ctx| async move {
         if let Some(skip) = local_skip(&ctx) {
             return skip;
         }
@@ -41,12 +39,7 @@ pub fn plan(ctx: &Context) -> super::Check {
             Ok(id) => id.clone(),
             Err(_) => return Outcome::skip("the node's identity could not be read (agent.identity says why), so there are no credentials to test"),
         };
-        let region = ctx
-            .settings
-            .aws
-            .region
-            .clone()
-            .unwrap_or_else(|| id.region.clone());
+        let region = ctx.region_of(&id);
         let provider = match ctx.node_credentials(&id).await {
             Ok(c) => c,
             Err(e) => {

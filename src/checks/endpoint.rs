@@ -36,9 +36,8 @@ pub fn plan(ctx: &Context) -> Vec<super::Check> {
     services(ctx)
         .into_iter()
         .map(|service| {
-            let ctx2 = ctx.clone();
             let id = format!("endpoint.{service}");
-            let mut check = crate::checks::task(ctx, &ENTRY, id, async move {
+            let mut check = crate::checks::task(ctx, &ENTRY, id, |ctx2| async move {
                 if let Some(skip) = local_skip(&ctx2) {
                     return skip;
                 }

@@ -22,8 +22,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 };
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    super::task(ctx, &ENTRY, ENTRY.id, async move {
+    super::task(ctx, &ENTRY, ENTRY.id, |ctx2| async move {
         judge(ctx2.identity().await)
     })
 }

@@ -389,16 +389,17 @@ pub fn blocking(
     }
 }
 
-/// A check whose work is a bus or network question: it runs as a task.
-pub fn task(
+/// A check whose work is a bus or network question: it runs as a task,
+/// with its own handle on the run's context.
+pub fn task<F: Future<Output = Outcome> + Send + 'static>(
     ctx: &Context,
     entry: &CatalogueEntry,
     id: impl Into<String>,
-    run: impl Future<Output = Outcome> + Send + 'static,
+    run: impl FnOnce(Context) -> F,
 ) -> Check {
     Check {
         info: info(ctx, entry, id),
-        work: Work::Async(Box::pin(run)),
+        work: Work::Async(Box::pin(run(ctx.clone()))),
     }
 }
 

@@ -22,9 +22,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 };
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
+    crate::checks::task(ctx, &ENTRY, ENTRY.id, |ctx| async move {
         let (found, not_read, instance_id) = match gather(&ctx).await {
             Ok(g) => g,
             Err(outcome) => return outcome,

@@ -4,7 +4,7 @@
 //! waiting for a reboot, no operation for weeks, or a run made under
 //! another patch group or baseline than today's.
 
-use super::common::{call_outcome, node_ssm};
+use super::common::call_outcome;
 use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::patching::{self, PatchState};
 use crate::config::units::format_age;
@@ -32,34 +32,22 @@ pub const NO_RUN_AFTER: Duration = Duration::from_secs(35 * 24 * 3600);
 pub const FAILED_SHOWN: usize = 10;
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    super::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
-        let probe_ctx = ctx.clone();
-        // Asked while SSM's endpoint is probed: a probe that fails first ends
-        // the wait, so a dead endpoint costs its timeout once.
-        super::common::while_reachable(&probe_ctx, "ssm", async move {
-            let (id, ssm) = match node_ssm(&ctx).await {
-                Ok(n) => n,
-                Err(o) => return o,
-            };
-            let state = match patching::patch_state(&ssm, &id.instance_id).await {
-                Ok(s) => s,
-                Err(e) => return call_outcome(&e),
-            };
-            let failed = match &state {
-                Some(s) if s.failed > 0 => {
-                    match patching::failed_patches(&ssm, &id.instance_id, FAILED_SHOWN).await {
-                        Ok(names) => names,
-                        Err(e) => vec![format!("(names not read: {e})")],
-                    }
+    super::common::ssm_task(ctx, &ENTRY, |ctx, id, ssm| async move {
+        let state = match patching::patch_state(&ssm, &id.instance_id).await {
+            Ok(s) => s,
+            Err(e) => return call_outcome(&e),
+        };
+        let failed = match &state {
+            Some(s) if s.failed > 0 => {
+                match patching::failed_patches(&ssm, &id.instance_id, FAILED_SHOWN).await {
+                    Ok(names) => names,
+                    Err(e) => vec![format!("(names not read: {e})")],
                 }
-                _ => Vec::new(),
-            };
-            let group = ctx.patch_group(&id).await;
-            judge(state.as_ref(), &failed, group.as_deref(), ctx.now)
-        })
-        .await
+            }
+            _ => Vec::new(),
+        };
+        let group = ctx.patch_group(&id).await;
+        judge(state.as_ref(), &failed, group.as_deref(), ctx.now)
     })
 }
 

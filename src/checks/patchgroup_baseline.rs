@@ -5,7 +5,7 @@
 //! ("Compliance shows No Data": check that baselines are registered to the
 //! patch group).
 
-use super::common::{call_outcome, node_ssm};
+use super::common::call_outcome;
 use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::patching::{self, Baseline};
 use crate::host::os_release::OsRelease;
@@ -38,54 +38,42 @@ pub struct Found {
 }
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    super::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
-        let probe_ctx = ctx.clone();
-        // Asked while SSM's endpoint is probed: a probe that fails first ends
-        // the wait, so a dead endpoint costs its timeout once.
-        super::common::while_reachable(&probe_ctx, "ssm", async move {
-            let (id, ssm) = match node_ssm(&ctx).await {
-                Ok(n) => n,
-                Err(o) => return o,
-            };
-            let os = match OsRelease::read(&ctx.root).ok().flatten() {
-                Some((os, _)) => os,
-                None => return Outcome::skip("no os-release to tell the operating system (os.supported says why), so the baseline cannot be told"),
-            };
-            let Some(os_value) = os.patch_manager_os() else {
-                return Outcome::skip(format!(
-                    "Patch Manager has no baseline for {} (os.supported says so)",
-                    os.pretty_name
-                ));
-            };
-            let group = ctx.patch_group(&id).await;
-            let registered = match &group {
-                Some(g) => match patching::group_baselines(&ssm, g).await {
-                    Ok(r) => r,
-                    Err(e) => return call_outcome(&e),
-                },
-                None => Vec::new(),
-            };
-            let chosen = match registered.iter().find(|(o, _, _)| o == os_value) {
-                Some((_, id, _)) => id.clone(),
-                None => match patching::default_baseline(&ssm, os_value).await {
-                    Ok(id) => id,
-                    Err(e) => return call_outcome(&e),
-                },
-            };
-            let applies = match patching::baseline(&ssm, &chosen).await {
-                Ok(b) => b,
+    super::common::ssm_task(ctx, &ENTRY, |ctx, id, ssm| async move {
+        let os = match OsRelease::read(&ctx.root).ok().flatten() {
+            Some((os, _)) => os,
+            None => return Outcome::skip("no os-release to tell the operating system (os.supported says why), so the baseline cannot be told"),
+        };
+        let Some(os_value) = os.patch_manager_os() else {
+            return Outcome::skip(format!(
+                "Patch Manager has no baseline for {} (os.supported says so)",
+                os.pretty_name
+            ));
+        };
+        let group = ctx.patch_group(&id).await;
+        let registered = match &group {
+            Some(g) => match patching::group_baselines(&ssm, g).await {
+                Ok(r) => r,
                 Err(e) => return call_outcome(&e),
-            };
-            judge(&Found {
-                group,
-                os: os_value.to_string(),
-                registered,
-                applies,
-            })
+            },
+            None => Vec::new(),
+        };
+        let chosen = match registered.iter().find(|(o, _, _)| o == os_value) {
+            Some((_, id, _)) => id.clone(),
+            None => match patching::default_baseline(&ssm, os_value).await {
+                Ok(id) => id,
+                Err(e) => return call_outcome(&e),
+            },
+        };
+        let applies = match patching::baseline(&ssm, &chosen).await {
+            Ok(b) => b,
+            Err(e) => return call_outcome(&e),
+        };
+        judge(&Found {
+            group,
+            os: os_value.to_string(),
+            registered,
+            applies,
         })
-        .await
     })
 }
 

@@ -4,7 +4,7 @@
 //! not allow that bucket fails the patch run with exit 156 ("Unable to
 //! download payload") while `endpoint.s3` passes.
 
-use super::common::{call_outcome, node_ssm};
+use super::common::call_outcome;
 use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::patching::CallError;
 use crate::aws::payload::{self, Reach};
@@ -26,50 +26,33 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 };
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    super::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
-        let probe_ctx = ctx.clone();
-        // Asked while SSM's endpoint is probed: a probe that fails first ends
-        // the wait, so a dead endpoint costs its timeout once.
-        super::common::while_reachable(&probe_ctx, "ssm", async move {
-            let (id, ssm) = match node_ssm(&ctx).await {
-                Ok(n) => n,
-                Err(o) => return o,
-            };
-            let region = ctx
-                .settings
-                .aws
-                .region
-                .clone()
-                .unwrap_or_else(|| id.region.clone());
-            let content = match payload::document(&ssm).await {
-                Ok(c) => c,
-                Err(denied @ CallError::Denied { .. }) => {
-                    return without_document(&ctx, &region, &denied).await
-                }
-                Err(e) => return call_outcome(&e),
-            };
-            let Some(spec) = payload::spec_from_document(&content) else {
-                return Outcome::error(
-                    "the AWS-RunPatchBaseline document names no payload in a way ssm-preflight knows, so where the patch run downloads from could not be told",
-                    "Report this with `aws ssm get-document --name AWS-RunPatchBaseline --query DocumentVersion`: the document changed.",
-                );
-            };
-            let url = payload::url(&spec, &region);
-            let http = match client(&ctx).await {
-                Ok(h) => h,
-                Err(o) => return o,
-            };
-            let (asked, reach) = ask(&ctx, &http, &url).await;
-            let outcome = judge(&url, &reach);
-            if asked != url {
-                outcome.detail("asked", asked)
-            } else {
-                outcome
+    super::common::ssm_task(ctx, &ENTRY, |ctx, id, ssm| async move {
+        let region = ctx.region_of(&id);
+        let content = match payload::document(&ssm).await {
+            Ok(c) => c,
+            Err(denied @ CallError::Denied { .. }) => {
+                return without_document(&ctx, &region, &denied).await
             }
-        })
-        .await
+            Err(e) => return call_outcome(&e),
+        };
+        let Some(spec) = payload::spec_from_document(&content) else {
+            return Outcome::error(
+                "the AWS-RunPatchBaseline document names no payload in a way ssm-preflight knows, so where the patch run downloads from could not be told",
+                "Report this with `aws ssm get-document --name AWS-RunPatchBaseline --query DocumentVersion`: the document changed.",
+            );
+        };
+        let url = payload::url(&spec, &region);
+        let http = match client(&ctx).await {
+            Ok(h) => h,
+            Err(o) => return o,
+        };
+        let (asked, reach) = ask(&ctx, &http, &url).await;
+        let outcome = judge(&url, &reach);
+        if asked != url {
+            outcome.detail("asked", asked)
+        } else {
+            outcome
+        }
     })
 }
 

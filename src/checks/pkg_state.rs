@@ -30,8 +30,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 };
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
+    crate::checks::task(ctx, &ENTRY, ENTRY.id, |ctx2| async move {
         let root = ctx2.root.clone();
         let files = tokio::task::spawn_blocking(move || gather(&root));
         let (files, timers) = tokio::join!(files, timers(&ctx2.shared.bus));

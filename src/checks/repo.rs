@@ -24,9 +24,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 };
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    let mut check = crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
+    let mut check = crate::checks::task(ctx, &ENTRY, ENTRY.id, |ctx| async move {
         if let Some(skip) = local_skip(&ctx) {
             return skip;
         }

@@ -3,7 +3,7 @@
 //! that is "active" can still be offline to SSM (its registration, its
 //! credentials, its route), and then no window reaches it.
 
-use super::common::{call_outcome, node_ssm};
+use super::common::call_outcome;
 use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::patching::{self, NodeInfo};
 use crate::config::units::format_age;
@@ -30,24 +30,12 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 pub const PING_STALE: Duration = Duration::from_secs(10 * 60);
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    super::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
-        let probe_ctx = ctx.clone();
-        // Asked while SSM's endpoint is probed: a probe that fails first ends
-        // the wait, so a dead endpoint costs its timeout once.
-        super::common::while_reachable(&probe_ctx, "ssm", async move {
-            let (id, ssm) = match node_ssm(&ctx).await {
-                Ok(n) => n,
-                Err(o) => return o,
-            };
-            let os = OsRelease::read(&ctx.root).ok().flatten().map(|(os, _)| os);
-            match patching::node(&ssm, &id.instance_id).await {
-                Ok(info) => judge(info.as_ref(), &id.instance_id, os.as_ref(), ctx.now),
-                Err(e) => call_outcome(&e),
-            }
-        })
-        .await
+    super::common::ssm_task(ctx, &ENTRY, |ctx, id, ssm| async move {
+        let os = OsRelease::read(&ctx.root).ok().flatten().map(|(os, _)| os);
+        match patching::node(&ssm, &id.instance_id).await {
+            Ok(info) => judge(info.as_ref(), &id.instance_id, os.as_ref(), ctx.now),
+            Err(e) => call_outcome(&e),
+        }
     })
 }
 

@@ -5,7 +5,7 @@
 //! `RebootOption`, and whether a WithHooks task runs the gate as its
 //! pre-install hook; the window's length and cutoff.
 
-use super::common::{call_outcome, node_ssm};
+use super::common::call_outcome;
 use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::aws::patching::{self, WindowTasks};
 use crate::config::schedule::window::Window;
@@ -32,25 +32,10 @@ pub const GATE_DOCUMENT: &str = "SSMPreflight-Gate";
 pub const HORIZON_DAYS: i64 = 35;
 
 pub fn plan(ctx: &Context) -> super::Check {
-    let ctx2 = ctx.clone();
-    super::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
-        let probe_ctx = ctx.clone();
-        // Asked while SSM's endpoint is probed: a probe that fails first ends
-        // the wait, so a dead endpoint costs its timeout once.
-        super::common::while_reachable(&probe_ctx, "ssm", async move {
-            let (id, ssm) = match node_ssm(&ctx).await {
-                Ok(n) => n,
-                Err(o) => return o,
-            };
-            let group = ctx.patch_group(&id).await;
-            let windows = match crate::aws::windows::from_ssm(
-                &ssm,
-                &id.instance_id,
-                group.as_deref(),
-            )
-            .await
-            {
+    super::common::ssm_task(ctx, &ENTRY, |ctx, id, ssm| async move {
+        let group = ctx.patch_group(&id).await;
+        let windows =
+            match crate::aws::windows::from_ssm(&ssm, &id.instance_id, group.as_deref()).await {
                 Ok(w) => w,
                 Err(e) => {
                     return match e.remedy {
@@ -62,31 +47,29 @@ pub fn plan(ctx: &Context) -> super::Check {
                     }
                 }
             };
-            let horizon = jiff::Timestamp::try_from(ctx.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-                + jiff::SignedDuration::from_hours(24 * HORIZON_DAYS);
-            let windows: Vec<Window> = crate::config::schedule::window::merge(windows)
-                .into_iter()
-                .filter(|w| {
-                    w.start
-                        .parse::<jiff::Timestamp>()
-                        .is_ok_and(|t| t <= horizon)
-                })
-                .collect();
-            let mut details = Vec::new();
-            let mut seen = std::collections::BTreeSet::new();
-            for w in &windows {
-                let Some(wid) = &w.window_id else { continue };
-                if !seen.insert(wid.clone()) {
-                    continue;
-                }
-                match patching::window_tasks(&ssm, wid).await {
-                    Ok(t) => details.push((w.clone(), t)),
-                    Err(e) => return call_outcome(&e),
-                }
+        let horizon = jiff::Timestamp::try_from(ctx.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            + jiff::SignedDuration::from_hours(24 * HORIZON_DAYS);
+        let windows: Vec<Window> = crate::config::schedule::window::merge(windows)
+            .into_iter()
+            .filter(|w| {
+                w.start
+                    .parse::<jiff::Timestamp>()
+                    .is_ok_and(|t| t <= horizon)
+            })
+            .collect();
+        let mut details = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for w in &windows {
+            let Some(wid) = &w.window_id else { continue };
+            if !seen.insert(wid.clone()) {
+                continue;
             }
-            judge(&windows, &details)
-        })
-        .await
+            match patching::window_tasks(&ssm, wid).await {
+                Ok(t) => details.push((w.clone(), t)),
+                Err(e) => return call_outcome(&e),
+            }
+        }
+        judge(&windows, &details)
     })
 }
 

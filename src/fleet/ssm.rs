@@ -142,30 +142,24 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match e {
-        SdkError::ServiceError(se) => {
-            let err = se.err();
-            let code = err.code().unwrap_or("an error").to_string();
-            let message = err.message().unwrap_or("no message").to_string();
-            match code.as_str() {
-                "AccessDeniedException" => FleetError::Denied { action, message },
-                "ExpiredTokenException"
-                | "UnrecognizedClientException"
-                | "InvalidSignatureException"
-                | "InvalidClientTokenId" => FleetError::Session {
-                    action,
-                    code,
-                    message,
-                },
-                _ => FleetError::Failed(format!("{action} answered {code}: {message}")),
-            }
-        }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => FleetError::Unreachable {
+    use crate::aws::sdk::FailureKind;
+    let failure = crate::aws::sdk::classify(e, action);
+    match failure.kind {
+        FailureKind::Denied => FleetError::Denied {
+            action,
+            message: failure.message,
+        },
+        FailureKind::Expired => FleetError::Session {
+            action,
+            code: failure.code.unwrap_or_default(),
+            message: failure.message,
+        },
+        FailureKind::Unreachable => FleetError::Unreachable {
             action,
             region: region.to_string(),
-            why: crate::aws::sdk::describe_error(e, action),
+            why: failure.text,
         },
-        other => FleetError::Failed(crate::aws::sdk::describe_error(other, action)),
+        FailureKind::Throttled | FailureKind::Other => FleetError::Failed(failure.text),
     }
 }
 

@@ -31,9 +31,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 };
 
 pub fn plan(ctx: &Context) -> crate::checks::Check {
-    let ctx2 = ctx.clone();
-    crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
+    crate::checks::task(ctx, &ENTRY, ENTRY.id, |ctx| async move {
         match ctx.agent_units().await {
             Err(e) => {
                 // Without systemd to ask, a managed node still needs the agent's binary.

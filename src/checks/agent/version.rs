@@ -23,9 +23,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 };
 
 pub fn plan(ctx: &Context) -> crate::checks::Check {
-    let ctx2 = ctx.clone();
-    crate::checks::task(ctx, &ENTRY, ENTRY.id, async move {
-        let ctx = ctx2;
+    crate::checks::task(ctx, &ENTRY, ENTRY.id, |ctx| async move {
         let units = ctx.agent_units().await.as_ref().ok().cloned();
         let (root, found_units) = (ctx.root.clone(), units.clone());
         // Off the runtime's thread, like every file lookup in a task.
