@@ -114,6 +114,26 @@ fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// A free amount against its two floors.
+struct Floors {
+    free: u64,
+    warn: u64,
+    fail: u64,
+}
+
+impl Floors {
+    /// The verdict, its word and the floor crossed; `None` above both.
+    fn judge(&self) -> Option<(Status, &'static str, u64)> {
+        if self.free < self.fail {
+            Some((Status::Fail, "failure", self.fail))
+        } else if self.free < self.warn {
+            Some((Status::Warn, "warning", self.warn))
+        } else {
+            None
+        }
+    }
+}
+
 /// The verdict for one filesystem. Several paths on one filesystem each
 /// bring their thresholds; the strictest applies.
 pub fn judge(
@@ -147,52 +167,28 @@ pub fn judge(
     let mut problems = Vec::new();
     let mut remedies = Vec::new();
 
-    let bytes_status = if f.bytes_free < fail_bytes {
-        Status::Fail
-    } else if f.bytes_free < warn_bytes {
-        Status::Warn
-    } else {
-        Status::Pass
+    // Bytes and inodes are judged alike: below the failure floor fails,
+    // below the warning floor warns. A filesystem without an inode limit
+    // (btrfs, some network filesystems: zero total) has no inode verdict.
+    let bytes = Floors {
+        free: f.bytes_free,
+        warn: warn_bytes,
+        fail: fail_bytes,
     };
-    if bytes_status != Status::Pass {
-        let floor = if bytes_status == Status::Fail {
-            fail_bytes
-        } else {
-            warn_bytes
-        };
-        let word = if bytes_status == Status::Fail {
-            "failure"
-        } else {
-            "warning"
-        };
+    if let Some((verdict, word, floor)) = bytes.judge() {
         problems.push(format!(
             "{mp} has {bytes_text}, below the {word} floor of {}",
             format_bytes(floor)
         ));
         remedies.push(space_remedy(fs, fail_bytes_path, pm));
-        status = worst(status, bytes_status);
+        status = worst(status, verdict);
     }
-
-    let inodes_status = if f.inodes_total == 0 {
-        Status::Pass
-    } else if f.inodes_free < fail_inodes {
-        Status::Fail
-    } else if f.inodes_free < warn_inodes {
-        Status::Warn
-    } else {
-        Status::Pass
+    let inodes = Floors {
+        free: f.inodes_free,
+        warn: warn_inodes,
+        fail: fail_inodes,
     };
-    if inodes_status != Status::Pass {
-        let floor = if inodes_status == Status::Fail {
-            fail_inodes
-        } else {
-            warn_inodes
-        };
-        let word = if inodes_status == Status::Fail {
-            "failure"
-        } else {
-            "warning"
-        };
+    if let Some((verdict, word, floor)) = inodes.judge().filter(|_| f.inodes_total > 0) {
         problems.push(format!(
             "{mp} has {inodes_text}, below the {word} floor of {}",
             format_count(floor)
@@ -200,7 +196,7 @@ pub fn judge(
         remedies.push(format!(
             "Find the directories with the most files: `sudo du --inodes -x {mp} 2>/dev/null | sort -n | tail`, then delete what is not needed (old logs, caches, session files)."
         ));
-        status = worst(status, inodes_status);
+        status = worst(status, verdict);
     }
 
     let noexec_paths: Vec<&String> = fs

@@ -18,6 +18,7 @@ pub mod selector;
 mod settings;
 pub mod units;
 pub mod url;
+mod validate;
 
 pub use raw::ModeSetting;
 pub use settings::{
