@@ -192,20 +192,13 @@ mod tests {
     #[test]
     fn accepted_credentials_pass_with_their_expiry() {
         let o = judge(&accepted(Some(5 * 3600)), now(), EP, "the instance profile");
-        assert_eq!(o.status, Status::Pass);
-        assert!(o.summary.contains("as arn:aws:sts::123456789012:assumed-role/SSMCore/i-0test (account 123456789012); they expire in 5h 0m"), "{}", o.summary);
+        o.assert_says(Status::Pass, "as arn:aws:sts::123456789012:assumed-role/SSMCore/i-0test (account 123456789012); they expire in 5h 0m");
     }
 
     #[test]
     fn credentials_about_to_expire_warn() {
         let o = judge(&accepted(Some(10 * 60)), now(), EP, "the instance profile");
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary
-                .contains("expire in 10m 0s and have not been refreshed"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Warn, "expire in 10m 0s and have not been refreshed");
     }
 
     #[test]
@@ -219,25 +212,14 @@ mod tests {
             EP,
             "the instance profile",
         );
-        assert_eq!(o.status, Status::Fail);
-        assert!(
-            o.summary
-                .contains("have expired: STS answered ExpiredToken"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Fail, "have expired: STS answered ExpiredToken");
         let skew = judge(
             &refusal("SignatureDoesNotMatch", "Signature expired: 20261202T020000Z is now earlier than 20261202T020100Z (20261202T020600Z - 5 min.)"),
             now(),
             EP,
             "the instance profile",
         );
-        assert_eq!(skew.status, Status::Fail);
-        assert!(
-            skew.summary.contains("its clock is off"),
-            "{}",
-            skew.summary
-        );
+        skew.assert_says(Status::Fail, "its clock is off");
         assert!(skew.remedy.unwrap().contains("chronyc makestep"));
         let invalid = judge(
             &refusal(
@@ -259,12 +241,7 @@ mod tests {
             EP,
             "x",
         );
-        assert_eq!(o.status, Status::Skip);
-        assert!(
-            o.summary.contains("allow sts:GetCallerIdentity"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Skip, "allow sts:GetCallerIdentity");
     }
 
     #[test]
@@ -278,7 +255,6 @@ mod tests {
             EP,
             "x",
         );
-        assert_eq!(o.status, Status::Warn);
-        assert!(o.summary.contains("could not be tested"), "{}", o.summary);
+        o.assert_says(Status::Warn, "could not be tested");
     }
 }

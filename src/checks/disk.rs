@@ -355,12 +355,9 @@ mod tests {
             &t,
             Some(PackageManager::Apt),
         );
-        assert_eq!(warn.status, Status::Warn);
-        assert!(
-            warn.summary
-                .contains("1.0 GiB free (1%), below the warning floor of 2.0 GiB"),
-            "{}",
-            warn.summary
+        warn.assert_says(
+            Status::Warn,
+            "1.0 GiB free (1%), below the warning floor of 2.0 GiB",
         );
         assert!(warn.remedy.unwrap().contains("sudo apt-get clean"));
         let fail = judge(
@@ -369,13 +366,7 @@ mod tests {
             &t,
             Some(PackageManager::Dnf),
         );
-        assert_eq!(fail.status, Status::Fail);
-        assert!(
-            fail.summary
-                .contains("below the failure floor of 500.0 MiB"),
-            "{}",
-            fail.summary
-        );
+        fail.assert_says(Status::Fail, "below the failure floor of 500.0 MiB");
         assert!(fail.remedy.unwrap().contains("sudo dnf clean all"));
     }
 
@@ -423,8 +414,7 @@ mod tests {
             &thresholds(&["/var"]),
             None,
         );
-        assert_eq!(o.status, Status::Fail);
-        assert!(o.summary.contains("10 inodes free (0%)"), "{}", o.summary);
+        o.assert_says(Status::Fail, "10 inodes free (0%)");
         assert!(o.remedy.unwrap().contains("du --inodes"));
     }
 
@@ -473,12 +463,9 @@ mod tests {
             &thresholds(&["/var"]),
             None,
         );
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary
-                .contains("whether /var/lib/amazon is mounted noexec could not be told"),
-            "{}",
-            o.summary
+        o.assert_says(
+            Status::Warn,
+            "whether /var/lib/amazon is mounted noexec could not be told",
         );
         assert!(o
             .remedy
@@ -512,12 +499,7 @@ mod tests {
             &t,
             None,
         );
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary.contains("below the warning floor of 20.0 GiB"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Warn, "below the warning floor of 20.0 GiB");
     }
 
     #[test]

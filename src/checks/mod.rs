@@ -167,6 +167,31 @@ impl Outcome {
     }
 }
 
+#[cfg(test)]
+impl Outcome {
+    /// For tests: the status, and a summary that says `words`.
+    #[track_caller]
+    pub fn assert_says(&self, status: Status, words: &str) {
+        assert_eq!(self.status, status, "{}", self.summary);
+        assert!(
+            self.summary.contains(words),
+            "{words:?} is not in the summary: {}",
+            self.summary
+        );
+    }
+
+    /// For tests: the status, and a summary that begins with `words`.
+    #[track_caller]
+    pub fn assert_begins(&self, status: Status, words: &str) {
+        self.assert_says(status, words);
+        assert!(
+            self.summary.starts_with(words),
+            "the summary does not begin with {words:?}: {}",
+            self.summary
+        );
+    }
+}
+
 /// One check's result as reported (JSON, SSM, state file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
@@ -179,6 +204,24 @@ pub struct CheckResult {
     pub remedy: Option<String>,
     pub details: BTreeMap<String, String>,
     pub duration_ms: u64,
+}
+
+#[cfg(test)]
+impl CheckResult {
+    /// For tests: a result with a summary and a remedy named after its ID.
+    pub fn sample(id: &str, group: Group, status: Status) -> CheckResult {
+        CheckResult {
+            id: id.into(),
+            group,
+            title: id.into(),
+            status,
+            severity: Severity::Medium,
+            summary: format!("{id} summary"),
+            remedy: Some(format!("fix {id}")),
+            details: BTreeMap::new(),
+            duration_ms: 0,
+        }
+    }
 }
 
 /// A check ready to run: who it is, and the work that judges it.

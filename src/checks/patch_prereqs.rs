@@ -167,13 +167,7 @@ mod tests {
     #[test]
     fn a_debian_host_without_python3_apt_fails_with_the_install_command() {
         let o = judge(&debian(false));
-        assert_eq!(o.status, Status::Fail);
-        assert!(
-            o.summary
-                .contains("the Python module `apt` is not installed"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Fail, "the Python module `apt` is not installed");
         assert_eq!(
             o.remedy.as_deref(),
             Some("Install it: `sudo apt-get install -y python3-apt`.")
@@ -194,13 +188,9 @@ mod tests {
             needs_restarting: Some(false),
         };
         let o = judge(&p);
-        assert_eq!(o.status, Status::Fail);
-        assert!(
-            o.summary.starts_with(
-                "the patch payload cannot run here: no Python interpreter at /usr/bin/python3"
-            ),
-            "{}",
-            o.summary
+        o.assert_begins(
+            Status::Fail,
+            "the patch payload cannot run here: no Python interpreter at /usr/bin/python3",
         );
         assert_eq!(
             o.remedy.as_deref(),
@@ -216,12 +206,7 @@ mod tests {
             runs: Err("`/usr/bin/python3 --version` did not answer within 4s".into()),
         });
         let o = judge(&p);
-        assert_eq!(o.status, Status::Fail);
-        assert!(
-            o.summary.contains("/usr/bin/python3 does not run"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Fail, "/usr/bin/python3 does not run");
     }
 
     #[test]

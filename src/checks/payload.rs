@@ -172,12 +172,7 @@ mod tests {
     fn answered_denied_and_unreachable() {
         assert_eq!(judge(URL, &Reach::Status(200)).status, Status::Pass);
         let denied = judge(URL, &Reach::Status(403));
-        assert_eq!(denied.status, Status::Fail);
-        assert!(
-            denied.summary.contains("denied (HTTP 403)"),
-            "{}",
-            denied.summary
-        );
+        denied.assert_says(Status::Fail, "denied (HTTP 403)");
         assert!(denied.summary.contains("exit 156"));
         assert!(denied
             .remedy
@@ -207,8 +202,7 @@ mod tests {
                 (buckets[1].clone(), gone("DNS: no such host")),
             ],
         );
-        assert_eq!(none.status, Status::Fail);
-        assert!(none.summary.contains("s3.dualstack.eu-west-1.amazonaws.com cannot be reached: timed out connecting; aws-patch-manager-eu-west-1.s3-accelerate.dualstack.amazonaws.com cannot be reached: DNS: no such host"), "{}", none.summary);
+        none.assert_says(Status::Fail, "s3.dualstack.eu-west-1.amazonaws.com cannot be reached: timed out connecting; aws-patch-manager-eu-west-1.s3-accelerate.dualstack.amazonaws.com cannot be reached: DNS: no such host");
         assert!(none.summary.contains("exit 156"));
         assert!(none.remedy.unwrap().contains("Add ssm:GetDocument"));
         // One host answering: the network path is open, the object unseen.
@@ -219,8 +213,7 @@ mod tests {
                 (buckets[1].clone(), gone("timed out connecting")),
             ],
         );
-        assert_eq!(one.status, Status::Skip);
-        assert!(one.summary.starts_with(denied), "{}", one.summary);
+        one.assert_begins(Status::Skip, denied);
         assert!(one
             .summary
             .contains("s3.dualstack.eu-west-1.amazonaws.com answers HTTP 403"));

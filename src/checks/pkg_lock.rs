@@ -252,13 +252,7 @@ mod tests {
             },
             HALF_HOUR,
         );
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary
-                .starts_with("2 line(s) of /proc/locks could not be read"),
-            "{}",
-            o.summary
-        );
+        o.assert_begins(Status::Warn, "2 line(s) of /proc/locks could not be read");
         assert!(o.remedy.unwrap().contains("cat /proc/locks"));
         assert_eq!(o.details["unreadable_proc_locks_lines"], "2");
     }

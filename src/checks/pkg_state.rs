@@ -282,15 +282,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_timer_firing_inside_the_next_window_warns() {
-        let window = crate::config::schedule::window::Window {
+    /// A four-hour window at 02:00 UTC on 13 December 2026.
+    fn production_window() -> crate::config::schedule::window::Window {
+        crate::config::schedule::window::Window {
             start: "2026-12-13T02:00:00Z".into(),
             name: "production-linux".into(),
             source: "config".into(),
             window_id: None,
             duration_secs: Some(4 * 3600),
-        };
+        }
+    }
+
+    #[test]
+    fn a_timer_firing_inside_the_next_window_warns() {
+        let window = production_window();
         let at = |s: &str| SystemTime::from(s.parse::<jiff::Timestamp>().unwrap());
         let facts = |next: &str| Facts {
             dpkg_present: true,
@@ -304,8 +309,7 @@ mod tests {
             &facts("2026-12-13T02:14:00Z"),
             std::slice::from_ref(&window),
         );
-        assert_eq!(inside.status, Status::Warn);
-        assert!(inside.summary.starts_with("apt-daily-upgrade.timer next fires at 2026-12-13T02:14:00Z, inside the window production-linux"), "{}", inside.summary);
+        inside.assert_begins(Status::Warn, "apt-daily-upgrade.timer next fires at 2026-12-13T02:14:00Z, inside the window production-linux");
         assert!(inside
             .remedy
             .unwrap()
@@ -321,25 +325,16 @@ mod tests {
     #[test]
     fn timers_that_could_not_be_listed_warn_before_a_window() {
         // Issue #17 item 7: no bus is not "no timer fires in the window".
-        let window = crate::config::schedule::window::Window {
-            start: "2026-12-13T02:00:00Z".into(),
-            name: "production-linux".into(),
-            source: "config".into(),
-            window_id: None,
-            duration_secs: Some(4 * 3600),
-        };
+        let window = production_window();
         let f = Facts {
             dpkg_present: true,
             timers_unknown: Some("there is no system D-Bus".into()),
             ..Default::default()
         };
         let o = judge_with_windows(&f, std::slice::from_ref(&window));
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary
-                .contains("timers could not be listed (there is no system D-Bus)"),
-            "{}",
-            o.summary
+        o.assert_says(
+            Status::Warn,
+            "timers could not be listed (there is no system D-Bus)",
         );
         assert!(o.summary.contains("production-linux"), "{}", o.summary);
         assert_eq!(o.details["timers"], "not known: there is no system D-Bus");

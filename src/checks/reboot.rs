@@ -159,12 +159,7 @@ mod tests {
             reboot_required: Some(vec!["linux-image-6.1.0-28-amd64".into()]),
             ..facts()
         });
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary.contains("for linux-image-6.1.0-28-amd64"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Warn, "for linux-image-6.1.0-28-amd64");
         assert!(o.remedy.unwrap().contains("sudo systemctl reboot"));
     }
 

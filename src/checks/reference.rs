@@ -43,9 +43,10 @@ fn shown_id(entry: &CatalogueEntry) -> String {
     }
 }
 
-/// A table cell: Markdown's column separator escaped.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|")
+/// One table row: Markdown's column separator escaped in each cell.
+fn row(cells: &[&str]) -> String {
+    let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+    format!("| {} |\n", cells.join(" | "))
 }
 
 /// docs/checks.md, whole.
@@ -55,27 +56,21 @@ pub fn markdown() -> String {
     out.push_str("\n\n| ID | group | looks at | warns when | fails when | how to fix |\n|---|---|---|---|---|---|\n");
     for e in catalogue() {
         let d = &e.doc;
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            shown_id(e),
+        let id = shown_id(e);
+        out.push_str(&row(&[
+            &id,
             e.group.as_str(),
-            cell(d.looks_at),
-            cell(d.warns),
-            cell(d.fails),
-            cell(d.fix)
-        ));
+            d.looks_at,
+            d.warns,
+            d.fails,
+            d.fix,
+        ]));
     }
     out.push_str("\n## When a check cannot look\n\n");
     out.push_str(CANNOT_LOOK);
     out.push_str("\n\n| ID | what it cannot see | reports |\n|---|---|---|\n");
     for e in catalogue() {
-        let d = &e.doc;
-        out.push_str(&format!(
-            "| {} | {} | {} |\n",
-            shown_id(e),
-            cell(d.cannot_see),
-            cell(d.reports)
-        ));
+        out.push_str(&row(&[&shown_id(e), e.doc.cannot_see, e.doc.reports]));
     }
     out
 }

@@ -205,12 +205,6 @@ mod tests {
             .contains("sudo ssm-preflight check --only repo.reachable"));
         // A failure stays a failure, with the file named.
         let bad = with_unreadable(judge(&[answer("b", Ok(404))], &[]), &found.unreadable);
-        assert_eq!(bad.status, Status::Fail);
-        assert!(
-            bad.summary
-                .contains("could not read /etc/yum.repos.d/broken.repo"),
-            "{}",
-            bad.summary
-        );
+        bad.assert_says(Status::Fail, "could not read /etc/yum.repos.d/broken.repo");
     }
 }

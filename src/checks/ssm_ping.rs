@@ -164,12 +164,7 @@ mod tests {
             assert!(o.summary.contains(status));
         }
         let o = judge(None, "mi-0123", None, now());
-        assert_eq!(o.status, Status::Fail);
-        assert!(
-            o.summary.contains("SSM does not know mi-0123"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Fail, "SSM does not know mi-0123");
     }
 
     #[test]
@@ -180,19 +175,16 @@ mod tests {
             Some(&debian12()),
             now(),
         );
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary.contains("last ping was 20m 0s ago"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Warn, "last ping was 20m 0s ago");
         let o = judge(
             Some(&info("Online", 60, "11")),
             "i-0test",
             Some(&debian12()),
             now(),
         );
-        assert_eq!(o.status, Status::Warn);
-        assert!(o.summary.contains("SSM has the platform as Debian GNU/Linux 11 while os-release says Debian GNU/Linux 12"), "{}", o.summary);
+        o.assert_says(
+            Status::Warn,
+            "SSM has the platform as Debian GNU/Linux 11 while os-release says Debian GNU/Linux 12",
+        );
     }
 }

@@ -198,15 +198,11 @@ mod tests {
     fn no_window_no_patch_task_or_no_gate_warn() {
         assert_eq!(judge(&[], &[]).status, Status::Warn);
         let o = judge(&[window()], &[(window(), tasks(vec![]))]);
-        assert_eq!(o.status, Status::Warn);
-        assert!(o.summary.contains("runs no patch task"), "{}", o.summary);
+        o.assert_says(Status::Warn, "runs no patch task");
         let o = judge(&[window()], &[(window(), tasks(vec![with_hooks(None)]))]);
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary
-                .contains("without the gate (PreInstallHookDocName is not set)"),
-            "{}",
-            o.summary
+        o.assert_says(
+            Status::Warn,
+            "without the gate (PreInstallHookDocName is not set)",
         );
     }
 }

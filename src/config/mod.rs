@@ -109,15 +109,7 @@ pub fn load(main: &Path, explicit: bool) -> Result<Loaded, ConfigError> {
             &mut origins,
         );
     }
-    let raw: raw::RawConfig = toml::Value::Table(merged)
-        .try_into()
-        .expect("every file was validated alone, so the merge deserializes");
-    let settings = Settings::from_raw(raw, &origins)?;
-    Ok(Loaded {
-        settings,
-        origins,
-        files,
-    })
+    validated(merged, origins, files)
 }
 
 /// What a path is, in words, when it is not a regular file.
@@ -357,17 +349,19 @@ fn merge(
                 if let toml::Value::Table(t) = &value {
                     record_origins(t, &dotted, lines, path, origins);
                 } else {
-                    origins.insert(
-                        dotted.clone(),
-                        Origin {
-                            path: path.to_path_buf(),
-                            line: lines.get(&dotted).copied().unwrap_or(1),
-                        },
-                    );
+                    origins.insert(dotted.clone(), origin_of(&dotted, lines, path));
                 }
                 into.insert(key, value);
             }
         }
+    }
+}
+
+/// Where `key` was set in `path`: its line, or the first.
+fn origin_of(key: &str, lines: &BTreeMap<String, usize>, path: &Path) -> Origin {
+    Origin {
+        path: path.to_path_buf(),
+        line: lines.get(key).copied().unwrap_or(1),
     }
 }
 
@@ -378,25 +372,13 @@ fn record_origins(
     path: &Path,
     origins: &mut BTreeMap<String, Origin>,
 ) {
-    origins.insert(
-        prefix.to_string(),
-        Origin {
-            path: path.to_path_buf(),
-            line: lines.get(prefix).copied().unwrap_or(1),
-        },
-    );
+    origins.insert(prefix.to_string(), origin_of(prefix, lines, path));
     for (key, value) in table {
         let dotted = join_key(prefix, key);
         if let toml::Value::Table(t) = value {
             record_origins(t, &dotted, lines, path, origins);
         } else {
-            origins.insert(
-                dotted.clone(),
-                Origin {
-                    path: path.to_path_buf(),
-                    line: lines.get(&dotted).copied().unwrap_or(1),
-                },
-            );
+            origins.insert(dotted.clone(), origin_of(&dotted, lines, path));
         }
     }
 }
@@ -415,14 +397,24 @@ pub fn validate_file(path: &Path) -> Result<Loaded, ConfigError> {
         path,
         &mut origins,
     );
+    validated(merged, origins, vec![path.to_path_buf()])
+}
+
+/// The last stage: the merged files, each already parsed and checked alone,
+/// as validated settings.
+fn validated(
+    merged: toml::Table,
+    origins: BTreeMap<String, Origin>,
+    files: Vec<PathBuf>,
+) -> Result<Loaded, ConfigError> {
     let raw: raw::RawConfig = toml::Value::Table(merged)
         .try_into()
-        .expect("validated above");
+        .expect("every file was validated alone, so the merge deserializes");
     let settings = Settings::from_raw(raw, &origins)?;
     Ok(Loaded {
         settings,
         origins,
-        files: vec![path.to_path_buf()],
+        files,
     })
 }
 

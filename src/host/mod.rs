@@ -176,3 +176,18 @@ impl PackageManager {
         }
     }
 }
+
+/// A file of one record per line: the records read, and how many
+/// non-blank lines could not be (the kernel's files change shape between
+/// versions; a line we cannot read is counted, not fatal).
+pub fn parse_lines<T>(text: &str, parse_line: fn(&str) -> Option<T>) -> (Vec<T>, usize) {
+    let mut out = Vec::new();
+    let mut bad = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match parse_line(line) {
+            Some(record) => out.push(record),
+            None => bad += 1,
+        }
+    }
+    (out, bad)
+}

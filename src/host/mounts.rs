@@ -22,15 +22,7 @@ impl Mount {
 
 /// Parses mountinfo, passing over lines it cannot read (counted in the second value).
 pub fn parse(text: &str) -> (Vec<Mount>, usize) {
-    let mut mounts = Vec::new();
-    let mut bad = 0;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match parse_line(line) {
-            Some(m) => mounts.push(m),
-            None => bad += 1,
-        }
-    }
-    (mounts, bad)
+    super::parse_lines(text, parse_line)
 }
 
 // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue

@@ -19,15 +19,7 @@ pub struct LockEntry {
 
 /// Parses the file, passing over lines it cannot read (counted in the second value).
 pub fn parse(text: &str) -> (Vec<LockEntry>, usize) {
-    let mut out = Vec::new();
-    let mut bad = 0;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match parse_line(line) {
-            Some(e) => out.push(e),
-            None => bad += 1,
-        }
-    }
-    (out, bad)
+    super::parse_lines(text, parse_line)
 }
 
 fn parse_line(line: &str) -> Option<LockEntry> {

@@ -127,19 +127,11 @@ mod tests {
     use super::*;
     use crate::checks::{Group, Severity};
     use crate::run::report::HostSummary;
-    use std::collections::BTreeMap;
 
     fn result(id: &str, group: Group, status: Status) -> CheckResult {
         CheckResult {
-            id: id.into(),
-            group,
-            title: id.into(),
-            status,
             severity: Severity::High,
-            summary: format!("{id} summary"),
-            remedy: Some(format!("fix {id}")),
-            details: BTreeMap::new(),
-            duration_ms: 0,
+            ..CheckResult::sample(id, group, status)
         }
     }
 

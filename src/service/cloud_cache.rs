@@ -49,22 +49,15 @@ impl CloudCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::Severity;
     use crate::host::mode::Mode;
     use crate::run::report::HostSummary;
     use std::time::UNIX_EPOCH;
 
     fn result(id: &str, group: Group, status: Status) -> CheckResult {
         CheckResult {
-            id: id.into(),
-            group,
-            title: id.into(),
-            status,
-            severity: Severity::Medium,
-            summary: format!("{id} summary"),
             remedy: None,
-            details: Default::default(),
             duration_ms: 40,
+            ..CheckResult::sample(id, group, status)
         }
     }
 

@@ -296,12 +296,9 @@ mod tests {
             HOUR,
             None,
         );
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary
-                .contains("flapping: 4 automatic restarts, the last one 2m 0s ago"),
-            "{}",
-            o.summary
+        o.assert_says(
+            Status::Warn,
+            "flapping: 4 automatic restarts, the last one 2m 0s ago",
         );
         // Restarts long ago are history, not flapping.
         let old = judge(
@@ -337,12 +334,7 @@ mod tests {
             HOUR,
             None,
         );
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary.contains("/proc/812/status is hidden"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Warn, "/proc/812/status is hidden");
         assert!(o
             .remedy
             .unwrap()
@@ -356,12 +348,9 @@ mod tests {
             snap: unit(SNAP_UNIT, "loaded", "active", "running", 7200, 0),
         };
         let o = judge(&units, Some(0), now(), HOUR, None);
-        assert_eq!(o.status, Status::Warn);
-        assert!(
-            o.summary
-                .starts_with("snap.amazon-ssm-agent.amazon-ssm-agent.service is active"),
-            "{}",
-            o.summary
+        o.assert_begins(
+            Status::Warn,
+            "snap.amazon-ssm-agent.amazon-ssm-agent.service is active",
         );
         assert!(o
             .summary
@@ -396,12 +385,7 @@ mod tests {
             ..Default::default()
         };
         let o = judge_without_bus(&no_bus, Mode::Ec2, false, Some(&debian));
-        assert_eq!(o.status, Status::Fail);
-        assert!(
-            o.summary.contains("amazon-ssm-agent is not installed"),
-            "{}",
-            o.summary
-        );
+        o.assert_says(Status::Fail, "amazon-ssm-agent is not installed");
         assert!(o.remedy.unwrap().contains("sudo dpkg -i"));
         assert_eq!(
             judge_without_bus(&no_bus, Mode::Hybrid, true, None).status,

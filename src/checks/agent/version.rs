@@ -234,14 +234,7 @@ mod tests {
             same_minor.summary
         );
         let behind = with_latest(pass(), "3.3.40.0", &Ok("3.4.0.0".into()), false);
-        assert_eq!(behind.status, Status::Warn);
-        assert!(
-            behind
-                .summary
-                .contains("a minor version or more behind 3.4.0.0"),
-            "{}",
-            behind.summary
-        );
+        behind.assert_says(Status::Warn, "a minor version or more behind 3.4.0.0");
         assert!(behind.remedy.unwrap().contains("AWS-UpdateSSMAgent"));
         let unknown = with_latest(pass(), "3.3.40.0", &Err("no answer".into()), false);
         assert_eq!(unknown.status, Status::Warn);
