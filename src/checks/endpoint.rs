@@ -136,22 +136,21 @@ pub fn judge(p: &Probe, region: &str) -> Outcome {
             "A device on the path cuts the connection after the handshake: check firewalls and proxies between this host and AWS.",
         ),
     };
-    let mut outcome = outcome
-        .detail("host", host)
-        .detail("port", port)
+    with_details(outcome, p)
+}
+
+/// What the probe saw, for `details`: the host, the addresses, the time, the proxy.
+fn with_details(outcome: Outcome, p: &Probe) -> Outcome {
+    let addresses: Vec<String> = p.addresses.iter().map(|a| a.to_string()).collect();
+    let outcome = outcome
+        .detail("host", &p.target.host)
+        .detail("port", p.target.port)
         .detail("elapsed_ms", p.elapsed.as_millis())
-        .detail(
-            "addresses",
-            p.addresses
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
-    if let Some(proxy) = &p.via_proxy {
-        outcome = outcome.detail("proxy", proxy);
+        .detail("addresses", addresses.join(" "));
+    match &p.via_proxy {
+        Some(proxy) => outcome.detail("proxy", proxy),
+        None => outcome,
     }
-    outcome
 }
 
 #[cfg(test)]

@@ -67,6 +67,44 @@ pub fn judge(
     let when = age
         .map(|a| format!(" {} ago", format_age(a)))
         .unwrap_or_default();
+    let (problems, remedies): (Vec<String>, Vec<String>) =
+        findings(s, failed, group_now, age).into_iter().unzip();
+    let summary_tail = format!(
+        "last {}{when} with baseline {}: {} failed, {} missing, {} pending reboot, {} critical non-compliant",
+        s.operation, s.baseline_id, s.failed, s.missing, s.installed_pending_reboot, s.critical_non_compliant
+    );
+    let outcome = if problems.is_empty() {
+        Outcome::pass(summary_tail)
+    } else {
+        Outcome::warn(
+            format!("{} ({summary_tail})", problems.join("; ")),
+            remedies.join(" "),
+        )
+    };
+    let outcome = outcome
+        .detail("operation", &s.operation)
+        .detail("failed", s.failed)
+        .detail("missing", s.missing)
+        .detail("installed_pending_reboot", s.installed_pending_reboot)
+        .detail("critical_non_compliant", s.critical_non_compliant)
+        .detail("patch_group", &s.patch_group)
+        .detail("baseline_id", &s.baseline_id);
+    match s.ended {
+        Some(t) => outcome.detail("ended", humantime::format_rfc3339_seconds(t)),
+        None => outcome,
+    }
+}
+
+/// What the last operation left wrong: each problem with its remedy.
+fn findings(
+    s: &PatchState,
+    failed: &[String],
+    group_now: Option<&str>,
+    age: Option<Duration>,
+) -> Vec<(String, String)> {
+    let when = age
+        .map(|a| format!(" {} ago", format_age(a)))
+        .unwrap_or_default();
     let mut problems = Vec::new();
     let mut remedies = Vec::new();
     if s.failed > 0 {
@@ -112,30 +150,7 @@ pub fn judge(
             );
         }
     }
-    let summary_tail = format!(
-        "last {}{when} with baseline {}: {} failed, {} missing, {} pending reboot, {} critical non-compliant",
-        s.operation, s.baseline_id, s.failed, s.missing, s.installed_pending_reboot, s.critical_non_compliant
-    );
-    let outcome = if problems.is_empty() {
-        Outcome::pass(summary_tail)
-    } else {
-        Outcome::warn(
-            format!("{} ({summary_tail})", problems.join("; ")),
-            remedies.join(" "),
-        )
-    };
-    let outcome = outcome
-        .detail("operation", &s.operation)
-        .detail("failed", s.failed)
-        .detail("missing", s.missing)
-        .detail("installed_pending_reboot", s.installed_pending_reboot)
-        .detail("critical_non_compliant", s.critical_non_compliant)
-        .detail("patch_group", &s.patch_group)
-        .detail("baseline_id", &s.baseline_id);
-    match s.ended {
-        Some(t) => outcome.detail("ended", humantime::format_rfc3339_seconds(t)),
-        None => outcome,
-    }
+    problems.into_iter().zip(remedies).collect()
 }
 
 #[cfg(test)]

@@ -147,6 +147,30 @@ pub fn judge(f: &Facts) -> Outcome {
     outcome
 }
 
+/// dpkg's journal (or half-configured packages) while a live process holds
+/// its lock.
+fn dpkg_at_work(f: &Facts, holder: &crate::host::locks::Holder) -> Outcome {
+    // Journal entries (or half-configured packages) while a live process
+    // holds dpkg's lock: dpkg at work, not dpkg interrupted.
+    let who = match &holder.process {
+        Some(p) => format!("pid {} (`{}`)", p.pid, p.command),
+        None => holder
+            .pid
+            .map_or("a process".to_string(), |pid| format!("pid {pid}")),
+    };
+    let pid = holder.pid.map(|p| p.to_string()).unwrap_or_default();
+    Outcome::warn(
+        format!(
+            "dpkg is installing right now: {who} holds {}, so the {} journal entries in /var/lib/dpkg/updates are its work in progress, not an interruption",
+            holder.path,
+            f.dpkg_journal.len()
+        ),
+        format!("Let it finish (`ps -p {pid} -o etime,args` shows it), then run `ssm-preflight check` again; pkg.lock fails if it holds the lock past pkg_lock.stuck_after."),
+    )
+    .detail("holder", who)
+    .detail("journal_entries", f.dpkg_journal.len())
+}
+
 fn judge_database(f: &Facts) -> Outcome {
     if !f.dpkg_present && !f.yum_present {
         return Outcome::skip(
@@ -157,25 +181,7 @@ fn judge_database(f: &Facts) -> Outcome {
         &f.dpkg_holder,
         !f.dpkg_journal.is_empty() || !f.dpkg_unfinished.is_empty(),
     ) {
-        // Journal entries (or half-configured packages) while a live process
-        // holds dpkg's lock: dpkg at work, not dpkg interrupted.
-        let who = match &holder.process {
-            Some(p) => format!("pid {} (`{}`)", p.pid, p.command),
-            None => holder
-                .pid
-                .map_or("a process".to_string(), |pid| format!("pid {pid}")),
-        };
-        let pid = holder.pid.map(|p| p.to_string()).unwrap_or_default();
-        return Outcome::warn(
-            format!(
-                "dpkg is installing right now: {who} holds {}, so the {} journal entries in /var/lib/dpkg/updates are its work in progress, not an interruption",
-                holder.path,
-                f.dpkg_journal.len()
-            ),
-            format!("Let it finish (`ps -p {pid} -o etime,args` shows it), then run `ssm-preflight check` again; pkg.lock fails if it holds the lock past pkg_lock.stuck_after."),
-        )
-        .detail("holder", who)
-        .detail("journal_entries", f.dpkg_journal.len());
+        return dpkg_at_work(f, holder);
     }
     if !f.dpkg_journal.is_empty() {
         return Outcome::fail(

@@ -89,24 +89,7 @@ pub fn hold(release: bool) -> anyhow::Result<u8> {
 pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
     let path = socket::socket_path();
     if args.refresh {
-        return match socket::ask(&path, "refresh") {
-            Ok(answer) => {
-                let v: serde_json::Value = serde_json::from_str(&answer)?;
-                if let Some(e) = v["error"].as_str() {
-                    anyhow::bail!("the daemon refused: {e} (run `sudo ssm-preflight status --refresh`)");
-                }
-                println!("A run was started; `ssm-preflight status` shows it once it ends.");
-                Ok(0)
-            }
-            Err(socket::AskError::Denied(_)) => anyhow::bail!(
-                "only root may ask the daemon for a run, and {} is for root and the {} group: run `sudo ssm-preflight status --refresh`",
-                path.display(),
-                socket::GROUP
-            ),
-            Err(e) => anyhow::bail!(
-                "the daemon is not running ({e}): start it with `sudo systemctl start ssm-preflight`, or run `ssm-preflight check --report`"
-            ),
-        };
+        return refresh(&path);
     }
     let answer = socket::ask(&path, "status");
     let denied = matches!(answer, Err(socket::AskError::Denied(_)));
@@ -135,46 +118,7 @@ pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     match &daemon {
-        Some(d) => {
-            println!(
-                "Daemon: running (pid {}), {}",
-                d["pid"],
-                d["status"].as_str().unwrap_or("")
-            );
-            if let Some(next) = d["next_run"].as_str() {
-                println!(
-                    "Next run: {next} ({})",
-                    d["next_run_reason"].as_str().unwrap_or("")
-                );
-            }
-            match d["next_window"].as_object() {
-                Some(w) => println!(
-                    "Next window: {} {} (from {})",
-                    w["start"].as_str().unwrap_or(""),
-                    w["name"].as_str().unwrap_or(""),
-                    if w["source"] == "ssm" {
-                        "SSM"
-                    } else {
-                        "the config"
-                    }
-                ),
-                None => println!("Next window: none known"),
-            }
-            if let Some(note) = d["windows_note"].as_str() {
-                println!("  note: {note}");
-            }
-            if let Some(e) = d["state_error"].as_str() {
-                println!("State: the state file cannot be written, so the last run shown is kept in memory only: {e}. Free space on its filesystem or make it writable; the daemon writes it again by itself.");
-            }
-            if let Some(e) = d["config_error"].as_str() {
-                println!(
-                    "Config: the last reload was refused and the previous config is in use: {e}"
-                );
-            }
-            if let Some(h) = d["hold"].as_str() {
-                println!("Updaters: {h}. End it now with `sudo ssm-preflight hold --release`.");
-            }
-        }
+        Some(d) => print_daemon(d),
         None => {
             println!(
                 "Daemon: not running (no answer on {}); showing the state file. Start it with `sudo systemctl start ssm-preflight`.",
@@ -187,6 +131,68 @@ pub fn status(_global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
     }
     print_state(&state);
     Ok(0)
+}
+
+/// `status --refresh`: asks the daemon for a run now.
+fn refresh(path: &std::path::Path) -> anyhow::Result<u8> {
+    match socket::ask(path, "refresh") {
+        Ok(answer) => {
+            let v: serde_json::Value = serde_json::from_str(&answer)?;
+            if let Some(e) = v["error"].as_str() {
+                anyhow::bail!("the daemon refused: {e} (run `sudo ssm-preflight status --refresh`)");
+            }
+            println!("A run was started; `ssm-preflight status` shows it once it ends.");
+            Ok(0)
+        }
+        Err(socket::AskError::Denied(_)) => anyhow::bail!(
+            "only root may ask the daemon for a run, and {} is for root and the {} group: run `sudo ssm-preflight status --refresh`",
+            path.display(),
+            socket::GROUP
+        ),
+        Err(e) => anyhow::bail!(
+            "the daemon is not running ({e}): start it with `sudo systemctl start ssm-preflight`, or run `ssm-preflight check --report`"
+        ),
+    }
+}
+
+/// What the running daemon says of itself.
+fn print_daemon(d: &serde_json::Value) {
+    println!(
+        "Daemon: running (pid {}), {}",
+        d["pid"],
+        d["status"].as_str().unwrap_or("")
+    );
+    if let Some(next) = d["next_run"].as_str() {
+        println!(
+            "Next run: {next} ({})",
+            d["next_run_reason"].as_str().unwrap_or("")
+        );
+    }
+    match d["next_window"].as_object() {
+        Some(w) => println!(
+            "Next window: {} {} (from {})",
+            w["start"].as_str().unwrap_or(""),
+            w["name"].as_str().unwrap_or(""),
+            if w["source"] == "ssm" {
+                "SSM"
+            } else {
+                "the config"
+            }
+        ),
+        None => println!("Next window: none known"),
+    }
+    if let Some(note) = d["windows_note"].as_str() {
+        println!("  note: {note}");
+    }
+    if let Some(e) = d["state_error"].as_str() {
+        println!("State: the state file cannot be written, so the last run shown is kept in memory only: {e}. Free space on its filesystem or make it writable; the daemon writes it again by itself.");
+    }
+    if let Some(e) = d["config_error"].as_str() {
+        println!("Config: the last reload was refused and the previous config is in use: {e}");
+    }
+    if let Some(h) = d["hold"].as_str() {
+        println!("Updaters: {h}. End it now with `sudo ssm-preflight hold --release`.");
+    }
 }
 
 fn print_state(state: &State) {

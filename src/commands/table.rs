@@ -91,17 +91,7 @@ fn status_style(status: Status) -> Style {
 
 /// The table; `all` lists every skipped check on its own line.
 pub fn render_table(report: &Report, all: bool) -> String {
-    let mut out = String::new();
-    let os = report.host.os.as_deref().unwrap_or("unknown distribution");
-    let mut host = format!("{} mode", report.host.mode.as_str());
-    if let Some(id) = &report.host.instance_id {
-        host.push_str(&format!(", {id}"));
-    }
-    if let Some(region) = &report.host.region {
-        host.push_str(&format!(" in {region}"));
-    }
-    let _ = writeln!(out, "ssm-preflight {} · {host} · {os}\n", report.version);
-
+    let mut out = header(report);
     let width = report
         .checks
         .iter()
@@ -139,7 +129,25 @@ pub fn render_table(report: &Report, all: bool) -> String {
             }
         }
     }
+    out.push_str(&verdict_line(report));
+    out
+}
 
+/// The first line: the version, the mode and the node, the distribution.
+fn header(report: &Report) -> String {
+    let os = report.host.os.as_deref().unwrap_or("unknown distribution");
+    let mut host = format!("{} mode", report.host.mode.as_str());
+    if let Some(id) = &report.host.instance_id {
+        host.push_str(&format!(", {id}"));
+    }
+    if let Some(region) = &report.host.region {
+        host.push_str(&format!(" in {region}"));
+    }
+    format!("ssm-preflight {} · {host} · {os}\n\n", report.version)
+}
+
+/// The closing line: the verdict and what each status counted.
+fn verdict_line(report: &Report) -> String {
     let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -162,15 +170,13 @@ pub fn render_table(report: &Report, all: bool) -> String {
     if count(Status::Skip) > 0 {
         parts.push(format!("{} skipped", count(Status::Skip)));
     }
-    let _ = writeln!(
-        out,
-        "\nVerdict: {verdict_style}{}{verdict_style:#} — {} ({} in {} ms)",
+    format!(
+        "\nVerdict: {verdict_style}{}{verdict_style:#} — {} ({} in {} ms)\n",
         report.verdict.as_str().to_uppercase(),
         parts.join(", "),
         plural(report.checks.len(), "check", "checks"),
         report.duration_ms
-    );
-    out
+    )
 }
 
 #[cfg(test)]

@@ -196,49 +196,7 @@ pub async fn run_checks_reusing(
     only: &[String],
     reuse: &[checks::CheckResult],
 ) -> Result<Report, RunError> {
-    if let Some(name) = only.iter().find(|n| !checks::is_known_selector(n)) {
-        return Err(RunError::Selection(format!(
-            "--only names `{name}`, which is no check; use check IDs, families or groups from: {}",
-            checks::known_selectors().join(", ")
-        )));
-    }
-    let disabled = &ctx.settings.checks.disable;
-    // Entries nothing selects are not planned at all.
-    let planned = checks::plan_where(ctx, |entry| {
-        if only.is_empty() {
-            !disabled
-                .iter()
-                .any(|d| checks::selects(d, entry.id, entry.group))
-        } else {
-            only.iter().any(|o| checks::reaches(o, entry))
-        }
-    });
-    let selected: Vec<_> = planned
-        .into_iter()
-        .filter(|c| {
-            if only.is_empty() {
-                !ctx.settings
-                    .checks
-                    .disable
-                    .iter()
-                    .any(|d| checks::selects(d, &c.info.id, c.info.group))
-            } else {
-                only.iter()
-                    .any(|o| checks::selects(o, &c.info.id, c.info.group))
-            }
-        })
-        .collect();
-    if selected.is_empty() && !only.is_empty() {
-        let available: Vec<String> = checks::plan_all(ctx)
-            .iter()
-            .map(|c| c.info.id.clone())
-            .collect();
-        return Err(RunError::Selection(format!(
-            "no check on this host matches --only {}; the checks here are: {}",
-            only.join(","),
-            available.join(", ")
-        )));
-    }
+    let selected = select(ctx, only)?;
     let clock = Instant::now();
     let order: Vec<String> = selected.iter().map(|c| c.info.id.clone()).collect();
     let fresh: Vec<_> = selected
@@ -256,34 +214,80 @@ pub async fn run_checks_reusing(
     for c in &results {
         tracing::debug!(check = %c.id, status = c.status.as_str(), duration_ms = c.duration_ms, "{}", c.summary);
     }
-    // The checks run at once, each waiting on what it needs (the identity,
-    // an endpoint's probe, the SSM client): the slowest one off the host is
-    // the AWS side's critical path, the chain of dependent requests the run
-    // waits for (`-v` shows it).
-    if let Some(slowest) = results
-        .iter()
-        .filter(|c| {
-            !matches!(c.group, checks::Group::Host | checks::Group::Agent)
-                || c.id == "agent.version"
-        })
-        .filter(|c| c.status != checks::Status::Skip)
-        .max_by_key(|c| c.duration_ms)
-    {
-        tracing::info!(
-            check = %slowest.id,
-            duration_ms = slowest.duration_ms,
-            "the AWS side's critical path is {} at {} ms of the run's {} ms",
-            slowest.id,
-            slowest.duration_ms,
-            clock.elapsed().as_millis()
-        );
-    }
+    log_critical_path(&results, clock.elapsed());
     Ok(Report::new(
         host_summary(ctx),
         ctx.now,
         clock.elapsed(),
         results,
     ))
+}
+
+/// The checks to run: all but `checks.disable`, or those `only` names.
+fn select(ctx: &Context, only: &[String]) -> Result<Vec<checks::Check>, RunError> {
+    if let Some(name) = only.iter().find(|n| !checks::is_known_selector(n)) {
+        return Err(RunError::Selection(format!(
+            "--only names `{name}`, which is no check; use check IDs, families or groups from: {}",
+            checks::known_selectors().join(", ")
+        )));
+    }
+    let disabled = &ctx.settings.checks.disable;
+    let wanted = |id: &str, group: checks::Group| {
+        if only.is_empty() {
+            !disabled.iter().any(|d| checks::selects(d, id, group))
+        } else {
+            only.iter().any(|o| checks::selects(o, id, group))
+        }
+    };
+    // Entries nothing selects are not planned at all.
+    let planned = checks::plan_where(ctx, |entry| {
+        if only.is_empty() {
+            wanted(entry.id, entry.group)
+        } else {
+            only.iter().any(|o| checks::reaches(o, entry))
+        }
+    });
+    let selected: Vec<_> = planned
+        .into_iter()
+        .filter(|c| wanted(&c.info.id, c.info.group))
+        .collect();
+    if selected.is_empty() && !only.is_empty() {
+        let available: Vec<String> = checks::plan_all(ctx)
+            .iter()
+            .map(|c| c.info.id.clone())
+            .collect();
+        return Err(RunError::Selection(format!(
+            "no check on this host matches --only {}; the checks here are: {}",
+            only.join(","),
+            available.join(", ")
+        )));
+    }
+    Ok(selected)
+}
+
+/// The checks run at once, each waiting on what it needs (the identity,
+/// an endpoint's probe, the SSM client): the slowest one off the host is
+/// the AWS side's critical path, the chain of dependent requests the run
+/// waits for (`-v` shows it).
+fn log_critical_path(results: &[checks::CheckResult], run: std::time::Duration) {
+    let slowest = results
+        .iter()
+        .filter(|c| {
+            !matches!(c.group, checks::Group::Host | checks::Group::Agent)
+                || c.id == "agent.version"
+        })
+        .filter(|c| c.status != checks::Status::Skip)
+        .max_by_key(|c| c.duration_ms);
+    if let Some(slowest) = slowest {
+        tracing::info!(
+            check = %slowest.id,
+            duration_ms = slowest.duration_ms,
+            "the AWS side's critical path is {} at {} ms of the run's {} ms",
+            slowest.id,
+            slowest.duration_ms,
+            run.as_millis()
+        );
+    }
 }
 
 /// What the run learned of the host: local files first, then what the

@@ -9,7 +9,7 @@
 //! mid-transaction: the hold waits for it (`updater_wait`) and says so.
 //! `daemon::hold` decides when; this module acts and records.
 
-use crate::daemon::hold::{Ended, HoldState, Holding, Span};
+use crate::daemon::hold::{self, Ended, Held, HoldState, Holding, Span, Step};
 use crate::host::systemd::{self, BusError, SystemBus, UnitInfo};
 use jiff::Timestamp;
 use std::time::Duration;
@@ -274,12 +274,41 @@ impl Keeper {
         windows: &[crate::config::schedule::window::Window],
         settings: &crate::config::RemediateSettings,
     ) -> Option<Timestamp> {
-        use crate::daemon::hold::{self, Held, Step};
         if let Some((_, at)) = self.retry {
             if now < at {
                 return Some(at);
             }
         }
+        let step = self.due(now, windows, settings).await;
+        tracing::debug!(?step, "the hold of the updaters");
+        match step {
+            Step::Begin(span) => Some(self.begin(&span, settings).await),
+            Step::End => {
+                let h = self.state.holding.clone()?;
+                Some(self.end(&h, now, settings).await)
+            }
+            Step::EndedByReboot => {
+                let h = self.state.holding.clone()?;
+                let how = if h.boot_id != self.boot_id {
+                    "a reboot removed the runtime masks (the patch run rebooted the host)"
+                } else {
+                    "its runtime masks were gone when the daemon started (a reboot, or an unmask by hand)"
+                };
+                self.ended(h.window.clone(), how, parse(&h.until));
+                Some(now)
+            }
+            Step::Wait { wake } => wake,
+        }
+    }
+
+    /// What is due at `now`, from the recorded hold and the next window's
+    /// span; at the first tick, also whether the recorded masks are gone.
+    async fn due(
+        &mut self,
+        now: Timestamp,
+        windows: &[crate::config::schedule::window::Window],
+        settings: &crate::config::RemediateSettings,
+    ) -> Step {
         let held = self.state.holding.as_ref().map(|h| Held {
             until: parse(&h.until).unwrap_or(now),
             boot_id: h.boot_id.clone(),
@@ -304,69 +333,67 @@ impl Keeper {
                 }
             }
         }
-        tracing::debug!(?step, "the hold of the updaters");
-        match step {
-            Step::Begin(span) => {
-                match begin(&self.bus, &span, settings.updater_wait, &self.boot_id).await {
-                    Ok(h) => {
-                        tracing::info!(
-                            message_id = MESSAGE_HOLD_BEGAN,
-                            "holding {} until {} for window {}{}",
-                            if h.units.is_empty() {
-                                "nothing (no updater unit on this host)".to_string()
-                            } else {
-                                h.units.join(", ")
-                            },
-                            h.until,
-                            h.window,
-                            if h.left_running.is_empty() {
-                                String::new()
-                            } else {
-                                format!(
-                                    "; {} was still running after {} and is left to finish",
-                                    h.left_running.join(", "),
-                                    humantime::format_duration(settings.updater_wait)
-                                )
-                            }
-                        );
-                        self.state.holding = Some(h);
-                        self.state.error = None;
-                        self.retry = None;
-                        self.last_logged = None;
-                        self.save();
-                        Some(span.until)
+        step
+    }
+
+    /// Begins the hold of `span`; when to look again.
+    async fn begin(
+        &mut self,
+        span: &Span,
+        settings: &crate::config::RemediateSettings,
+    ) -> Timestamp {
+        match begin(&self.bus, span, settings.updater_wait, &self.boot_id).await {
+            Ok(h) => {
+                tracing::info!(
+                    message_id = MESSAGE_HOLD_BEGAN,
+                    "holding {} until {} for window {}{}",
+                    if h.units.is_empty() {
+                        "nothing (no updater unit on this host)".to_string()
+                    } else {
+                        h.units.join(", ")
+                    },
+                    h.until,
+                    h.window,
+                    if h.left_running.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; {} was still running after {} and is left to finish",
+                            h.left_running.join(", "),
+                            humantime::format_duration(settings.updater_wait)
+                        )
                     }
-                    Err(e) => Some(self.failed("the updaters could not be held", &e)),
-                }
+                );
+                self.state.holding = Some(h);
+                self.state.error = None;
+                self.retry = None;
+                self.last_logged = None;
+                self.save();
+                span.until
             }
-            Step::End => {
-                let h = self.state.holding.clone()?;
-                match end(&self.bus, &h).await {
-                    Ok(()) => {
-                        let how = if settings.hold_updaters {
-                            "the window ended; the updaters are unmasked"
-                        } else {
-                            "remediate.hold_updaters was turned off; the updaters are unmasked"
-                        };
-                        self.ended(h.window.clone(), how, parse(&h.until));
-                        Some(now)
-                    }
-                    Err(e) => Some(
-                        self.failed(&format!("{} could not be unmasked", h.units.join(", ")), &e),
-                    ),
-                }
-            }
-            Step::EndedByReboot => {
-                let h = self.state.holding.clone()?;
-                let how = if h.boot_id != self.boot_id {
-                    "a reboot removed the runtime masks (the patch run rebooted the host)"
+            Err(e) => self.failed("the updaters could not be held", &e),
+        }
+    }
+
+    /// Ends the hold `h` as its window ended (or as the setting was turned
+    /// off); when to look again.
+    async fn end(
+        &mut self,
+        h: &Holding,
+        now: Timestamp,
+        settings: &crate::config::RemediateSettings,
+    ) -> Timestamp {
+        match end(&self.bus, h).await {
+            Ok(()) => {
+                let how = if settings.hold_updaters {
+                    "the window ended; the updaters are unmasked"
                 } else {
-                    "its runtime masks were gone when the daemon started (a reboot, or an unmask by hand)"
+                    "remediate.hold_updaters was turned off; the updaters are unmasked"
                 };
                 self.ended(h.window.clone(), how, parse(&h.until));
-                Some(now)
+                now
             }
-            Step::Wait { wake } => wake,
+            Err(e) => self.failed(&format!("{} could not be unmasked", h.units.join(", ")), &e),
         }
     }
 

@@ -131,35 +131,7 @@ pub fn judge(
                 format!("{name} is stopping"),
                 format!("Start it again once it has stopped: `sudo systemctl start {ctl}`."),
             ),
-            (_, sub) => {
-                let up_for = since(unit.active_enter_usec, now);
-                let up_text = up_for.map(|d| format!(" for {}", format_age(d))).unwrap_or_default();
-                if restarts > 0 && up_for.is_some_and(|d| d < flapping_window) {
-                    Outcome::warn(
-                        format!("{name} is running but flapping: {restarts} automatic restarts, the last one {} ago", format_age(up_for.unwrap_or_default())),
-                        format!("{logs}; an agent that restarts during the window drops the patch command."),
-                    )
-                } else if let Some(uid) = main_uid.filter(|u| *u != 0) {
-                    Outcome::fail(
-                        format!("{name} runs as uid {uid}, not root, so it cannot install packages (pid {})", unit.main_pid),
-                        format!("Remove the `User=` setting from its unit (`systemctl cat {ctl}` shows where), then `sudo systemctl daemon-reload && sudo systemctl restart {ctl}`."),
-                    )
-                } else if main_uid.is_none() && unit.main_pid > 0 {
-                    // Issue #17: not knowing the user is not "runs as root".
-                    let pid = unit.main_pid;
-                    Outcome::warn(
-                        format!("{name} is active ({sub}){up_text}, but which user its process runs as could not be read: /proc/{pid}/status is hidden (`hidepid`) or gone, so it may not be root"),
-                        format!("Run the check as root (`sudo ssm-preflight check --only agent.service`), or see the user with `ps -o user= -p {pid}`: the agent must run as root to install packages."),
-                    )
-                } else {
-                    let who = match main_uid {
-                        Some(0) => format!(", pid {} as root", unit.main_pid),
-                        _ if unit.main_pid > 0 => format!(", pid {}", unit.main_pid),
-                        _ => String::new(),
-                    };
-                    Outcome::pass(format!("{name} is active ({sub}){up_text}{who}"))
-                }
-            }
+            (_, _) => running(unit, main_uid, now, flapping_window),
         },
         (load, _) => Outcome::fail(
             format!("systemd could not load {name} (LoadState {load})"),
@@ -167,18 +139,7 @@ pub fn judge(
         ),
     };
     if units.installed().len() == 2 {
-        let both = format!("both {CLASSIC_UNIT} and {SNAP_UNIT} are installed and would fight over one registration");
-        let fix = "Keep one agent: on Ubuntu the snap (`sudo apt-get purge amazon-ssm-agent`), elsewhere the package (`sudo snap remove amazon-ssm-agent`).";
-        outcome = if outcome.status == crate::checks::Status::Pass {
-            Outcome::warn(format!("{}; {both}", outcome.summary), fix)
-        } else {
-            let remedy = format!("{} {fix}", outcome.remedy.unwrap_or_default());
-            Outcome {
-                summary: format!("{}; {both}", outcome.summary),
-                remedy: Some(remedy),
-                ..outcome
-            }
-        };
+        outcome = both_installed(outcome);
     }
     outcome
         .detail("unit", name)
@@ -187,6 +148,66 @@ pub fn judge(
         .detail("sub_state", &unit.sub_state)
         .detail("main_pid", unit.main_pid)
         .detail("restarts", restarts)
+}
+
+/// An active unit: flapping, not root, its user unknown, or healthy.
+fn running(
+    unit: &crate::host::systemd::UnitInfo,
+    main_uid: Option<u32>,
+    now: SystemTime,
+    flapping_window: Duration,
+) -> Outcome {
+    let (name, ctl) = (&unit.name, ctl_name(&unit.name));
+    let logs = format!("See why with `sudo journalctl -u {ctl} -n 50`");
+    let restarts = unit.n_restarts.unwrap_or(0);
+    let sub = unit.sub_state.as_str();
+    let up_for = since(unit.active_enter_usec, now);
+    let up_text = up_for
+        .map(|d| format!(" for {}", format_age(d)))
+        .unwrap_or_default();
+    if restarts > 0 && up_for.is_some_and(|d| d < flapping_window) {
+        Outcome::warn(
+            format!("{name} is running but flapping: {restarts} automatic restarts, the last one {} ago", format_age(up_for.unwrap_or_default())),
+            format!("{logs}; an agent that restarts during the window drops the patch command."),
+        )
+    } else if let Some(uid) = main_uid.filter(|u| *u != 0) {
+        Outcome::fail(
+            format!("{name} runs as uid {uid}, not root, so it cannot install packages (pid {})", unit.main_pid),
+            format!("Remove the `User=` setting from its unit (`systemctl cat {ctl}` shows where), then `sudo systemctl daemon-reload && sudo systemctl restart {ctl}`."),
+        )
+    } else if main_uid.is_none() && unit.main_pid > 0 {
+        // Issue #17: not knowing the user is not "runs as root".
+        let pid = unit.main_pid;
+        Outcome::warn(
+            format!("{name} is active ({sub}){up_text}, but which user its process runs as could not be read: /proc/{pid}/status is hidden (`hidepid`) or gone, so it may not be root"),
+            format!("Run the check as root (`sudo ssm-preflight check --only agent.service`), or see the user with `ps -o user= -p {pid}`: the agent must run as root to install packages."),
+        )
+    } else {
+        let who = match main_uid {
+            Some(0) => format!(", pid {} as root", unit.main_pid),
+            _ if unit.main_pid > 0 => format!(", pid {}", unit.main_pid),
+            _ => String::new(),
+        };
+        Outcome::pass(format!("{name} is active ({sub}){up_text}{who}"))
+    }
+}
+
+/// Both agents installed: said beside whatever the unit in use shows.
+fn both_installed(outcome: Outcome) -> Outcome {
+    let both = format!(
+        "both {CLASSIC_UNIT} and {SNAP_UNIT} are installed and would fight over one registration"
+    );
+    let fix = "Keep one agent: on Ubuntu the snap (`sudo apt-get purge amazon-ssm-agent`), elsewhere the package (`sudo snap remove amazon-ssm-agent`).";
+    if outcome.status == crate::checks::Status::Pass {
+        Outcome::warn(format!("{}; {both}", outcome.summary), fix)
+    } else {
+        let remedy = format!("{} {fix}", outcome.remedy.unwrap_or_default());
+        Outcome {
+            summary: format!("{}; {both}", outcome.summary),
+            remedy: Some(remedy),
+            ..outcome
+        }
+    }
 }
 
 #[cfg(test)]
