@@ -3,6 +3,7 @@
 //! task's error threshold, 2 over it, 3 could not look).
 
 use super::cli::FleetArgs;
+use super::safe;
 use crate::fleet::classify::{State, Verdict};
 use crate::fleet::{self, FleetOptions, FleetReport, GroupView};
 use anstyle::{AnsiColor, Style};
@@ -138,7 +139,7 @@ pub fn table(report: &FleetReport) -> String {
         let _ = writeln!(
             out,
             "{:<width$}  {:<20}  {:<20}  {:>5}  {:>5}  {:>7}  {:>5}  {:>6}  {:>7}  {:>5}  {:>5.1}%  {style}{}{style:#}",
-            g.patch_group,
+            safe(&g.patch_group),
             g.window.as_ref().map(|w| w.id.as_str()).unwrap_or("none"),
             g.window
                 .as_ref()
@@ -156,31 +157,46 @@ pub fn table(report: &FleetReport) -> String {
         );
     }
     for g in &report.groups {
-        let _ = writeln!(out, "\n{bold}{}{bold:#}", g.patch_group);
-        let _ = writeln!(out, "  {}", sentence(g));
-        for note in &g.notes {
-            let _ = writeln!(out, "  note: {note}");
-        }
-        let blocked: Vec<_> = g
-            .nodes
-            .iter()
-            .filter(|n| n.state == State::Blocked)
-            .collect();
-        for n in blocked.iter().take(LISTED) {
-            let checks = if n.failing.is_empty() {
-                "checks not read (--max-detail)".to_string()
-            } else {
-                n.failing.join(", ")
-            };
-            let _ = writeln!(out, "  blocked  {}  {checks}", n.instance_id);
-        }
-        if blocked.len() > LISTED {
-            let _ = writeln!(
-                out,
-                "  … and {} more blocked node(s); --json or --csv lists every node.",
-                blocked.len() - LISTED
-            );
-        }
+        out.push_str(&group_details(g));
+    }
+    out
+}
+
+/// One group's paragraph: what its prediction means, its notes, and the
+/// blocked nodes with the checks that block them. Names and check IDs come
+/// from SSM, so they are escaped for the terminal.
+fn group_details(g: &GroupView) -> String {
+    let bold = Style::new().bold();
+    let mut out = String::new();
+    let _ = writeln!(out, "\n{bold}{}{bold:#}", safe(&g.patch_group));
+    let _ = writeln!(out, "  {}", safe(&sentence(g)));
+    for note in &g.notes {
+        let _ = writeln!(out, "  note: {}", safe(note));
+    }
+    let blocked: Vec<_> = g
+        .nodes
+        .iter()
+        .filter(|n| n.state == State::Blocked)
+        .collect();
+    for n in blocked.iter().take(LISTED) {
+        let checks = if n.failing.is_empty() {
+            "checks not read (--max-detail)".to_string()
+        } else {
+            n.failing.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "  blocked  {}  {}",
+            safe(&n.instance_id),
+            safe(&checks)
+        );
+    }
+    if blocked.len() > LISTED {
+        let _ = writeln!(
+            out,
+            "  … and {} more blocked node(s); --json or --csv lists every node.",
+            blocked.len() - LISTED
+        );
     }
     out
 }

@@ -6,6 +6,7 @@ mod config_cmd;
 mod fleet;
 mod gate;
 pub mod logging;
+mod safe;
 mod status;
 mod table;
 mod windows;
@@ -13,6 +14,7 @@ mod windows;
 use crate::run::compliance;
 use crate::run::deliver::SendError;
 use cli::{Cli, Command, ConfigCommand, Global};
+pub use safe::safe;
 
 /// Exit code for "could not run": a bad config, a bad argument, an internal error.
 pub const EXIT_COULD_NOT_RUN: u8 = 3;

@@ -172,7 +172,7 @@ fn print_daemon(d: &serde_json::Value) {
         Some(w) => println!(
             "Next window: {} {} (from {})",
             w["start"].as_str().unwrap_or(""),
-            w["name"].as_str().unwrap_or(""),
+            super::safe(w["name"].as_str().unwrap_or("")),
             if w["source"] == "ssm" {
                 "SSM"
             } else {
@@ -182,7 +182,7 @@ fn print_daemon(d: &serde_json::Value) {
         None => println!("Next window: none known"),
     }
     if let Some(note) = d["windows_note"].as_str() {
-        println!("  note: {note}");
+        println!("  note: {}", super::safe(note));
     }
     if let Some(e) = d["state_error"].as_str() {
         println!("State: the state file cannot be written, so the last run shown is kept in memory only: {e}. Free space on its filesystem or make it writable; the daemon writes it again by itself.");
@@ -219,9 +219,14 @@ fn print_state(state: &State) {
     for c in &run.checks {
         use crate::checks::Status::*;
         if matches!(c.status, Warn | Fail | Error) {
-            println!("  {:<5} {}: {}", c.status.as_str(), c.id, c.summary);
+            println!(
+                "  {:<5} {}: {}",
+                c.status.as_str(),
+                c.id,
+                super::safe(&c.summary)
+            );
             if let Some(remedy) = &c.remedy {
-                println!("        fix: {remedy}");
+                println!("        fix: {}", super::safe(remedy));
             }
         }
     }

@@ -108,6 +108,7 @@ pub fn render_table(report: &Report, all: bool) -> String {
                 let style = status_style(Status::Skip);
                 let count = format!("{} checks", ids.len());
                 let ids = compact(report, &ids);
+                let reason = super::safe(reason);
                 let _ = writeln!(
                     out,
                     "{style}skip  {style:#}  {count:<width$}  {reason} — {ids}"
@@ -121,10 +122,11 @@ pub fn render_table(report: &Report, all: bool) -> String {
             "{style}{:<6}{style:#}  {:<width$}  {}",
             c.status.as_str(),
             c.id,
-            c.summary
+            super::safe(&c.summary)
         );
         if matches!(c.status, Status::Warn | Status::Fail | Status::Error) {
             if let Some(remedy) = &c.remedy {
+                let remedy = super::safe(remedy);
                 let _ = writeln!(out, "{:<6}  {:<width$}  fix: {remedy}", "", "");
             }
         }
@@ -143,7 +145,12 @@ fn header(report: &Report) -> String {
     if let Some(region) = &report.host.region {
         host.push_str(&format!(" in {region}"));
     }
-    format!("ssm-preflight {} · {host} · {os}\n\n", report.version)
+    format!(
+        "ssm-preflight {} · {} · {}\n\n",
+        report.version,
+        super::safe(&host),
+        super::safe(os)
+    )
 }
 
 /// The closing line: the verdict and what each status counted.
@@ -240,6 +247,18 @@ mod tests {
             skip_lines[1].contains("agent.version") && skip_lines[1].ends_with("no agent binary")
         );
         assert!(table.contains("Verdict: PASS — 0 failures, 0 warnings, 5 skipped (6 checks"));
+    }
+
+    #[test]
+    fn a_summary_from_outside_cannot_drive_the_terminal() {
+        let mut r = report();
+        r.checks[3].status = Status::Fail;
+        r.checks[3].summary = "KB5001\u{1b}[2J\u{202e}gnp.exe".into();
+        r.checks[3].remedy = Some("line\nbreak".into());
+        let table = plain(&r, false);
+        assert!(table.contains("KB5001\\e[2J\\u{202e}gnp.exe"), "{table}");
+        assert!(table.contains("fix: line\\nbreak"), "{table}");
+        assert!(!table.contains('\u{202e}'));
     }
 
     #[test]

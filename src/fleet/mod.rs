@@ -365,6 +365,37 @@ async fn failing_checks(
     Ok(out)
 }
 
+/// The prediction against the window's patch task's MaxErrors, or
+/// against `--max-blocked` where there is none to read.
+fn threshold_for(scope: &Scope, counts: &Counts, opts: &FleetOptions) -> Threshold {
+    let task_limit = scope
+        .window
+        .as_ref()
+        .filter(|w| w.patches)
+        .and_then(|w| w.max_errors.as_deref())
+        .and_then(|m| Amount::parse(m).map(|a| (a, m.to_string())));
+    let concurrency = scope
+        .window
+        .as_ref()
+        .and_then(|w| w.max_concurrency.as_deref())
+        .and_then(Amount::parse);
+    match task_limit {
+        Some((limit, text)) => {
+            classify::threshold(counts, limit, &text, "window task", concurrency)
+        }
+        None => {
+            let text = format!("{}%", opts.max_blocked);
+            classify::threshold(
+                counts,
+                Amount::Percent(opts.max_blocked),
+                &text,
+                "--max-blocked",
+                None,
+            )
+        }
+    }
+}
+
 fn group_view(
     scope: Scope,
     nodes: &[Node],
@@ -395,33 +426,8 @@ fn group_view(
             .cmp(&(std::cmp::Reverse(b.state), &b.instance_id))
     });
     let counts = Counts::of(&views);
+    let threshold = threshold_for(&scope, &counts, opts);
     let mut notes = scope.notes;
-    let task_limit = scope
-        .window
-        .as_ref()
-        .filter(|w| w.patches)
-        .and_then(|w| w.max_errors.as_deref())
-        .and_then(|m| Amount::parse(m).map(|a| (a, m.to_string())));
-    let concurrency = scope
-        .window
-        .as_ref()
-        .and_then(|w| w.max_concurrency.as_deref())
-        .and_then(Amount::parse);
-    let threshold = match task_limit {
-        Some((limit, text)) => {
-            classify::threshold(&counts, limit, &text, "window task", concurrency)
-        }
-        None => {
-            let text = format!("{}%", opts.max_blocked);
-            classify::threshold(
-                &counts,
-                Amount::Percent(opts.max_blocked),
-                &text,
-                "--max-blocked",
-                None,
-            )
-        }
-    };
     let not_looked = views
         .iter()
         .filter(|v| v.state == classify::State::Blocked && !details.contains_key(&v.instance_id))
