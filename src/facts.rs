@@ -42,9 +42,9 @@ pub struct Shared {
     /// The Patch Group tags as each source has them, read once.
     tags: OnceCell<(Vec<Found>, Vec<NotRead>)>,
     /// One SSM client for the run's calls about this node.
-    node_ssm: OnceCell<Result<aws_sdk_ssm::Client, String>>,
+    node_ssm: OnceCell<Result<aws_sdk_ssm::Client, AccessError>>,
     /// The node's credentials, resolved once (one IMDS fetch on EC2).
-    credentials: OnceCell<Result<NodeCredentials, String>>,
+    credentials: OnceCell<Result<NodeCredentials, AccessError>>,
     /// Upcoming windows known besides the config's (the daemon's SSM schedule).
     pub windows: Mutex<Vec<Window>>,
 }
@@ -83,6 +83,23 @@ pub enum ProbeError {
     Tls(String),
     #[error("the agent's proxy setting is unusable: {0}")]
     BadProxy(String),
+}
+
+/// Why this run cannot reach AWS as the node does: no identity, no
+/// credentials, no usable TLS trust or proxy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    #[error("{}", RegionUnknown::Local)]
+    Local,
+    #[error("the node's identity could not be read (agent.identity says why)")]
+    NoIdentity,
+    /// The agent's credentials could not be found or resolved.
+    #[error("{0}")]
+    Credentials(String),
+    #[error("{0}")]
+    Tls(String),
+    #[error("{0}")]
+    Proxy(String),
 }
 
 impl Context {
@@ -233,10 +250,10 @@ impl Context {
 
     /// An HTTPS client for AWS endpoints outside the SDK (STS, S3 objects):
     /// the run's TLS trust, through the agent's proxy as the agent would go.
-    pub async fn aws_http(&self) -> Result<reqwest::Client, String> {
-        let tls = self.tls()?;
+    pub async fn aws_http(&self) -> Result<reqwest::Client, AccessError> {
+        let tls = self.tls().map_err(AccessError::Tls)?;
         let proxy = self.agent_proxy().await;
-        crate::network::repos::client(tls, proxy.as_ref())
+        crate::network::repos::client(tls, proxy.as_ref()).map_err(AccessError::Proxy)
     }
 
     /// Where `service`'s regional endpoint is for this node, or its override.
@@ -265,13 +282,15 @@ impl Context {
     }
 
     /// The node's credentials, resolved once per run.
-    pub async fn node_credentials(&self, id: &Identity) -> Result<NodeCredentials, String> {
+    pub async fn node_credentials(&self, id: &Identity) -> Result<NodeCredentials, AccessError> {
         self.shared
             .credentials
             .get_or_init(|| async {
                 let source = crate::aws::sdk::credentials(&self.root, &self.settings, id)
-                    .map_err(|e| e.to_string())?;
-                let resolved = crate::aws::query::resolve(&source.provider).await?;
+                    .map_err(|e| AccessError::Credentials(e.to_string()))?;
+                let resolved = crate::aws::query::resolve(&source.provider)
+                    .await
+                    .map_err(|e| AccessError::Credentials(e.to_string()))?;
                 Ok(NodeCredentials {
                     expiry: resolved.expiry(),
                     provider: aws_credential_types::provider::SharedCredentialsProvider::new(
@@ -286,17 +305,13 @@ impl Context {
 
     /// The node and one SSM client for it, made once per run; `Err` says
     /// why there is none (local mode, no identity, no credentials).
-    pub async fn node_ssm(&self) -> Result<(Identity, aws_sdk_ssm::Client), String> {
+    pub async fn node_ssm(&self) -> Result<(Identity, aws_sdk_ssm::Client), AccessError> {
         if self.is_local() {
-            return Err(RegionUnknown::Local.to_string());
+            return Err(AccessError::Local);
         }
         let id = match self.identity().await {
             Ok(id) => id.clone(),
-            Err(_) => {
-                return Err(
-                    "the node's identity could not be read (agent.identity says why)".into(),
-                )
-            }
+            Err(_) => return Err(AccessError::NoIdentity),
         };
         let client = self
             .shared
@@ -370,7 +385,7 @@ impl Context {
                             .build()
                             .map_err(|e| e.to_string())
                     })?;
-                    let creds = self.node_credentials(id).await?;
+                    let creds = self.node_credentials(id).await.map_err(|e| e.to_string())?;
                     tags::from_ec2(&http, &endpoint, &region, &creds.provider, &id.instance_id)
                         .await
                 };

@@ -26,12 +26,14 @@ impl Answer {
     }
 }
 
+/// A credentials provider gave none.
+#[derive(Debug, thiserror::Error)]
+#[error("no credentials to sign with: {0}")]
+pub struct NoCredentials(#[source] aws_credential_types::provider::error::CredentialsError);
+
 /// The credentials a provider gives now, or why it gives none.
-pub async fn resolve(provider: &SharedCredentialsProvider) -> Result<Credentials, String> {
-    provider
-        .provide_credentials()
-        .await
-        .map_err(|e| format!("no credentials to sign with: {e}"))
+pub async fn resolve(provider: &SharedCredentialsProvider) -> Result<Credentials, NoCredentials> {
+    provider.provide_credentials().await.map_err(NoCredentials)
 }
 
 /// Signs `body` for `service` in `region` with the credentials and POSTs

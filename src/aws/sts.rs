@@ -44,7 +44,7 @@ pub async fn caller(
         Ok(c) => c,
         Err(why) => {
             return Looked {
-                caller: Err(StsError::NoCredentials(why)),
+                caller: Err(StsError::NoCredentials(why.to_string())),
                 expiry: None,
             }
         }

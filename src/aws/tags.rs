@@ -83,7 +83,9 @@ pub async fn from_ec2(
     instance_id: &str,
 ) -> Result<Vec<Found>, String> {
     let body = describe_tags_body(instance_id);
-    let credentials = super::query::resolve(credentials).await?;
+    let credentials = super::query::resolve(credentials)
+        .await
+        .map_err(|e| e.to_string())?;
     let answer = super::query::post(http, endpoint, region, "ec2", &credentials, &body)
         .await
         .map_err(|e| format!("ec2:DescribeTags did not answer: {e}"))?;

@@ -97,7 +97,7 @@ where
 pub async fn node_ssm(ctx: &Context) -> Result<(Identity, aws_sdk_ssm::Client), Outcome> {
     ctx.node_ssm().await.map_err(|why| {
         if ctx.is_local() {
-            Outcome::skip(why)
+            Outcome::skip(why.to_string())
         } else {
             Outcome::skip(format!("{why}, so SSM cannot be asked about this node"))
         }

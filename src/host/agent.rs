@@ -70,34 +70,13 @@ pub fn binary(root: &Root, units: Option<&AgentUnits>) -> Option<(PathBuf, Strin
         .find(|(real, _)| real.is_file())
 }
 
-pub fn run_version(binary: &std::path::Path, budget: Duration) -> Result<String, String> {
-    use std::io::Read;
-    use wait_timeout::ChildExt;
-    let mut child = std::process::Command::new(binary)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-    match child.wait_timeout(budget).map_err(|e| e.to_string())? {
-        Some(_) => {
-            let mut out = String::new();
-            if let Some(mut stdout) = child.stdout.take() {
-                let _ = stdout.read_to_string(&mut out);
-            }
-            Ok(out)
-        }
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(format!(
-                "`{} --version` did not answer within {}",
-                binary.display(),
-                humantime::format_duration(budget)
-            ))
-        }
-    }
+/// What `BINARY --version` prints, any exit status accepted (some agents
+/// exit non-zero after printing it).
+pub fn run_version(
+    binary: &std::path::Path,
+    budget: Duration,
+) -> Result<String, super::command::CommandError> {
+    super::command::run(binary, &["--version"], budget).map(|done| done.stdout)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod agent_log;
+pub mod command;
 pub mod credentials;
 pub mod disk;
 pub mod locks;

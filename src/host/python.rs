@@ -112,7 +112,9 @@ pub fn gather(root: &Root, budget: Duration) -> Prereqs {
         .find(|p| root.path(p).is_file())
         .map(|&path| Interpreter {
             path,
-            runs: super::agent::run_version(&root.path(path), budget).map(|v| v.trim().to_string()),
+            runs: super::agent::run_version(&root.path(path), budget)
+                .map(|v| v.trim().to_string())
+                .map_err(|e| e.to_string()),
         });
     let dirs = site_dirs(root, major);
     let modules = modules

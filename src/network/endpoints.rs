@@ -294,7 +294,10 @@ async fn run(
     set(progress, "HTTP answer", Some(addr));
     let (status, date) = http_head(&mut tls_stream, &target.host)
         .await
-        .map_err(|e| Failure::Http { addr, error: e })?;
+        .map_err(|e| Failure::Http {
+            addr,
+            error: e.to_string(),
+        })?;
     Ok(Answer {
         addr: if proxy.is_some() { None } else { Some(addr) },
         status,
@@ -371,7 +374,7 @@ async fn connect_through(
         .await
         .map_err(|e| Failure::ProxyUnreachable {
             proxy: proxy.url.clone(),
-            error: e,
+            error: e.to_string(),
         })?;
     let status_line = head.lines().next().unwrap_or_default().to_string();
     let code = status_line.split_whitespace().nth(1).unwrap_or_default();
@@ -389,21 +392,36 @@ async fn connect_through(
     }
 }
 
+/// Why no HTTP answer could be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("the response head is larger than 16 KiB")]
+    TooLarge,
+    #[error("the connection closed without an answer")]
+    NoAnswer,
+    #[error("the connection closed in the middle of the answer")]
+    Cut,
+    #[error("the answer is not HTTP")]
+    NotHttp,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// Reads an HTTP response head (up to the blank line), 16 KiB at most.
-async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<String, String> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<String, HttpError> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     // Byte by byte: after a CONNECT answer the TLS handshake follows on the same stream.
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() > 16 * 1024 {
-            return Err("the response head is larger than 16 KiB".into());
+            return Err(HttpError::TooLarge);
         }
-        let n = stream.read(&mut byte).await.map_err(|e| e.to_string())?;
+        let n = stream.read(&mut byte).await?;
         if n == 0 {
             return Err(if head.is_empty() {
-                "the connection closed without an answer".into()
+                HttpError::NoAnswer
             } else {
-                "the connection closed in the middle of the answer".into()
+                HttpError::Cut
             });
         }
         head.push(byte[0]);
@@ -415,21 +433,18 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<String, Strin
 async fn http_head<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     host: &str,
-) -> Result<(u16, Option<SystemTime>), String> {
+) -> Result<(u16, Option<SystemTime>), HttpError> {
     let request = format!(
         "HEAD / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ssm-preflight\r\nConnection: close\r\n\r\n"
     );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    stream.write_all(request.as_bytes()).await?;
     let head = read_head(stream).await?;
     let status = head
         .lines()
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| "the answer is not HTTP".to_string())?;
+        .ok_or(HttpError::NotHttp)?;
     let date = head
         .lines()
         .find_map(|l| {

@@ -7,6 +7,7 @@
 //! lock is held (queried, never taken) — and runs that disk check again.
 
 use crate::checks::{CheckResult, Status};
+use crate::host::command::CommandError;
 use crate::host::{PackageManager, Root};
 use crate::run::report::Report;
 use crate::run::state::Cleaned;
@@ -123,40 +124,21 @@ fn bytes_free(c: &CheckResult) -> Option<u64> {
 }
 
 /// Runs `argv` with a bound, on the blocking pool.
-async fn run_command(argv: Vec<String>) -> Result<(), String> {
-    tokio::task::spawn_blocking(move || {
-        use wait_timeout::ChildExt;
-        let mut child = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
-        match child.wait_timeout(CLEAN_TIMEOUT) {
-            Ok(Some(s)) if s.success() => Ok(()),
-            Ok(Some(s)) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = (&mut e).take(2000).read_to_string(&mut err);
-                }
-                Err(format!("{} exited {s}: {}", argv.join(" "), err.trim()))
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!(
-                    "{} did not finish within {}",
-                    argv.join(" "),
-                    humantime::format_duration(CLEAN_TIMEOUT)
-                ))
-            }
-            Err(e) => Err(e.to_string()),
-        }
+async fn run_command(argv: Vec<String>) -> Result<(), CommandError> {
+    let command = argv.join(" ");
+    let done = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        crate::host::command::run(std::path::Path::new(&argv[0]), &args, CLEAN_TIMEOUT)
+            .and_then(|finished| finished.success(&argv.join(" ")))
     })
-    .await
-    .map_err(|e| e.to_string())?
+    .await;
+    match done {
+        Ok(answer) => answer.map(|_| ()),
+        Err(e) => Err(CommandError::Wait {
+            command,
+            source: std::io::Error::other(e),
+        }),
+    }
 }
 
 /// After a daemon run: cleans when the report calls for it and it is safe,
@@ -201,7 +183,7 @@ pub async fn after_run(ctx: &crate::checks::Context, report: &mut Report) -> Opt
             let command = argv.join(" ");
             if let Err(e) = run_command(argv).await {
                 tracing::error!(message_id = MESSAGE_NOT_CLEANED, "cleaning {cache}: {e}");
-                return Some(Cleaned::not_done(check, Some(command), e));
+                return Some(Cleaned::not_done(check, Some(command), e.to_string()));
             }
             let again = crate::run::run_checks(ctx, std::slice::from_ref(&check))
                 .await

@@ -152,6 +152,14 @@ pub async fn end(bus: &SystemBus, holding: &Holding) -> Result<(), BusError> {
     Ok(())
 }
 
+/// `hold --release` could not end the hold; the daemon keeps trying.
+#[derive(Debug, thiserror::Error)]
+#[error("{units} could not be unmasked: {why}; the daemon retries")]
+pub struct ReleaseError {
+    units: String,
+    why: BusError,
+}
+
 /// The daemon's hold: what the state file says, acted on when due.
 pub struct Keeper {
     bus: SystemBus,
@@ -399,7 +407,7 @@ impl Keeper {
 
     /// `ssm-preflight hold --release`: ends the hold now; the same window is
     /// not held again.
-    pub async fn release(&mut self) -> Result<String, String> {
+    pub async fn release(&mut self) -> Result<String, ReleaseError> {
         let Some(h) = self.state.holding.clone() else {
             return Ok("no hold is in force".into());
         };
@@ -425,10 +433,10 @@ impl Keeper {
             }
             Err(e) => {
                 self.failed(&format!("{} could not be unmasked", h.units.join(", ")), &e);
-                Err(format!(
-                    "{} could not be unmasked: {e}; the daemon retries",
-                    h.units.join(", ")
-                ))
+                Err(ReleaseError {
+                    units: h.units.join(", "),
+                    why: e,
+                })
             }
         }
     }

@@ -73,7 +73,7 @@ pub fn plan(ctx: &Context) -> crate::checks::Check {
 /// The region's newest agent version, read once, within `aws.attempt_timeout`.
 async fn latest(ctx: &Context) -> Result<String, String> {
     let region = ctx.region().await.map_err(|e| e.to_string())?;
-    let http = ctx.aws_http().await?;
+    let http = ctx.aws_http().await.map_err(|e| e.to_string())?;
     let url =
         crate::aws::agent_release::latest_version_url(&ctx.endpoint_url("s3", &region), &region);
     let bound = ctx.settings.aws.attempt_timeout;
