@@ -5,6 +5,7 @@
 //! module only caches it. In `local` mode nothing here leaves the host.
 
 use crate::aws::identity::{self, Identity, IdentityError};
+use crate::aws::tags::TagError;
 use crate::aws::tags::{self, Found, NotRead};
 use crate::config::schedule::window::{self, Window};
 use crate::config::Settings;
@@ -35,7 +36,7 @@ pub struct Shared {
     pub bus: SystemBus,
     agent: OnceCell<AgentLookup>,
     identity: OnceCell<Result<Identity, IdentityError>>,
-    tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    tls: OnceLock<Result<Arc<rustls::ClientConfig>, crate::network::tls::TlsError>>,
     probes: Mutex<HashMap<String, Arc<ProbeCell>>>,
     /// The Patch Group `patchgroup.tag` settled on, for the report's host.
     pub patch_group: OnceLock<String>,
@@ -194,7 +195,7 @@ impl Context {
     }
 
     /// The TLS trust for probes and repository fetches, loaded once.
-    pub fn tls(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+    pub fn tls(&self) -> Result<Arc<rustls::ClientConfig>, crate::network::tls::TlsError> {
         self.shared
             .tls
             .get_or_init(|| {
@@ -231,7 +232,7 @@ impl Context {
                     error: e.to_string(),
                 }
             })?;
-            let tls = self.tls().map_err(ProbeError::Tls)?;
+            let tls = self.tls().map_err(|e| ProbeError::Tls(e.to_string()))?;
             let agent_proxy = self.agent_proxy().await;
             let proxy = match agent_proxy
                 .as_ref()
@@ -251,9 +252,10 @@ impl Context {
     /// An HTTPS client for AWS endpoints outside the SDK (STS, S3 objects):
     /// the run's TLS trust, through the agent's proxy as the agent would go.
     pub async fn aws_http(&self) -> Result<reqwest::Client, AccessError> {
-        let tls = self.tls().map_err(AccessError::Tls)?;
+        let tls = self.tls().map_err(|e| AccessError::Tls(e.to_string()))?;
         let proxy = self.agent_proxy().await;
-        crate::network::repos::client(tls, proxy.as_ref()).map_err(AccessError::Proxy)
+        crate::network::repos::client(tls, proxy.as_ref())
+            .map_err(|e| AccessError::Proxy(e.to_string()))
     }
 
     /// Where `service`'s regional endpoint is for this node, or its override.
@@ -378,14 +380,20 @@ impl Context {
                 };
                 let from_ec2 = async {
                     let endpoint = self.endpoint_url("ec2", &region);
-                    let http = self.tls().and_then(|t| {
-                        reqwest::Client::builder()
-                            .use_preconfigured_tls((*t).clone())
-                            .timeout(self.settings.endpoints.timeout)
-                            .build()
-                            .map_err(|e| e.to_string())
-                    })?;
-                    let creds = self.node_credentials(id).await.map_err(|e| e.to_string())?;
+                    let http = self
+                        .tls()
+                        .map_err(|e| TagError::Call(e.to_string()))
+                        .and_then(|t| {
+                            reqwest::Client::builder()
+                                .use_preconfigured_tls((*t).clone())
+                                .timeout(self.settings.endpoints.timeout)
+                                .build()
+                                .map_err(|e| TagError::Call(e.to_string()))
+                        })?;
+                    let creds = self
+                        .node_credentials(id)
+                        .await
+                        .map_err(|e| TagError::Call(e.to_string()))?;
                     tags::from_ec2(&http, &endpoint, &region, &creds.provider, &id.instance_id)
                         .await
                 };
@@ -395,14 +403,14 @@ impl Context {
                     Ok(None) => {}
                     Err(why) => not_read.push(NotRead {
                         source: "IMDS instance tags",
-                        why,
+                        why: why.to_string(),
                     }),
                 }
                 match ec2 {
                     Ok(f) => found.extend(f),
                     Err(why) => not_read.push(NotRead {
                         source: "ec2:DescribeTags",
-                        why,
+                        why: why.to_string(),
                     }),
                 }
             }
@@ -411,7 +419,7 @@ impl Context {
                     Ok(f) => found.extend(f),
                     Err(why) => not_read.push(NotRead {
                         source: "ssm:ListTagsForResource",
-                        why,
+                        why: why.to_string(),
                     }),
                 },
                 Err(why) => not_read.push(NotRead {

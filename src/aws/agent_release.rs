@@ -11,19 +11,39 @@ pub fn latest_version_url(s3_endpoint: &str, region: &str) -> String {
     )
 }
 
+/// Why the region's newest version could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LatestError {
+    #[error("{url} did not answer: {why}")]
+    NoAnswer { url: String, why: String },
+    #[error("{url} answered HTTP {status}")]
+    Http { url: String, status: u16 },
+    #[error("{url} holds no version: `{text}`")]
+    NotAVersion { url: String, text: String },
+}
+
 /// The version the object holds, or why it could not be read.
-pub async fn latest_version(http: &reqwest::Client, url: &str) -> Result<String, String> {
-    let response = http.get(url).send().await.map_err(|e| {
-        format!(
-            "{url} did not answer: {}",
-            crate::network::repos::describe_reqwest(&e)
-        )
-    })?;
+pub async fn latest_version(http: &reqwest::Client, url: &str) -> Result<String, LatestError> {
+    let no_answer = |why: String| LatestError::NoAnswer {
+        url: url.to_string(),
+        why,
+    };
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| no_answer(crate::network::repos::describe_reqwest(&e)))?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("{url} answered HTTP {}", status.as_u16()));
+        return Err(LatestError::Http {
+            url: url.to_string(),
+            status: status.as_u16(),
+        });
     }
-    let text = response.text().await.map_err(|e| e.to_string())?;
+    let text = response
+        .text()
+        .await
+        .map_err(|e| no_answer(e.to_string()))?;
     let version = text.trim();
     let looks_like_one = !version.is_empty()
         && version
@@ -32,9 +52,9 @@ pub async fn latest_version(http: &reqwest::Client, url: &str) -> Result<String,
     if looks_like_one {
         Ok(version.to_string())
     } else {
-        Err(format!(
-            "{url} holds no version: `{}`",
-            version.chars().take(40).collect::<String>()
-        ))
+        Err(LatestError::NotAVersion {
+            url: url.to_string(),
+            text: version.chars().take(40).collect(),
+        })
     }
 }

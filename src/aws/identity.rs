@@ -56,7 +56,7 @@ pub fn imds_disabled_by_env() -> bool {
 
 /// The IMDSv2 client, with our HTTP client and an endpoint from the config
 /// when it sets one (else `AWS_EC2_METADATA_SERVICE_ENDPOINT` or the default).
-pub fn imds_client(endpoint: Option<&str>) -> Result<imds::Client, String> {
+pub fn imds_client(endpoint: Option<&str>) -> Result<imds::Client, ImdsError> {
     let provider = ProviderConfig::default().with_http_client(super::sdk_http_client());
     let mut builder = imds::Client::builder()
         .configure(&provider)
@@ -64,15 +64,26 @@ pub fn imds_client(endpoint: Option<&str>) -> Result<imds::Client, String> {
         .read_timeout(IMDS_READ_TIMEOUT)
         .max_attempts(IMDS_ATTEMPTS);
     if let Some(url) = endpoint {
-        builder = builder
-            .endpoint(url)
-            .map_err(|e| format!("aws.imds_endpoint `{url}` is not a URL: {e}"))?;
+        builder = builder.endpoint(url).map_err(|e| ImdsError::BadEndpoint {
+            url: url.to_string(),
+            why: e.to_string(),
+        })?;
     }
     Ok(builder.build())
 }
 
+/// Why IMDS could not be asked, or gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImdsError {
+    #[error("aws.imds_endpoint `{url}` is not a URL: {why}")]
+    BadEndpoint { url: String, why: String },
+    /// The request's failure, its causes and the time it took.
+    #[error("{0}")]
+    NoAnswer(String),
+}
+
 /// An IMDS answer: `Ok(None)` for 404 (no such item), `Err` for no answer.
-pub async fn imds_get(client: &imds::Client, path: &str) -> Result<Option<String>, String> {
+pub async fn imds_get(client: &imds::Client, path: &str) -> Result<Option<String>, ImdsError> {
     let started = std::time::Instant::now();
     match client.get(path).await {
         Ok(value) => Ok(Some(value.as_ref().to_string())),
@@ -81,7 +92,10 @@ pub async fn imds_get(client: &imds::Client, path: &str) -> Result<Option<String
         {
             Ok(None)
         }
-        Err(e) => Err(describe_imds_error(&e, started.elapsed())),
+        Err(e) => Err(ImdsError::NoAnswer(describe_imds_error(
+            &e,
+            started.elapsed(),
+        ))),
     }
 }
 
@@ -157,7 +171,7 @@ pub async fn lookup(
                 return Err(IdentityError::NotLooked("AWS_EC2_METADATA_DISABLED is true, so the instance metadata service is not asked".into()));
             }
             let client = imds_client(imds_endpoint).map_err(|e| IdentityError::Failed {
-                what: e,
+                what: e.to_string(),
                 remedy: "Fix aws.imds_endpoint in the ssm-preflight config.".into(),
             })?;
             let endpoint = imds_endpoint
@@ -280,7 +294,7 @@ pub async fn from_imds(client: &imds::Client) -> Result<Identity, IdentityError>
     };
     let document = imds_get(client, "/latest/dynamic/instance-identity/document")
         .await
-        .map_err(failed)?
+        .map_err(|e| failed(e.to_string()))?
         .ok_or_else(|| failed("the instance metadata service has no identity document".into()))?;
     let doc: IdentityDocument = serde_json::from_str(&document).map_err(|e| {
         failed(format!(
@@ -322,11 +336,11 @@ pub async fn from_imds(client: &imds::Client) -> Result<Identity, IdentityError>
                     Ok(None) => {
                         Role::Unknown(format!("the role {name} is listed but has no credentials"))
                     }
-                    Err(e) => Role::Unknown(e),
+                    Err(e) => Role::Unknown(e.to_string()),
                 }
             }
         },
-        Err(e) => Role::Unknown(e),
+        Err(e) => Role::Unknown(e.to_string()),
     };
     Ok(Identity {
         mode: Mode::Ec2,

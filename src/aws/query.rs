@@ -36,6 +36,17 @@ pub async fn resolve(provider: &SharedCredentialsProvider) -> Result<Credentials
     provider.provide_credentials().await.map_err(NoCredentials)
 }
 
+/// Why a signed request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// The request could not be built or signed.
+    #[error("{0}")]
+    Sign(String),
+    /// It was sent and no (whole) answer came back.
+    #[error("{0}")]
+    NoAnswer(String),
+}
+
 /// Signs `body` for `service` in `region` with the credentials and POSTs
 /// it to `endpoint`. `Err` says why no answer came (the request could not
 /// be built or sent).
@@ -46,7 +57,7 @@ pub async fn post(
     service: &str,
     credentials: &Credentials,
     body: &str,
-) -> Result<Answer, String> {
+) -> Result<Answer, PostError> {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     let identity = credentials.clone().into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
@@ -56,7 +67,7 @@ pub async fn post(
         .time(SystemTime::now())
         .settings(SigningSettings::default())
         .build()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| PostError::Sign(e.to_string()))?
         .into();
     let url = format!("{}/", endpoint.trim_end_matches('/'));
     let content_type = (
@@ -69,24 +80,28 @@ pub async fn post(
         std::iter::once(content_type),
         SignableBody::Bytes(body.as_bytes()),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| PostError::Sign(e.to_string()))?;
     let (instructions, _) = sign(signable, &params)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| PostError::Sign(e.to_string()))?
         .into_parts();
     let mut request = http::Request::builder()
         .method("POST")
         .uri(&url)
         .header(content_type.0, content_type.1)
         .body(body.to_string())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| PostError::Sign(e.to_string()))?;
     instructions.apply_to_request_http1x(&mut request);
-    let request = reqwest::Request::try_from(request).map_err(|e| e.to_string())?;
+    let request =
+        reqwest::Request::try_from(request).map_err(|e| PostError::Sign(e.to_string()))?;
     let response = http
         .execute(request)
         .await
-        .map_err(|e| crate::network::repos::describe_reqwest(&e))?;
+        .map_err(|e| PostError::NoAnswer(crate::network::repos::describe_reqwest(&e)))?;
     let status = response.status().as_u16();
-    let body = response.text().await.map_err(|e| e.to_string())?;
+    let body = response
+        .text()
+        .await
+        .map_err(|e| PostError::NoAnswer(e.to_string()))?;
     Ok(Answer { status, body })
 }
 

@@ -56,7 +56,7 @@ pub fn credentials(
                 return Err(CredentialsError::Role(why.clone()));
             }
             let imds = super::identity::imds_client(settings.aws.imds_endpoint.as_deref())
-                .map_err(CredentialsError::Imds)?;
+                .map_err(|e| CredentialsError::Imds(e.to_string()))?;
             Ok(Credentials {
                 provider: SharedCredentialsProvider::new(
                     ImdsCredentialsProvider::builder()

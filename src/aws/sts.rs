@@ -51,7 +51,7 @@ pub async fn caller(
     };
     let expiry = credentials.expiry();
     let caller = match query::post(http, endpoint, region, "sts", &credentials, BODY).await {
-        Err(why) => Err(StsError::NoAnswer(why)),
+        Err(why) => Err(StsError::NoAnswer(why.to_string())),
         Ok(answer) => parse(&answer),
     };
     Looked { caller, expiry }

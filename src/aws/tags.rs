@@ -26,11 +26,25 @@ pub struct NotRead {
     pub why: String,
 }
 
+/// Why one source of tags could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TagError {
+    #[error(
+        "instance tags are not exposed in the instance metadata (InstanceMetadataTags disabled)"
+    )]
+    NotExposed,
+    #[error(transparent)]
+    Imds(#[from] super::identity::ImdsError),
+    /// An AWS call that gave no usable answer, in one sentence.
+    #[error("{0}")]
+    Call(String),
+}
+
 /// `PatchGroup` from IMDS instance tags. `Err` says why it could not be read.
-pub async fn from_imds(client: &aws_config::imds::Client) -> Result<Option<Found>, String> {
+pub async fn from_imds(client: &aws_config::imds::Client) -> Result<Option<Found>, TagError> {
     use super::identity::imds_get;
     match imds_get(client, "/latest/meta-data/tags/instance").await? {
-        None => Err("instance tags are not exposed in the instance metadata (InstanceMetadataTags disabled)".into()),
+        None => Err(TagError::NotExposed),
         Some(listing) => {
             if !listing.lines().any(|k| k.trim() == "PatchGroup") {
                 return Ok(None);
@@ -46,7 +60,10 @@ pub async fn from_imds(client: &aws_config::imds::Client) -> Result<Option<Found
 }
 
 /// Both keys from `ssm:ListTagsForResource` (hybrid `mi-` nodes).
-pub async fn from_ssm(ssm: &aws_sdk_ssm::Client, instance_id: &str) -> Result<Vec<Found>, String> {
+pub async fn from_ssm(
+    ssm: &aws_sdk_ssm::Client,
+    instance_id: &str,
+) -> Result<Vec<Found>, TagError> {
     use aws_sdk_ssm::types::ResourceTypeForTagging;
     let out = ssm
         .list_tags_for_resource()
@@ -54,7 +71,7 @@ pub async fn from_ssm(ssm: &aws_sdk_ssm::Client, instance_id: &str) -> Result<Ve
         .resource_id(instance_id)
         .send()
         .await
-        .map_err(|e| super::sdk::describe_error(&e, "ssm:ListTagsForResource"))?;
+        .map_err(|e| TagError::Call(super::sdk::describe_error(&e, "ssm:ListTagsForResource")))?;
     Ok(out
         .tag_list()
         .iter()
@@ -81,20 +98,20 @@ pub async fn from_ec2(
     region: &str,
     credentials: &aws_credential_types::provider::SharedCredentialsProvider,
     instance_id: &str,
-) -> Result<Vec<Found>, String> {
+) -> Result<Vec<Found>, TagError> {
     let body = describe_tags_body(instance_id);
     let credentials = super::query::resolve(credentials)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TagError::Call(e.to_string()))?;
     let answer = super::query::post(http, endpoint, region, "ec2", &credentials, &body)
         .await
-        .map_err(|e| format!("ec2:DescribeTags did not answer: {e}"))?;
+        .map_err(|e| TagError::Call(format!("ec2:DescribeTags did not answer: {e}")))?;
     if !(200..300).contains(&answer.status) {
         let code = answer
             .error()
             .map(|(code, _)| code)
             .unwrap_or_else(|| format!("HTTP {}", answer.status));
-        return Err(format!("ec2:DescribeTags answered {code}"));
+        return Err(TagError::Call(format!("ec2:DescribeTags answered {code}")));
     }
     Ok(parse_describe_tags(&answer.body))
 }

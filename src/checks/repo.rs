@@ -59,7 +59,11 @@ pub fn plan(ctx: &Context) -> super::Check {
             ));
         }
         let proxy = ctx.agent_proxy().await;
-        let client = match ctx.tls().and_then(|tls| fetch::client(tls, proxy.as_ref())) {
+        let made = ctx
+            .tls()
+            .map_err(|e| e.to_string())
+            .and_then(|tls| fetch::client(tls, proxy.as_ref()).map_err(|e| e.to_string()));
+        let client = match made {
             Ok(c) => c,
             Err(e) => {
                 return Outcome::error(
@@ -109,7 +113,7 @@ pub fn judge(answers: &[Answer], skipped: &[Repo]) -> Outcome {
             let what = match &a.result {
                 Ok(status) if (200..300).contains(status) => return None,
                 Ok(status) => format!("HTTP {status}"),
-                Err(e) => e.clone(),
+                Err(e) => e.to_string(),
             };
             Some(format!("{} ({}: {what})", a.repo.name(), a.fetched))
         })
@@ -130,7 +134,7 @@ pub fn judge(answers: &[Answer], skipped: &[Repo]) -> Outcome {
     for a in answers {
         let value = match &a.result {
             Ok(s) => format!("HTTP {s} in {} ms", a.elapsed.as_millis()),
-            Err(e) => e.clone(),
+            Err(e) => e.to_string(),
         };
         outcome = outcome.detail(&format!("repo.{}", a.repo.name()), value);
     }
@@ -156,7 +160,7 @@ mod tests {
                 index: format!("http://{name}/InRelease"),
                 list_kind: None,
             },
-            result,
+            result: result.map_err(crate::network::repos::FetchError::Failed),
             fetched: format!("http://{name}/InRelease"),
             elapsed: Duration::from_millis(30),
         }

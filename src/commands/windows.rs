@@ -56,7 +56,7 @@ pub fn windows(global: &Global, args: &WindowsArgs) -> anyhow::Result<u8> {
         let rt = runtime()?;
         match rt.block_on(crate::run::windows::from_ssm(&ctx)) {
             Ok(w) => found.extend(w),
-            Err(e) => note = Some(e),
+            Err(e) => note = Some(e.to_string()),
         }
         drop(rt);
     } else {

@@ -92,15 +92,22 @@ fn meaning(key: &str) -> Option<&'static str> {
         .map(|(_, m)| *m)
 }
 
+/// The settings and their meanings do not match.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Drift {
+    #[error("the setting `{0}` has no meaning in src/config/reference.rs (MEANINGS)")]
+    NoMeaning(String),
+    #[error("src/config/reference.rs explains `{0}`, which is no setting")]
+    NoSetting(String),
+}
+
 /// docs/configuration.md, whole; an error names a key without a meaning,
 /// or a meaning no key has.
-pub fn markdown() -> Result<String, String> {
+pub fn markdown() -> Result<String, Drift> {
     let values = effective_values(&Settings::default());
     let mut rows: Vec<(String, String, &str)> = Vec::new();
     for (key, value) in &values {
-        let meaning = meaning(key).ok_or_else(|| {
-            format!("the setting `{key}` has no meaning in src/config/reference.rs (MEANINGS)")
-        })?;
+        let meaning = meaning(key).ok_or_else(|| Drift::NoMeaning(key.clone()))?;
         let default = match value {
             Some(v) => format!("`{v}`"),
             None => "(unset)".to_string(),
@@ -121,9 +128,7 @@ pub fn markdown() -> Result<String, String> {
             .iter()
             .any(|(key, _)| key == k || key.starts_with(&format!("{k}.")))
     }) {
-        return Err(format!(
-            "src/config/reference.rs explains `{unused}`, which is no setting"
-        ));
+        return Err(Drift::NoSetting(unused.to_string()));
     }
     let mut out = String::from("# Configuration\n\n<!-- Generated from the settings (src/config/); edit src/config/reference.rs. -->\n\n");
     out.push_str(INTRO);

@@ -256,7 +256,7 @@ async fn run(
         None => {
             let addrs = resolve(&target.host, target.port)
                 .await
-                .map_err(Failure::Dns)?;
+                .map_err(|e| Failure::Dns(e.to_string()))?;
             progress.lock().unwrap().addresses = addrs.iter().map(SocketAddr::ip).collect();
             connect_any(&addrs, progress).await?
         }
@@ -266,7 +266,7 @@ async fn run(
                     .await
                     .map_err(|e| Failure::ProxyUnreachable {
                         proxy: proxy.url.clone(),
-                        error: e,
+                        error: e.to_string(),
                     })?;
             let (mut stream, addr) = connect_any(&addrs, progress).await.map_err(|f| match f {
                 Failure::TimedOut { .. } => f,
@@ -306,13 +306,19 @@ async fn run(
     })
 }
 
-async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| e.to_string())?
-        .collect();
+/// Why a name gave no address to connect to.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("{0}")]
+    Lookup(#[from] std::io::Error),
+    #[error("no address")]
+    NoAddress,
+}
+
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, DnsError> {
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
     if addrs.is_empty() {
-        return Err("no address".into());
+        return Err(DnsError::NoAddress);
     }
     // IPv4 first: most VPCs route IPv4 only, and a dead IPv6 path would eat the timeout.
     addrs.sort_by_key(|a| a.is_ipv6());

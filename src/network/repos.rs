@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub fn client(
     tls: std::sync::Arc<rustls::ClientConfig>,
     proxy: Option<&crate::network::proxy::AgentProxy>,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
         .user_agent(concat!("ssm-preflight/", env!("CARGO_PKG_VERSION")))
@@ -41,17 +41,27 @@ pub fn client(
         Some(_) => builder = builder.no_proxy(),
         None => {} // the agent's environment is unknown: ours stands in for it
     }
-    builder.build().map_err(|e| e.without_url().to_string())
+    builder
+        .build()
+        .map_err(|e| ClientError::Build(e.without_url()))
 }
 
 /// Why a proxy setting cannot be used, without its password (reqwest's
 /// error would carry the URL as written).
-fn unusable_proxy(url: &str, e: reqwest::Error) -> String {
-    format!(
-        "the proxy {} is unusable: {}",
-        crate::network::proxy::redact(url),
-        e.without_url()
-    )
+/// Why no HTTP client could be made; a proxy is named without its password.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the proxy {proxy} is unusable: {why}")]
+    UnusableProxy { proxy: String, why: reqwest::Error },
+    #[error("{0}")]
+    Build(reqwest::Error),
+}
+
+fn unusable_proxy(url: &str, e: reqwest::Error) -> ClientError {
+    ClientError::UnusableProxy {
+        proxy: crate::network::proxy::redact(url),
+        why: e.without_url(),
+    }
 }
 
 /// One repository's answer.
@@ -59,7 +69,7 @@ fn unusable_proxy(url: &str, e: reqwest::Error) -> String {
 pub struct Answer {
     pub repo: Repo,
     /// `Ok(status)` for any HTTP answer; `Err` for none.
-    pub result: Result<u16, String>,
+    pub result: Result<u16, FetchError>,
     pub fetched: String,
     pub elapsed: Duration,
 }
@@ -95,14 +105,21 @@ pub async fn fetch_all(
     futures_util::future::join_all(asks).await
 }
 
-async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u16, String> {
+/// Why a repository's index gave no HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The request failed, its causes in one sentence.
+    #[error("{0}")]
+    Failed(String),
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    TimedOut(Duration),
+}
+
+async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u16, FetchError> {
     match tokio::time::timeout(timeout, client.get(url).send()).await {
         Ok(Ok(response)) => Ok(response.status().as_u16()),
-        Ok(Err(e)) => Err(describe_reqwest(&e)),
-        Err(_) => Err(format!(
-            "no answer within {}",
-            humantime::format_duration(timeout)
-        )),
+        Ok(Err(e)) => Err(FetchError::Failed(describe_reqwest(&e))),
+        Err(_) => Err(FetchError::TimedOut(timeout)),
     }
 }
 

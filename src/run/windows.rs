@@ -4,25 +4,33 @@
 use crate::config::schedule::window::Window;
 use crate::facts::Context;
 
+/// Why SSM's schedule is not among the windows.
+#[derive(Debug, thiserror::Error)]
+pub enum NoSchedule {
+    #[error("the node's identity is unknown ({0})")]
+    NoIdentity(String),
+    #[error(transparent)]
+    Credentials(#[from] crate::aws::sdk::CredentialsError),
+    #[error("{}{}", .0.error, .0.remedy.as_deref().map(|r| format!(". {r}")).unwrap_or_default())]
+    Unavailable(crate::aws::windows::ScheduleUnavailable),
+}
+
 /// SSM's windows for this node; `Err` says why not, with the remedy.
-pub async fn from_ssm(ctx: &Context) -> Result<Vec<Window>, String> {
+pub async fn from_ssm(ctx: &Context) -> Result<Vec<Window>, NoSchedule> {
     let identity = ctx
         .identity()
         .await
         .as_ref()
-        .map_err(|e| format!("the node's identity is unknown ({e:?})"))?
+        .map_err(|e| NoSchedule::NoIdentity(format!("{e:?}")))?
         .clone();
-    let ssm = ctx.ssm_client(&identity).map_err(|e| e.to_string())?;
+    let ssm = ctx.ssm_client(&identity)?;
     let mut windows = crate::aws::windows::from_ssm(
         &ssm,
         &identity.instance_id,
         ctx.settings.patch_group.value.as_deref(),
     )
     .await
-    .map_err(|u| match u.remedy {
-        Some(r) => format!("{}. {r}", u.error),
-        None => u.error,
-    })?;
+    .map_err(NoSchedule::Unavailable)?;
     // Each window's length, so that pkg.state judges the update timers
     // against the real window rather than an assumed 4 hours. Optional
     // (ssm:GetMaintenanceWindow): without it the length stays unknown.

@@ -299,7 +299,7 @@ impl Service {
                 }
                 Err(e) => {
                     tracing::warn!("maintenance windows from SSM: {e}");
-                    cache.note = Some(e);
+                    cache.note = Some(e.to_string());
                 }
             }
             cache.fetched = Some(now);

@@ -222,7 +222,10 @@ async fn imds_v2_identity_role_and_tags() {
         Some(Role::None)
     );
     let tags = ssm_preflight::aws::tags::from_imds(&client).await;
-    assert!(tags.unwrap_err().contains("InstanceMetadataTags disabled"));
+    assert!(tags
+        .unwrap_err()
+        .to_string()
+        .contains("InstanceMetadataTags disabled"));
 
     // A role name no IAM role can have (a newline in it): named, and no
     // request is ever built from it.

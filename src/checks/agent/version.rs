@@ -83,6 +83,7 @@ async fn latest(ctx: &Context) -> Result<String, String> {
             crate::aws::agent_release::latest_version(&http, &url),
         )
         .await
+        .map(|answer| answer.map_err(|e| e.to_string()))
         .unwrap_or_else(|_| {
             Err(format!(
                 "{url} did not answer within {}",
