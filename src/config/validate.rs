@@ -10,8 +10,8 @@ use super::raw::{
 use super::schedule::Schedule;
 use super::settings::{
     builtin_path_thresholds, invalid, AgentSettings, AwsSettings, ChecksSettings, DaemonSettings,
-    DiskSettings, EndpointSettings, GateSettings, RemediateSettings, Settings, Thresholds,
-    WindowSettings, DEFAULT_THRESHOLDS,
+    DiskSettings, EndpointSettings, GateSettings, MetricsSettings, RemediateSettings, Settings,
+    Thresholds, WindowSettings, DEFAULT_THRESHOLDS,
 };
 use super::units::Amount;
 use super::{selector, ConfigError, Origin};
@@ -128,21 +128,13 @@ impl Settings {
         if let Some(mode) = raw.mode {
             s.mode = mode;
         }
-        if let Some(r) = raw.checks {
-            checks(&keys, r, &mut s.checks)?;
-        }
+        section(&keys, raw.checks, &mut s.checks, checks)?;
         if let Some(t) = raw.pkg_lock.and_then(|l| l.stuck_after) {
             s.pkg_lock.stuck_after = keys.duration("pkg_lock.stuck_after", t.0, MINUTE, 7 * DAY)?;
         }
-        if let Some(r) = raw.agent {
-            agent(&keys, r, &mut s.agent)?;
-        }
-        if let Some(r) = raw.aws {
-            aws(&keys, r, &mut s.aws)?;
-        }
-        if let Some(r) = raw.endpoints {
-            endpoints(&keys, r, &mut s.endpoints)?;
-        }
+        section(&keys, raw.agent, &mut s.agent, agent)?;
+        section(&keys, raw.aws, &mut s.aws, aws)?;
+        section(&keys, raw.endpoints, &mut s.endpoints, endpoints)?;
         if let Some(t) = raw.repos.and_then(|r| r.timeout) {
             s.repos.timeout = keys.duration("repos.timeout", t.0, 100 * MILLI, 5 * MINUTE)?;
         }
@@ -153,28 +145,31 @@ impl Settings {
             }
             s.patch_group.value = Some(v);
         }
-        if let Some(r) = raw.daemon {
-            daemon(&keys, r, &mut s.daemon)?;
-        }
-        if let Some(r) = raw.metrics {
-            metrics(&keys, r, &mut s)?;
-        }
+        section(&keys, raw.daemon, &mut s.daemon, daemon)?;
+        section(&keys, raw.metrics, &mut s.metrics, metrics)?;
         for (i, w) in raw.window.unwrap_or_default().into_iter().enumerate() {
             s.window.push(window(&keys, i + 1, w)?);
         }
         if let Some(j) = raw.report.and_then(|r| r.jitter) {
             s.report.jitter = keys.duration("report.jitter", j.0, Duration::ZERO, HOUR)?;
         }
-        if let Some(r) = raw.remediate {
-            remediate(&keys, r, &mut s.remediate)?;
-        }
-        if let Some(r) = raw.gate {
-            gate(&keys, r, &mut s.gate)?;
-        }
-        if let Some(r) = raw.disk {
-            disk(&keys, r, &mut s.disk)?;
-        }
+        section(&keys, raw.remediate, &mut s.remediate, remediate)?;
+        section(&keys, raw.gate, &mut s.gate, gate)?;
+        section(&keys, raw.disk, &mut s.disk, disk)?;
         Ok(s)
+    }
+}
+
+/// One section of the file, when it is there, over its defaults.
+fn section<R, S>(
+    keys: &Keys,
+    raw: Option<R>,
+    settings: &mut S,
+    apply: fn(&Keys, R, &mut S) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    match raw {
+        Some(raw) => apply(keys, raw, settings),
+        None => Ok(()),
     }
 }
 
@@ -293,12 +288,12 @@ fn daemon(keys: &Keys, raw: RawDaemon, s: &mut DaemonSettings) -> Result<(), Con
     Ok(())
 }
 
-fn metrics(keys: &Keys, raw: RawMetrics, s: &mut Settings) -> Result<(), ConfigError> {
+fn metrics(keys: &Keys, raw: RawMetrics, s: &mut MetricsSettings) -> Result<(), ConfigError> {
     if let Some(path) = raw.textfile {
         if !path.starts_with('/') || !path.ends_with(".prom") {
             return Err(keys.invalid("metrics.textfile", format!("`metrics.textfile` is `{path}`; write an absolute path ending in .prom, such as \"/var/lib/node_exporter/textfile_collector/ssm_preflight.prom\"")));
         }
-        s.metrics.textfile = Some(path.into());
+        s.textfile = Some(path.into());
     }
     Ok(())
 }
