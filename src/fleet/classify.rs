@@ -217,8 +217,13 @@ pub struct Threshold {
     pub stops_after: Option<usize>,
 }
 
-/// Points under the limit that count as close.
-pub const CLOSE_POINTS: f64 = 5.0;
+/// Whether `failing` nodes are close to crossing `allowed` errors: some
+/// fail, and at most a fifth of the allowance (at least one more failure)
+/// would cross it. No failing node is never close, however small the
+/// allowance: MaxErrors 0 with nothing failing is a clean rollout.
+fn close(failing: usize, allowed: usize) -> bool {
+    failing > 0 && allowed + 1 - failing <= (allowed / 5).max(1)
+}
 
 /// The prediction for a group of `counts` against `limit`, with the task's
 /// concurrency when known.
@@ -237,14 +242,9 @@ pub fn threshold(
         100.0 * failing as f64 / total as f64
     };
     let allowed = limit.of(total);
-    let limit_share = match limit {
-        Amount::Percent(p) => p,
-        Amount::Count(n) if total > 0 => 100.0 * n as f64 / total as f64,
-        Amount::Count(_) => 100.0,
-    };
     let verdict = if failing > allowed {
         Verdict::Crosses
-    } else if share > limit_share - CLOSE_POINTS {
+    } else if close(failing, allowed) {
         Verdict::Close
     } else {
         Verdict::Ok
@@ -291,6 +291,56 @@ mod tests {
             compliant,
             reported_at: Some(now - age),
         }
+    }
+
+    #[test]
+    fn close_counts_in_nodes_and_never_with_none_failing() {
+        // Issue #26 item 3: an absolute MaxErrors below 5 % of the group
+        // made every clean rollout "close".
+        let clean = threshold(
+            &counts(50, 0, 0, 0),
+            Amount::Count(0),
+            "0",
+            "window task",
+            None,
+        );
+        assert_eq!(clean.verdict, Verdict::Ok);
+        let one_allowed = threshold(
+            &counts(49, 1, 0, 0),
+            Amount::Count(1),
+            "1",
+            "window task",
+            None,
+        );
+        assert_eq!(
+            one_allowed.verdict,
+            Verdict::Close,
+            "one more failure crosses"
+        );
+        let crossed = threshold(
+            &counts(48, 2, 0, 0),
+            Amount::Count(1),
+            "1",
+            "window task",
+            None,
+        );
+        assert_eq!(crossed.verdict, Verdict::Crosses);
+        // 10 % of 100 allows 10: close from 9 failing (2 more cross), not at 8.
+        let ten = Amount::parse("10%").unwrap();
+        let at = |failing| {
+            threshold(
+                &counts(100 - failing, failing, 0, 0),
+                ten,
+                "10%",
+                "window task",
+                None,
+            )
+            .verdict
+        };
+        assert_eq!(at(8), Verdict::Ok);
+        assert_eq!(at(9), Verdict::Close);
+        assert_eq!(at(10), Verdict::Close);
+        assert_eq!(at(11), Verdict::Crosses);
     }
 
     #[test]
@@ -379,8 +429,10 @@ mod tests {
         // 100 nodes, 10% allows 10 errors.
         let under = threshold(&counts(96, 4, 0, 0), ten, "10%", "window task", None);
         assert_eq!((under.verdict, under.allowed_errors), (Verdict::Ok, 10));
-        let close = threshold(&counts(94, 3, 2, 1), ten, "10%", "window task", None);
-        assert_eq!((close.verdict, close.share), (Verdict::Close, 6.0));
+        // 6 failing of 10 allowed: 5 more failures would cross, more than a
+        // fifth of the allowance, so not close (issue #26: close in nodes).
+        let near = threshold(&counts(94, 3, 2, 1), ten, "10%", "window task", None);
+        assert_eq!((near.verdict, near.share), (Verdict::Ok, 6.0));
         let at = threshold(&counts(90, 10, 0, 0), ten, "10%", "window task", None);
         assert_eq!(
             at.verdict,
