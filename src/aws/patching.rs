@@ -48,8 +48,31 @@ where
     }
 }
 
-fn time(t: &aws_smithy_types::DateTime) -> Option<SystemTime> {
-    SystemTime::try_from(*t).ok()
+/// A date of the answer, or the call's error naming the field.
+fn time(field: &'static str, t: &aws_smithy_types::DateTime) -> Result<SystemTime, CallError> {
+    super::sdk::aws_date(field, t).map_err(|e| CallError::Failed(e.to_string()))
+}
+
+/// A count of the answer; SSM's are never negative, so one that is makes
+/// the answer unusable rather than a "-3 failed" in a summary.
+fn count(field: &'static str, n: i32) -> Result<i32, CallError> {
+    if n < 0 {
+        return Err(CallError::Failed(format!(
+            "{field} is {n}: a negative count, so the answer is not one this tool can use"
+        )));
+    }
+    Ok(n)
+}
+
+/// The answer is about `instance_id`, or the call's error naming both.
+fn about(action: &str, instance_id: &str, answered: Option<&str>) -> Result<(), CallError> {
+    match answered {
+        Some(id) if id == instance_id => Ok(()),
+        other => Err(CallError::Failed(format!(
+            "{action} answered about {}, not {instance_id}: SSM's answer is not about this node",
+            other.unwrap_or("no instance")
+        ))),
+    }
 }
 
 /// The node as `DescribeInstanceInformation` shows it.
@@ -81,12 +104,19 @@ pub async fn node(
         .send()
         .await
         .map_err(|e| classify(&e, ACTION))?;
-    Ok(out.instance_information_list().first().map(|i| NodeInfo {
+    let Some(i) = out.instance_information_list().first() else {
+        return Ok(None);
+    };
+    about(ACTION, instance_id, i.instance_id())?;
+    Ok(Some(NodeInfo {
         ping: i
             .ping_status()
             .map(|p| p.as_str().to_string())
             .unwrap_or_default(),
-        last_ping: i.last_ping_date_time().and_then(time),
+        last_ping: i
+            .last_ping_date_time()
+            .map(|t| time("LastPingDateTime", t))
+            .transpose()?,
         agent_version: i.agent_version().map(str::to_string),
         is_latest_version: i.is_latest_version(),
         platform_name: i.platform_name().map(str::to_string),
@@ -211,15 +241,24 @@ pub async fn patch_state(
         .send()
         .await
         .map_err(|e| classify(&e, ACTION))?;
-    Ok(out.instance_patch_states().first().map(|s| PatchState {
+    let Some(s) = out.instance_patch_states().first() else {
+        return Ok(None);
+    };
+    Ok(Some(PatchState {
         operation: s.operation().as_str().to_string(),
-        ended: time(s.operation_end_time()),
+        ended: Some(time("OperationEndTime", s.operation_end_time())?),
         patch_group: s.patch_group().to_string(),
         baseline_id: s.baseline_id().to_string(),
-        failed: s.failed_count(),
-        missing: s.missing_count(),
-        installed_pending_reboot: s.installed_pending_reboot_count().unwrap_or(0),
-        critical_non_compliant: s.critical_non_compliant_count().unwrap_or(0),
+        failed: count("FailedCount", s.failed_count())?,
+        missing: count("MissingCount", s.missing_count())?,
+        installed_pending_reboot: count(
+            "InstalledPendingRebootCount",
+            s.installed_pending_reboot_count().unwrap_or(0),
+        )?,
+        critical_non_compliant: count(
+            "CriticalNonCompliantCount",
+            s.critical_non_compliant_count().unwrap_or(0),
+        )?,
     }))
 }
 
@@ -339,4 +378,51 @@ pub async fn window_tasks(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+
+    #[test]
+    fn an_absurd_date_is_an_error_naming_the_field() {
+        // Issue #26: a LastPingDateTime of 1e15 s panicked inside ssm.ping.
+        let far = aws_smithy_types::DateTime::from_secs(1_000_000_000_000_000);
+        let e = time("LastPingDateTime", &far).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "LastPingDateTime is 1000000000000000 s after 1970, outside the years 1970 to 9999"
+            ),
+            "{e}"
+        );
+        let before = aws_smithy_types::DateTime::from_secs(-1);
+        assert!(time("OperationEndTime", &before).is_err());
+        let fine = aws_smithy_types::DateTime::from_secs(1_800_000_000);
+        assert_eq!(
+            time("LastPingDateTime", &fine).unwrap(),
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000)
+        );
+    }
+
+    #[test]
+    fn a_negative_count_is_an_error_not_a_summary() {
+        assert_eq!(count("FailedCount", 2), Ok(2));
+        let e = count("FailedCount", -3).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "FailedCount is -3: a negative count, so the answer is not one this tool can use"
+        );
+    }
+
+    #[test]
+    fn an_answer_about_another_node_names_both() {
+        assert_eq!(
+            about("ssm:DescribeInstanceInformation", "i-1", Some("i-1")),
+            Ok(())
+        );
+        let e = about("ssm:DescribeInstanceInformation", "i-1", Some("i-2"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "ssm:DescribeInstanceInformation answered about i-2, not i-1: SSM's answer is not about this node");
+    }
 }

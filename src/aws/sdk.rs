@@ -212,6 +212,32 @@ where
     }
 }
 
+/// A date in an AWS answer that no check can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} is {value}, outside the years 1970 to 9999: the answer is not a date this tool can use")]
+pub struct BadDate {
+    pub field: &'static str,
+    pub value: String,
+}
+
+/// The one conversion of a date from AWS: outside the years 1970 to 9999
+/// (a corrupt or hostile answer) it is an error naming the field, never a
+/// value that panics later when it is formatted.
+pub fn aws_date(
+    field: &'static str,
+    t: &aws_smithy_types::DateTime,
+) -> Result<std::time::SystemTime, BadDate> {
+    const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
+    let bad = || BadDate {
+        field,
+        value: format!("{} s after 1970", t.secs()),
+    };
+    if !(0..=LAST_SECOND_OF_9999).contains(&t.secs()) {
+        return Err(bad());
+    }
+    std::time::SystemTime::try_from(*t).map_err(|_| bad())
+}
+
 /// An SDK error in one sentence: the service's error code and message, or
 /// why the call never got an answer.
 pub fn describe_error<E, R>(e: &aws_sdk_ssm::error::SdkError<E, R>, action: &str) -> String
