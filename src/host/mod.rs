@@ -18,6 +18,7 @@ pub mod python;
 pub mod reboot;
 pub mod repos;
 pub mod systemd;
+pub mod timer;
 pub mod version;
 
 use std::path::{Path, PathBuf};
