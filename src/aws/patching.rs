@@ -314,6 +314,8 @@ pub struct WindowTasks {
     pub patch_tasks: Vec<PatchTask>,
     /// Tasks that run something else (their document or ARN).
     pub other_tasks: Vec<String>,
+    /// Calls made to read it (pages included).
+    pub calls: usize,
 }
 
 /// The documents that patch.
@@ -323,24 +325,38 @@ pub async fn window_tasks(
     ssm: &aws_sdk_ssm::Client,
     window_id: &str,
 ) -> Result<WindowTasks, CallError> {
-    // The window and its task list at once.
+    // The window and its task list at once; the list to its last page (a
+    // patch task on page two is as real as one on page one).
+    let every_task = async {
+        let mut pages = ssm
+            .describe_maintenance_window_tasks()
+            .window_id(window_id)
+            .into_paginator()
+            .send();
+        let mut tasks = Vec::new();
+        let mut calls = 0;
+        while let Some(page) = pages.next().await {
+            calls += 1;
+            tasks.extend(page?.tasks.unwrap_or_default());
+        }
+        Ok::<_, SdkError<_, _>>((tasks, calls))
+    };
     let (window, tasks) = tokio::join!(
         ssm.get_maintenance_window().window_id(window_id).send(),
-        ssm.describe_maintenance_window_tasks()
-            .window_id(window_id)
-            .send()
+        every_task
     );
     let window = window.map_err(|e| classify(&e, "ssm:GetMaintenanceWindow"))?;
-    let tasks = tasks.map_err(|e| classify(&e, "ssm:DescribeMaintenanceWindowTasks"))?;
+    let (tasks, pages) = tasks.map_err(|e| classify(&e, "ssm:DescribeMaintenanceWindowTasks"))?;
     let mut out = WindowTasks {
         window_id: window_id.to_string(),
         name: window.name().unwrap_or_default().to_string(),
         enabled: window.enabled(),
         duration_hours: window.duration(),
         cutoff_hours: window.cutoff(),
+        calls: 1 + pages,
         ..Default::default()
     };
-    for task in tasks.tasks() {
+    for task in &tasks {
         let arn = task.task_arn().unwrap_or_default();
         // A document may be named by its ARN (arn:aws:ssm:…:document/AWS-RunPatchBaseline).
         let document = arn.rsplit('/').next().unwrap_or(arn);
@@ -358,6 +374,7 @@ pub async fn window_tasks(
             .send()
             .await
             .map_err(|e| classify(&e, "ssm:GetMaintenanceWindowTask"))?;
+        out.calls += 1;
         let parameters = detail
             .task_invocation_parameters()
             .and_then(|p| p.run_command())

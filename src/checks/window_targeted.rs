@@ -49,14 +49,18 @@ pub fn plan(ctx: &Context) -> super::Check {
             };
         let horizon = jiff::Timestamp::try_from(ctx.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
             + jiff::SignedDuration::from_hours(24 * HORIZON_DAYS);
-        let windows: Vec<Window> = crate::config::schedule::window::merge(windows)
-            .into_iter()
-            .filter(|w| {
-                w.start
-                    .parse::<jiff::Timestamp>()
-                    .is_ok_and(|t| t <= horizon)
-            })
-            .collect();
+        let now = jiff::Timestamp::try_from(ctx.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        // An entry already past is no window ahead of this node; it is
+        // left out and counted, not judged as the next patch run.
+        let (past, windows): (Vec<Window>, Vec<Window>) =
+            crate::config::schedule::window::merge(windows)
+                .into_iter()
+                .filter(|w| {
+                    w.start
+                        .parse::<jiff::Timestamp>()
+                        .is_ok_and(|t| t <= horizon)
+                })
+                .partition(|w| w.start.parse::<jiff::Timestamp>().is_ok_and(|t| t < now));
         let mut details = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for w in &windows {
@@ -69,11 +73,30 @@ pub fn plan(ctx: &Context) -> super::Check {
                 Err(e) => return call_outcome(&e),
             }
         }
-        judge(&windows, &details)
+        judge(&windows, &details).detail("past_entries_skipped", past.len().to_string())
     })
 }
 
 pub fn judge(windows: &[Window], tasks: &[(Window, WindowTasks)]) -> Outcome {
+    // A disabled window runs nothing: it is no patch run for this node.
+    let disabled: Vec<&WindowTasks> = tasks
+        .iter()
+        .map(|(_, t)| t)
+        .filter(|t| !t.enabled)
+        .collect();
+    let enabled: Vec<(Window, WindowTasks)> =
+        tasks.iter().filter(|(_, t)| t.enabled).cloned().collect();
+    if !disabled.is_empty() && enabled.is_empty() {
+        let names: Vec<String> = disabled
+            .iter()
+            .map(|t| format!("{} ({})", t.name, t.window_id))
+            .collect();
+        return Outcome::warn(
+            format!("the only window that targets this node in the next {HORIZON_DAYS} days, {}, is disabled, so nothing will patch it", names.join(", ")),
+            format!("Enable the window (`aws ssm update-maintenance-window --window-id {} --enabled`), or register the node with an enabled window.", disabled[0].window_id),
+        );
+    }
+    let tasks = &enabled[..];
     if windows.is_empty() {
         return Outcome::warn(
             format!("no maintenance window targets this node (by its instance ID or Patch Group tag) in the next {HORIZON_DAYS} days, so nothing will patch it"),
@@ -170,6 +193,7 @@ mod tests {
             cutoff_hours: 1,
             patch_tasks: patch,
             other_tasks: vec![],
+            calls: 0,
         }
     }
 
@@ -204,5 +228,19 @@ mod tests {
             Status::Warn,
             "without the gate (PreInstallHookDocName is not set)",
         );
+    }
+
+    #[test]
+    fn a_disabled_window_is_no_patch_run() {
+        // Issue #26 item 10: a disabled window passed.
+        let mut off = tasks(vec![with_hooks(Some(GATE_DOCUMENT))]);
+        off.enabled = false;
+        let o = judge(&[window()], &[(window(), off.clone())]);
+        o.assert_says(Status::Warn, "is disabled, so nothing will patch it");
+        // Beside an enabled one, the enabled one is the patch run.
+        let mut on = tasks(vec![with_hooks(Some(GATE_DOCUMENT))]);
+        on.window_id = "mw-0123456789abcdef1".into();
+        let o = judge(&[window()], &[(window(), off), (window(), on)]);
+        assert_eq!(o.status, Status::Pass, "{o:?}");
     }
 }

@@ -71,7 +71,7 @@ pub enum Command {
     /// own AWS credentials.
     ///
     /// Exit code: 0 every group clear of its window task's error threshold,
-    /// 1 one within 5 points of it, 2 one over it, 3 could not look.
+    /// 1 one close to it (a fifth of its allowance, or one failure, from crossing), 2 one over it, 3 could not look.
     Fleet(FleetArgs),
 }
 
@@ -117,7 +117,9 @@ pub struct FleetArgs {
 fn parse_percent(text: &str) -> Result<f64, String> {
     let number = text.trim().trim_end_matches('%');
     match number.parse::<f64>() {
-        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        // Hundredths of a point are the finest share a fleet shows; a
+        // finer one would print as hundreds of digits.
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok((p * 100.0).round() / 100.0),
         _ => Err(format!(
             "{text:?} is not a share between 0% and 100%, such as 10%"
         )),

@@ -17,8 +17,11 @@ const LISTED: usize = 20;
 pub fn fleet(args: &FleetArgs) -> anyhow::Result<u8> {
     for id in &args.window {
         if !valid_window_id(id) {
-            anyhow::bail!("--window {id:?} is not a maintenance window ID: they read mw- and 17 hex digits, such as mw-0c50858d01EXAMPLE (`aws ssm describe-maintenance-windows` lists them)");
+            anyhow::bail!("--window {id:?} is not a maintenance window ID: they read mw- and 17 hex digits, such as mw-0c50858d01abcdef0 (`aws ssm describe-maintenance-windows` lists them)");
         }
+    }
+    if args.patch_group.iter().any(|g| g.trim().is_empty()) {
+        anyhow::bail!("--patch-group needs a name, the value of the nodes' Patch Group tag, such as --patch-group production-linux (`aws ssm describe-patch-groups` lists the registered ones)");
     }
     if let Some(r) = &args.region {
         if !crate::aws::identity::valid_region(r) {
@@ -62,6 +65,23 @@ pub fn fleet(args: &FleetArgs) -> anyhow::Result<u8> {
             anyhow::bail!("no managed node in {} carries the tag Patch Group (or PatchGroup) = {g:?}: check its spelling (tags are case-sensitive) and that the nodes show in Fleet Manager", report.region);
         }
     }
+    // Nothing counted is not "clear": a pipeline reading exit 0 would
+    // take an empty view for a ready fleet.
+    if report.groups.iter().all(|g| g.counts.total() == 0) {
+        let why = if !args.window.is_empty() {
+            format!("the targets of {} reach no managed node in {} (targets that name resource groups or keys ssm-preflight cannot resolve are not counted; the notes above the table say which)", args.window.join(", "), report.region)
+        } else {
+            format!("there is no managed node in {}", report.region)
+        };
+        for g in &report.groups {
+            for note in &g.notes {
+                eprintln!("note: {}", safe(note));
+            }
+        }
+        anyhow::bail!(
+            "nothing was counted: {why}. Check --region and that the nodes show in Fleet Manager."
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.csv {
@@ -97,6 +117,7 @@ fn verdict_style(v: Verdict) -> Style {
         Verdict::Ok => AnsiColor::Green,
         Verdict::Close => AnsiColor::Yellow,
         Verdict::Crosses => AnsiColor::Red,
+        Verdict::Scan => AnsiColor::Cyan,
     };
     Style::new().fg_color(Some(c.into())).bold()
 }
@@ -218,12 +239,21 @@ fn sentence(g: &GroupView) -> String {
     );
     match t.verdict {
         Verdict::Ok => format!("Ready: {who}, well within {limit}."),
-        Verdict::Close => format!("Close: {who}, within 5 points of {limit}. Fix the blocked nodes (`ssm-preflight status` on each says how) before the window."),
+        Verdict::Scan => format!("Scan only: the window's patch task scans and installs nothing, so no rollout is predicted; {who}."),
+        Verdict::Close => format!("Close: {who}; {} more would cross {limit}. Fix the blocked nodes (`ssm-preflight status` on each says how) before the window.", (t.allowed_errors + 1).saturating_sub(t.failing)),
         Verdict::Crosses => {
-            let stop = match (t.stops_after, g.window.as_ref().and_then(|w| w.max_concurrency.as_deref())) {
-                (Some(n), Some(c)) => format!(" The rollout would stop after roughly {n} of {total} nodes (MaxConcurrency {c})."),
-                (Some(n), None) => format!(" The rollout would stop after roughly {n} of {total} nodes."),
-                _ => String::new(),
+            let batches = g
+                .window
+                .as_ref()
+                .and_then(|w| w.max_concurrency.as_deref())
+                .map(|c| format!(" (MaxConcurrency {c})"))
+                .unwrap_or_default();
+            let stop = match t.stops_after {
+                // Stopping after the last batch spares nobody: say so
+                // rather than "stop after 50 of 50".
+                Some(n) if n >= total => format!(" Every node would be started before the task stopped{batches}: the stop would spare none."),
+                Some(n) => format!(" The rollout would stop after roughly {n} of {total} nodes{batches}, leaving about {} unpatched.", total - n),
+                None => String::new(),
             };
             format!("Over: {who}, more than {limit}.{stop} Fix the blocked nodes and bring the offline and silent ones back (`ssm-preflight status` on each), or split the group, before the window.")
         }
@@ -267,11 +297,7 @@ mod tests {
 
     #[test]
     fn window_ids_are_checked_before_any_call() {
-        assert!(valid_window_id(
-            "mw-0c50858d01EXAMPLE"
-                .replace("EXAMPLE", "abcdef0")
-                .as_str()
-        ));
+        assert!(valid_window_id("mw-0c50858d01abcdef0"));
         assert!(!valid_window_id("mw-123"));
         assert!(!valid_window_id("i-0123456789abcdef0"));
     }
@@ -301,6 +327,7 @@ mod tests {
                     instance_id: "i-1".into(),
                     state: State::Blocked,
                     report_age_s: Some(60),
+                    clock_ahead_s: None,
                     failing: vec!["disk.var".into(), "pkg.lock".into()],
                     ping: "Online".into(),
                 }],

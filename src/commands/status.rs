@@ -41,7 +41,7 @@ pub fn hold(release: bool) -> anyhow::Result<u8> {
         };
         match state.hold.sentence() {
             Some(h) => println!("Updaters: {h}."),
-            None => println!("Updaters: no hold, now or before (remediate.hold_updaters holds them off each window when set)."),
+            None => println!("Updaters: no hold, now or before. With remediate.hold_updaters = true the daemon holds them from remediate.hold_before ahead of each window; `ssm-preflight config show` prints this host's settings."),
         }
         return Ok(0);
     }

@@ -77,7 +77,8 @@ impl HoldState {
             return Some(s);
         }
         if let Some(e) = &self.error {
-            return Some(format!("the updaters could not be held: {e}; retried"));
+            // The error already says what failed ("the updaters could not be held: …").
+            return Some(format!("{e}; it is retried"));
         }
         self.last.as_ref().map(|l| {
             format!(

@@ -45,6 +45,10 @@ pub struct NodeView {
     pub instance_id: String,
     pub state: State,
     pub report_age_s: Option<u64>,
+    /// How far ahead of the operator's clock the report is dated (the
+    /// node's clock is ahead): judged by its content up to `--stale-after`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_ahead_s: Option<u64>,
     /// The checks its report marks NON_COMPLIANT (empty when not looked up).
     pub failing: Vec<String>,
     pub ping: String,
@@ -67,9 +71,15 @@ pub fn node_state(
     now: SystemTime,
     stale_after: Duration,
 ) -> NodeView {
-    let age = summary
-        .and_then(|s| s.reported_at)
-        .map(|t| now.duration_since(t).unwrap_or_default().as_secs());
+    let reported = summary.and_then(|s| s.reported_at);
+    let age = reported.map(|t| now.duration_since(t).unwrap_or_default().as_secs());
+    // A report dated ahead of now comes from a node whose clock is ahead:
+    // its content is as good as a fresh one's until that lead itself
+    // passes --stale-after.
+    let ahead = reported
+        .and_then(|t| t.duration_since(now).ok())
+        .map(|d| d.as_secs())
+        .filter(|&a| a > 0);
     let failing: Vec<String> = match &detail {
         Detail::Items(items) => items.iter().map(|f| f.check.clone()).collect(),
         Detail::NotLooked => Vec::new(),
@@ -78,7 +88,9 @@ pub fn node_state(
         State::Offline
     } else if let Some(s) = summary {
         match age {
-            Some(a) if a <= stale_after.as_secs() => {
+            Some(a)
+                if a <= stale_after.as_secs() && ahead.unwrap_or(0) <= stale_after.as_secs() =>
+            {
                 if s.compliant {
                     State::Ready
                 } else {
@@ -105,6 +117,7 @@ pub fn node_state(
         instance_id: node.instance_id.clone(),
         state,
         report_age_s: age,
+        clock_ahead_s: ahead,
         failing,
         ping: node.ping.clone(),
     }
@@ -182,10 +195,12 @@ impl Amount {
 pub enum Verdict {
     /// Well under the threshold.
     Ok,
-    /// Not over, but within 5 points of it.
+    /// Not over, but a fifth of the allowance (at least one failure) from it.
     Close,
     /// Over: the rollout would stop.
     Crosses,
+    /// The window's patch task only scans: no rollout to predict.
+    Scan,
 }
 
 impl Verdict {
@@ -194,6 +209,7 @@ impl Verdict {
             Verdict::Ok => "ok",
             Verdict::Close => "close",
             Verdict::Crosses => "crosses",
+            Verdict::Scan => "scan",
         }
     }
 }
@@ -410,6 +426,23 @@ mod tests {
             DAY,
         );
         assert_eq!(view.failing, vec!["disk.var"]);
+        // Issue #26 item 4: a report 2 minutes ahead is judged by its
+        // content; 3 days ahead (past --stale-after) it is stale.
+        let ahead = summary(true, Duration::ZERO, now + Duration::from_secs(120));
+        let v = node_state(&node("Online"), Some(&ahead), Detail::Items(&[]), now, DAY);
+        assert_eq!((v.state, v.clock_ahead_s), (State::Ready, Some(120)));
+        let blocked = summary(false, Duration::ZERO, now + Duration::from_secs(120));
+        let v = node_state(
+            &node("Online"),
+            Some(&blocked),
+            Detail::Items(&blocks),
+            now,
+            DAY,
+        );
+        assert_eq!(v.state, State::Blocked);
+        let far = summary(true, Duration::ZERO, now + 3 * DAY);
+        let v = node_state(&node("Online"), Some(&far), Detail::Items(&[]), now, DAY);
+        assert_eq!((v.state, v.clock_ahead_s), (State::Stale, Some(3 * 86_400)));
         assert_eq!(view.report_age_s, Some(3600));
     }
 

@@ -72,8 +72,8 @@ pub struct FleetReport {
 }
 
 impl FleetReport {
-    /// 0 no group crosses or comes within 5 points of its threshold, 1 one
-    /// comes close, 2 one crosses.
+    /// 0 no group crosses or comes close to its threshold (a scan-only
+    /// window predicts nothing), 1 one comes close, 2 one crosses.
     pub fn exit_code(&self) -> u8 {
         use classify::Verdict;
         let worst = self
@@ -82,7 +82,7 @@ impl FleetReport {
             .map(|g| g.threshold.verdict)
             .fold(0, |acc, v| {
                 acc.max(match v {
-                    Verdict::Ok => 0,
+                    Verdict::Ok | Verdict::Scan => 0,
                     Verdict::Close => 1,
                     Verdict::Crosses => 2,
                 })
@@ -295,7 +295,9 @@ fn window_notes(w: &api::Window) -> Vec<String> {
             w.id
         ));
     }
-    if !w.patches {
+    if w.patches && !w.installs {
+        notes.push(format!("Window {}'s patch tasks only scan (Operation=Scan): they install nothing, so no rollout is predicted. Register a task with Operation=Install to patch these nodes.", w.id));
+    } else if !w.patches {
         notes.push(format!("Window {} runs no AWS-RunPatchBaseline task: it does not patch these nodes. The threshold is --max-blocked.", w.id));
     } else if !w
         .pre_install_hook
@@ -336,17 +338,21 @@ async fn failing_checks(
     summaries: &HashMap<String, Summary>,
     opts: &FleetOptions,
     now: SystemTime,
-) -> Result<HashMap<String, Vec<Failing>>, FleetError> {
+) -> Result<Details, FleetError> {
     let mut wanted: Vec<&str> = Vec::new();
     let mut seen = HashSet::new();
     for n in scope_nodes.iter().flatten() {
         let Some(s) = summaries.get(&n.instance_id) else {
             continue;
         };
-        let fresh = s
-            .reported_at
-            .and_then(|t| now.duration_since(t).ok())
-            .is_some_and(|age| age <= opts.stale_after);
+        // Either side of now: a node whose clock is ahead reports "from the
+        // future", and its report is as fresh as its lead is short.
+        let fresh = s.reported_at.is_some_and(|t| {
+            let gap = now
+                .duration_since(t)
+                .unwrap_or_else(|ahead| ahead.duration());
+            gap <= opts.stale_after
+        });
         let online = !matches!(n.ping.as_str(), "ConnectionLost" | "Inactive");
         if !s.compliant && fresh && online && seen.insert(n.instance_id.as_str()) {
             wanted.push(&n.instance_id);
@@ -358,16 +364,40 @@ async fn failing_checks(
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let mut out = HashMap::new();
+    let mut out = Details::default();
     for (id, a) in answers {
-        out.insert(id, a?);
+        match a {
+            Ok(items) => {
+                out.items.insert(id, items);
+            }
+            // Refused credentials or a missing action fail every call the
+            // same way: the view as a whole cannot be trusted.
+            Err(e @ (FleetError::Denied { .. } | FleetError::Session { .. })) => return Err(e),
+            // One node's trouble (terminated since the listing, throttled
+            // past the retries) is that node's: it stays counted from its
+            // summary, and the note names it.
+            Err(e) => {
+                out.failed.insert(id, e.to_string());
+            }
+        }
     }
     Ok(out)
 }
 
+/// The failing checks read, by node, and the nodes whose read failed.
+#[derive(Default)]
+struct Details {
+    items: HashMap<String, Vec<Failing>>,
+    failed: HashMap<String, String>,
+}
+
 /// The prediction against the window's patch task's MaxErrors, or
 /// against `--max-blocked` where there is none to read.
-fn threshold_for(scope: &Scope, counts: &Counts, opts: &FleetOptions) -> Threshold {
+fn threshold_for(
+    scope: &Scope,
+    counts: &Counts,
+    opts: &FleetOptions,
+) -> (Threshold, Option<String>) {
     let task_limit = scope
         .window
         .as_ref()
@@ -379,7 +409,19 @@ fn threshold_for(scope: &Scope, counts: &Counts, opts: &FleetOptions) -> Thresho
         .as_ref()
         .and_then(|w| w.max_concurrency.as_deref())
         .and_then(Amount::parse);
-    match task_limit {
+    // A MaxErrors the view cannot read is said, not silently replaced.
+    let unread = scope
+        .window
+        .as_ref()
+        .filter(|w| w.patches)
+        .and_then(|w| Some((w, w.max_errors.as_deref()?)))
+        .filter(|(_, m)| Amount::parse(m).is_none())
+        .map(|(w, m)| format!("Window {}'s patch task has MaxErrors {m:?}, which ssm-preflight cannot read (it reads a count such as 5 or a share such as 10%): the group is judged against --max-blocked {}% instead.", w.id, opts.max_blocked));
+    let scans_only = scope
+        .window
+        .as_ref()
+        .is_some_and(|w| w.patches && !w.installs);
+    let mut threshold = match task_limit {
         Some((limit, text)) => {
             classify::threshold(counts, limit, &text, "window task", concurrency)
         }
@@ -393,21 +435,27 @@ fn threshold_for(scope: &Scope, counts: &Counts, opts: &FleetOptions) -> Thresho
                 None,
             )
         }
+    };
+    if scans_only {
+        // A scan changes no package: nothing to stop, nothing to predict.
+        threshold.verdict = classify::Verdict::Scan;
+        threshold.stops_after = None;
     }
+    (threshold, unread)
 }
 
 fn group_view(
     scope: Scope,
     nodes: &[Node],
     summaries: &HashMap<String, Summary>,
-    details: &HashMap<String, Vec<Failing>>,
+    details: &Details,
     now: SystemTime,
     opts: &FleetOptions,
 ) -> GroupView {
     let mut views: Vec<NodeView> = nodes
         .iter()
         .map(|n| {
-            let detail = match details.get(&n.instance_id) {
+            let detail = match details.items.get(&n.instance_id) {
                 Some(items) => Detail::Items(items),
                 None => Detail::NotLooked,
             };
@@ -426,12 +474,36 @@ fn group_view(
             .cmp(&(std::cmp::Reverse(b.state), &b.instance_id))
     });
     let counts = Counts::of(&views);
-    let threshold = threshold_for(&scope, &counts, opts);
+    let (threshold, unread) = threshold_for(&scope, &counts, opts);
     let mut notes = scope.notes;
+    notes.extend(unread);
     let not_looked = views
         .iter()
-        .filter(|v| v.state == classify::State::Blocked && !details.contains_key(&v.instance_id))
+        .filter(|v| {
+            v.state == classify::State::Blocked
+                && !details.items.contains_key(&v.instance_id)
+                && !details.failed.contains_key(&v.instance_id)
+        })
         .count();
+    for v in &views {
+        if let Some(why) = details.failed.get(&v.instance_id) {
+            notes.push(format!("The failing checks of {} could not be read ({why}); it is counted as blocked from its compliance summary.", v.instance_id));
+        }
+    }
+    let ahead: Vec<String> = views
+        .iter()
+        .filter_map(|v| {
+            let s = v.clock_ahead_s?;
+            Some(format!(
+                "{} by {}",
+                v.instance_id,
+                humantime::format_duration(Duration::from_secs(s))
+            ))
+        })
+        .collect();
+    if !ahead.is_empty() {
+        notes.push(format!("{} node(s) date their reports ahead of this computer's clock ({}{}): each is judged by its report, and stale once the lead passes --stale-after; fix the node's clock (`chronyc tracking` on it; ssm-preflight's clock.skew check says how).", ahead.len(), ahead.iter().take(5).cloned().collect::<Vec<_>>().join(", "), if ahead.len() > 5 { ", …" } else { "" }));
+    }
     if not_looked > 0 {
         notes.push(format!("{not_looked} non-compliant node(s) were counted as blocked without reading their checks (--max-detail {}); raise it to see them.", opts.max_detail));
     }

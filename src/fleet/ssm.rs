@@ -58,6 +58,8 @@ pub enum FleetError {
     NoRegion,
     #[error("no usable AWS credentials: {0}. Sign in (`aws sso login`, `aws configure`), or pass --profile.")]
     NoCredentials(String),
+    #[error("SSM kept throttling {action} after six attempts ({why}). Other tools are calling SSM in this account and region at the same time: run the view again in a few minutes, or narrow it (--patch-group, --window, a lower --max-detail).")]
+    Throttled { action: &'static str, why: String },
     #[error("{0}")]
     Failed(String),
 }
@@ -159,7 +161,11 @@ where
             region: region.to_string(),
             why: failure.text,
         },
-        FailureKind::Throttled | FailureKind::Other => FleetError::Failed(failure.text),
+        FailureKind::Throttled => FleetError::Throttled {
+            action,
+            why: failure.text,
+        },
+        FailureKind::Other => FleetError::Failed(failure.text),
     }
 }
 
@@ -377,6 +383,9 @@ pub struct Window {
     pub pre_install_hook: Option<String>,
     /// Whether the window runs a patch task at all.
     pub patches: bool,
+    /// Whether one of its patch tasks installs (Operation=Install); a
+    /// window that only scans predicts no rollout.
+    pub installs: bool,
 }
 
 /// One window: its settings, registered targets, patch task and next start.
@@ -398,12 +407,16 @@ pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
         }
         crate::aws::patching::CallError::Failed(why) => FleetError::Failed(why),
     })?;
-    // GetMaintenanceWindow, DescribeMaintenanceWindowTasks, one
-    // GetMaintenanceWindowTask per patch task.
-    for _ in 0..2 + tasks.patch_tasks.len() {
+    for _ in 0..tasks.calls {
         count();
     }
-    let patch = tasks.patch_tasks.first();
+    // The Install task decides the rollout: its MaxErrors, concurrency
+    // and hook. A Scan task listed before it changes nothing.
+    let install = tasks
+        .patch_tasks
+        .iter()
+        .find(|p| p.operation.as_deref() == Some("Install"));
+    let patch = install.or(tasks.patch_tasks.first());
     Ok(Window {
         id: id.to_string(),
         name: tasks.name.clone(),
@@ -414,6 +427,7 @@ pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
         max_errors: patch.and_then(|p| p.max_errors.clone()),
         pre_install_hook: patch.and_then(|p| p.pre_install_hook.clone()),
         patches: patch.is_some(),
+        installs: install.is_some(),
     })
 }
 
