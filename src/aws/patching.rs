@@ -300,6 +300,11 @@ pub struct PatchTask {
     pub pre_install_hook: Option<String>,
     pub max_concurrency: Option<String>,
     pub max_errors: Option<String>,
+    /// Its ID in the window (`WindowTaskId`).
+    pub task_id: String,
+    /// The task's own targets, as (key, values): `WindowTargetIds` naming
+    /// registered targets, or `InstanceIds`.
+    pub targets: Vec<(String, Vec<String>)>,
 }
 
 /// One window: its length and cutoff (hours), and its patch tasks.
@@ -311,6 +316,8 @@ pub struct WindowTasks {
     pub enabled: bool,
     pub duration_hours: Option<i32>,
     pub cutoff_hours: i32,
+    /// The next start SSM schedules (`NextExecutionTime`), if any.
+    pub next_execution: Option<String>,
     pub patch_tasks: Vec<PatchTask>,
     /// Tasks that run something else (their document or ARN).
     pub other_tasks: Vec<String>,
@@ -353,6 +360,7 @@ pub async fn window_tasks(
         enabled: window.enabled(),
         duration_hours: window.duration(),
         cutoff_hours: window.cutoff(),
+        next_execution: window.next_execution_time().map(str::to_string),
         calls: 1 + pages,
         ..Default::default()
     };
@@ -392,6 +400,12 @@ pub async fn window_tasks(
             pre_install_hook: first("PreInstallHookDocName"),
             max_concurrency: task.max_concurrency().map(str::to_string),
             max_errors: task.max_errors().map(str::to_string),
+            task_id: task_id.to_string(),
+            targets: task
+                .targets()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.values().to_vec())))
+                .collect(),
         });
     }
     Ok(out)

@@ -191,6 +191,7 @@ mod tests {
             enabled: true,
             duration_hours: Some(4),
             cutoff_hours: 1,
+            next_execution: None,
             patch_tasks: patch,
             other_tasks: vec![],
             calls: 0,
@@ -205,6 +206,8 @@ mod tests {
             pre_install_hook: hook.map(str::to_string),
             max_concurrency: Some("25%".into()),
             max_errors: Some("10%".into()),
+            task_id: "task-1".into(),
+            targets: vec![],
         }
     }
 

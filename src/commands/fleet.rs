@@ -10,6 +10,7 @@ use anstyle::{AnsiColor, Style};
 use std::fmt::Write;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Blocked nodes listed per group in the table.
 const LISTED: usize = 20;
@@ -144,35 +145,40 @@ pub fn table(report: &FleetReport) -> String {
     let width = report
         .groups
         .iter()
-        .map(|g| g.patch_group.chars().count())
+        .map(|g| safe(&g.patch_group).width())
         .max()
         .unwrap_or(5)
         .clamp(11, 40);
     let bold = Style::new().bold();
     let _ = writeln!(
         out,
-        "{bold}{:<width$}  {:<20}  {:<20}  {:>5}  {:>5}  {:>7}  {:>5}  {:>6}  {:>7}  {:>5}  {:>6}  VERDICT{bold:#}",
-        "PATCH GROUP", "WINDOW", "NEXT START", "NODES", "READY", "BLOCKED", "STALE", "SILENT", "OFFLINE", "LIMIT", "SHARE"
+        "{bold}{}  {:<20}  {:<20}  {:>5}  {:>5}  {:>7}  {:>5}  {:>6}  {:>7}  {:>5}  {:>6}  VERDICT{bold:#}",
+        cell("PATCH GROUP", width), "WINDOW", "NEXT START", "NODES", "READY", "BLOCKED", "STALE", "SILENT", "OFFLINE", "LIMIT", "SHARE"
     );
     for g in &report.groups {
         let c = &g.counts;
         let style = verdict_style(g.threshold.verdict);
         let _ = writeln!(
             out,
-            "{:<width$}  {:<20}  {:<20}  {:>5}  {:>5}  {:>7}  {:>5}  {:>6}  {:>7}  {:>5}  {:>5.1}%  {style}{}{style:#}",
-            safe(&g.patch_group),
-            g.window.as_ref().map(|w| w.id.as_str()).unwrap_or("none"),
-            g.window
-                .as_ref()
-                .and_then(|w| w.next_start.as_deref())
-                .unwrap_or("-"),
+            "{}  {}  {}  {:>5}  {:>5}  {:>7}  {:>5}  {:>6}  {:>7}  {:>5}  {:>5.1}%  {style}{}{style:#}",
+            cell(&safe(&g.patch_group), width),
+            cell(g.window.as_ref().map(|w| w.id.as_str()).unwrap_or("none"), 20),
+            cell(
+                &safe(
+                    g.window
+                        .as_ref()
+                        .and_then(|w| w.next_start.as_deref())
+                        .unwrap_or("-")
+                ),
+                20
+            ),
             c.total(),
             c.ready,
             c.blocked,
             c.stale,
             c.silent,
             c.offline,
-            g.threshold.limit,
+            cell(&safe(&g.threshold.limit), 5),
             g.threshold.share,
             g.threshold.verdict.as_str()
         );
@@ -191,6 +197,29 @@ fn group_details(g: &GroupView) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\n{bold}{}{bold:#}", safe(&g.patch_group));
     let _ = writeln!(out, "  {}", safe(&sentence(g)));
+    if g.untargeted > 0 {
+        let _ = writeln!(
+            out,
+            "  {} node(s) of this group are in no window: no maintenance window's patch task reaches them.",
+            g.untargeted
+        );
+    }
+    // A group split across windows: each window task's own prediction.
+    if g.windows.len() > 1 {
+        for w in &g.windows {
+            let _ = writeln!(
+                out,
+                "  window {} ({}), task {}: {} of {} node(s) failing, limit {} — {}",
+                safe(&w.window.id),
+                safe(w.window.next_start.as_deref().unwrap_or("no start")),
+                safe(&w.task),
+                w.threshold.failing,
+                w.counts.total(),
+                safe(&w.threshold.limit),
+                w.threshold.verdict.as_str()
+            );
+        }
+    }
     for note in &g.notes {
         let _ = writeln!(out, "  note: {}", safe(note));
     }
@@ -260,6 +289,30 @@ fn sentence(g: &GroupView) -> String {
     }
 }
 
+/// `text` in a column `width` terminal cells wide, by display width (a CJK
+/// character takes two), cut with … when longer.
+fn cell(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut used = 0;
+    if text.width() <= width {
+        out.push_str(text);
+        used = text.width();
+    } else {
+        for c in text.chars() {
+            let w = c.width().unwrap_or(0);
+            if used + w + 1 > width {
+                break;
+            }
+            out.push(c);
+            used += w;
+        }
+        out.push('…');
+        used += 1;
+    }
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
+    out
+}
+
 /// One row per node, RFC 4180 quoting. Written by hand: six columns of
 /// plain text do not need a CSV library's reader and serde machinery.
 pub fn csv(report: &FleetReport) -> String {
@@ -273,8 +326,8 @@ pub fn csv(report: &FleetReport) -> String {
     let mut out =
         String::from("patch_group,window_id,instance_id,state,report_age_s,ping,failing\n");
     for g in &report.groups {
-        let window = g.window.as_ref().map(|w| w.id.as_str()).unwrap_or("");
         for n in &g.nodes {
+            let window = n.window.as_deref().unwrap_or("");
             let _ = writeln!(
                 out,
                 "{},{},{},{},{},{},{}",
@@ -294,6 +347,17 @@ pub fn csv(report: &FleetReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_are_measured_in_terminal_cells_and_cut_with_an_ellipsis() {
+        assert_eq!(cell("web", 6), "web   ");
+        // Two cells per CJK character: padded to the same edge.
+        assert_eq!(cell("本番", 6), "本番  ");
+        assert_eq!(cell("本番", 6).width(), 6);
+        assert_eq!(cell("production-linux-eu", 8), "product…");
+        assert_eq!(cell("本番環境グループ", 7).width(), 7);
+        assert!(cell("本番環境グループ", 7).ends_with('…'));
+    }
 
     #[test]
     fn window_ids_are_checked_before_any_call() {
@@ -322,6 +386,8 @@ mod tests {
                     failing: 0,
                     stops_after: None,
                 },
+                untargeted: 0,
+                windows: vec![],
                 notes: vec![],
                 nodes: vec![NodeView {
                     instance_id: "i-1".into(),
@@ -330,12 +396,13 @@ mod tests {
                     clock_ahead_s: None,
                     failing: vec!["disk.var".into(), "pkg.lock".into()],
                     ping: "Online".into(),
+                    window: Some("mw-0c50858d01abcdef0".into()),
                 }],
             }],
         };
         assert_eq!(
             csv(&report),
-            "patch_group,window_id,instance_id,state,report_age_s,ping,failing\n\"web, \"\"prod\"\"\",,i-1,blocked,60,Online,disk.var;pkg.lock\n"
+            "patch_group,window_id,instance_id,state,report_age_s,ping,failing\n\"web, \"\"prod\"\"\",mw-0c50858d01abcdef0,i-1,blocked,60,Online,disk.var;pkg.lock\n"
         );
     }
 }

@@ -52,6 +52,9 @@ pub struct NodeView {
     /// The checks its report marks NON_COMPLIANT (empty when not looked up).
     pub failing: Vec<String>,
     pub ping: String,
+    /// The soonest window whose patch task reaches it (null: none in the
+    /// look-ahead, or the view could not tell).
+    pub window: Option<String>,
 }
 
 /// What is known of a non-compliant node's items.
@@ -120,6 +123,7 @@ pub fn node_state(
         clock_ahead_s: ahead,
         failing,
         ping: node.ping.clone(),
+        window: None,
     }
 }
 

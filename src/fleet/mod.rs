@@ -6,9 +6,11 @@
 
 pub mod classify;
 pub mod ssm;
+pub mod targets;
 
 use crate::fleet::ssm::{self as api, Failing, FleetError, Node, NodeFilter, Operator, Summary};
 use classify::{Amount, Counts, Detail, NodeView, Threshold};
+use targets::{Condition, Reach};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -50,13 +52,33 @@ pub struct WindowView {
     pub max_concurrency: Option<String>,
 }
 
+/// One window patch task's prediction over the nodes of a group it reaches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowPrediction {
+    pub window: WindowView,
+    /// The task's `WindowTaskId`.
+    pub task: String,
+    /// "install" or "scan".
+    pub operation: &'static str,
+    pub counts: Counts,
+    pub threshold: Threshold,
+}
+
 /// One group's (or window's) view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupView {
     pub patch_group: String,
+    /// The soonest window that patches some of its nodes.
     pub window: Option<WindowView>,
     pub counts: Counts,
+    /// The soonest window's prediction, or `--max-blocked` over the whole
+    /// group when no window reaches it.
     pub threshold: Threshold,
+    /// Nodes of the group no window's patch task reaches in the look-ahead.
+    pub untargeted: usize,
+    /// Every window task that reaches some of its nodes, soonest first,
+    /// each judged over the nodes it reaches.
+    pub windows: Vec<WindowPrediction>,
     /// What the prediction cannot see or assumes, each a sentence.
     pub notes: Vec<String>,
     pub nodes: Vec<NodeView>,
@@ -72,22 +94,24 @@ pub struct FleetReport {
 }
 
 impl FleetReport {
-    /// 0 no group crosses or comes close to its threshold (a scan-only
-    /// window predicts nothing), 1 one comes close, 2 one crosses.
+    /// 0 no group or window task crosses or comes close to its threshold
+    /// (a scan-only window predicts nothing), 1 one comes close, 2 one
+    /// crosses.
     pub fn exit_code(&self) -> u8 {
         use classify::Verdict;
-        let worst = self
-            .groups
+        self.groups
             .iter()
-            .map(|g| g.threshold.verdict)
-            .fold(0, |acc, v| {
-                acc.max(match v {
-                    Verdict::Ok | Verdict::Scan => 0,
-                    Verdict::Close => 1,
-                    Verdict::Crosses => 2,
-                })
-            });
-        worst
+            .flat_map(|g| {
+                std::iter::once(g.threshold.verdict)
+                    .chain(g.windows.iter().map(|w| w.threshold.verdict))
+            })
+            .map(|v| match v {
+                Verdict::Ok | Verdict::Scan => 0,
+                Verdict::Close => 1,
+                Verdict::Crosses => 2,
+            })
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -112,58 +136,86 @@ impl WindowCache {
     }
 }
 
-/// A scope: the nodes to list and the window that patches them.
+/// What a scope counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    /// The nodes tagged with a patch group, under either key.
+    Group(String),
+    /// The nodes a window's patch tasks reach.
+    Window,
+    /// Every managed node, less those of the other scopes.
+    Rest,
+}
+
+/// A scope: the nodes to list and, for a window's own view, its window.
 struct Scope {
     name: String,
-    filters: Vec<NodeFilter>,
+    kind: Kind,
     window: Option<api::Window>,
     notes: Vec<String>,
-    /// Every managed node, less those of the other scopes.
-    rest: bool,
+}
+
+/// A node as a scope's listing found it.
+#[derive(Debug, Clone)]
+struct Listed {
+    node: Node,
+    /// The group tag keys it was listed under (its value is the group).
+    under: Vec<&'static str>,
+    /// The windows' tasks that reach it, as (window, task) indexes into
+    /// the view's windows.
+    reached_by: Vec<(usize, usize)>,
 }
 
 /// Reads the fleet and builds the view.
 pub async fn fleet(opts: &FleetOptions) -> Result<FleetReport, FleetError> {
     let op = api::operator(opts.region.as_deref(), opts.profile.as_deref()).await?;
     let now = SystemTime::now();
-    // The summaries are one paged chain, the longest; the scopes and their
-    // node listings run beside it.
+    let cache = WindowCache::default();
+    // The summaries are one paged chain, the longest; the scopes, their
+    // node listings and the windows run beside it.
     let listed = async {
-        let scopes = scopes(&op, opts).await?;
-        let listings: Vec<Result<Vec<Node>, FleetError>> = stream::iter(scopes.iter())
-            .map(|scope| list_scope(&op, scope))
+        let scopes = scopes(&op, &cache, opts).await?;
+        let windows = windows_of(&op, &cache, &scopes).await?;
+        let listings: Vec<Result<Vec<Listed>, FleetError>> = stream::iter(scopes.iter())
+            .map(|scope| list_scope(&op, scope, &windows))
             .buffered(CONCURRENCY)
             .collect()
             .await;
-        let mut scope_nodes: Vec<Vec<Node>> = Vec::with_capacity(listings.len());
+        let mut scope_nodes: Vec<Vec<Listed>> = Vec::with_capacity(listings.len());
         for l in listings {
             scope_nodes.push(l?);
         }
-        Ok::<_, FleetError>((scopes, scope_nodes))
+        Ok::<_, FleetError>((scopes, windows, scope_nodes))
     };
     let (summaries, listed) = tokio::join!(api::summaries(&op), listed);
-    let (summaries, (scopes, mut scope_nodes)) = (summaries?, listed?);
+    let (summaries, (mut scopes, windows, mut scope_nodes)) = (summaries?, listed?);
     // The rest: every node no other scope lists.
     let listed: HashSet<String> = scope_nodes
         .iter()
         .zip(&scopes)
-        .filter(|(_, s)| !s.rest)
-        .flat_map(|(n, _)| n.iter().map(|n| n.instance_id.clone()))
+        .filter(|(_, s)| s.kind != Kind::Rest)
+        .flat_map(|(n, _)| n.iter().map(|l| l.node.instance_id.clone()))
         .collect();
     for (nodes, scope) in scope_nodes.iter_mut().zip(&scopes) {
-        if scope.rest {
-            nodes.retain(|n| !listed.contains(&n.instance_id));
+        if scope.kind == Kind::Rest {
+            nodes.retain(|l| !listed.contains(&l.node.instance_id));
         }
+    }
+    for (nodes, scope) in scope_nodes.iter_mut().zip(scopes.iter_mut()) {
+        let notes = attribute(&op, scope, nodes, &windows).await?;
+        scope.notes.extend(notes);
     }
 
     let details = failing_checks(&op, &scope_nodes, &summaries, opts, now).await?;
 
     let mut groups = Vec::new();
     for (scope, nodes) in scopes.into_iter().zip(scope_nodes) {
-        if scope.rest && nodes.is_empty() {
+        if scope.kind == Kind::Rest && nodes.is_empty() {
             continue;
         }
-        groups.push(group_view(scope, &nodes, &summaries, &details, now, opts));
+        groups.push(group_view(
+            scope, &nodes, &windows, &summaries, &details, now, opts,
+        ));
     }
     Ok(FleetReport {
         generated_at: jiff::Timestamp::try_from(now)
@@ -175,66 +227,91 @@ pub async fn fleet(opts: &FleetOptions) -> Result<FleetReport, FleetError> {
     })
 }
 
-/// The scopes the options name: each window, each patch group (with the
-/// window that targets it soonest), or every registered group and the rest.
-async fn scopes(op: &Operator, opts: &FleetOptions) -> Result<Vec<Scope>, FleetError> {
-    let cache = WindowCache::default();
+/// The scopes the options name: each window, each patch group, or every
+/// registered group and the rest.
+async fn scopes(
+    op: &Operator,
+    cache: &WindowCache,
+    opts: &FleetOptions,
+) -> Result<Vec<Scope>, FleetError> {
     let mut out = Vec::new();
     for id in &opts.windows {
-        out.push(window_scope(op, &cache, id).await?);
+        out.push(window_scope(op, cache, id).await?);
     }
     let (groups, rest) = if opts.patch_groups.is_empty() && opts.windows.is_empty() {
         (api::patch_groups(op).await?, true)
     } else {
         (opts.patch_groups.clone(), false)
     };
-    let group_scopes: Vec<Result<Scope, FleetError>> = stream::iter(groups.iter())
-        .map(|g| group_scope(op, &cache, g))
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
-    for s in group_scopes {
-        out.push(s?);
+    for g in groups {
+        out.push(Scope {
+            name: g.clone(),
+            kind: Kind::Group(g),
+            window: None,
+            notes: Vec::new(),
+        });
     }
     if rest {
         out.push(Scope {
             name: NO_GROUP.into(),
-            filters: Vec::new(),
+            kind: Kind::Rest,
             window: None,
             notes: vec!["These nodes' Patch Group tag names no group registered with a patch baseline, or they have none: Patch Manager patches them with the default baseline, and only windows that target them otherwise reach them.".into()],
-            rest: true,
         });
+    }
+    Ok(out)
+}
+
+/// The windows the view predicts: a window's own view's, or, for groups,
+/// every enabled window with a next start, soonest first.
+async fn windows_of(
+    op: &Operator,
+    cache: &WindowCache,
+    scopes: &[Scope],
+) -> Result<Vec<api::Window>, FleetError> {
+    if scopes.iter().all(|s| s.kind == Kind::Window) {
+        return Ok(scopes.iter().filter_map(|s| s.window.clone()).collect());
+    }
+    let upcoming = api::upcoming_windows(op).await?;
+    let read: Vec<Result<api::Window, FleetError>> = stream::iter(upcoming.iter())
+        .map(|(id, _)| cache.get(op, id))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut out: Vec<api::Window> = read.into_iter().collect::<Result<_, _>>()?;
+    // A window's own view shares the windows with the groups' views.
+    for s in scopes {
+        if let Some(w) = &s.window {
+            if !out.iter().any(|x| x.id == w.id) {
+                out.push(w.clone());
+            }
+        }
     }
     Ok(out)
 }
 
 async fn window_scope(op: &Operator, cache: &WindowCache, id: &str) -> Result<Scope, FleetError> {
     let window = cache.get(op, id).await?;
-    let mut filters = Vec::new();
     let mut groups = Vec::new();
     let mut notes = Vec::new();
-    for (key, values) in &window.targets {
-        match key.as_str() {
-            "InstanceIds" | "tag-key" => filters.push(NodeFilter {
-                key: key.clone(),
-                values: values.clone(),
-            }),
-            k if k.starts_with("tag:") => {
-                if GROUP_KEYS.contains(&k) {
+    for t in window.predicted_tasks().iter().flat_map(|t| &t.reaches) {
+        for c in &t.conditions {
+            if let Condition::Tag { key, values } = c {
+                if GROUP_KEYS.contains(&format!("tag:{key}").as_str()) {
                     groups.extend(values.iter().cloned());
                 }
-                filters.push(NodeFilter {
-                    key: key.clone(),
-                    values: values.clone(),
-                });
             }
-            other => notes.push(format!(
-                "The window also targets {other} = {}, which ssm-preflight cannot resolve to nodes (it resolves instance IDs and tags): those nodes are not counted.",
-                values.join(", ")
-            )),
+        }
+        let unresolved = t.unresolved();
+        if !unresolved.is_empty() {
+            notes.push(format!(
+                "Window {id}'s target {} names {}, which ssm-preflight cannot resolve to nodes (it resolves instance IDs and tags): those nodes are not counted.",
+                t.id,
+                unresolved.join(" and ")
+            ));
         }
     }
-    if window.targets.is_empty() {
+    if window.registered.is_empty() {
         notes.push(format!("Window {id} has no registered targets: it patches nothing. Register the patch group's tag as a target (Systems Manager > Maintenance Windows > {id} > Targets)."));
     }
     groups.sort();
@@ -247,42 +324,9 @@ async fn window_scope(op: &Operator, cache: &WindowCache, id: &str) -> Result<Sc
     notes.extend(window_notes(&window));
     Ok(Scope {
         name,
-        filters,
+        kind: Kind::Window,
         window: Some(window),
         notes,
-        rest: false,
-    })
-}
-
-async fn group_scope(op: &Operator, cache: &WindowCache, group: &str) -> Result<Scope, FleetError> {
-    let (a, b) = tokio::join!(
-        api::windows_targeting(op, GROUP_KEYS[0], group),
-        api::windows_targeting(op, GROUP_KEYS[1], group)
-    );
-    let mut starts = a?;
-    starts.extend(b?);
-    starts.sort_by(|x, y| x.1.cmp(&y.1));
-    let window = match starts.first() {
-        Some((id, _)) => Some(cache.get(op, id).await?),
-        None => None,
-    };
-    let mut notes = Vec::new();
-    match &window {
-        Some(w) => notes.extend(window_notes(w)),
-        None => notes.push(format!("No maintenance window targets the tag Patch Group = {group}: these nodes are not patched on a schedule. The threshold is --max-blocked.")),
-    }
-    Ok(Scope {
-        name: group.to_string(),
-        filters: GROUP_KEYS
-            .iter()
-            .map(|k| NodeFilter {
-                key: k.to_string(),
-                values: vec![group.to_string()],
-            })
-            .collect(),
-        window,
-        notes,
-        rest: false,
     })
 }
 
@@ -309,39 +353,215 @@ fn window_notes(w: &api::Window) -> Vec<String> {
     notes
 }
 
-async fn list_scope(op: &Operator, scope: &Scope) -> Result<Vec<Node>, FleetError> {
-    if scope.rest {
-        return api::nodes(op, None).await;
-    }
-    let lists: Vec<Result<Vec<Node>, FleetError>> = stream::iter(scope.filters.iter())
-        .map(|f| api::nodes(op, Some(f)))
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for l in lists {
-        for n in l? {
-            if seen.insert(n.instance_id.clone()) {
-                out.push(n);
+/// The nodes of a scope: a group's under each group key (one listing
+/// each, so each node says which key it carries); a window's, the nodes
+/// each of its patch tasks' targets reach; the rest, every node.
+async fn list_scope(
+    op: &Operator,
+    scope: &Scope,
+    windows: &[api::Window],
+) -> Result<Vec<Listed>, FleetError> {
+    let mut out: Vec<Listed> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut add = |node: Node, under: Option<&'static str>, task: Option<(usize, usize)>| {
+        let i = *index.entry(node.instance_id.clone()).or_insert_with(|| {
+            out.push(Listed {
+                node,
+                under: Vec::new(),
+                reached_by: Vec::new(),
+            });
+            out.len() - 1
+        });
+        let l = &mut out[i];
+        if let Some(k) = under {
+            if !l.under.contains(&k) {
+                l.under.push(k);
+            }
+        }
+        if let Some(t) = task {
+            if !l.reached_by.contains(&t) {
+                l.reached_by.push(t);
+            }
+        }
+    };
+    match &scope.kind {
+        Kind::Rest => {
+            for n in api::nodes(op, &[]).await? {
+                add(n, None, None);
+            }
+        }
+        Kind::Group(g) => {
+            let lists: Vec<Result<Vec<Node>, FleetError>> = stream::iter(GROUP_KEYS)
+                .map(|k| {
+                    let filter = NodeFilter {
+                        key: k.to_string(),
+                        values: vec![g.clone()],
+                    };
+                    async move { api::nodes(op, &[filter]).await }
+                })
+                .buffered(CONCURRENCY)
+                .collect()
+                .await;
+            for (k, l) in GROUP_KEYS.iter().zip(lists) {
+                for n in l? {
+                    add(n, Some(k), None);
+                }
+            }
+        }
+        Kind::Window => {
+            let Some(w) = &scope.window else {
+                return Ok(out);
+            };
+            let wi = windows.iter().position(|x| x.id == w.id).unwrap_or(0);
+            // One listing per registered target (its tags ANDed), shared
+            // by the tasks that name it.
+            let mut wanted: Vec<(usize, Vec<NodeFilter>, Option<Vec<String>>)> = Vec::new();
+            for (ti, t) in w.tasks.iter().enumerate() {
+                if !w.predicted_tasks().iter().any(|p| p.id == t.id) {
+                    continue;
+                }
+                for target in &t.reaches {
+                    if let Some((tags, ids)) = target.listing() {
+                        wanted.push((ti, tags, ids));
+                    }
+                }
+            }
+            let lists: Vec<Result<Vec<Node>, FleetError>> = stream::iter(wanted.iter())
+                .map(|(_, tags, ids)| list_target(op, tags, ids.as_deref()))
+                .buffered(CONCURRENCY)
+                .collect()
+                .await;
+            for ((ti, _, _), l) in wanted.iter().zip(lists) {
+                for n in l? {
+                    add(n, None, Some((wi, *ti)));
+                }
             }
         }
     }
     Ok(out)
 }
 
+/// The nodes a registered target reaches: its tag conditions as one
+/// listing, kept to its instance IDs; or its instance IDs alone. (SSM
+/// refuses a tag filter beside an `InstanceIds` filter, so the two are
+/// never sent together.)
+async fn list_target(
+    op: &Operator,
+    tags: &[NodeFilter],
+    ids: Option<&[String]>,
+) -> Result<Vec<Node>, FleetError> {
+    match (tags.is_empty(), ids) {
+        (true, None) => Ok(Vec::new()),
+        (true, Some([])) => Ok(Vec::new()),
+        (true, Some(ids)) => {
+            let filter = NodeFilter {
+                key: "InstanceIds".into(),
+                values: ids.to_vec(),
+            };
+            api::nodes(op, &[filter]).await
+        }
+        (false, ids) => {
+            let mut nodes = api::nodes(op, tags).await?;
+            if let Some(ids) = ids {
+                nodes.retain(|n| ids.contains(&n.instance_id));
+            }
+            Ok(nodes)
+        }
+    }
+}
+
+/// Which windows' patch tasks reach each node of a group (a window's own
+/// view knows from its listing): decided from what the listing tells,
+/// and, where it does not, from one listing per distinct question.
+/// Returns the notes it has for the scope.
+async fn attribute(
+    op: &Operator,
+    scope: &Scope,
+    nodes: &mut [Listed],
+    windows: &[api::Window],
+) -> Result<Vec<String>, FleetError> {
+    let group = match &scope.kind {
+        Kind::Window => return Ok(Vec::new()),
+        Kind::Group(g) => Some(g.as_str()),
+        Kind::Rest => None,
+    };
+    let mut asked: HashMap<String, Vec<NodeFilter>> = HashMap::new();
+    let mut pending: Vec<(usize, (usize, usize), String)> = Vec::new();
+    let mut undecided_rest = 0usize;
+    for (ni, l) in nodes.iter_mut().enumerate() {
+        for (wi, w) in windows.iter().enumerate() {
+            for (ti, t) in w.tasks.iter().enumerate() {
+                if !w.predicted_tasks().iter().any(|p| p.id == t.id) {
+                    continue;
+                }
+                for target in &t.reaches {
+                    match targets::reach(target, group.unwrap_or(""), &l.node.instance_id, &l.under)
+                    {
+                        Reach::Yes => {
+                            if !l.reached_by.contains(&(wi, ti)) {
+                                l.reached_by.push((wi, ti));
+                            }
+                        }
+                        Reach::No => {}
+                        // Outside a group there is nothing to narrow the
+                        // listing by: it would list every tagged node.
+                        Reach::IfListed(_) if group.is_none() => undecided_rest += 1,
+                        Reach::IfListed(filters) => {
+                            let key = format!("{filters:?}");
+                            asked.entry(key.clone()).or_insert(filters);
+                            pending.push((ni, (wi, ti), key));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let keys: Vec<(String, Vec<NodeFilter>)> = asked.into_iter().collect();
+    let answers: Vec<Result<Vec<Node>, FleetError>> = stream::iter(keys.iter())
+        .map(|(_, f)| api::nodes(op, f))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut found: HashMap<&str, HashSet<String>> = HashMap::new();
+    for ((key, _), a) in keys.iter().zip(answers) {
+        found.insert(
+            key.as_str(),
+            a?.into_iter().map(|n| n.instance_id).collect(),
+        );
+    }
+    for (ni, task, key) in pending {
+        let l = &mut nodes[ni];
+        if found
+            .get(key.as_str())
+            .is_some_and(|ids| ids.contains(&l.node.instance_id))
+            && !l.reached_by.contains(&task)
+        {
+            l.reached_by.push(task);
+        }
+    }
+    // Soonest window first: `windows` is in start order.
+    for l in nodes.iter_mut() {
+        l.reached_by.sort();
+    }
+    let mut notes = Vec::new();
+    if undecided_rest > 0 {
+        notes.push("Some windows target tags these nodes may carry; ssm-preflight does not resolve tag targets for nodes outside a registered patch group (it would list every tagged node), so their window column may be empty where a window does reach them.".into());
+    }
+    Ok(notes)
+}
+
 /// The failing checks of the fresh non-compliant nodes, at most
 /// `max_detail` of them, `CONCURRENCY` at a time.
 async fn failing_checks(
     op: &Operator,
-    scope_nodes: &[Vec<Node>],
+    scope_nodes: &[Vec<Listed>],
     summaries: &HashMap<String, Summary>,
     opts: &FleetOptions,
     now: SystemTime,
 ) -> Result<Details, FleetError> {
     let mut wanted: Vec<&str> = Vec::new();
     let mut seen = HashSet::new();
-    for n in scope_nodes.iter().flatten() {
+    for n in scope_nodes.iter().flatten().map(|l| &l.node) {
         let Some(s) = summaries.get(&n.instance_id) else {
             continue;
         };
@@ -391,52 +611,31 @@ struct Details {
     failed: HashMap<String, String>,
 }
 
-/// The prediction against the window's patch task's MaxErrors, or
-/// against `--max-blocked` where there is none to read.
-fn threshold_for(
-    scope: &Scope,
+/// A window task's prediction over `counts` against its MaxErrors, or
+/// against `--max-blocked` where there is none it can read (and a note
+/// saying what the task had).
+fn task_threshold(
+    w: &api::Window,
+    t: &api::Task,
     counts: &Counts,
     opts: &FleetOptions,
 ) -> (Threshold, Option<String>) {
-    let task_limit = scope
-        .window
-        .as_ref()
-        .filter(|w| w.patches)
-        .and_then(|w| w.max_errors.as_deref())
+    let concurrency = t.max_concurrency.as_deref().and_then(Amount::parse);
+    let parsed = t
+        .max_errors
+        .as_deref()
         .and_then(|m| Amount::parse(m).map(|a| (a, m.to_string())));
-    let concurrency = scope
-        .window
-        .as_ref()
-        .and_then(|w| w.max_concurrency.as_deref())
-        .and_then(Amount::parse);
-    // A MaxErrors the view cannot read is said, not silently replaced.
-    let unread = scope
-        .window
-        .as_ref()
-        .filter(|w| w.patches)
-        .and_then(|w| Some((w, w.max_errors.as_deref()?)))
-        .filter(|(_, m)| Amount::parse(m).is_none())
-        .map(|(w, m)| format!("Window {}'s patch task has MaxErrors {m:?}, which ssm-preflight cannot read (it reads a count such as 5 or a share such as 10%): the group is judged against --max-blocked {}% instead.", w.id, opts.max_blocked));
-    let scans_only = scope
-        .window
-        .as_ref()
-        .is_some_and(|w| w.patches && !w.installs);
-    let mut threshold = match task_limit {
+    let unread = match (&t.max_errors, &parsed) {
+        (Some(m), None) => Some(format!("Window {}'s patch task {} has MaxErrors {m:?}, which ssm-preflight cannot read (it reads a count such as 5 or a share such as 10%): it is judged against --max-blocked {}% instead.", w.id, t.id, opts.max_blocked)),
+        _ => None,
+    };
+    let mut threshold = match parsed {
         Some((limit, text)) => {
             classify::threshold(counts, limit, &text, "window task", concurrency)
         }
-        None => {
-            let text = format!("{}%", opts.max_blocked);
-            classify::threshold(
-                counts,
-                Amount::Percent(opts.max_blocked),
-                &text,
-                "--max-blocked",
-                None,
-            )
-        }
+        None => max_blocked(counts, opts),
     };
-    if scans_only {
+    if !t.installs {
         // A scan changes no package: nothing to stop, nothing to predict.
         threshold.verdict = classify::Verdict::Scan;
         threshold.stops_after = None;
@@ -444,40 +643,113 @@ fn threshold_for(
     (threshold, unread)
 }
 
+fn max_blocked(counts: &Counts, opts: &FleetOptions) -> Threshold {
+    let text = format!("{}%", opts.max_blocked);
+    classify::threshold(
+        counts,
+        Amount::Percent(opts.max_blocked),
+        &text,
+        "--max-blocked",
+        None,
+    )
+}
+
+fn window_view(w: &api::Window, t: Option<&api::Task>) -> WindowView {
+    WindowView {
+        id: w.id.clone(),
+        name: w.name.clone(),
+        next_start: w.next_start.clone(),
+        max_errors: t.and_then(|t| t.max_errors.clone()),
+        max_concurrency: t.and_then(|t| t.max_concurrency.clone()),
+    }
+}
+
 fn group_view(
     scope: Scope,
-    nodes: &[Node],
+    nodes: &[Listed],
+    windows: &[api::Window],
     summaries: &HashMap<String, Summary>,
     details: &Details,
     now: SystemTime,
     opts: &FleetOptions,
 ) -> GroupView {
-    let mut views: Vec<NodeView> = nodes
+    let mut views: Vec<(NodeView, &[(usize, usize)])> = nodes
         .iter()
-        .map(|n| {
+        .map(|l| {
+            let n = &l.node;
             let detail = match details.items.get(&n.instance_id) {
                 Some(items) => Detail::Items(items),
                 None => Detail::NotLooked,
             };
-            classify::node_state(
+            let mut v = classify::node_state(
                 n,
                 summaries.get(&n.instance_id),
                 detail,
                 now,
                 opts.stale_after,
-            )
+            );
+            v.window = l.reached_by.first().map(|(wi, _)| windows[*wi].id.clone());
+            (v, l.reached_by.as_slice())
         })
         .collect();
     // The worst first, then by ID: the table's first lines are the ones to act on.
-    views.sort_by(|a, b| {
+    views.sort_by(|(a, _), (b, _)| {
         (std::cmp::Reverse(a.state), &a.instance_id)
             .cmp(&(std::cmp::Reverse(b.state), &b.instance_id))
     });
-    let counts = Counts::of(&views);
-    let (threshold, unread) = threshold_for(&scope, &counts, opts);
+    let all: Vec<NodeView> = views.iter().map(|(v, _)| v.clone()).collect();
+    let counts = Counts::of(&all);
     let mut notes = scope.notes;
-    notes.extend(unread);
-    let not_looked = views
+
+    // Each window task that reaches some of the nodes, judged over them.
+    let mut tasks: Vec<(usize, usize)> = views
+        .iter()
+        .flat_map(|(_, r)| r.iter().copied())
+        .collect();
+    tasks.sort();
+    tasks.dedup();
+    let mut predictions = Vec::new();
+    let mut seen_windows = HashSet::new();
+    for (wi, ti) in tasks {
+        let (w, t) = (&windows[wi], &windows[wi].tasks[ti]);
+        let reached: Vec<NodeView> = views
+            .iter()
+            .filter(|(_, r)| r.contains(&(wi, ti)))
+            .map(|(v, _)| v.clone())
+            .collect();
+        let c = Counts::of(&reached);
+        let (threshold, unread) = task_threshold(w, t, &c, opts);
+        notes.extend(unread);
+        if seen_windows.insert(wi) && scope.kind != Kind::Window {
+            notes.extend(window_notes(w));
+        }
+        predictions.push(WindowPrediction {
+            window: window_view(w, Some(t)),
+            task: t.id.clone(),
+            operation: if t.installs { "install" } else { "scan" },
+            counts: c,
+            threshold,
+        });
+    }
+    let untargeted = views.iter().filter(|(_, r)| r.is_empty()).count();
+    let (window, threshold) = match predictions.first() {
+        Some(p) => (Some(p.window.clone()), p.threshold.clone()),
+        None => (
+            scope.window.as_ref().map(|w| window_view(w, w.tasks.first())),
+            max_blocked(&counts, opts),
+        ),
+    };
+    if predictions.len() > 1 {
+        notes.push(format!("These nodes are patched by {} window tasks: each is judged over the nodes it reaches (`windows` in --json); the verdict shown is the soonest one's.", predictions.len()));
+    }
+    if let Kind::Group(g) = &scope.kind {
+        if predictions.is_empty() && counts.total() > 0 {
+            notes.push(format!("No maintenance window's patch task reaches the nodes tagged Patch Group (or PatchGroup) = {g}: they are not patched on a schedule. The threshold is --max-blocked. Register their tag as a window target, with both keys if the group uses both."));
+        } else if untargeted > 0 {
+            notes.push(format!("{untargeted} node(s) of this group are in no window: no maintenance window's patch task reaches them in the look-ahead (often the window targets one tag key and these nodes carry the other). Register a target for them."));
+        }
+    }
+    let not_looked = all
         .iter()
         .filter(|v| {
             v.state == classify::State::Blocked
@@ -485,12 +757,12 @@ fn group_view(
                 && !details.failed.contains_key(&v.instance_id)
         })
         .count();
-    for v in &views {
+    for v in &all {
         if let Some(why) = details.failed.get(&v.instance_id) {
             notes.push(format!("The failing checks of {} could not be read ({why}); it is counted as blocked from its compliance summary.", v.instance_id));
         }
     }
-    let ahead: Vec<String> = views
+    let ahead: Vec<String> = all
         .iter()
         .filter_map(|v| {
             let s = v.clock_ahead_s?;
@@ -512,16 +784,12 @@ fn group_view(
     }
     GroupView {
         patch_group: scope.name,
-        window: scope.window.map(|w| WindowView {
-            id: w.id,
-            name: w.name,
-            next_start: w.next_start,
-            max_errors: w.max_errors,
-            max_concurrency: w.max_concurrency,
-        }),
+        window,
         counts,
         threshold,
+        untargeted: if scope.kind == Kind::Window { 0 } else { untargeted },
+        windows: predictions,
         notes,
-        nodes: views,
+        nodes: all,
     }
 }

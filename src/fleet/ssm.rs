@@ -13,9 +13,10 @@
 
 use crate::aws::compliance::COMPLIANCE_TYPE;
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use crate::fleet::targets::RegisteredTarget;
 use aws_sdk_ssm::types::{
     ComplianceQueryOperatorType, ComplianceStatus, ComplianceStringFilter,
-    InstanceInformationStringFilter, MaintenanceWindowResourceType, Target,
+    InstanceInformationStringFilter,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +27,7 @@ const PAGE_NODES: i32 = 50;
 const PAGE_COMPLIANCE: i32 = 50;
 const PAGE_PATCH_GROUPS: i32 = 100;
 const PAGE_WINDOW_TARGETS: i32 = 100;
+const PAGE_WINDOWS: i32 = 100;
 
 /// The IAM policy shipped for the operator.
 pub const OPERATOR_POLICY: &str = "/usr/share/ssm-preflight/iam/fleet-operator-policy.json";
@@ -204,8 +206,8 @@ pub struct Node {
     pub last_ping: Option<SystemTime>,
 }
 
-/// Which managed nodes to list: one filter (`tag:Patch Group` = values,
-/// `InstanceIds`, `tag-key`), or every node.
+/// One filter of a node listing (`tag:Patch Group` = values,
+/// `InstanceIds`, `tag-key`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeFilter {
     pub key: String,
@@ -215,30 +217,31 @@ pub struct NodeFilter {
 /// `InstanceIds` filters take at most this many values per call.
 const MAX_FILTER_VALUES: usize = 50;
 
-/// Every managed node matching `filter` (or all), page by page.
-pub async fn nodes(op: &Operator, filter: Option<&NodeFilter>) -> Result<Vec<Node>, FleetError> {
+/// Every managed node matching all of `filters` (SSM ANDs filters of
+/// different keys; the values of one are alternatives), page by page. An
+/// `InstanceIds` filter longer than the API takes is asked in chunks.
+pub async fn nodes(op: &Operator, filters: &[NodeFilter]) -> Result<Vec<Node>, FleetError> {
     const ACTION: &str = "ssm:DescribeInstanceInformation";
     let mut out = Vec::new();
-    // A long instance list is asked in chunks; a tag filter in one go.
-    let chunks: Vec<Option<NodeFilter>> = match filter {
-        None => vec![None],
-        Some(f) => f
+    let chunked = filters.iter().position(|f| f.key == "InstanceIds");
+    let calls: Vec<Vec<NodeFilter>> = match chunked {
+        Some(i) => filters[i]
             .values
             .chunks(MAX_FILTER_VALUES)
             .map(|c| {
-                Some(NodeFilter {
-                    key: f.key.clone(),
-                    values: c.to_vec(),
-                })
+                let mut fs = filters.to_vec();
+                fs[i].values = c.to_vec();
+                fs
             })
             .collect(),
+        None => vec![filters.to_vec()],
     };
-    for chunk in chunks {
+    for set in calls {
         let mut call = op
             .client
             .describe_instance_information()
             .max_results(PAGE_NODES);
-        if let Some(f) = &chunk {
+        for f in &set {
             call = call.filters(
                 InstanceInformationStringFilter::builder()
                     .key(&f.key)
@@ -329,7 +332,11 @@ pub async fn failing(op: &Operator, instance_id: &str) -> Result<Vec<Failing>, F
     let mut out = Vec::new();
     for page in all_pages(call.into_paginator().send(), ACTION, &op.region).await? {
         for item in page.compliance_items() {
-            if item.status() != Some(&ComplianceStatus::NonCompliant) {
+            // Only this tool's items, failing: an answer that carries
+            // another type (Patch, Association) is not ours to count.
+            if item.status() != Some(&ComplianceStatus::NonCompliant)
+                || item.compliance_type() != Some(COMPLIANCE_TYPE)
+            {
                 continue;
             }
             let Some(id) = item.id() else { continue };
@@ -366,6 +373,21 @@ pub async fn patch_groups(op: &Operator) -> Result<Vec<String>, FleetError> {
     Ok(out)
 }
 
+/// A window's patch task as the fleet view predicts it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Task {
+    pub id: String,
+    /// Whether it installs (Operation=Install); a scan changes nothing.
+    pub installs: bool,
+    pub max_concurrency: Option<String>,
+    pub max_errors: Option<String>,
+    /// Its pre-install hook (the gate, when wired).
+    pub pre_install_hook: Option<String>,
+    /// The registered targets it runs on (its `WindowTargetIds`), or its
+    /// own `InstanceIds` as one target.
+    pub reaches: Vec<RegisteredTarget>,
+}
+
 /// A window as the fleet view needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Window {
@@ -374,12 +396,14 @@ pub struct Window {
     pub enabled: bool,
     /// The next start SSM schedules (RFC 3339 or SSM's own format).
     pub next_start: Option<String>,
-    /// Its registered targets, as (key, values).
-    pub targets: Vec<(String, Vec<String>)>,
-    /// Its patch task's MaxConcurrency and MaxErrors ("25%", "10").
+    /// Every target registered with it.
+    pub registered: Vec<RegisteredTarget>,
+    /// Its patch tasks, the installing ones first.
+    pub tasks: Vec<Task>,
+    /// The first task's MaxConcurrency and MaxErrors ("25%", "10").
     pub max_concurrency: Option<String>,
     pub max_errors: Option<String>,
-    /// The patch task's pre-install hook (the gate, when wired).
+    /// The first task's pre-install hook.
     pub pre_install_hook: Option<String>,
     /// Whether the window runs a patch task at all.
     pub patches: bool,
@@ -388,12 +412,23 @@ pub struct Window {
     pub installs: bool,
 }
 
-/// One window: its settings, registered targets, patch task and next start.
+impl Window {
+    /// The tasks that install, or, when none does, its scan tasks.
+    pub fn predicted_tasks(&self) -> Vec<&Task> {
+        let installs: Vec<&Task> = self.tasks.iter().filter(|t| t.installs).collect();
+        if installs.is_empty() {
+            self.tasks.iter().collect()
+        } else {
+            installs
+        }
+    }
+}
+
+/// One window: its settings, registered targets, patch tasks and next start.
 pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
-    let (tasks, targets, schedule) = tokio::join!(
+    let (tasks, registered) = tokio::join!(
         crate::aws::patching::window_tasks(&op.client, id),
         window_targets(op, id),
-        next_start(op, id)
     );
     let tasks = tasks.map_err(|e| match e {
         crate::aws::patching::CallError::Denied { action, message } => {
@@ -410,28 +445,63 @@ pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
     for _ in 0..tasks.calls {
         count();
     }
-    // The Install task decides the rollout: its MaxErrors, concurrency
-    // and hook. A Scan task listed before it changes nothing.
-    let install = tasks
+    let registered = registered?;
+    let mut predicted: Vec<Task> = tasks
         .patch_tasks
         .iter()
-        .find(|p| p.operation.as_deref() == Some("Install"));
-    let patch = install.or(tasks.patch_tasks.first());
+        .map(|p| Task {
+            id: p.task_id.clone(),
+            installs: p.operation.as_deref() == Some("Install"),
+            max_concurrency: p.max_concurrency.clone(),
+            max_errors: p.max_errors.clone(),
+            pre_install_hook: p.pre_install_hook.clone(),
+            reaches: task_reach(&p.targets, &registered),
+        })
+        .collect();
+    // The Install task decides the rollout: a Scan task listed before it
+    // changes nothing.
+    predicted.sort_by_key(|t| !t.installs);
+    let first = predicted.first();
     Ok(Window {
         id: id.to_string(),
         name: tasks.name.clone(),
         enabled: tasks.enabled,
-        next_start: schedule?,
-        targets: targets?,
-        max_concurrency: patch.and_then(|p| p.max_concurrency.clone()),
-        max_errors: patch.and_then(|p| p.max_errors.clone()),
-        pre_install_hook: patch.and_then(|p| p.pre_install_hook.clone()),
-        patches: patch.is_some(),
-        installs: install.is_some(),
+        next_start: tasks.next_execution.clone(),
+        max_concurrency: first.and_then(|p| p.max_concurrency.clone()),
+        max_errors: first.and_then(|p| p.max_errors.clone()),
+        pre_install_hook: first.and_then(|p| p.pre_install_hook.clone()),
+        patches: first.is_some(),
+        installs: first.is_some_and(|p| p.installs),
+        registered,
+        tasks: predicted,
     })
 }
 
-async fn window_targets(op: &Operator, id: &str) -> Result<Vec<(String, Vec<String>)>, FleetError> {
+/// The registered targets a task's own targets name.
+fn task_reach(
+    targets: &[(String, Vec<String>)],
+    registered: &[RegisteredTarget],
+) -> Vec<RegisteredTarget> {
+    let mut out = Vec::new();
+    for (key, values) in targets {
+        if key == "WindowTargetIds" {
+            out.extend(
+                registered
+                    .iter()
+                    .filter(|r| values.contains(&r.id))
+                    .cloned(),
+            );
+        } else {
+            out.push(RegisteredTarget::new(
+                "(the task's own targets)",
+                &[(key.clone(), values.clone())],
+            ));
+        }
+    }
+    out
+}
+
+async fn window_targets(op: &Operator, id: &str) -> Result<Vec<RegisteredTarget>, FleetError> {
     const ACTION: &str = "ssm:DescribeMaintenanceWindowTargets";
     let call = op
         .client
@@ -441,56 +511,39 @@ async fn window_targets(op: &Operator, id: &str) -> Result<Vec<(String, Vec<Stri
     let mut out = Vec::new();
     for page in all_pages(call.into_paginator().send(), ACTION, &op.region).await? {
         for t in page.targets() {
-            for target in t.targets() {
-                if let Some(key) = target.key() {
-                    out.push((key.to_string(), target.values().to_vec()));
-                }
-            }
+            let raw: Vec<(String, Vec<String>)> = t
+                .targets()
+                .iter()
+                .filter_map(|c| Some((c.key()?.to_string(), c.values().to_vec())))
+                .collect();
+            out.push(RegisteredTarget::new(
+                t.window_target_id().unwrap_or_default(),
+                &raw,
+            ));
         }
     }
     Ok(out)
 }
 
-async fn next_start(op: &Operator, id: &str) -> Result<Option<String>, FleetError> {
-    const ACTION: &str = "ssm:DescribeMaintenanceWindowSchedule";
-    count();
-    let page = op
+/// The region's enabled windows that have a next start, as (window ID,
+/// next start), soonest first (`DescribeMaintenanceWindows`).
+pub async fn upcoming_windows(op: &Operator) -> Result<Vec<(String, String)>, FleetError> {
+    const ACTION: &str = "ssm:DescribeMaintenanceWindows";
+    let call = op
         .client
-        .describe_maintenance_window_schedule()
-        .window_id(id)
-        .max_results(1)
-        .send()
-        .await
-        .map_err(|e| classify(&e, ACTION, &op.region))?;
-    Ok(page
-        .scheduled_window_executions()
-        .first()
-        .and_then(|w| w.execution_time())
-        .map(str::to_string))
-}
-
-/// The windows whose targets name `key` = `value` (a patch group tag), as
-/// (window ID, next start), soonest first.
-pub async fn windows_targeting(
-    op: &Operator,
-    key: &str,
-    value: &str,
-) -> Result<Vec<(String, String)>, FleetError> {
-    const ACTION: &str = "ssm:DescribeMaintenanceWindowSchedule";
-    count();
-    let page = op
-        .client
-        .describe_maintenance_window_schedule()
-        .targets(Target::builder().key(key).values(value).build())
-        .resource_type(MaintenanceWindowResourceType::Instance)
-        .send()
-        .await
-        .map_err(|e| classify(&e, ACTION, &op.region))?;
-    let mut out: Vec<(String, String)> = page
-        .scheduled_window_executions()
-        .iter()
-        .filter_map(|w| Some((w.window_id()?.to_string(), w.execution_time()?.to_string())))
-        .collect();
+        .describe_maintenance_windows()
+        .max_results(PAGE_WINDOWS);
+    let mut out = Vec::new();
+    for page in all_pages(call.into_paginator().send(), ACTION, &op.region).await? {
+        for w in page.window_identities() {
+            let (Some(id), Some(next)) = (w.window_id(), w.next_execution_time()) else {
+                continue;
+            };
+            if w.enabled() {
+                out.push((id.to_string(), next.to_string()));
+            }
+        }
+    }
     out.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(out)
 }
