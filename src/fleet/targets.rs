@@ -184,6 +184,8 @@ pub fn reach(target: &RegisteredTarget, group: &str, id: &str, listed_under: &[&
             });
         }
     }
+    // One question per distinct set, whatever order it was reached in.
+    filters.sort_by(|a, b| a.key.cmp(&b.key));
     Reach::IfListed(filters)
 }
 
@@ -214,11 +216,11 @@ mod tests {
             asked,
             Reach::IfListed(vec![
                 NodeFilter {
-                    key: PG2.into(),
+                    key: PG.into(),
                     values: vec!["dev".into()]
                 },
                 NodeFilter {
-                    key: PG.into(),
+                    key: PG2.into(),
                     values: vec!["dev".into()]
                 },
             ])
@@ -237,6 +239,7 @@ mod tests {
                 assert_eq!(f.len(), 2, "{f:?}");
                 assert_eq!(f[0].key, PG);
                 assert_eq!(f[1].key, "tag:Role");
+                assert_eq!(f[0].values, ["prod", "staging"]);
             }
             other => panic!("{other:?}"),
         }

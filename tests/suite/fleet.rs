@@ -189,11 +189,14 @@ async fn ten_thousand_nodes_in_four_groups_with_latency_and_throttling() {
 
     // The calls: every list at its largest page, and exactly one call
     // per page of 50 (each group's nodes under each tag key, the reporting
-    // nodes' summaries), one per non-compliant node, for each group the two
-    // schedule lookups (one per tag key), and for each window found the
-    // five calls that read it, once however many groups it patches
-    // (production's; non-production's for staging and dev) — within the
-    // formula 2·(nodes/50) + non-compliant.
+    // nodes' summaries), one per non-compliant node, one listing of the
+    // region's windows and the four calls that read each (once however
+    // many groups it patches), and per group the listings that ask
+    // whether a node listed under one key also carries the other key with
+    // a value one of the windows' targets names (one page each: none
+    // does): four per group, three for production, where two of the
+    // questions are the same — within the formula 2·(nodes/50) +
+    // non-compliant.
     let s = state.lock().unwrap();
     assert_eq!(s.bad_signatures, 0);
     assert!(
@@ -220,7 +223,7 @@ async fn ten_thousand_nodes_in_four_groups_with_latency_and_throttling() {
             / 4
     };
     let listings = 4 * (pages(by_key("Patch Group")) + pages(by_key("PatchGroup")));
-    let exact = listings + pages(reported) + non_compliant + 2 * 4 + 5 * 2;
+    let exact = listings + (3 + 4 * 3) + pages(reported) + non_compliant + 1 + 4 * 2;
     assert_eq!(
         answered, exact,
         "calls by action: {:?}, throttled: {:?}, non-compliant {non_compliant}, reported {reported}, listings {listings}",
@@ -324,7 +327,7 @@ async fn under_and_at_the_threshold_exit_0_and_1() {
     assert!(
         batch
             .stdout
-            .contains("No maintenance window targets the tag Patch Group = batch-linux"),
+            .contains("No maintenance window's patch task reaches the nodes tagged Patch Group (or PatchGroup) = batch-linux"),
         "{}",
         batch.stdout
     );
@@ -434,7 +437,7 @@ async fn bad_input_is_a_clear_message_and_exit_3() {
         "ListResourceComplianceSummaries",
         "ListComplianceItems",
         "DescribePatchGroups",
-        "DescribeMaintenanceWindowSchedule",
+        "DescribeMaintenanceWindows",
         "GetMaintenanceWindow",
         "DescribeMaintenanceWindowTargets",
         "DescribeMaintenanceWindowTasks",

@@ -27,25 +27,103 @@ pub struct NodeReport {
     pub failing: Vec<(&'static str, bool)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FleetNode {
     pub id: String,
     /// The patch group, and the tag key it is written under.
     pub group: Option<(String, &'static str)>,
+    /// Its other tags (Role = web, …).
+    pub tags: Vec<(String, String)>,
     pub ping: &'static str,
     pub report: Option<NodeReport>,
+}
+
+impl FleetNode {
+    /// Every tag it carries, the patch group's included.
+    fn all_tags(&self) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = self
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Some((g, k)) = &self.group {
+            out.push((k, g.as_str()));
+        }
+        out
+    }
+}
+
+/// A target registered with a window: every condition must match.
+#[derive(Debug, Clone)]
+pub struct FleetTarget {
+    pub id: String,
+    pub conditions: Vec<(String, Vec<String>)>,
+}
+
+impl FleetTarget {
+    pub fn new(id: &str, conditions: &[(&str, &[&str])]) -> FleetTarget {
+        FleetTarget {
+            id: id.into(),
+            conditions: conditions
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|x| x.to_string()).collect()))
+                .collect(),
+        }
+    }
+}
+
+/// A window's task (AWS-RunPatchBaselineWithHooks, or another document).
+#[derive(Debug, Clone)]
+pub struct FleetTask {
+    pub id: String,
+    pub document: String,
+    /// "Install" or "Scan".
+    pub operation: &'static str,
+    /// The task's targets: `WindowTargetIds` or `InstanceIds`, and values.
+    pub targets: (&'static str, Vec<String>),
+    pub max_errors: String,
+    pub max_concurrency: String,
+    pub hook: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct FleetWindow {
     pub id: String,
     pub name: String,
-    pub targets: Vec<(String, Vec<String>)>,
-    pub max_errors: String,
-    pub max_concurrency: String,
-    pub hook: Option<String>,
+    pub targets: Vec<FleetTarget>,
+    pub tasks: Vec<FleetTask>,
     pub next_start: String,
     pub enabled: bool,
+}
+
+impl FleetWindow {
+    /// A window with one gated Install task over all its targets.
+    pub fn install(
+        id: &str,
+        name: &str,
+        targets: Vec<FleetTarget>,
+        max_errors: &str,
+        max_concurrency: &str,
+        next_start: &str,
+    ) -> FleetWindow {
+        let ids = targets.iter().map(|t| t.id.clone()).collect();
+        FleetWindow {
+            id: id.into(),
+            name: name.into(),
+            targets,
+            tasks: vec![FleetTask {
+                id: format!("task-{id}-install"),
+                document: "AWS-RunPatchBaselineWithHooks".into(),
+                operation: "Install",
+                targets: ("WindowTargetIds", ids),
+                max_errors: max_errors.into(),
+                max_concurrency: max_concurrency.into(),
+                hook: Some("SSMPreflight-Gate".into()),
+            }],
+            next_start: next_start.into(),
+            enabled: true,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -72,6 +150,11 @@ pub struct Fleet {
     /// The largest MaxResults each action was asked with.
     pub max_results: BTreeMap<String, i64>,
     pub bad_signatures: usize,
+    /// Every list answered a page of one, whatever MaxResults asked.
+    pub page_by_one: bool,
+    /// Nodes whose ListComplianceItems answers InvalidResourceId (gone
+    /// since the listing).
+    pub invalid: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -248,6 +331,7 @@ impl Fleet {
                     group: Some((m.group.to_string(), key)),
                     ping,
                     report,
+                    ..FleetNode::default()
                 });
             }
         }
@@ -255,41 +339,37 @@ impl Fleet {
             serial += 1;
             nodes.push(FleetNode {
                 id: format!("i-{serial:017x}"),
-                group: None,
                 ping: "Online",
-                report: None,
+                ..FleetNode::default()
             });
         }
-        let both = |groups: &[&str]| {
-            let values: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        // One registered target per tag key: a node carries one of them,
+        // and one target with both keys would reach only nodes with both.
+        let both = |window: &str, groups: &[&str]| {
             vec![
-                ("tag:Patch Group".to_string(), values.clone()),
-                ("tag:PatchGroup".to_string(), values),
+                FleetTarget::new(&format!("{window}-pg"), &[("tag:Patch Group", groups)]),
+                FleetTarget::new(&format!("{window}-pg2"), &[("tag:PatchGroup", groups)]),
             ]
         };
         Fleet {
             nodes,
             windows: vec![
-                FleetWindow {
-                    id: WINDOW_PROD.into(),
-                    name: "production".into(),
-                    targets: both(&[PRODUCTION]),
-                    max_errors: "10%".into(),
-                    max_concurrency: "25%".into(),
-                    hook: Some("SSMPreflight-Gate".into()),
-                    next_start: "2026-12-20T02:00Z".into(),
-                    enabled: true,
-                },
-                FleetWindow {
-                    id: WINDOW_NONPROD.into(),
-                    name: "non-production".into(),
-                    targets: both(&[STAGING, DEV]),
-                    max_errors: "10%".into(),
-                    max_concurrency: "10%".into(),
-                    hook: Some("SSMPreflight-Gate".into()),
-                    next_start: "2026-12-13T02:00Z".into(),
-                    enabled: true,
-                },
+                FleetWindow::install(
+                    WINDOW_PROD,
+                    "production",
+                    both("prod", &[PRODUCTION]),
+                    "10%",
+                    "25%",
+                    "2026-12-20T02:00Z",
+                ),
+                FleetWindow::install(
+                    WINDOW_NONPROD,
+                    "non-production",
+                    both("nonprod", &[STAGING, DEV]),
+                    "10%",
+                    "10%",
+                    "2026-12-13T02:00Z",
+                ),
             ],
             registered: vec![PRODUCTION.into(), STAGING.into(), DEV.into(), BATCH.into()],
             ..Fleet::default()
@@ -344,6 +424,7 @@ pub async fn start(fleet: Fleet) -> (Shared, SocketAddr) {
 /// A page of `items` from the request's NextToken (an opaque offset); only
 /// the page's items are rendered, so a page costs the same at any offset.
 fn page<T>(
+    s: &Fleet,
     items: &[T],
     render: impl Fn(&T) -> Value,
     input: &Value,
@@ -366,6 +447,7 @@ fn page<T>(
             }
         },
     };
+    let size = if s.page_by_one { 1 } else { size };
     let end = (start + size).min(items.len());
     let rendered: Vec<Value> = items[start..end].iter().map(render).collect();
     let mut out = json!({ field: rendered });
@@ -459,33 +541,60 @@ async fn handle(
         "ListComplianceItems" => items(&s, &input),
         "DescribePatchGroups" => page_size(&input, 1, 100, 100).and_then(|size| {
             let render = |g: &String| json!({"PatchGroup": g, "BaselineIdentity": {"BaselineId": "pb-0debian000000001", "BaselineName": "prod-debian", "OperatingSystem": "DEBIAN", "DefaultBaseline": false}});
-            page(&s.registered, render, &input, size, "Mappings")
+            page(&s, &s.registered, render, &input, size, "Mappings")
+        }),
+        "DescribeMaintenanceWindows" => page_size(&input, 10, 100, 10).and_then(|size| {
+            let render = |w: &FleetWindow| {
+                let mut v = json!({"WindowId": w.id, "Name": w.name, "Enabled": w.enabled, "Duration": 4, "Cutoff": 1,
+                                   "Schedule": "cron(0 2 ? * SUN#3 *)"});
+                // A disabled window has no next execution.
+                if w.enabled {
+                    v["NextExecutionTime"] = json!(w.next_start);
+                }
+                v
+            };
+            page(&s, &s.windows, render, &input, size, "WindowIdentities")
         }),
         "GetMaintenanceWindow" => window(&s, &input).map(|w| {
-            json!({"WindowId": w.id, "Name": w.name, "Enabled": w.enabled, "Duration": 4, "Cutoff": 1,
-                   "Schedule": "cron(0 2 ? * SUN#3 *)", "NextExecutionTime": w.next_start})
+            let mut v = json!({"WindowId": w.id, "Name": w.name, "Enabled": w.enabled, "Duration": 4, "Cutoff": 1,
+                               "Schedule": "cron(0 2 ? * SUN#3 *)"});
+            if w.enabled {
+                v["NextExecutionTime"] = json!(w.next_start);
+            }
+            v
         }),
-        "DescribeMaintenanceWindowTasks" => window(&s, &input).map(|w| {
-            json!({"Tasks": [{"WindowId": w.id, "WindowTaskId": "task-1", "TaskArn": "AWS-RunPatchBaselineWithHooks",
-                   "Type": "RUN_COMMAND", "Targets": [{"Key": "WindowTargetIds", "Values": ["target-1"]}],
-                   "MaxConcurrency": w.max_concurrency, "MaxErrors": w.max_errors, "Priority": 1}]})
+        "DescribeMaintenanceWindowTasks" => page_size(&input, 10, 100, 10).and_then(|size| {
+            let w = window(&s, &input)?;
+            let render = |t: &FleetTask| {
+                json!({"WindowId": w.id, "WindowTaskId": t.id, "TaskArn": t.document, "Type": "RUN_COMMAND",
+                       "Targets": [{"Key": t.targets.0, "Values": t.targets.1}],
+                       "MaxConcurrency": t.max_concurrency, "MaxErrors": t.max_errors, "Priority": 1})
+            };
+            page(&s, &w.tasks, render, &input, size, "Tasks")
         }),
-        "GetMaintenanceWindowTask" => window(&s, &input).map(|w| {
-            let mut parameters = json!({"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"]});
-            if let Some(h) = &w.hook {
+        "GetMaintenanceWindowTask" => window(&s, &input).and_then(|w| {
+            let id = input["WindowTaskId"].as_str().unwrap_or_default();
+            let t = w.tasks.iter().find(|t| t.id == id).ok_or_else(|| {
+                error(400, "DoesNotExistException", &format!("Maintenance window task {id} does not exist"))
+            })?;
+            let mut parameters = json!({"Operation": [t.operation], "RebootOption": ["RebootIfNeeded"]});
+            if let Some(h) = &t.hook {
                 parameters["PreInstallHookDocName"] = json!([h]);
             }
-            json!({"WindowId": w.id, "WindowTaskId": "task-1", "TaskArn": "AWS-RunPatchBaselineWithHooks", "TaskType": "RUN_COMMAND",
-                   "MaxConcurrency": w.max_concurrency, "MaxErrors": w.max_errors,
-                   "TaskInvocationParameters": {"RunCommand": {"Parameters": parameters}}})
+            Ok(json!({"WindowId": w.id, "WindowTaskId": t.id, "TaskArn": t.document, "TaskType": "RUN_COMMAND",
+                   "Targets": [{"Key": t.targets.0, "Values": t.targets.1}],
+                   "MaxConcurrency": t.max_concurrency, "MaxErrors": t.max_errors,
+                   "TaskInvocationParameters": {"RunCommand": {"Parameters": parameters}}}))
         }),
-        "DescribeMaintenanceWindowTargets" => page_size(&input, 10, 100, 10)
-            .and_then(|_| window(&s, &input))
-            .map(|w| {
-                let targets: Vec<Value> = w.targets.iter().map(|(k, v)| json!({"Key": k, "Values": v})).collect();
-                json!({"Targets": [{"WindowId": w.id, "WindowTargetId": "target-1", "ResourceType": "INSTANCE", "Targets": targets}]})
-            }),
-        "DescribeMaintenanceWindowSchedule" => schedule(&s, &input),
+        "DescribeMaintenanceWindowTargets" => page_size(&input, 10, 100, 10).and_then(|size| {
+            let w = window(&s, &input)?;
+            let render = |t: &FleetTarget| {
+                let conditions: Vec<Value> = t.conditions.iter().map(|(k, v)| json!({"Key": k, "Values": v})).collect();
+                let kind = if t.conditions.iter().any(|(k, _)| k.starts_with("resource-groups:")) { "RESOURCE_GROUP" } else { "INSTANCE" };
+                json!({"WindowId": w.id, "WindowTargetId": t.id, "ResourceType": kind, "Targets": conditions})
+            };
+            page(&s, &w.targets, render, &input, size, "Targets")
+        }),
         other => Err(error(400, "UnknownOperationException", &format!("the fake fleet does not serve {other}"))),
     };
     match answer {
@@ -510,52 +619,60 @@ fn window<'a>(
 
 fn describe_instances(s: &Fleet, input: &Value) -> Result<Value, hyper::Response<Full<Bytes>>> {
     let size = page_size(input, 5, 50, 10)?;
-    let filters = input["Filters"].as_array().cloned().unwrap_or_default();
-    if filters.len() > 1 {
+    let filters: Vec<(String, Vec<String>)> = input["Filters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            let values = f["Values"]
+                .as_array()
+                .map(|v| v.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
+            (f["Key"].as_str().unwrap_or_default().to_string(), values)
+        })
+        .collect();
+    let is_tag = |k: &str| k.starts_with("tag:") || k == "tag-key";
+    // As the API reference says: tag filters can't be combined with other
+    // filter types.
+    if filters.iter().any(|(k, _)| is_tag(k)) && filters.iter().any(|(k, _)| !is_tag(k)) {
         return Err(error(
             400,
-            "InvalidFilterKey",
-            "the fake serves one filter at a time",
+            "InvalidFilter",
+            "Tag filters can't be combined with other filter types.",
         ));
     }
-    let matches = |n: &FleetNode| -> Result<bool, hyper::Response<Full<Bytes>>> {
-        let Some(f) = filters.first() else {
-            return Ok(true);
-        };
-        let key = f["Key"].as_str().unwrap_or_default();
-        let values = filter_values(&input["Filters"], key).unwrap_or_default();
-        if key == "InstanceIds" {
-            return Ok(values.contains(&n.id));
-        }
-        if key == "tag-key" {
-            return Ok(n
-                .group
-                .as_ref()
-                .is_some_and(|(_, k)| values.iter().any(|v| v == k)));
-        }
-        let Some(tag) = key.strip_prefix("tag:") else {
+    for (k, _) in &filters {
+        if !is_tag(k) && k != "InstanceIds" {
             return Err(error(
                 400,
                 "InvalidFilterKey",
-                &format!("The specified filter key {key} is not valid."),
+                &format!("The specified filter key {k} is not valid."),
             ));
-        };
-        Ok(n.group
-            .as_ref()
-            .is_some_and(|(g, k)| *k == tag && values.contains(g)))
-    };
-    let mut found: Vec<&FleetNode> = Vec::new();
-    for n in &s.nodes {
-        if matches(n)? {
-            found.push(n);
         }
     }
+    // Every filter must match (AND); the values of one are alternatives.
+    let matches = |n: &FleetNode| {
+        let tags = n.all_tags();
+        filters.iter().all(|(key, values)| {
+            if key == "InstanceIds" {
+                values.contains(&n.id)
+            } else if key == "tag-key" {
+                tags.iter().any(|(k, _)| values.iter().any(|v| v == k))
+            } else {
+                let want = key.strip_prefix("tag:").unwrap_or_default();
+                tags.iter()
+                    .any(|(k, v)| *k == want && values.iter().any(|x| x == v))
+            }
+        })
+    };
+    let found: Vec<&FleetNode> = s.nodes.iter().filter(|n| matches(n)).collect();
     let render = |n: &&FleetNode| {
         json!({"InstanceId": n.id, "PingStatus": n.ping, "LastPingDateTime": report_time(60.0),
                "AgentVersion": "3.3.1142.0", "PlatformType": "Linux", "PlatformName": "Debian GNU/Linux",
                "PlatformVersion": "12", "ResourceType": "EC2Instance"})
     };
-    page(&found, render, input, size, "InstanceInformationList")
+    page(s, &found, render, input, size, "InstanceInformationList")
 }
 
 fn summaries(s: &Fleet, input: &Value) -> Result<Value, hyper::Response<Full<Bytes>>> {
@@ -582,6 +699,7 @@ fn summaries(s: &Fleet, input: &Value) -> Result<Value, hyper::Response<Full<Byt
         })
     };
     page(
+        s,
         &reported,
         render,
         input,
@@ -597,9 +715,30 @@ fn items(s: &Fleet, input: &Value) -> Result<Value, hyper::Response<Full<Bytes>>
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let status = filter_values(&input["Filters"], "Status");
+    let types = filter_values(&input["Filters"], "ComplianceType");
+    let wants = |t: &str| types.as_ref().is_none_or(|ts| ts.iter().any(|x| x == t));
     let mut out = Vec::new();
+    if let Some(gone) = ids.iter().find(|i| s.invalid.iter().any(|x| x == *i)) {
+        return Err(error(
+            400,
+            "InvalidResourceId",
+            &format!("The resource ID {gone} is not valid. Verify that you entered the correct ID and try again."),
+        ));
+    }
     for n in s.nodes.iter().filter(|n| ids.contains(&n.id.as_str())) {
         let Some(r) = &n.report else { continue };
+        // Every node with a failing check is also missing a patch: an item
+        // of another type, which only a request without the type filter gets.
+        if !r.failing.is_empty() && wants("Patch") {
+            out.push(json!({
+                "ComplianceType": "Patch", "ResourceType": "ManagedInstance", "ResourceId": n.id,
+                "Id": "CVE-2026-0001", "Title": "openssl", "Status": "NON_COMPLIANT", "Severity": "CRITICAL",
+                "Details": {"Classification": "Security"}
+            }));
+        }
+        if !wants("Custom:PatchPreflight") {
+            continue;
+        }
         for (check, blocks) in &r.failing {
             if status
                 .as_ref()
@@ -624,43 +763,5 @@ fn items(s: &Fleet, input: &Value) -> Result<Value, hyper::Response<Full<Bytes>>
             }));
         }
     }
-    page(&out, Value::clone, input, size, "ComplianceItems")
-}
-
-fn schedule(s: &Fleet, input: &Value) -> Result<Value, hyper::Response<Full<Bytes>>> {
-    let execution =
-        |w: &FleetWindow| json!({"WindowId": w.id, "Name": w.name, "ExecutionTime": w.next_start});
-    if let Some(id) = input["WindowId"].as_str() {
-        let w = window(s, input).map_err(|_| {
-            error(
-                400,
-                "DoesNotExistException",
-                &format!("Maintenance window {id} does not exist"),
-            )
-        })?;
-        return Ok(
-            json!({"ScheduledWindowExecutions": if w.enabled { vec![execution(w)] } else { vec![] }}),
-        );
-    }
-    let targets = input["Targets"].as_array().cloned().unwrap_or_default();
-    if targets.len() != 1 || input["ResourceType"] != "INSTANCE" {
-        return Ok(json!({"ScheduledWindowExecutions": []}));
-    }
-    let key = targets[0]["Key"].as_str().unwrap_or_default();
-    let values: Vec<&str> = targets[0]["Values"]
-        .as_array()
-        .map(|v| v.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let found: Vec<Value> = s
-        .windows
-        .iter()
-        .filter(|w| {
-            w.enabled
-                && w.targets
-                    .iter()
-                    .any(|(k, v)| k == key && v.iter().any(|x| values.contains(&x.as_str())))
-        })
-        .map(execution)
-        .collect();
-    Ok(json!({"ScheduledWindowExecutions": found}))
+    page(s, &out, Value::clone, input, size, "ComplianceItems")
 }
