@@ -10,11 +10,11 @@ pub mod targets;
 
 use crate::fleet::ssm::{self as api, Failing, FleetError, Node, NodeFilter, Operator, Summary};
 use classify::{Amount, Counts, Detail, NodeView, Threshold};
-use targets::{Condition, Reach};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
+use targets::{Condition, Reach};
 
 pub use api::calls_made;
 
@@ -302,14 +302,6 @@ async fn window_scope(op: &Operator, cache: &WindowCache, id: &str) -> Result<Sc
                 }
             }
         }
-        let unresolved = t.unresolved();
-        if !unresolved.is_empty() {
-            notes.push(format!(
-                "Window {id}'s target {} names {}, which ssm-preflight cannot resolve to nodes (it resolves instance IDs and tags): those nodes are not counted.",
-                t.id,
-                unresolved.join(" and ")
-            ));
-        }
     }
     if window.registered.is_empty() {
         notes.push(format!("Window {id} has no registered targets: it patches nothing. Register the patch group's tag as a target (Systems Manager > Maintenance Windows > {id} > Targets)."));
@@ -333,6 +325,17 @@ async fn window_scope(op: &Operator, cache: &WindowCache, id: &str) -> Result<Sc
 /// What a window's configuration means for the prediction.
 fn window_notes(w: &api::Window) -> Vec<String> {
     let mut notes = Vec::new();
+    for t in w.predicted_tasks().iter().flat_map(|t| &t.reaches) {
+        let unresolved = t.unresolved();
+        if !unresolved.is_empty() {
+            notes.push(format!(
+                "Window {}'s target {} names {}, which ssm-preflight cannot resolve to nodes (it resolves instance IDs and tags): the nodes it reaches are not counted.",
+                w.id,
+                t.id,
+                unresolved.join(" and ")
+            ));
+        }
+    }
     if !w.enabled {
         notes.push(format!(
             "Window {} is disabled: it will not run until it is enabled.",
@@ -688,7 +691,15 @@ fn group_view(
                 now,
                 opts.stale_after,
             );
-            v.window = l.reached_by.first().map(|(wi, _)| windows[*wi].id.clone());
+            // The soonest window that installs; a scan-only one when no
+            // other reaches the node.
+            let installing = l
+                .reached_by
+                .iter()
+                .find(|(wi, ti)| windows[*wi].tasks[*ti].installs);
+            v.window = installing
+                .or(l.reached_by.first())
+                .map(|(wi, _)| windows[*wi].id.clone());
             (v, l.reached_by.as_slice())
         })
         .collect();
@@ -702,10 +713,8 @@ fn group_view(
     let mut notes = scope.notes;
 
     // Each window task that reaches some of the nodes, judged over them.
-    let mut tasks: Vec<(usize, usize)> = views
-        .iter()
-        .flat_map(|(_, r)| r.iter().copied())
-        .collect();
+    let mut tasks: Vec<(usize, usize)> =
+        views.iter().flat_map(|(_, r)| r.iter().copied()).collect();
     tasks.sort();
     tasks.dedup();
     let mut predictions = Vec::new();
@@ -732,10 +741,18 @@ fn group_view(
         });
     }
     let untargeted = views.iter().filter(|(_, r)| r.is_empty()).count();
-    let (window, threshold) = match predictions.first() {
+    // The headline is the soonest rollout: a scan before it predicts nothing.
+    let headline = predictions
+        .iter()
+        .find(|p| p.operation == "install")
+        .or(predictions.first());
+    let (window, threshold) = match headline {
         Some(p) => (Some(p.window.clone()), p.threshold.clone()),
         None => (
-            scope.window.as_ref().map(|w| window_view(w, w.tasks.first())),
+            scope
+                .window
+                .as_ref()
+                .map(|w| window_view(w, w.tasks.first())),
             max_blocked(&counts, opts),
         ),
     };
@@ -787,7 +804,11 @@ fn group_view(
         window,
         counts,
         threshold,
-        untargeted: if scope.kind == Kind::Window { 0 } else { untargeted },
+        untargeted: if scope.kind == Kind::Window {
+            0
+        } else {
+            untargeted
+        },
         windows: predictions,
         notes,
         nodes: all,

@@ -12,8 +12,8 @@
 //! person or a pipeline, never by the daemon.
 
 use crate::aws::compliance::COMPLIANCE_TYPE;
-use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use crate::fleet::targets::RegisteredTarget;
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::{
     ComplianceQueryOperatorType, ComplianceStatus, ComplianceStringFilter,
     InstanceInformationStringFilter,

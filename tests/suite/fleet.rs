@@ -626,3 +626,452 @@ async fn progress_shows_on_a_terminal_only() {
     );
     assert!(out.stdout.contains("Over: "), "{}", out.stdout);
 }
+
+const WEB: &str = "web-linux";
+const W_SCAN: &str = "mw-0c0000000000000a4";
+const W_AND: &str = "mw-0c0000000000000a2";
+const W_KEY: &str = "mw-0c0000000000000a1";
+const W_IDS: &str = "mw-0c0000000000000a3";
+const W_OFF: &str = "mw-0c0000000000000a5";
+/// A check ID written to reach the operator's terminal: colour, a bidi
+/// override and a forged second line.
+const FORGED: &str = "\u{1b}[31mdisk.var\u{202e}\nblocked  i-forged";
+
+fn web(n: usize) -> String {
+    format!("i-0000000000000a{n:03}")
+}
+
+/// A patch group mid-migration, as issue #26 found fleets: nodes under
+/// both tag keys, some also tagged Role = web, and five windows registered
+/// the ways the console allows — one tag key only, two keys in one target,
+/// instance IDs beside a resource group with a Scan task listed before the
+/// Install task (every list paged by one), a scan-only window, and a
+/// disabled one. Reports: one 2 minutes and one 3 days in the future, one
+/// node gone since the listing (InvalidResourceId), one whose check ID
+/// carries escapes.
+fn migrating() -> Fleet {
+    use fake_fleet::{FleetNode, FleetTarget, FleetTask, FleetWindow, NodeReport};
+    let report =
+        |age_s: f64, failing: Vec<(&'static str, bool)>| Some(NodeReport { age_s, failing });
+    let node = |n: usize, key: &'static str, role: bool, report: Option<NodeReport>| FleetNode {
+        id: web(n),
+        group: Some((WEB.to_string(), key)),
+        tags: if role {
+            vec![("Role".into(), "web".into())]
+        } else {
+            vec![]
+        },
+        ping: "Online",
+        report,
+    };
+    let (pg, pg2) = ("Patch Group", "PatchGroup");
+    let nodes = vec![
+        node(1, pg, true, report(3600.0, vec![])),
+        node(2, pg, true, report(3600.0, vec![(FORGED, true)])),
+        node(3, pg, true, report(-120.0, vec![])),
+        node(4, pg, false, report(-3.0 * 86_400.0, vec![])),
+        node(5, pg, false, report(3600.0, vec![("disk.var", true)])),
+        node(6, pg, false, report(3600.0, vec![])),
+        node(7, pg2, true, report(3600.0, vec![])),
+        node(8, pg2, false, report(3600.0, vec![])),
+        node(9, pg2, false, report(3600.0, vec![])),
+        node(10, pg2, false, report(3600.0, vec![])),
+        node(11, pg, false, report(3600.0, vec![])),
+    ];
+    let task =
+        |id: &str, operation: &'static str, targets: Vec<&str>, max_errors: &str| FleetTask {
+            id: id.into(),
+            document: "AWS-RunPatchBaselineWithHooks".into(),
+            operation,
+            targets: (
+                "WindowTargetIds",
+                targets.iter().map(|t| t.to_string()).collect(),
+            ),
+            max_errors: max_errors.into(),
+            max_concurrency: "1".into(),
+            hook: Some("SSMPreflight-Gate".into()),
+        };
+    let mut by_key = FleetWindow::install(
+        W_KEY,
+        "one-key",
+        vec![FleetTarget::new("wt-key", &[("tag:PatchGroup", &[WEB])])],
+        "0",
+        "1",
+        "2026-12-12T02:00Z",
+    );
+    by_key.tasks[0].id = "task-key".into();
+    let mut both_keys = FleetWindow::install(
+        W_AND,
+        "two-keys",
+        vec![FleetTarget::new(
+            "wt-and",
+            &[("tag:Patch Group", &[WEB]), ("tag:Role", &["web"])],
+        )],
+        "1",
+        "1",
+        "2026-12-10T02:00Z",
+    );
+    both_keys.tasks[0].id = "task-and".into();
+    let ids = FleetWindow {
+        id: W_IDS.into(),
+        name: "by-id".into(),
+        targets: vec![
+            FleetTarget::new("wt-ids", &[("InstanceIds", &[&web(4), &web(5)])]),
+            FleetTarget::new("wt-rg", &[("resource-groups:Name", &["web-servers"])]),
+        ],
+        tasks: vec![
+            task("task-ids-scan", "Scan", vec!["wt-ids"], "100%"),
+            task("task-ids-install", "Install", vec!["wt-ids", "wt-rg"], "10"),
+        ],
+        next_start: "2026-12-14T02:00Z".into(),
+        enabled: true,
+    };
+    let scan = FleetWindow {
+        id: W_SCAN.into(),
+        name: "scan-only".into(),
+        targets: vec![FleetTarget::new("wt-scan", &[("InstanceIds", &[&web(6)])])],
+        tasks: vec![task("task-scan", "Scan", vec!["wt-scan"], "5%")],
+        next_start: "2026-12-08T02:00Z".into(),
+        enabled: true,
+    };
+    let mut off = FleetWindow::install(
+        W_OFF,
+        "disabled",
+        vec![FleetTarget::new("wt-off", &[("tag:Patch Group", &[WEB])])],
+        "10%",
+        "10%",
+        "2026-12-06T02:00Z",
+    );
+    off.enabled = false;
+    Fleet {
+        nodes,
+        windows: vec![by_key, both_keys, ids, scan, off],
+        registered: vec![WEB.into()],
+        page_by_one: true,
+        invalid: vec![web(5)],
+        ..Fleet::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_reach_exactly_the_nodes_their_targets_name() {
+    let (state, addr) = fake_fleet::start(migrating()).await;
+    let out = run(fleet_command(addr, &["--patch-group", WEB, "--json"])).await;
+    // The two-key window allows one error and has one failing node: close.
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let report = json(&out);
+    let g = group(&report, WEB);
+    assert_eq!(counts(g).iter().sum::<usize>(), 11);
+    let window_of = |n: usize| {
+        g["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["instance_id"] == web(n))
+            .unwrap_or_else(|| panic!("{} in {g}", web(n)))["window"]
+            .clone()
+    };
+    // Item 1: the window on `PatchGroup` reaches only the nodes tagged
+    // PatchGroup; item 2: the two-key target only the `Patch Group` nodes
+    // that are also Role = web (not node 7, Role = web under PatchGroup).
+    for n in 1..=3 {
+        assert_eq!(window_of(n), W_AND, "node {n}");
+    }
+    for n in 7..=10 {
+        assert_eq!(window_of(n), W_KEY, "node {n}");
+    }
+    // Instance IDs; the scan-only window for the node only it reaches; the
+    // disabled window for nobody; node 11 in no window at all.
+    assert_eq!(window_of(4), W_IDS);
+    assert_eq!(window_of(5), W_IDS);
+    assert_eq!(window_of(6), W_SCAN);
+    assert!(window_of(11).is_null());
+    assert_eq!(g["untargeted"], 1);
+
+    // Each window task judged over the nodes it reaches, soonest first.
+    let windows: Vec<(String, String, u64, String)> = g["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["window"]["id"].as_str().unwrap().to_string(),
+                w["operation"].as_str().unwrap().to_string(),
+                w["counts"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .map(|c| c.as_u64().unwrap())
+                    .sum(),
+                w["threshold"]["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let w =
+        |id: &str, op: &str, n: u64, v: &str| (id.to_string(), op.to_string(), n, v.to_string());
+    assert_eq!(
+        windows,
+        [
+            w(W_SCAN, "scan", 1, "scan"),
+            w(W_AND, "install", 3, "close"),
+            // Item 3: MaxErrors 0 with nothing failing is not close.
+            w(W_KEY, "install", 4, "ok"),
+            // Item 5: the Install task (MaxErrors 10) decides, though a
+            // Scan task is listed first and every page holds one task.
+            // (Its Scan task beside it predicts nothing: not listed.)
+            w(W_IDS, "install", 2, "ok"),
+        ]
+    );
+    // The headline is the soonest rollout, not the scan before it.
+    assert_eq!(g["window"]["id"], W_AND);
+    assert_eq!(g["threshold"]["verdict"], "close");
+    assert_eq!(g["threshold"]["limit"], "1");
+
+    let notes = g["notes"].to_string();
+    // Item 4: a report 2 minutes ahead is judged; 3 days ahead is stale.
+    assert!(notes.contains(&format!("{} by 2m", web(3))), "{notes}");
+    assert_eq!(counts(g)[2], 1, "the report 3 days ahead is stale");
+    // Item 7: the node gone since the listing is counted, and named.
+    assert!(
+        notes.contains(&format!(
+            "The failing checks of {} could not be read",
+            web(5)
+        )) && notes.contains("InvalidResourceId"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("resource-groups:Name = web-servers"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("1 node(s) of this group are in no window"),
+        "{notes}"
+    );
+    // Only this tool's items: the node's Patch item is not a failing check.
+    let failing = g["nodes"][0]["failing"].to_string();
+    assert!(!report.to_string().contains("CVE-2026-0001"), "{failing}");
+    // JSON carries the ID as it is (escaped by JSON, not altered).
+    assert!(
+        report
+            .to_string()
+            .contains("\\u001b[31mdisk.var\u{202e}\\nblocked"),
+        "{report}"
+    );
+    assert_eq!(state.lock().unwrap().bad_signatures, 0);
+
+    // Item 8: on a terminal or a pipe the table shows the ID escaped.
+    let table = run(fleet_command(addr, &["--patch-group", WEB])).await;
+    assert_eq!(table.code, 1);
+    assert!(!table.stdout.contains('\u{1b}') && !table.stdout.contains('\u{202e}'));
+    assert!(
+        table
+            .stdout
+            .contains("\\e[31mdisk.var\\u{202e}\\nblocked  i-forged"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        !table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("blocked  i-forged")),
+        "no forged line"
+    );
+    assert!(table
+        .stdout
+        .contains("1 node(s) of this group are in no window"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_counts_the_nodes_its_install_task_reaches() {
+    let (_state, addr) = fake_fleet::start(migrating()).await;
+    let total = |report: &Value| counts(&report["groups"][0]).iter().sum::<usize>();
+    // Item 1 from the window's side: 4 nodes, as the group view says.
+    let one_key = run(fleet_command(addr, &["--window", W_KEY, "--json"])).await;
+    assert_eq!(one_key.code, 0, "{}", one_key.stderr);
+    assert_eq!(total(&json(&one_key)), 4);
+    let two_keys = run(fleet_command(addr, &["--window", W_AND, "--json"])).await;
+    assert_eq!(two_keys.code, 1);
+    assert_eq!(total(&json(&two_keys)), 3);
+    let by_id = run(fleet_command(addr, &["--window", W_IDS, "--json"])).await;
+    assert_eq!(by_id.code, 0, "{}", by_id.stderr);
+    let r = json(&by_id);
+    assert_eq!(total(&r), 2);
+    assert_eq!(r["groups"][0]["threshold"]["limit"], "10");
+    assert!(r["groups"][0]["notes"]
+        .to_string()
+        .contains("resource-groups:Name = web-servers"));
+    // Item 5: a scan-only window predicts no rollout and exits 0.
+    let scan = run(fleet_command(addr, &["--window", W_SCAN])).await;
+    assert_eq!(scan.code, 0, "{}{}", scan.stdout, scan.stderr);
+    assert!(scan.stdout.contains("Scan only:"), "{}", scan.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_counted_is_exit_3_not_clear() {
+    // Item 9: an empty region, and a window whose only target is a
+    // resource group.
+    refused(
+        Fleet::default(),
+        &[],
+        &["nothing was counted", "no managed node in eu-west-1"],
+    )
+    .await;
+    let mut rg_only = migrating();
+    rg_only.windows[2].tasks[1].targets.1 = vec!["wt-rg".into()];
+    refused(
+        rg_only,
+        &["--window", W_IDS],
+        &["nothing was counted", "resource-groups:Name = web-servers"],
+    )
+    .await;
+}
+
+/// The SDK against the fake fleet, as the fleet view calls it.
+fn sdk(addr: std::net::SocketAddr) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new("eu-west-1"))
+            .endpoint_url(format!("http://{addr}"))
+            .http_client(ssm_preflight::aws::sdk_http_client())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                fake_ssm::ACCESS_KEY,
+                fake_ssm::SECRET_KEY,
+                None,
+                None,
+                "test",
+            ))
+            .build(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_fleet_answers_a_wrong_request_differently() {
+    use aws_sdk_ssm::error::ProvideErrorMetadata;
+    use aws_sdk_ssm::types::{
+        ComplianceQueryOperatorType, ComplianceStringFilter, InstanceInformationStringFilter,
+    };
+    let (_state, addr) = fake_fleet::start(migrating()).await;
+    let ssm = sdk(addr);
+    let filter = |k: &str, v: &[&str]| {
+        InstanceInformationStringFilter::builder()
+            .key(k)
+            .set_values(Some(v.iter().map(|s| s.to_string()).collect()))
+            .build()
+            .unwrap()
+    };
+    let listed = |filters: Vec<InstanceInformationStringFilter>| {
+        let ssm = ssm.clone();
+        async move {
+            let mut ids = Vec::new();
+            let mut pages = ssm
+                .describe_instance_information()
+                .set_filters(Some(filters))
+                .into_paginator()
+                .send();
+            while let Some(p) = pages.next().await {
+                let p = p.map_err(|e| {
+                    e.into_service_error()
+                        .code()
+                        .unwrap_or_default()
+                        .to_string()
+                })?;
+                ids.extend(
+                    p.instance_information_list()
+                        .iter()
+                        .filter_map(|i| i.instance_id().map(str::to_string)),
+                );
+            }
+            Ok::<_, String>(ids)
+        }
+    };
+    // Tag filters are ANDed; one key alone answers more.
+    let pg = listed(vec![filter("tag:Patch Group", &[WEB])])
+        .await
+        .unwrap();
+    let and = listed(vec![
+        filter("tag:Patch Group", &[WEB]),
+        filter("tag:Role", &["web"]),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(pg.len(), 7);
+    assert_eq!(and, [web(1), web(2), web(3)]);
+    // A tag filter beside another kind is refused, as the API reference says.
+    let mixed = listed(vec![
+        filter("tag:Patch Group", &[WEB]),
+        filter("InstanceIds", &[&web(1)]),
+    ])
+    .await;
+    assert_eq!(mixed.unwrap_err(), "InvalidFilter");
+
+    // Without the type filter, a node's Patch items come too.
+    let items = |typed: bool, id: String| {
+        let ssm = ssm.clone();
+        async move {
+            let mut call = ssm
+                .list_compliance_items()
+                .resource_ids(id)
+                .resource_types("ManagedInstance");
+            if typed {
+                call = call.filters(
+                    ComplianceStringFilter::builder()
+                        .key("ComplianceType")
+                        .values("Custom:PatchPreflight")
+                        .r#type(ComplianceQueryOperatorType::Equal)
+                        .build(),
+                );
+            }
+            call.send().await.map(|a| {
+                a.compliance_items()
+                    .iter()
+                    .filter_map(|i| i.id().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
+    assert!(items(false, web(2))
+        .await
+        .unwrap()
+        .contains(&"CVE-2026-0001".to_string()));
+    assert_eq!(items(true, web(2)).await.unwrap(), [FORGED]);
+    let gone = items(true, web(5)).await.unwrap_err();
+    assert_eq!(gone.into_service_error().code(), Some("InvalidResourceId"));
+
+    // Every list pages by one: the second task is on the second page.
+    let first = ssm
+        .describe_maintenance_window_tasks()
+        .window_id(W_IDS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.tasks().len(), 1);
+    assert!(first.next_token().is_some());
+    // A disabled window has no next execution.
+    let mut next = Vec::new();
+    let mut pages = ssm.describe_maintenance_windows().into_paginator().send();
+    while let Some(p) = pages.next().await {
+        for w in p.unwrap().window_identities() {
+            next.push((
+                w.window_id().unwrap().to_string(),
+                w.next_execution_time().is_some(),
+            ));
+        }
+    }
+    assert_eq!(next.len(), 5);
+    assert!(next.contains(&(W_OFF.to_string(), false)));
+    assert!(next.contains(&(W_KEY.to_string(), true)));
+    // A task that does not exist, asked by ID.
+    let missing = ssm
+        .get_maintenance_window_task()
+        .window_id(W_IDS)
+        .window_task_id("task-nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.into_service_error().code(),
+        Some("DoesNotExistException")
+    );
+}

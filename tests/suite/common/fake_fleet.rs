@@ -627,7 +627,12 @@ fn describe_instances(s: &Fleet, input: &Value) -> Result<Value, hyper::Response
         .map(|f| {
             let values = f["Values"]
                 .as_array()
-                .map(|v| v.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|v| {
+                    v.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default();
             (f["Key"].as_str().unwrap_or_default().to_string(), values)
         })
