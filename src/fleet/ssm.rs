@@ -116,6 +116,7 @@ pub async fn operator(region: Option<&str>, profile: Option<&str>) -> Result<Ope
                 .build(),
         );
     if let Some(p) = profile {
+        profile_exists(p).await?;
         loader = loader.profile_name(p);
     }
     if let Some(r) = region {
@@ -139,6 +140,30 @@ pub async fn operator(region: Option<&str>, profile: Option<&str>) -> Result<Ope
         client: aws_sdk_ssm::Client::new(&config),
         region,
     })
+}
+
+/// Whether `--profile` names a profile of the operator's AWS config or
+/// credentials file: the SDK's own chain only says, deep in a list of
+/// providers, that it found no credentials.
+async fn profile_exists(name: &str) -> Result<(), FleetError> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
+    let set = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
+        .await
+        .map_err(|e| FleetError::Failed(format!("your AWS config could not be read: {e}. Fix the file it names, or pass --region with credentials in the environment.")))?;
+    if set.get_profile(name).is_some() {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = set.profiles().collect();
+    known.sort();
+    let known = if known.is_empty() {
+        "it has none".to_string()
+    } else {
+        format!("it has {}", known.join(", "))
+    };
+    Err(FleetError::Failed(format!(
+        "there is no profile {name:?} in your AWS config (~/.aws/config, ~/.aws/credentials, or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name): {known}. Pass one of those to --profile, or add it with `aws configure --profile {name}`."
+    )))
 }
 
 fn classify<E, R>(e: &SdkError<E, R>, action: &'static str, region: &str) -> FleetError

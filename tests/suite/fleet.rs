@@ -424,6 +424,15 @@ async fn bad_input_is_a_clear_message_and_exit_3() {
         &["not a share between 0% and 100%"],
     )
     .await;
+    refused(
+        small(),
+        &["--profile", "nope"],
+        &[
+            "there is no profile \"nope\" in your AWS config",
+            "aws configure --profile nope",
+        ],
+    )
+    .await;
     let mut expired = small();
     expired.expired = true;
     refused(
