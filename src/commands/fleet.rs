@@ -162,7 +162,7 @@ pub fn table(report: &FleetReport) -> String {
             out,
             "{}  {}  {}  {:>5}  {:>5}  {:>7}  {:>5}  {:>6}  {:>7}  {:>5}  {:>5.1}%  {style}{}{style:#}",
             cell(&safe(&g.patch_group), width),
-            cell(g.window.as_ref().map(|w| w.id.as_str()).unwrap_or("none"), 20),
+            cell(&safe(g.window.as_ref().map(|w| w.id.as_str()).unwrap_or("none")), 20),
             cell(
                 &safe(
                     g.window
@@ -293,23 +293,19 @@ fn sentence(g: &GroupView) -> String {
 /// character takes two), cut with … when longer.
 fn cell(text: &str, width: usize) -> String {
     let mut out = String::new();
-    let mut used = 0;
     if text.width() <= width {
         out.push_str(text);
-        used = text.width();
     } else {
         for c in text.chars() {
-            let w = c.width().unwrap_or(0);
-            if used + w + 1 > width {
+            if out.width() + c.width().unwrap_or(0) + 1 > width {
                 break;
             }
             out.push(c);
-            used += w;
         }
         out.push('…');
-        used += 1;
     }
-    out.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
+    let pad = width.saturating_sub(out.width());
+    out.extend(std::iter::repeat_n(' ', pad));
     out
 }
 

@@ -172,9 +172,9 @@ pub async fn fleet(opts: &FleetOptions) -> Result<FleetReport, FleetError> {
     let now = SystemTime::now();
     let cache = WindowCache::default();
     // The summaries are one paged chain, the longest; the scopes, their
-    // node listings and the windows run beside it.
+    // node listings, the windows and who they reach run beside it.
     let listed = async {
-        let scopes = scopes(&op, &cache, opts).await?;
+        let mut scopes = scopes(&op, &cache, opts).await?;
         let windows = windows_of(&op, &cache, &scopes).await?;
         let listings: Vec<Result<Vec<Listed>, FleetError>> = stream::iter(scopes.iter())
             .map(|scope| list_scope(&op, scope, &windows))
@@ -185,26 +185,26 @@ pub async fn fleet(opts: &FleetOptions) -> Result<FleetReport, FleetError> {
         for l in listings {
             scope_nodes.push(l?);
         }
+        // The rest: every node no other scope lists.
+        let listed: HashSet<String> = scope_nodes
+            .iter()
+            .zip(&scopes)
+            .filter(|(_, s)| s.kind != Kind::Rest)
+            .flat_map(|(n, _)| n.iter().map(|l| l.node.instance_id.clone()))
+            .collect();
+        for (nodes, scope) in scope_nodes.iter_mut().zip(&scopes) {
+            if scope.kind == Kind::Rest {
+                nodes.retain(|l| !listed.contains(&l.node.instance_id));
+            }
+        }
+        for (nodes, scope) in scope_nodes.iter_mut().zip(scopes.iter_mut()) {
+            let notes = attribute(&op, scope, nodes, &windows).await?;
+            scope.notes.extend(notes);
+        }
         Ok::<_, FleetError>((scopes, windows, scope_nodes))
     };
     let (summaries, listed) = tokio::join!(api::summaries(&op), listed);
-    let (summaries, (mut scopes, windows, mut scope_nodes)) = (summaries?, listed?);
-    // The rest: every node no other scope lists.
-    let listed: HashSet<String> = scope_nodes
-        .iter()
-        .zip(&scopes)
-        .filter(|(_, s)| s.kind != Kind::Rest)
-        .flat_map(|(n, _)| n.iter().map(|l| l.node.instance_id.clone()))
-        .collect();
-    for (nodes, scope) in scope_nodes.iter_mut().zip(&scopes) {
-        if scope.kind == Kind::Rest {
-            nodes.retain(|l| !listed.contains(&l.node.instance_id));
-        }
-    }
-    for (nodes, scope) in scope_nodes.iter_mut().zip(scopes.iter_mut()) {
-        let notes = attribute(&op, scope, nodes, &windows).await?;
-        scope.notes.extend(notes);
-    }
+    let (summaries, (scopes, windows, scope_nodes)) = (summaries?, listed?);
 
     let details = failing_checks(&op, &scope_nodes, &summaries, opts, now).await?;
 
@@ -294,7 +294,7 @@ async fn window_scope(op: &Operator, cache: &WindowCache, id: &str) -> Result<Sc
     let window = cache.get(op, id).await?;
     let mut groups = Vec::new();
     let mut notes = Vec::new();
-    for t in window.predicted_tasks().iter().flat_map(|t| &t.reaches) {
+    for t in window.predicted_tasks().flat_map(|t| &t.reaches) {
         for c in &t.conditions {
             if let Condition::Tag { key, values } = c {
                 if GROUP_KEYS.contains(&format!("tag:{key}").as_str()) {
@@ -325,7 +325,7 @@ async fn window_scope(op: &Operator, cache: &WindowCache, id: &str) -> Result<Sc
 /// What a window's configuration means for the prediction.
 fn window_notes(w: &api::Window) -> Vec<String> {
     let mut notes = Vec::new();
-    for t in w.predicted_tasks().iter().flat_map(|t| &t.reaches) {
+    for t in w.predicted_tasks().flat_map(|t| &t.reaches) {
         let unresolved = t.unresolved();
         if !unresolved.is_empty() {
             notes.push(format!(
@@ -342,13 +342,13 @@ fn window_notes(w: &api::Window) -> Vec<String> {
             w.id
         ));
     }
-    if w.patches && !w.installs {
+    let first = w.tasks.first();
+    if first.is_some() && !w.installs() {
         notes.push(format!("Window {}'s patch tasks only scan (Operation=Scan): they install nothing, so no rollout is predicted. Register a task with Operation=Install to patch these nodes.", w.id));
-    } else if !w.patches {
+    } else if first.is_none() {
         notes.push(format!("Window {} runs no AWS-RunPatchBaseline task: it does not patch these nodes. The threshold is --max-blocked.", w.id));
-    } else if !w
-        .pre_install_hook
-        .as_deref()
+    } else if !first
+        .and_then(|t| t.pre_install_hook.as_deref())
         .is_some_and(|h| h.to_ascii_lowercase().contains("preflight"))
     {
         notes.push(format!("Window {}'s patch task does not run the ssm-preflight gate (PreInstallHookDocName): blocked nodes are not held back and will try to patch anyway.", w.id));
@@ -420,7 +420,7 @@ async fn list_scope(
             // by the tasks that name it.
             let mut wanted: Vec<(usize, Vec<NodeFilter>, Option<Vec<String>>)> = Vec::new();
             for (ti, t) in w.tasks.iter().enumerate() {
-                if !w.predicted_tasks().iter().any(|p| p.id == t.id) {
+                if !w.predicts(t) {
                     continue;
                 }
                 for target in &t.reaches {
@@ -488,13 +488,14 @@ async fn attribute(
         Kind::Group(g) => Some(g.as_str()),
         Kind::Rest => None,
     };
-    let mut asked: HashMap<String, Vec<NodeFilter>> = HashMap::new();
-    let mut pending: Vec<(usize, (usize, usize), String)> = Vec::new();
+    // Each distinct question once, by its filters.
+    let mut asked: HashMap<Vec<NodeFilter>, usize> = HashMap::new();
+    let mut pending: Vec<(usize, (usize, usize), usize)> = Vec::new();
     let mut undecided_rest = 0usize;
     for (ni, l) in nodes.iter_mut().enumerate() {
         for (wi, w) in windows.iter().enumerate() {
             for (ti, t) in w.tasks.iter().enumerate() {
-                if !w.predicted_tasks().iter().any(|p| p.id == t.id) {
+                if !w.predicts(t) {
                     continue;
                 }
                 for target in &t.reaches {
@@ -510,35 +511,30 @@ async fn attribute(
                         // listing by: it would list every tagged node.
                         Reach::IfListed(_) if group.is_none() => undecided_rest += 1,
                         Reach::IfListed(filters) => {
-                            let key = format!("{filters:?}");
-                            asked.entry(key.clone()).or_insert(filters);
-                            pending.push((ni, (wi, ti), key));
+                            let next = asked.len();
+                            let qi = *asked.entry(filters).or_insert(next);
+                            pending.push((ni, (wi, ti), qi));
                         }
                     }
                 }
             }
         }
     }
-    let keys: Vec<(String, Vec<NodeFilter>)> = asked.into_iter().collect();
-    let answers: Vec<Result<Vec<Node>, FleetError>> = stream::iter(keys.iter())
+    let mut questions: Vec<(usize, Vec<NodeFilter>)> =
+        asked.into_iter().map(|(f, i)| (i, f)).collect();
+    questions.sort_by_key(|(i, _)| *i);
+    let answers: Vec<Result<Vec<Node>, FleetError>> = stream::iter(questions.iter())
         .map(|(_, f)| api::nodes(op, f))
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    let mut found: HashMap<&str, HashSet<String>> = HashMap::new();
-    for ((key, _), a) in keys.iter().zip(answers) {
-        found.insert(
-            key.as_str(),
-            a?.into_iter().map(|n| n.instance_id).collect(),
-        );
+    let mut found: Vec<HashSet<String>> = Vec::with_capacity(answers.len());
+    for a in answers {
+        found.push(a?.into_iter().map(|n| n.instance_id).collect());
     }
-    for (ni, task, key) in pending {
+    for (ni, task, qi) in pending {
         let l = &mut nodes[ni];
-        if found
-            .get(key.as_str())
-            .is_some_and(|ids| ids.contains(&l.node.instance_id))
-            && !l.reached_by.contains(&task)
-        {
+        if found[qi].contains(&l.node.instance_id) && !l.reached_by.contains(&task) {
             l.reached_by.push(task);
         }
     }

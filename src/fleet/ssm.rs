@@ -233,7 +233,7 @@ pub struct Node {
 
 /// One filter of a node listing (`tag:Patch Group` = values,
 /// `InstanceIds`, `tag-key`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeFilter {
     pub key: String,
     pub values: Vec<String>,
@@ -425,27 +425,24 @@ pub struct Window {
     pub registered: Vec<RegisteredTarget>,
     /// Its patch tasks, the installing ones first.
     pub tasks: Vec<Task>,
-    /// The first task's MaxConcurrency and MaxErrors ("25%", "10").
-    pub max_concurrency: Option<String>,
-    pub max_errors: Option<String>,
-    /// The first task's pre-install hook.
-    pub pre_install_hook: Option<String>,
-    /// Whether the window runs a patch task at all.
-    pub patches: bool,
-    /// Whether one of its patch tasks installs (Operation=Install); a
-    /// window that only scans predicts no rollout.
-    pub installs: bool,
 }
 
 impl Window {
-    /// The tasks that install, or, when none does, its scan tasks.
-    pub fn predicted_tasks(&self) -> Vec<&Task> {
-        let installs: Vec<&Task> = self.tasks.iter().filter(|t| t.installs).collect();
-        if installs.is_empty() {
-            self.tasks.iter().collect()
-        } else {
-            installs
-        }
+    /// Whether the window installs at all; one that only scans predicts
+    /// no rollout.
+    pub fn installs(&self) -> bool {
+        self.tasks.first().is_some_and(|t| t.installs)
+    }
+
+    /// Whether `task` is predicted: the tasks that install, or, when none
+    /// does, its scan tasks.
+    pub fn predicts(&self, task: &Task) -> bool {
+        task.installs || !self.installs()
+    }
+
+    /// The tasks it predicts.
+    pub fn predicted_tasks(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.iter().filter(|t| self.predicts(t))
     }
 }
 
@@ -486,17 +483,11 @@ pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
     // The Install task decides the rollout: a Scan task listed before it
     // changes nothing.
     predicted.sort_by_key(|t| !t.installs);
-    let first = predicted.first();
     Ok(Window {
         id: id.to_string(),
         name: tasks.name.clone(),
         enabled: tasks.enabled,
         next_start: tasks.next_execution.clone(),
-        max_concurrency: first.and_then(|p| p.max_concurrency.clone()),
-        max_errors: first.and_then(|p| p.max_errors.clone()),
-        pre_install_hook: first.and_then(|p| p.pre_install_hook.clone()),
-        patches: first.is_some(),
-        installs: first.is_some_and(|p| p.installs),
         registered,
         tasks: predicted,
     })

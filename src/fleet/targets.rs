@@ -79,6 +79,15 @@ impl RegisteredTarget {
         }
     }
 
+    /// Whether it names something and ssm-preflight can resolve all of it.
+    fn resolvable(&self) -> bool {
+        !self.conditions.is_empty()
+            && !self
+                .conditions
+                .iter()
+                .any(|c| matches!(c, Condition::Unresolved { .. }))
+    }
+
     /// What it names that ssm-preflight cannot resolve, as `key = values`.
     pub fn unresolved(&self) -> Vec<String> {
         self.conditions
@@ -97,7 +106,7 @@ impl RegisteredTarget {
     /// to list, when it has no tag condition). None: it names something
     /// ssm-preflight cannot resolve, or nothing.
     pub fn listing(&self) -> Option<(Vec<NodeFilter>, Option<Vec<String>>)> {
-        if self.conditions.is_empty() || !self.unresolved().is_empty() {
+        if !self.resolvable() {
             return None;
         }
         let tags: Vec<NodeFilter> = self
@@ -135,9 +144,14 @@ pub enum Reach {
 /// `tag:PatchGroup`; a node's tag has one value, so a listing under a key
 /// says that key's value is `group`).
 pub fn reach(target: &RegisteredTarget, group: &str, id: &str, listed_under: &[&str]) -> Reach {
-    if target.conditions.is_empty() || !target.unresolved().is_empty() {
+    if !target.resolvable() {
         return Reach::No;
     }
+    let listed = |key: &str| {
+        listed_under
+            .iter()
+            .any(|l| l.strip_prefix("tag:") == Some(key))
+    };
     let mut undecided = false;
     for c in &target.conditions {
         match c {
@@ -147,7 +161,7 @@ pub fn reach(target: &RegisteredTarget, group: &str, id: &str, listed_under: &[&
                 }
             }
             Condition::Tag { key, values } => {
-                if listed_under.contains(&format!("tag:{key}").as_str()) {
+                if listed(key) {
                     if !values.iter().any(|v| v == group) {
                         return Reach::No;
                     }
@@ -156,10 +170,7 @@ pub fn reach(target: &RegisteredTarget, group: &str, id: &str, listed_under: &[&
                 }
             }
             Condition::TagKey(keys) => {
-                let has = listed_under
-                    .iter()
-                    .any(|l| keys.iter().any(|k| l.strip_prefix("tag:") == Some(k)));
-                if !has {
+                if !keys.iter().any(|k| listed(k)) {
                     undecided = true;
                 }
             }

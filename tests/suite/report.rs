@@ -88,21 +88,7 @@ async fn a_round_trip_read_back_with_list_compliance_items() {
     assert_eq!(state["delivery"]["state"], "delivered");
 
     // Read back with the SDK, as the Compliance console would.
-    let sdk = aws_sdk_ssm::Client::from_conf(
-        aws_sdk_ssm::Config::builder()
-            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
-            .region(aws_sdk_ssm::config::Region::new("eu-west-1"))
-            .endpoint_url(format!("http://{addr}"))
-            .http_client(ssm_preflight::aws::sdk_http_client())
-            .credentials_provider(aws_credential_types::Credentials::new(
-                fake_ssm::ACCESS_KEY,
-                fake_ssm::SECRET_KEY,
-                None,
-                None,
-                "test",
-            ))
-            .build(),
-    );
+    let sdk = fake_ssm::sdk_client(addr);
     let items = sdk
         .list_compliance_items()
         .resource_ids("mi-0123456789abcdef0")

@@ -777,3 +777,19 @@ pub fn gated_task(window: &str, hook: Option<&str>) -> Value {
         "TaskInvocationParameters": {"RunCommand": {"Parameters": parameters}}, "Priority": 1
     })
 }
+
+/// The SDK as a reader of the fake's answers (the Compliance console, an
+/// operator's script), with the fake's credentials.
+pub fn sdk_client(addr: std::net::SocketAddr) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new("eu-west-1"))
+            .endpoint_url(format!("http://{addr}"))
+            .http_client(ssm_preflight::aws::sdk_http_client())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "test",
+            ))
+            .build(),
+    )
+}
