@@ -27,6 +27,10 @@ pub struct Holding {
     /// /proc/sys/kernel/random/boot_id when it began: a runtime mask does
     /// not outlive the boot.
     pub boot_id: String,
+    /// RFC 3339: when the window opens. A reboot before it is not the
+    /// patch run's: the hold is put back (absent in older state files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<String>,
 }
 
 /// The last hold that ended, and how.
@@ -96,6 +100,8 @@ pub struct Span {
     pub window: String,
     pub window_id: Option<String>,
     pub from: Timestamp,
+    /// When the window opens (from + hold_before).
+    pub start: Timestamp,
     pub until: Timestamp,
 }
 
@@ -115,6 +121,7 @@ pub fn span(window: &Window, hold_before: Duration, hold_max: Duration) -> Optio
         window: window.name.clone(),
         window_id: window.window_id.clone(),
         from: start.checked_sub(signed(hold_before)).unwrap_or(start),
+        start,
         until: start.checked_add(signed(length)).unwrap_or(start),
     })
 }
@@ -139,6 +146,8 @@ pub fn current_or_next(
 pub struct Held {
     pub until: Timestamp,
     pub boot_id: String,
+    /// When its window opens, if recorded.
+    pub window_start: Option<Timestamp>,
 }
 
 /// What the daemon does about holding now.
@@ -162,7 +171,7 @@ pub enum Step {
 pub fn step(now: Timestamp, held: Option<&Held>, boot_id: &str, next: Option<&Span>) -> Step {
     if let Some(h) = held {
         if h.boot_id != boot_id {
-            return Step::EndedByReboot;
+            return again(now, h, next).unwrap_or(Step::EndedByReboot);
         }
         if now >= h.until {
             return Step::End;
@@ -180,6 +189,17 @@ pub fn step(now: Timestamp, held: Option<&Held>, boot_id: &str, next: Option<&Sp
 
 /// After a reboot ended a hold, the span of that same window must not
 /// begin again: `next` is skipped when it is the window just held.
+/// After the masks of `held` vanished (a reboot): a window that has not
+/// opened yet is held again — the reboot was not the patch run's (often
+/// the one `reboot.pending` asks for ahead of it).
+pub fn again(now: Timestamp, held: &Held, next: Option<&Span>) -> Option<Step> {
+    let start = held.window_start?;
+    match next {
+        Some(s) if now < start && s.start == start && s.from <= now => Some(Step::Begin(s.clone())),
+        _ => None,
+    }
+}
+
 pub fn skip_ended(next: Option<Span>, ended_until: Option<Timestamp>) -> Option<Span> {
     match (next, ended_until) {
         (Some(s), Some(until)) if s.until <= until => None,
@@ -235,6 +255,7 @@ mod tests {
         let held = Held {
             until: next.until,
             boot_id: boot.into(),
+            window_start: Some(next.start),
         };
         assert_eq!(
             step(t("2026-12-20T03:00:00Z"), Some(&held), boot, Some(&next)),
@@ -274,6 +295,7 @@ mod tests {
         let held = Held {
             until: t("2026-12-20T05:00:00Z"),
             boot_id: "boot-a".into(),
+            window_start: Some(t("2026-12-20T02:00:00Z")),
         };
         let next = current_or_next(&w, now, MIN15, H4);
         assert_eq!(
@@ -285,6 +307,44 @@ mod tests {
         assert_eq!(
             step(now, None, "boot-b", next.as_ref()),
             Step::Wait { wake: None }
+        );
+    }
+
+    #[test]
+    fn a_reboot_before_the_window_opens_puts_the_hold_back() {
+        // Issue #26 item 11: held from 01:45, a reboot at 01:49 ended the
+        // hold for good and the updaters ran into the window.
+        let w = [window("2026-12-20T02:00:00Z", Some(3))];
+        let now = t("2026-12-20T01:49:00Z");
+        let next = current_or_next(&w, now, MIN15, H4).unwrap();
+        let held = Held {
+            until: next.until,
+            boot_id: "boot-a".into(),
+            window_start: Some(next.start),
+        };
+        assert_eq!(
+            step(now, Some(&held), "boot-b", Some(&next)),
+            Step::Begin(next.clone())
+        );
+        // Masks gone on the same boot (a container's reboot): the same.
+        assert_eq!(
+            again(now, &held, Some(&next)),
+            Some(Step::Begin(next.clone()))
+        );
+        // Once the window has opened, the reboot is the patch run's.
+        let later = t("2026-12-20T02:30:00Z");
+        assert_eq!(
+            step(later, Some(&held), "boot-b", Some(&next)),
+            Step::EndedByReboot
+        );
+        // A state file from before the window's start was recorded: as before.
+        let old = Held {
+            window_start: None,
+            ..held
+        };
+        assert_eq!(
+            step(now, Some(&old), "boot-b", Some(&next)),
+            Step::EndedByReboot
         );
     }
 

@@ -138,6 +138,7 @@ pub async fn begin(
         restart,
         left_running,
         boot_id: boot_id.to_string(),
+        window_start: Some(span.start.to_string()),
     })
 }
 
@@ -290,7 +291,18 @@ impl Keeper {
         let step = self.due(now, windows, settings).await;
         tracing::debug!(?step, "the hold of the updaters");
         match step {
-            Step::Begin(span) => Some(self.begin(&span, settings).await),
+            Step::Begin(span) => {
+                if let Some(h) = &self.state.holding {
+                    // Only a hold whose masks vanished before its window
+                    // opened is begun again while recorded.
+                    tracing::info!(
+                        "a reboot before window {} opened ({}) removed the runtime masks of the updaters; they are put back",
+                        h.window,
+                        span.start
+                    );
+                }
+                Some(self.begin(&span, settings).await)
+            }
             Step::End => {
                 let h = self.state.holding.clone()?;
                 Some(self.end(&h, now, settings).await)
@@ -320,6 +332,7 @@ impl Keeper {
         let held = self.state.holding.as_ref().map(|h| Held {
             until: parse(&h.until).unwrap_or(now),
             boot_id: h.boot_id.clone(),
+            window_start: h.window_start.as_deref().and_then(parse),
         });
         let next = if settings.hold_updaters {
             hold::skip_ended(
@@ -337,7 +350,10 @@ impl Keeper {
             self.verified = true;
             if let (Some(h), Step::Wait { .. } | Step::End) = (&self.state.holding, &step) {
                 if self.masks_gone(h).await {
-                    step = Step::EndedByReboot;
+                    step = held
+                        .as_ref()
+                        .and_then(|h| hold::again(now, h, next.as_ref()))
+                        .unwrap_or(Step::EndedByReboot);
                 }
             }
         }

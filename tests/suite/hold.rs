@@ -248,6 +248,48 @@ async fn a_reboot_in_the_middle_ends_the_hold_without_masking_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reboot_before_the_window_opens_masks_them_again() {
+    // Issue #26 item 11: the reboot `reboot.pending` asks for, taken after
+    // the hold began and before the window opens, must not free the
+    // updaters to run into the window.
+    let bus = PrivateBus::start();
+    let (_conn, fake) = fake_bus::serve_systemd_shared(&bus.address, &updaters(), false).await;
+    let start_at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+    let at = start_at.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    let config = config(60, 3600, 5)
+        .replace("hold_before = \"2s\"", "hold_before = \"120s\"")
+        .lines()
+        .map(|l| {
+            if l.starts_with("schedule = ") {
+                format!("schedule = \"at({at})\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let until = (start_at + jiff::SignedDuration::from_secs(3600)).to_string();
+    let before = serde_json::json!({
+        "last_run": null, "history": [], "delivery": null, "last_delivered_run": null,
+        "hold": {"holding": {"window": "soon", "window_id": null, "began_at": "2026-12-20T01:45:00Z", "until": until,
+                             "units": ["apt-daily.timer"], "restart": ["apt-daily.timer"], "boot_id": "boot-a",
+                             "window_start": format!("{at}Z")}}
+    });
+    let d = start(&bus, config, "boot-b", Some(before.to_string())).await;
+    let masked = called(&fake, "MaskUnitFiles", 20).await;
+    assert!(!masked.is_empty(), "masked again: {:?}", fake.calls());
+    let holding = recorded_hold(&d);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut holding = holding;
+    while holding["boot_id"] != "boot-b" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        holding = recorded_hold(&d);
+    }
+    assert_eq!(holding["boot_id"], "boot-b", "{holding}");
+    assert_eq!(holding["window"], "soon");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_updater_is_waited_for_and_never_stopped() {
     let bus = PrivateBus::start();
     let mut units = updaters();
