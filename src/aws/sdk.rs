@@ -185,7 +185,9 @@ where
             let code = se.err().code().unwrap_or_default().to_string();
             let message = se.err().message().unwrap_or("no message").to_string();
             let kind = match code.as_str() {
-                "AccessDeniedException" | "AccessDenied" => FailureKind::Denied,
+                "AccessDeniedException" | "AccessDenied" | "ForbiddenException" => {
+                    FailureKind::Denied
+                }
                 "ExpiredTokenException"
                 | "ExpiredToken"
                 | "UnrecognizedClientException"

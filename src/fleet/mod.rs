@@ -324,12 +324,12 @@ async fn window_scope(op: &Operator, cache: &WindowCache, id: &str) -> Result<Sc
 
 /// What a window's configuration means for the prediction.
 fn window_notes(w: &api::Window) -> Vec<String> {
-    let mut notes = Vec::new();
+    let mut notes = w.notes.clone();
     for t in w.predicted_tasks().flat_map(|t| &t.reaches) {
         let unresolved = t.unresolved();
         if !unresolved.is_empty() {
             notes.push(format!(
-                "Window {}'s target {} names {}, which ssm-preflight cannot resolve to nodes (it resolves instance IDs and tags): the nodes it reaches are not counted.",
+                "Window {}'s target {} names {}, which ssm-preflight could not resolve to nodes (it resolves instance IDs, tags and the resource groups it can read): the nodes it reaches are not counted.",
                 w.id,
                 t.id,
                 unresolved.join(" and ")

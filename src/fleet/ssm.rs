@@ -12,7 +12,7 @@
 //! person or a pipeline, never by the daemon.
 
 use crate::aws::compliance::COMPLIANCE_TYPE;
-use crate::fleet::targets::RegisteredTarget;
+use crate::fleet::targets::{Member, RegisteredTarget};
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::{
     ComplianceQueryOperatorType, ComplianceStatus, ComplianceStringFilter,
@@ -28,6 +28,8 @@ const PAGE_COMPLIANCE: i32 = 50;
 const PAGE_PATCH_GROUPS: i32 = 100;
 const PAGE_WINDOW_TARGETS: i32 = 100;
 const PAGE_WINDOWS: i32 = 100;
+/// ListGroupResources' largest page.
+const PAGE_GROUP_MEMBERS: i32 = 50;
 
 /// The IAM policy shipped for the operator.
 pub const OPERATOR_POLICY: &str = "/usr/share/ssm-preflight/iam/fleet-operator-policy.json";
@@ -35,7 +37,7 @@ pub const OPERATOR_POLICY: &str = "/usr/share/ssm-preflight/iam/fleet-operator-p
 /// Why the fleet could not be read: each a sentence with what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FleetError {
-    #[error("{action} was refused (AccessDeniedException: {message}). Add {action} to your IAM policy; {OPERATOR_POLICY} lists every action `ssm-preflight fleet` needs.")]
+    #[error("{action} was refused ({message}). Add {action} to your IAM policy; {OPERATOR_POLICY} lists every action `ssm-preflight fleet` needs.")]
     Denied {
         action: &'static str,
         message: String,
@@ -81,6 +83,8 @@ fn count() {
 /// An SSM client with the operator's credentials, and its region.
 pub struct Operator {
     pub client: aws_sdk_ssm::Client,
+    /// Resource Groups, for windows that target `resource-groups:Name`.
+    pub groups: aws_sdk_resourcegroups::Client,
     pub region: String,
 }
 
@@ -138,6 +142,7 @@ pub async fn operator(region: Option<&str>, profile: Option<&str>) -> Result<Ope
         .map_err(|e| FleetError::NoCredentials(crate::aws::sdk::source_chain(&e)))?;
     Ok(Operator {
         client: aws_sdk_ssm::Client::new(&config),
+        groups: aws_sdk_resourcegroups::Client::new(&config),
         region,
     })
 }
@@ -425,6 +430,8 @@ pub struct Window {
     pub registered: Vec<RegisteredTarget>,
     /// Its patch tasks, the installing ones first.
     pub tasks: Vec<Task>,
+    /// What could not be read about its targets (a resource group).
+    pub notes: Vec<String>,
 }
 
 impl Window {
@@ -467,7 +474,7 @@ pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
     for _ in 0..tasks.calls {
         count();
     }
-    let registered = registered?;
+    let (registered, notes) = resolve_groups(op, registered?).await;
     let mut predicted: Vec<Task> = tasks
         .patch_tasks
         .iter()
@@ -490,7 +497,62 @@ pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
         next_start: tasks.next_execution.clone(),
         registered,
         tasks: predicted,
+        notes,
     })
+}
+
+/// The registered targets with their resource groups replaced by the
+/// groups' managed nodes; a group that could not be read leaves its target
+/// unresolved, with a note saying why.
+async fn resolve_groups(
+    op: &Operator,
+    mut registered: Vec<RegisteredTarget>,
+) -> (Vec<RegisteredTarget>, Vec<String>) {
+    let mut names: Vec<String> = registered
+        .iter()
+        .flat_map(|t| t.resource_groups().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut members = HashMap::new();
+    let mut notes = Vec::new();
+    for name in names {
+        match group_members(op, &name).await {
+            Ok(m) => {
+                members.insert(name, m);
+            }
+            Err(e) => notes.push(format!(
+                "Resource group {name} could not be read, so the nodes in it are not counted: {e}"
+            )),
+        }
+    }
+    for t in &mut registered {
+        t.resolve_groups(&members);
+    }
+    (registered, notes)
+}
+
+/// The members of a resource group (`ListGroupResources`, every page).
+async fn group_members(op: &Operator, name: &str) -> Result<Vec<Member>, FleetError> {
+    const ACTION: &str = "resource-groups:ListGroupResources";
+    let call = op
+        .groups
+        .list_group_resources()
+        .group(name)
+        .max_results(PAGE_GROUP_MEMBERS);
+    let mut out = Vec::new();
+    for page in all_pages(call.into_paginator().send(), ACTION, &op.region).await? {
+        for r in page.resources() {
+            let Some(id) = r.identifier() else { continue };
+            if let (Some(t), Some(arn)) = (id.resource_type(), id.resource_arn()) {
+                out.push(Member {
+                    resource_type: t.to_string(),
+                    arn: arn.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The registered targets a task's own targets name.

@@ -21,9 +21,40 @@ pub enum Condition {
     Tag { key: String, values: Vec<String> },
     /// `tag-key`: the node carries one of these tag keys, any value.
     TagKey(Vec<String>),
-    /// What ssm-preflight cannot resolve to nodes (`resource-groups:Name`,
-    /// `resource-groups:ResourceTypeFilters`), as written.
+    /// `resource-groups:Name`: the node is a member of one of these
+    /// resource groups; replaced by the members' instance IDs once the
+    /// groups are read (`resolve_groups`).
+    ResourceGroup(Vec<String>),
+    /// `resource-groups:ResourceTypeFilters`: the member types a
+    /// resource-group target keeps.
+    ResourceTypes(Vec<String>),
+    /// What ssm-preflight cannot resolve to nodes, as written.
     Unresolved { key: String, values: Vec<String> },
+}
+
+/// The resource types of managed nodes in a resource group.
+const NODE_TYPES: &[&str] = &["AWS::EC2::Instance", "AWS::SSM::ManagedInstance"];
+
+/// A member of a resource group, as `ListGroupResources` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub resource_type: String,
+    pub arn: String,
+}
+
+impl Member {
+    /// Its node ID when it is a managed node: the ARN's last part
+    /// (`…:instance/i-0abc`, `…:managed-instance/mi-0abc`).
+    fn node_id(&self, types: Option<&[String]>) -> Option<&str> {
+        let kept = match types {
+            Some(t) => t.iter().any(|t| *t == self.resource_type),
+            None => true,
+        };
+        if !kept || !NODE_TYPES.contains(&self.resource_type.as_str()) {
+            return None;
+        }
+        self.arn.rsplit('/').next().filter(|id| !id.is_empty())
+    }
 }
 
 impl Condition {
@@ -33,6 +64,10 @@ impl Condition {
             Condition::InstanceIds(values)
         } else if key == "tag-key" {
             Condition::TagKey(values)
+        } else if key == "resource-groups:Name" {
+            Condition::ResourceGroup(values)
+        } else if key == "resource-groups:ResourceTypeFilters" {
+            Condition::ResourceTypes(values)
         } else if let Some(tag) = key.strip_prefix("tag:") {
             Condition::Tag {
                 key: tag.to_string(),
@@ -79,13 +114,10 @@ impl RegisteredTarget {
         }
     }
 
-    /// Whether it names something and ssm-preflight can resolve all of it.
+    /// Whether it names something and ssm-preflight can resolve all of it
+    /// (a resource group only once its members were read).
     fn resolvable(&self) -> bool {
-        !self.conditions.is_empty()
-            && !self
-                .conditions
-                .iter()
-                .any(|c| matches!(c, Condition::Unresolved { .. }))
+        !self.conditions.is_empty() && self.unresolved().is_empty()
     }
 
     /// What it names that ssm-preflight cannot resolve, as `key = values`.
@@ -96,9 +128,60 @@ impl RegisteredTarget {
                 Condition::Unresolved { key, values } => {
                     Some(format!("{key} = {}", values.join(", ")))
                 }
+                Condition::ResourceGroup(names) => {
+                    Some(format!("resource-groups:Name = {}", names.join(", ")))
+                }
+                Condition::ResourceTypes(types) => Some(format!(
+                    "resource-groups:ResourceTypeFilters = {}",
+                    types.join(", ")
+                )),
                 _ => None,
             })
             .collect()
+    }
+
+    /// The resource groups it names.
+    pub fn resource_groups(&self) -> impl Iterator<Item = &String> {
+        self.conditions.iter().flat_map(|c| match c {
+            Condition::ResourceGroup(names) => names.as_slice(),
+            _ => &[],
+        })
+    }
+
+    /// Its resource-group condition replaced by the instance IDs of the
+    /// groups' managed nodes (of the types its `ResourceTypeFilters` keep),
+    /// when every group it names was read (`members`, by group name); a
+    /// group that could not be read leaves it unresolved.
+    pub fn resolve_groups(&mut self, members: &std::collections::HashMap<String, Vec<Member>>) {
+        let types: Option<Vec<String>> = self.conditions.iter().find_map(|c| match c {
+            Condition::ResourceTypes(t) => Some(t.clone()),
+            _ => None,
+        });
+        let mut resolved = false;
+        for c in &mut self.conditions {
+            let Condition::ResourceGroup(names) = c else {
+                continue;
+            };
+            let Some(read): Option<Vec<&Vec<Member>>> =
+                names.iter().map(|n| members.get(n)).collect()
+            else {
+                return;
+            };
+            let mut ids: Vec<String> = read
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.node_id(types.as_deref()))
+                .map(str::to_string)
+                .collect();
+            ids.sort();
+            ids.dedup();
+            *c = Condition::InstanceIds(ids);
+            resolved = true;
+        }
+        if resolved {
+            self.conditions
+                .retain(|c| !matches!(c, Condition::ResourceTypes(_)));
+        }
     }
 
     /// How to list every node it reaches: its tag conditions as one
@@ -174,7 +257,9 @@ pub fn reach(target: &RegisteredTarget, group: &str, id: &str, listed_under: &[&
                     undecided = true;
                 }
             }
-            Condition::Unresolved { .. } => return Reach::No,
+            Condition::ResourceGroup(_)
+            | Condition::ResourceTypes(_)
+            | Condition::Unresolved { .. } => return Reach::No,
         }
     }
     if !undecided {
@@ -276,6 +361,60 @@ mod tests {
         assert_eq!(rg.unresolved(), vec!["resource-groups:Name = web-servers"]);
         assert_eq!(rg.listing(), None);
         assert_eq!(reach(&target(&[]), "dev", "i-1", &[PG]), Reach::No);
+    }
+
+    #[test]
+    fn a_resource_group_reaches_its_managed_nodes_once_read() {
+        let member = |t: &str, arn: &str| Member {
+            resource_type: t.into(),
+            arn: arn.into(),
+        };
+        let members: std::collections::HashMap<String, Vec<Member>> = [(
+            "web-servers".to_string(),
+            vec![
+                member(
+                    "AWS::EC2::Instance",
+                    "arn:aws:ec2:eu-west-1:123456789012:instance/i-1",
+                ),
+                member(
+                    "AWS::SSM::ManagedInstance",
+                    "arn:aws:ssm:eu-west-1:123456789012:managed-instance/mi-2",
+                ),
+                member("AWS::S3::Bucket", "arn:aws:s3:::i-3"),
+            ],
+        )]
+        .into();
+        let mut rg = target(&[("resource-groups:Name", &["web-servers"])]);
+        rg.resolve_groups(&members);
+        assert_eq!(reach(&rg, "dev", "i-1", &[PG]), Reach::Yes);
+        assert_eq!(reach(&rg, "dev", "mi-2", &[PG]), Reach::Yes);
+        assert_eq!(reach(&rg, "dev", "i-3", &[PG]), Reach::No);
+        assert!(rg.unresolved().is_empty());
+        // Its ResourceTypeFilters keep EC2 instances only, and go.
+        let mut ec2 = target(&[
+            ("resource-groups:Name", &["web-servers"]),
+            (
+                "resource-groups:ResourceTypeFilters",
+                &["AWS::EC2::Instance"],
+            ),
+        ]);
+        ec2.resolve_groups(&members);
+        assert_eq!(
+            ec2.conditions,
+            vec![Condition::InstanceIds(vec!["i-1".into()])]
+        );
+        // A group that could not be read stays unresolved, and reaches none.
+        let mut unread = target(&[("resource-groups:Name", &["web-servers", "db"])]);
+        unread.resolve_groups(&members);
+        assert_eq!(reach(&unread, "dev", "i-1", &[PG]), Reach::No);
+        assert_eq!(
+            unread.unresolved(),
+            vec!["resource-groups:Name = web-servers, db"]
+        );
+        assert_eq!(
+            unread.resource_groups().collect::<Vec<_>>(),
+            ["web-servers", "db"]
+        );
     }
 
     #[test]

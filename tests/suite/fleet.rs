@@ -39,7 +39,9 @@ fn fleet_command(addr: std::net::SocketAddr, args: &[&str]) -> std::process::Com
             "AWS_SHARED_CREDENTIALS_FILE",
             root.join("no-aws-credentials"),
         )
-        .env("AWS_ENDPOINT_URL_SSM", format!("http://{addr}"));
+        .env("AWS_ENDPOINT_URL_SSM", format!("http://{addr}"))
+        // The fake fleet serves Resource Groups' ListGroupResources too.
+        .env("AWS_ENDPOINT_URL_RESOURCE_GROUPS", format!("http://{addr}"));
     cmd
 }
 
@@ -653,9 +655,9 @@ fn web(n: usize) -> String {
 /// A patch group mid-migration, as issue #26 found fleets: nodes under
 /// both tag keys, some also tagged Role = web, and five windows registered
 /// the ways the console allows — one tag key only, two keys in one target,
-/// instance IDs beside a resource group with a Scan task listed before the
-/// Install task (every list paged by one), a scan-only window, and a
-/// disabled one. Reports: one 2 minutes and one 3 days in the future, one
+/// instance IDs beside a resource group (node 1, a managed node outside
+/// the group and a bucket) with a Scan task listed before the Install task
+/// (every list paged by one), a scan-only window, and a disabled one. Reports: one 2 minutes and one 3 days in the future, one
 /// node gone since the listing (InvalidResourceId), one whose check ID
 /// carries escapes.
 fn migrating() -> Fleet {
@@ -758,6 +760,25 @@ fn migrating() -> Fleet {
         registered: vec![WEB.into()],
         page_by_one: true,
         invalid: vec![web(5)],
+        resource_groups: [(
+            "web-servers".to_string(),
+            vec![
+                (
+                    "AWS::EC2::Instance".to_string(),
+                    format!("arn:aws:ec2:eu-west-1:123456789012:instance/{}", web(1)),
+                ),
+                (
+                    "AWS::SSM::ManagedInstance".to_string(),
+                    "arn:aws:ssm:eu-west-1:123456789012:managed-instance/mi-0000000000000a999"
+                        .to_string(),
+                ),
+                (
+                    "AWS::S3::Bucket".to_string(),
+                    "arn:aws:s3:::web-assets".to_string(),
+                ),
+            ],
+        )]
+        .into(),
         ..Fleet::default()
     }
 }
@@ -827,8 +848,10 @@ async fn windows_reach_exactly_the_nodes_their_targets_name() {
             w(W_KEY, "install", 4, "ok"),
             // Item 5: the Install task (MaxErrors 10) decides, though a
             // Scan task is listed first and every page holds one task.
-            // (Its Scan task beside it predicts nothing: not listed.)
-            w(W_IDS, "install", 2, "ok"),
+            // (Its Scan task beside it predicts nothing: not listed.) It
+            // reaches nodes 4 and 5 by ID and node 1 through the resource
+            // group (the soonest window stays node 1's own).
+            w(W_IDS, "install", 3, "ok"),
         ]
     );
     // The headline is the soonest rollout, not the scan before it.
@@ -848,8 +871,9 @@ async fn windows_reach_exactly_the_nodes_their_targets_name() {
         )) && notes.contains("InvalidResourceId"),
         "{notes}"
     );
+    // The resource group was read: nothing about it is unresolved.
     assert!(
-        notes.contains("resource-groups:Name = web-servers"),
+        !notes.contains("resource-groups:Name = web-servers"),
         "{notes}"
     );
     assert!(
@@ -904,11 +928,29 @@ async fn a_window_counts_the_nodes_its_install_task_reaches() {
     let by_id = run(fleet_command(addr, &["--window", W_IDS, "--json"])).await;
     assert_eq!(by_id.code, 0, "{}", by_id.stderr);
     let r = json(&by_id);
-    assert_eq!(total(&r), 2);
+    // Nodes 4 and 5 by ID, node 1 as the resource group's one node of the
+    // group (its other managed node is in no patch group, the bucket no node).
+    assert_eq!(total(&r), 3);
     assert_eq!(r["groups"][0]["threshold"]["limit"], "10");
-    assert!(r["groups"][0]["notes"]
+    assert!(!r["groups"][0]["notes"]
         .to_string()
-        .contains("resource-groups:Name = web-servers"));
+        .contains("resource-groups:Name"));
+    // Without resource-groups:ListGroupResources the group's nodes are not
+    // counted, and a note says which group and which action.
+    let mut denied = migrating();
+    denied.deny = vec!["ListGroupResources".into()];
+    let (_state, denied_at) = fake_fleet::start(denied).await;
+    let by_id = run(fleet_command(denied_at, &["--window", W_IDS, "--json"])).await;
+    assert_eq!(by_id.code, 0, "{}", by_id.stderr);
+    let r = json(&by_id);
+    assert_eq!(total(&r), 2);
+    let notes = r["groups"][0]["notes"].to_string();
+    assert!(
+        notes.contains("Resource group web-servers could not be read")
+            && notes.contains("Add resource-groups:ListGroupResources")
+            && notes.contains("resource-groups:Name = web-servers"),
+        "{notes}"
+    );
     // Item 5: a scan-only window predicts no rollout and exits 0.
     let scan = run(fleet_command(addr, &["--window", W_SCAN])).await;
     assert_eq!(scan.code, 0, "{}{}", scan.stdout, scan.stderr);
@@ -927,6 +969,7 @@ async fn nothing_counted_is_exit_3_not_clear() {
     .await;
     let mut rg_only = migrating();
     rg_only.windows[2].tasks[1].targets.1 = vec!["wt-rg".into()];
+    rg_only.deny = vec!["ListGroupResources".into()];
     refused(
         rg_only,
         &["--window", W_IDS],
@@ -1063,4 +1106,45 @@ async fn the_fake_fleet_answers_a_wrong_request_differently() {
         missing.into_service_error().code(),
         Some("DoesNotExistException")
     );
+    // Resource Groups: every member, a page of one at a time; a group that
+    // does not exist is NotFoundException.
+    let groups = aws_sdk_resourcegroups::Client::from_conf(
+        aws_sdk_resourcegroups::Config::builder()
+            .behavior_version(aws_sdk_resourcegroups::config::BehaviorVersion::latest())
+            .region(aws_sdk_resourcegroups::config::Region::new("eu-west-1"))
+            .endpoint_url(format!("http://{addr}"))
+            .http_client(ssm_preflight::aws::sdk_http_client())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                fake_ssm::ACCESS_KEY,
+                fake_ssm::SECRET_KEY,
+                None,
+                None,
+                "test",
+            ))
+            .build(),
+    );
+    let mut arns = Vec::new();
+    let mut pages = groups
+        .list_group_resources()
+        .group("web-servers")
+        .into_paginator()
+        .send();
+    while let Some(p) = pages.next().await {
+        let p = p.unwrap();
+        assert_eq!(p.resources().len(), 1);
+        arns.extend(
+            p.resources()
+                .iter()
+                .filter_map(|r| r.identifier()?.resource_arn().map(str::to_string)),
+        );
+    }
+    assert_eq!(arns.len(), 3);
+    assert!(arns[0].ends_with(&web(1)));
+    let nope = groups
+        .list_group_resources()
+        .group("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(nope.into_service_error().code(), Some("NotFoundException"));
 }

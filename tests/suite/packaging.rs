@@ -23,16 +23,18 @@ fn granted(file: &str) -> Vec<String> {
     actions
 }
 
-/// The `ssm:`/`ec2:` actions a source file names (as it calls them, in its
+/// The `ssm:`/`ec2:`/`resource-groups:` actions a source file names (as it calls them, in its
 /// error messages).
 fn named_actions(text: &str) -> Vec<&str> {
     text.split('"')
         .skip(1)
         .step_by(2)
         .filter(|q| {
-            (q.starts_with("ssm:") || q.starts_with("ec2:"))
-                && q.len() > 4
-                && q[4..].chars().all(|c| c.is_ascii_alphanumeric())
+            q.split_once(':').is_some_and(|(service, verb)| {
+                ["ssm", "ec2", "resource-groups"].contains(&service)
+                    && !verb.is_empty()
+                    && verb.chars().all(|c| c.is_ascii_alphanumeric())
+            })
         })
         .collect()
 }
@@ -104,7 +106,7 @@ fn the_operator_policy_grants_exactly_what_the_fleet_view_calls() {
     assert_eq!(got, want);
     // Least privilege: nothing that writes.
     for a in &got {
-        let verb = &a[4..];
+        let verb = a.split_once(':').unwrap().1;
         assert!(
             ["Describe", "List", "Get"]
                 .iter()

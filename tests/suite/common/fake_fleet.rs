@@ -155,6 +155,9 @@ pub struct Fleet {
     /// Nodes whose ListComplianceItems answers InvalidResourceId (gone
     /// since the listing).
     pub invalid: Vec<String>,
+    /// Resource groups by name: each member's (ResourceType, ResourceArn),
+    /// for Resource Groups' ListGroupResources.
+    pub resource_groups: BTreeMap<String, Vec<(String, String)>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -495,7 +498,12 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let action = target.trim_start_matches("AmazonSSM.").to_string();
+    // Resource Groups is a REST-JSON API: the operation is the path.
+    let action = if target.is_empty() && parts.uri.path() == "/list-group-resources" {
+        "ListGroupResources".to_string()
+    } else {
+        target.trim_start_matches("AmazonSSM.").to_string()
+    };
     let latency = {
         let mut s = state.lock().unwrap();
         *s.calls.entry(action.clone()).or_default() += 1;
@@ -521,6 +529,9 @@ async fn handle(
             "ExpiredTokenException",
             "The security token included in the request is expired",
         );
+    }
+    if s.deny.contains(&action) && action == "ListGroupResources" {
+        return error(403, "ForbiddenException", "User: arn:aws:sts::123456789012:assumed-role/PatchOperator/alice is not authorized to perform: resource-groups:ListGroupResources because no identity-based policy allows the resource-groups:ListGroupResources action");
     }
     if s.deny.contains(&action) {
         return error(400, "AccessDeniedException", &format!("User: arn:aws:sts::123456789012:assumed-role/PatchOperator/alice is not authorized to perform: ssm:{action} because no identity-based policy allows the ssm:{action} action"));
@@ -594,6 +605,17 @@ async fn handle(
                 json!({"WindowId": w.id, "WindowTargetId": t.id, "ResourceType": kind, "Targets": conditions})
             };
             page(&s, &w.targets, render, &input, size, "Targets")
+        }),
+        "ListGroupResources" => page_size(&input, 1, 50, 50).and_then(|size| {
+            let name = input["Group"].as_str().unwrap_or_default();
+            let members = s.resource_groups.get(name).ok_or_else(|| {
+                error(404, "NotFoundException", &format!("Cannot find group {name}."))
+            })?;
+            let render = |(kind, arn): &(String, String)| json!({"Identifier": {"ResourceArn": arn, "ResourceType": kind}});
+            let mut out = page(&s, members, render, &input, size, "Resources")?;
+            // The deprecated field AWS still fills beside Resources.
+            out["ResourceIdentifiers"] = json!(out["Resources"].as_array().unwrap().iter().map(|r| r["Identifier"].clone()).collect::<Vec<_>>());
+            Ok(out)
         }),
         other => Err(error(400, "UnknownOperationException", &format!("the fake fleet does not serve {other}"))),
     };
