@@ -47,7 +47,7 @@ impl Member {
     /// (`…:instance/i-0abc`, `…:managed-instance/mi-0abc`).
     fn node_id(&self, types: Option<&[String]>) -> Option<&str> {
         let kept = match types {
-            Some(t) => t.iter().any(|t| *t == self.resource_type),
+            Some(t) => t.contains(&self.resource_type),
             None => true,
         };
         if !kept || !NODE_TYPES.contains(&self.resource_type.as_str()) {
