@@ -27,3 +27,4 @@ pub mod host;
 pub mod network;
 pub mod run;
 pub mod service;
+pub mod text;

@@ -6,15 +6,14 @@ mod config_cmd;
 mod fleet;
 mod gate;
 pub mod logging;
-mod safe;
 mod status;
 mod table;
 mod windows;
 
 use crate::run::compliance;
 use crate::run::deliver::SendError;
+pub use crate::text::safe;
 use cli::{Cli, Command, ConfigCommand, Global};
-pub use safe::safe;
 
 /// Exit code for "could not run": a bad config, a bad argument, an internal error.
 pub const EXIT_COULD_NOT_RUN: u8 = 3;
@@ -38,7 +37,11 @@ pub fn run(cli: Cli) -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ssm-preflight: {e:#}");
+            // An error may quote a file or SSM: escaped, its own line breaks kept.
+            eprintln!(
+                "ssm-preflight: {}",
+                crate::text::safe_lines(&format!("{e:#}"))
+            );
             EXIT_COULD_NOT_RUN
         }
     }

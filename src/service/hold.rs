@@ -232,7 +232,8 @@ impl Keeper {
     fn ended(&mut self, window: String, how: &str, until: Option<Timestamp>) {
         tracing::info!(
             message_id = MESSAGE_HOLD_ENDED,
-            "the hold of the updaters for window {window} ended: {how}"
+            "the hold of the updaters for window {} ended: {how}",
+            crate::text::safe(&window)
         );
         self.state.holding = None;
         self.state.error = None;
@@ -377,7 +378,7 @@ impl Keeper {
                         h.units.join(", ")
                     },
                     h.until,
-                    h.window,
+                    crate::text::safe(&h.window),
                     if h.left_running.is_empty() {
                         String::new()
                     } else {

@@ -298,7 +298,10 @@ impl Service {
                     cache.note = None;
                 }
                 Err(e) => {
-                    tracing::warn!("maintenance windows from SSM: {e}");
+                    tracing::warn!(
+                        "maintenance windows from SSM: {}",
+                        crate::text::safe(&e.to_string())
+                    );
                     cache.note = Some(e.to_string());
                 }
             }
@@ -463,13 +466,17 @@ impl Service {
                 let _ = self.machine.report_settled();
             }
             Err(SendError::Permanent { error, .. }) => {
-                tracing::warn!("SSM refused the report: {error}");
+                tracing::warn!(
+                    "SSM refused the report: {}",
+                    crate::text::safe(&error.to_string())
+                );
                 let _ = self.machine.report_settled();
             }
             Err(SendError::Retryable(why)) => {
                 if let Ok(attempt) = self.machine.retry_at(retry_at) {
                     tracing::warn!(
-                        "the report did not reach SSM ({why}); attempt {} at {retry_at:.0}",
+                        "the report did not reach SSM ({}); attempt {} at {retry_at:.0}",
+                        crate::text::safe(&why.to_string()),
                         attempt + 1
                     );
                 }

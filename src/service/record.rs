@@ -181,7 +181,7 @@ pub fn journal(report: &Report) {
                 message_id = message_id($c.status),
                 "{}: {}",
                 $c.id,
-                $c.summary
+                crate::text::safe(&$c.summary)
             )
         };
     }
@@ -191,5 +191,62 @@ pub fn journal(report: &Report) {
             Status::Warn => entry!(tracing::Level::WARN, c),
             _ => entry!(tracing::Level::INFO, c),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::{CheckResult, Group, Severity};
+    use std::sync::{Arc, Mutex};
+
+    /// What the journal would be given, as the fmt layer writes it.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn text_from_ssm_reaches_the_journal_escaped_on_one_line() {
+        // A window name or a patch title SSM gave, written to act on a
+        // terminal that shows the journal.
+        let check = CheckResult {
+            id: "window.targeted".into(),
+            group: Group::Cloud,
+            title: "window".into(),
+            status: Status::Warn,
+            severity: Severity::Critical,
+            summary: "window \u{1b}[2Jprod\u{202e}\nforged line".into(),
+            remedy: None,
+            details: Default::default(),
+            duration_ms: 1,
+        };
+        let report = Report::new(
+            crate::run::report::HostSummary::local(),
+            std::time::UNIX_EPOCH,
+            std::time::Duration::ZERO,
+            vec![check],
+        );
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || journal(&report));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("window.targeted: window \\e[2Jprod\\u{202e}\\nforged line"),
+            "{text}"
+        );
     }
 }

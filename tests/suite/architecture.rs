@@ -1,7 +1,7 @@
 //! The layers hold: each module of `src/` imports only modules below it.
 //!
 //! ```text
-//! commands → service | fleet → run → checks | daemon → facts → aws → network → host → config
+//! commands → service | fleet → run → checks | daemon → facts → aws → network → host → config → text
 //! ```
 //!
 //! Rooms that share a layer (`service` and `fleet`, `checks` and `daemon`)
@@ -21,6 +21,8 @@ fn height(module: &str) -> Option<u8> {
         "network" => 25,
         "host" => 20,
         "config" => 10,
+        // Escaping text from outside: used by every room that prints.
+        "text" => 5,
         _ => return None,
     })
 }

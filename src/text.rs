@@ -2,6 +2,8 @@
 //! data: before it reaches a terminal, every control character (C0, DEL,
 //! C1) and every bidirectional formatting character is shown escaped, so
 //! none can move the cursor, recolour the screen or reorder what is read.
+//! The same escape keeps the journal's lines one line each (journalctl
+//! shows a message with a control character as a blob, or raw with --all).
 
 use std::borrow::Cow;
 
@@ -14,13 +16,25 @@ fn acts(c: char) -> bool {
 /// `text` with every acting character escaped: `\e` for ESC, `\n`, `\t`,
 /// `\r`, and `\u{…}` for the rest; text without any is borrowed as it is.
 pub fn safe(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(acts) {
+    escaped(text, false)
+}
+
+/// As `safe`, but a message's own line breaks are kept: for a multi-line
+/// message (an error with its advice) printed as a whole.
+pub fn safe_lines(text: &str) -> Cow<'_, str> {
+    escaped(text, true)
+}
+
+fn escaped(text: &str, keep_newlines: bool) -> Cow<'_, str> {
+    let acting = |c: char| acts(c) && !(keep_newlines && c == '\n');
+    if !text.chars().any(acting) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
             '\u{1b}' => out.push_str("\\e"),
+            '\n' if keep_newlines => out.push('\n'),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
@@ -42,6 +56,12 @@ mod tests {
         assert_eq!(safe("two\nlines\r"), "two\\nlines\\r");
         assert_eq!(safe("del\u{7f} c1\u{9b}"), "del\\u{7f} c1\\u{9b}");
         assert_eq!(safe("\u{2066}iso\u{2069}"), "\\u{2066}iso\\u{2069}");
+    }
+
+    #[test]
+    fn a_message_keeps_its_own_lines() {
+        assert_eq!(safe_lines("bad\nadvice\u{1b}[0m"), "bad\nadvice\\e[0m");
+        assert!(matches!(safe_lines("one\ntwo"), Cow::Borrowed(_)));
     }
 
     #[test]
