@@ -249,12 +249,18 @@ impl Context {
         .clone()
     }
 
+    /// The headers AWS RHUI wants beside the entitlement certificate (the
+    /// instance's signed identity, as the `amazon-id` plugin sends it).
+    pub async fn rhui_headers(&self) -> Result<Vec<(&'static str, String)>, String> {
+        crate::aws::identity::rhui_headers(self.settings.aws.imds_endpoint.as_deref()).await
+    }
+
     /// An HTTPS client for AWS endpoints outside the SDK (STS, S3 objects):
     /// the run's TLS trust, through the agent's proxy as the agent would go.
     pub async fn aws_http(&self) -> Result<reqwest::Client, AccessError> {
         let tls = self.tls().map_err(|e| AccessError::Tls(e.to_string()))?;
         let proxy = self.agent_proxy().await;
-        crate::network::repos::client(tls, proxy.as_ref())
+        crate::network::repos::client(tls, proxy.as_ref(), &[])
             .map_err(|e| AccessError::Proxy(e.to_string()))
     }
 

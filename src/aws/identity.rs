@@ -286,6 +286,46 @@ fn check_ids(instance_id: &str, region: &str, source: &str) -> Result<(), String
     Ok(())
 }
 
+/// The instance's signed identity as the `amazon-id` dnf plugin sends it
+/// to AWS RHUI with every request: `X-RHUI-ID` and `X-RHUI-SIGNATURE`, the
+/// identity document and its signature from IMDSv2, each in URL-safe
+/// base64 with its padding (Python's `urlsafe_b64encode`).
+pub async fn rhui_headers(
+    imds_endpoint: Option<&str>,
+) -> Result<Vec<(&'static str, String)>, String> {
+    if imds_disabled_by_env() {
+        return Err(
+            "AWS_EC2_METADATA_DISABLED is true, so the instance metadata service is not asked"
+                .into(),
+        );
+    }
+    let client = imds_client(imds_endpoint).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (header, path) in [
+        ("X-RHUI-ID", "/latest/dynamic/instance-identity/document"),
+        (
+            "X-RHUI-SIGNATURE",
+            "/latest/dynamic/instance-identity/signature",
+        ),
+    ] {
+        let value = imds_get(&client, path)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the instance metadata service has nothing at {path}"))?;
+        // The SDK's standard base64, turned URL-safe: no crate for one call.
+        let encoded: String = aws_smithy_types::base64::encode(value.as_bytes())
+            .chars()
+            .map(|c| match c {
+                '+' => '-',
+                '/' => '_',
+                c => c,
+            })
+            .collect();
+        out.push((header, encoded));
+    }
+    Ok(out)
+}
+
 /// The identity as IMDSv2 tells it: the identity document and the role.
 pub async fn from_imds(client: &imds::Client) -> Result<Identity, IdentityError> {
     let failed = |what: String| IdentityError::Failed {

@@ -5,7 +5,7 @@
 use super::common::local_skip;
 use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::host::repos::{self, Repo};
-use crate::network::repos::{self as fetch, Answer};
+use crate::network::repos::{self as fetch, Answer, FetchError};
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
     id: "repo.reachable",
@@ -14,9 +14,9 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     severity: Severity::High,
     members: None,
     doc: Doc {
-        looks_at: "apt sources (one-line `.list`, deb822 `.sources`), yum/dnf and zypper `.repo` files with their `$releasever`/`$basearch`/`$awsregion` variables; each enabled repository's `InRelease` (then `Release`), `repodata/repomd.xml` or mirror list fetched through the agent's proxy, within `repos.timeout` (5 s); `file:`, `cdrom:` and plugin sources are listed as not checked",
-        warns: "—",
-        fails: "a repository does not answer, or answers other than 2xx",
+        looks_at: "apt sources (one-line `.list`, deb822 `.sources`), yum/dnf and zypper `.repo` files with their `$releasever`/`$basearch`/`$awsregion` variables; each enabled repository's `InRelease` (then `Release`), `repodata/repomd.xml` or mirror list fetched through the agent's proxy, within `repos.timeout` (5 s), with the TLS settings its package manager uses (yum/dnf `sslcacert`, `sslclientcert`, `sslclientkey`, `sslverify`, also from `[main]`; apt `Acquire::https::[host::]CaInfo`, `SslCert`, `SslKey`, `Verify-Peer`: RHUI's CA and entitlement); `file:`, `cdrom:` and zypper service-plugin sources are listed as not checked",
+        warns: "a certificate or key file the TLS settings name cannot be read by this user (not asked)",
+        fails: "a repository does not answer, or answers other than 2xx; a certificate or key file its TLS settings name is missing or not PEM",
         fix: "`apt-get update` / `dnf makecache` shows the same; a proxy for the package manager, a NAT gateway, the S3 gateway endpoint",
         cannot_see: "local mode / a repository file it may not read",
         reports: "`skip` / `warn` naming the file (a failing repository stays `fail`)",
@@ -62,7 +62,7 @@ pub fn plan(ctx: &Context) -> super::Check {
         let made = ctx
             .tls()
             .map_err(|e| e.to_string())
-            .and_then(|tls| fetch::client(tls, proxy.as_ref()).map_err(|e| e.to_string()));
+            .and_then(|tls| fetch::client(tls, proxy.as_ref(), &[]).map_err(|e| e.to_string()));
         let client = match made {
             Ok(c) => c,
             Err(e) => {
@@ -72,7 +72,27 @@ pub fn plan(ctx: &Context) -> super::Check {
                 )
             }
         };
-        let answers = fetch::fetch_all(&client, configured, ctx.settings.repos.timeout).await;
+        use crate::network::tls::RepoTlsError;
+        let rhui = configured
+            .iter()
+            .any(|r| matches!(r, Repo::Fetch { tls, .. } if tls.rhui_identity));
+        let rhui_headers = if rhui {
+            ctx.rhui_headers().await
+        } else {
+            Ok(Vec::new())
+        };
+        let bundle = ctx.settings.endpoints.ca_bundle.clone();
+        let clients = fetch::clients(&configured, &client, |tls| {
+            let headers = match (&rhui_headers, tls.rhui_identity) {
+                (Err(e), true) => return Err(RepoTlsError::NotReadable(format!("the instance's signed identity, which AWS RHUI wants with each request, could not be read: {e}"))),
+                (Ok(h), true) => h.as_slice(),
+                (_, false) => &[],
+            };
+            let config = crate::network::tls::repo_config(tls, &ctx.root, bundle.as_deref())?;
+            fetch::client(config, proxy.as_ref(), headers)
+                .map_err(|e| RepoTlsError::Unusable(e.to_string()))
+        });
+        let answers = fetch::fetch_all(&clients, configured, ctx.settings.repos.timeout).await;
         with_unreadable(judge(&answers, &skipped), &unreadable)
     });
     check.info.timeout = check
@@ -113,23 +133,53 @@ pub fn judge(answers: &[Answer], skipped: &[Repo]) -> Outcome {
             let what = match &a.result {
                 Ok(status) if (200..300).contains(status) => return None,
                 Ok(status) => format!("HTTP {status}"),
+                Err(FetchError::NotReadable(_)) => return None,
                 Err(e) => e.to_string(),
             };
             Some(format!("{} ({}: {what})", a.repo.name(), a.fetched))
         })
         .collect();
+    let not_read: Vec<String> = answers
+        .iter()
+        .filter_map(|a| match &a.result {
+            Err(FetchError::NotReadable(why)) => Some(format!("{} ({why})", a.repo.name())),
+            _ => None,
+        })
+        .collect();
+    let asked = answers.len() - not_read.len();
     let slowest = answers.iter().map(|a| a.elapsed).max().unwrap_or_default();
-    let mut outcome = if failed.is_empty() {
+    let mut outcome = if failed.is_empty() && !not_read.is_empty() {
+        Outcome::warn(
+            format!(
+                "{asked} of {} repositories answer; {} could not be asked: {}",
+                answers.len(),
+                not_read.len(),
+                not_read.join("; ")
+            ),
+            "Run the check as root (`sudo ssm-preflight check --only repo.reachable`): the patch run reads these files as root.",
+        )
+    } else if failed.is_empty() {
         Outcome::pass(format!(
             "all {} repositories answer (slowest in {} ms)",
             answers.len(),
             slowest.as_millis()
         ))
     } else {
-        Outcome::fail(
-            format!("{} of {} repositories do not answer: {}", failed.len(), answers.len(), failed.join("; ")),
-            "Refresh with the package manager to see the same errors (`sudo apt-get update`, `sudo dnf makecache` or `sudo zypper refresh`); fix or disable the failing repositories, and give the package manager a way out to them: a proxy (Acquire::http::Proxy in /etc/apt/apt.conf.d, proxy= in /etc/dnf/dnf.conf), a NAT gateway, or the S3 gateway endpoint for Amazon Linux repositories.",
-        )
+        let unusable = answers
+            .iter()
+            .any(|a| matches!(a.result, Err(FetchError::Unusable(_))));
+        let refresh = "Refresh with the package manager to see the same errors (`sudo apt-get update`, `sudo dnf makecache` or `sudo zypper refresh`)";
+        if unusable {
+            Outcome::fail(
+                format!("{} of {} repositories cannot be used: {}", failed.len(), answers.len(), failed.join("; ")),
+                format!("{refresh}. Put back the certificate or key file the repository's TLS settings name, or correct the setting (on RHEL on EC2, `sudo dnf reinstall rh-amazon-rhui-client` restores RHUI's certificates and key)."),
+            )
+        } else {
+            Outcome::fail(
+                format!("{} of {} repositories do not answer: {}", failed.len(), answers.len(), failed.join("; ")),
+                format!("{refresh}; fix or disable the failing repositories, and give the package manager a way out to them: a proxy (Acquire::http::Proxy in /etc/apt/apt.conf.d, proxy= in /etc/dnf/dnf.conf), a NAT gateway, or the S3 gateway endpoint for Amazon Linux repositories."),
+            )
+        }
     };
     for a in answers {
         let value = match &a.result {
@@ -159,6 +209,7 @@ mod tests {
                 file: "/etc/apt/sources.list".into(),
                 index: format!("http://{name}/InRelease"),
                 list_kind: None,
+                tls: Default::default(),
             },
             result: result.map_err(crate::network::repos::FetchError::Failed),
             fetched: format!("http://{name}/InRelease"),

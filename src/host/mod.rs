@@ -16,6 +16,7 @@ pub mod proc_locks;
 pub mod process;
 pub mod python;
 pub mod reboot;
+pub mod repo_tls;
 pub mod repos;
 pub mod systemd;
 pub mod timer;

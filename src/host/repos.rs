@@ -3,10 +3,14 @@
 //! and zypper `.repo` files, and each enabled one's index fetched the way the
 //! package manager would (`InRelease`, `repodata/repomd.xml`, the mirror list).
 
+use crate::host::repo_tls::{AptConf, RepoTls};
 use crate::host::Root;
 use std::collections::BTreeMap;
 
 /// One repository to ask, or one that cannot be asked and why.
+// A host lists a handful of repositories: boxing the TLS settings would
+// save nothing worth an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Repo {
     Fetch {
@@ -18,6 +22,8 @@ pub enum Repo {
         index: String,
         /// `mirrorlist` / `metalink` when the URL is a list of mirrors, not a repository.
         list_kind: Option<&'static str>,
+        /// How the package manager talks TLS to it (the mirror list too).
+        tls: RepoTls,
     },
     Skip {
         name: String,
@@ -67,6 +73,7 @@ pub struct Configured {
 pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
     type Parse<'a> = Box<dyn Fn(&str, &str) -> Vec<Repo> + 'a>;
     let mut out = Configured::default();
+    let (main, main_file) = crate::host::repo_tls::rpm_main(root);
     let mut apt_files = vec!["/etc/apt/sources.list".to_string()];
     apt_files.extend(list_dir(root, "/etc/apt/sources.list.d", ".list"));
     let sources: Vec<(Vec<String>, Parse)> = vec![
@@ -77,11 +84,13 @@ pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
         ),
         (
             list_dir(root, "/etc/yum.repos.d", ".repo"),
-            Box::new(|text, file| rpm_md_repos(text, file, "dnf", vars)),
+            Box::new(|text, file| {
+                rpm_md_repos(text, file, "dnf", vars, Some((&main, main_file.as_str())))
+            }),
         ),
         (
             list_dir(root, "/etc/zypp/repos.d", ".repo"),
-            Box::new(|text, file| rpm_md_repos(text, file, "zypper", vars)),
+            Box::new(|text, file| rpm_md_repos(text, file, "zypper", vars, None)),
         ),
     ];
     for (files, parse) in sources {
@@ -94,6 +103,18 @@ pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
             }
         }
     }
+    // apt's TLS settings are per host, in its own configuration.
+    let apt_conf = AptConf::read(root);
+    for r in &mut out.repos {
+        if let Repo::Fetch {
+            name, index, tls, ..
+        } = r
+        {
+            if let (true, Some(host)) = (name.starts_with("apt: "), https_host(index)) {
+                *tls = apt_conf.tls_for(host);
+            }
+        }
+    }
     // The same index listed twice (deb and deb-src) is asked once.
     let mut seen = std::collections::HashSet::new();
     out.repos.retain(|r| match r {
@@ -101,6 +122,14 @@ pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
         Repo::Skip { .. } => true,
     });
     out
+}
+
+/// The host of an `https://` URL (no port, no user).
+fn https_host(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split('/').next()?;
+    let host = authority.rsplit('@').next()?;
+    Some(host.split(':').next().unwrap_or(host))
 }
 
 /// `<uri>/dists/<suite>/InRelease`, or `<uri>/<suite>/InRelease` for a flat repository.
@@ -139,6 +168,7 @@ fn apt_repo(uri: &str, suite: &str, file: &str) -> Repo {
         file: file.into(),
         index: apt_index(uri, suite),
         list_kind: None,
+        tls: RepoTls::default(),
     }
 }
 
@@ -232,13 +262,9 @@ pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Str
     Ok(out)
 }
 
-/// INI-style `.repo` files (yum, dnf and zypper share the shape).
-pub fn rpm_md_repos(
-    text: &str,
-    file: &str,
-    tool: &str,
-    vars: &BTreeMap<String, String>,
-) -> Vec<Repo> {
+/// An INI file's sections (`.repo`, `dnf.conf`), keys lowercased; an
+/// indented line continues the key above.
+pub fn ini_sections(text: &str) -> Vec<(String, BTreeMap<String, String>)> {
     let mut sections: Vec<(String, BTreeMap<String, String>)> = Vec::new();
     let mut last_key: Option<String> = None;
     for line in text.lines() {
@@ -269,8 +295,21 @@ pub fn rpm_md_repos(
             last_key = Some(k);
         }
     }
+    sections
+}
+
+/// INI-style `.repo` files (yum, dnf and zypper share the shape). `main`:
+/// yum/dnf's `[main]` and its file, whose TLS settings are the defaults
+/// (zypper keeps its TLS settings elsewhere: None).
+pub fn rpm_md_repos(
+    text: &str,
+    file: &str,
+    tool: &str,
+    vars: &BTreeMap<String, String>,
+    main: Option<(&BTreeMap<String, String>, &str)>,
+) -> Vec<Repo> {
     let mut repos = Vec::new();
-    for (id, keys) in sections {
+    for (id, keys) in ini_sections(text) {
         let enabled = keys
             .get("enabled")
             .is_none_or(|v| !matches!(v.trim(), "0" | "false" | "no"));
@@ -309,6 +348,21 @@ pub fn rpm_md_repos(
             });
             continue;
         }
+        let rhui = tool == "dnf" && crate::host::repo_tls::is_aws_rhui(&id, &url);
+        // RHUI's URLs carry a literal REGION, which the amazon-id plugin
+        // replaces with the instance's region.
+        let url = match (rhui && url.contains("REGION"), vars.get("awsregion")) {
+            (true, Some(region)) => url.replace("REGION", region),
+            (true, None) => {
+                repos.push(Repo::Skip {
+                    name,
+                    file: file.into(),
+                    why: format!("{url} names the instance's REGION, which is not known here (local mode, or no identity)"),
+                });
+                continue;
+            }
+            (false, _) => url,
+        };
         let url = match expand(&url, vars) {
             Ok(u) => u,
             Err(var) => {
@@ -326,7 +380,14 @@ pub fn rpm_md_repos(
             repos.push(Repo::Skip {
                 name,
                 file: file.into(),
-                why: format!("{url} is local or served by a plugin, nothing to reach"),
+                why: if url.starts_with("plugin:") {
+                    // SUSE's cloud update infrastructure: the plugin asks the
+                    // region's update servers with the instance's identity,
+                    // which only zypper can do.
+                    format!("{url} is served by a zypper service plugin (SUSE's cloud update infrastructure), which only zypper can ask: `sudo zypper refresh` checks it")
+                } else {
+                    format!("{url} is local, nothing to reach")
+                },
             });
             continue;
         }
@@ -345,11 +406,17 @@ pub fn rpm_md_repos(
                 url.split('?').next().unwrap_or(&url).trim_end_matches('/')
             ),
         };
+        let mut tls = match main {
+            Some((main, main_file)) => RepoTls::from_rpm_md(&keys, file, main, main_file),
+            None => RepoTls::default(),
+        };
+        tls.rhui_identity = rhui;
         repos.push(Repo::Fetch {
             name,
             file: file.into(),
             index,
             list_kind,
+            tls,
         });
     }
     repos
@@ -410,6 +477,49 @@ pub fn repo_vars(root: &Root, region: Option<&str>) -> BTreeMap<String, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apt_sources_over_https_carry_apt_s_tls_settings_for_their_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write(
+            "etc/apt/sources.list",
+            "deb https://repo.example.com/debian bookworm main\ndeb http://deb.debian.org/debian bookworm main\n",
+        );
+        write(
+            "etc/apt/apt.conf.d/80client-cert",
+            "Acquire::https::repo.example.com::SslCert \"/etc/apt/client.crt\";\nAcquire::https::repo.example.com::SslKey \"/etc/apt/client.key\";\n",
+        );
+        // A dpkg leftover is not read by apt, nor here.
+        write(
+            "etc/apt/apt.conf.d/80client-cert.dpkg-old",
+            "Acquire::https::Verify-Peer \"false\";\n",
+        );
+        let found = configured(&Root::new(dir.path()), &BTreeMap::new());
+        let tls: Vec<&RepoTls> = found
+            .repos
+            .iter()
+            .filter_map(|r| match r {
+                Repo::Fetch { tls, .. } => Some(tls),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tls.len(), 2);
+        assert_eq!(
+            tls[0].client_cert.as_ref().unwrap().path,
+            "/etc/apt/client.crt"
+        );
+        assert_eq!(
+            tls[0].client_key.as_ref().unwrap().file,
+            "/etc/apt/apt.conf.d/80client-cert"
+        );
+        assert!(tls[0].verify);
+        assert!(tls[1].is_default(), "plain http: {:?}", tls[1]);
+    }
 
     #[test]
     fn apt_one_line_sources() {
@@ -487,7 +597,7 @@ baseurl=https://x.example.com/$contentdir/
         vars.insert("awsdomain".to_string(), "amazonaws.com".to_string());
         vars.insert("releasever".to_string(), "2023.6.20241212".to_string());
         vars.insert("basearch".to_string(), "x86_64".to_string());
-        let repos = rpm_md_repos(text, "/etc/yum.repos.d/a.repo", "dnf", &vars);
+        let repos = rpm_md_repos(text, "/etc/yum.repos.d/a.repo", "dnf", &vars, None);
         assert_eq!(repos.len(), 3);
         assert_eq!(
             repos[0],
@@ -496,6 +606,7 @@ baseurl=https://x.example.com/$contentdir/
                 file: "/etc/yum.repos.d/a.repo".into(),
                 index: "https://al2023-repos-eu-west-1-de612dc2.s3.dualstack.eu-west-1.amazonaws.com/core/mirrors/2023.6.20241212/x86_64/mirror.list".into(),
                 list_kind: Some("mirrorlist"),
+                tls: RepoTls::default(),
             }
         );
         assert!(
@@ -519,7 +630,13 @@ enabled=1
 baseurl=http://download.opensuse.org/distribution/leap/15.6/repo/oss/
 type=rpm-md
 ";
-        let repos = rpm_md_repos(text, "/etc/zypp/repos.d/x.repo", "zypper", &BTreeMap::new());
+        let repos = rpm_md_repos(
+            text,
+            "/etc/zypp/repos.d/x.repo",
+            "zypper",
+            &BTreeMap::new(),
+            None,
+        );
         assert!(matches!(&repos[0], Repo::Skip { why, .. } if why.contains("plugin")));
         assert!(
             matches!(&repos[1], Repo::Fetch { index, .. } if index == "http://download.opensuse.org/distribution/leap/15.6/repo/oss/repodata/repomd.xml")

@@ -1,20 +1,34 @@
 //! Asking each configured repository for its index, as the package manager
 //! would: through the agent's proxy, each request bounded.
 
+use crate::host::repo_tls::RepoTls;
 use crate::host::repos::Repo;
+use crate::network::tls::RepoTlsError;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// An HTTP client that goes where the patch run would: the agent's proxy
 /// when the agent has one, straight otherwise.
 ///
 /// `proxy`: the agent's settings, or `None` when they are unknown (ours then
-/// stand in for them).
+/// stand in for them). `headers`: sent with every request.
 pub fn client(
     tls: std::sync::Arc<rustls::ClientConfig>,
     proxy: Option<&crate::network::proxy::AgentProxy>,
+    headers: &[(&'static str, String)],
 ) -> Result<reqwest::Client, ClientError> {
+    let mut default_headers = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        let value =
+            reqwest::header::HeaderValue::from_str(value).map_err(|e| ClientError::Header {
+                name,
+                why: e.to_string(),
+            })?;
+        default_headers.insert(*name, value);
+    }
     let mut builder = reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
+        .default_headers(default_headers)
         .user_agent(concat!("ssm-preflight/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::limited(5));
     match proxy {
@@ -55,6 +69,8 @@ pub enum ClientError {
     UnusableProxy { proxy: String, why: reqwest::Error },
     #[error("{0}")]
     Build(reqwest::Error),
+    #[error("the {name} header cannot be sent: {why}")]
+    Header { name: &'static str, why: String },
 }
 
 fn unusable_proxy(url: &str, e: reqwest::Error) -> ClientError {
@@ -74,18 +90,66 @@ pub struct Answer {
     pub elapsed: Duration,
 }
 
-/// Asks every repository at once, each bounded by `timeout`.
-pub async fn fetch_all(
-    client: &reqwest::Client,
-    repos: Vec<Repo>,
-    timeout: Duration,
-) -> Vec<Answer> {
+/// An HTTP client per distinct TLS setting of the repositories: `base`
+/// for the system's trust, one made by `make` for each other (or why it
+/// could not be made).
+pub type Clients = HashMap<RepoTls, Result<reqwest::Client, RepoTlsError>>;
+
+pub fn clients(
+    repos: &[Repo],
+    base: &reqwest::Client,
+    make: impl Fn(&RepoTls) -> Result<reqwest::Client, RepoTlsError>,
+) -> Clients {
+    let mut out = Clients::new();
+    for r in repos {
+        if let Repo::Fetch { tls, .. } = r {
+            out.entry(tls.clone()).or_insert_with(|| {
+                if tls.is_default() {
+                    Ok(base.clone())
+                } else {
+                    make(tls)
+                }
+            });
+        }
+    }
+    out
+}
+
+/// Asks every repository at once, each bounded by `timeout`, each with the
+/// TLS its package manager uses (a mirror list too).
+pub async fn fetch_all(clients: &Clients, repos: Vec<Repo>, timeout: Duration) -> Vec<Answer> {
     let asks = repos.into_iter().filter_map(|repo| match &repo {
-        Repo::Fetch { index, .. } => {
+        Repo::Fetch { index, tls, .. } => {
             let index = index.clone();
+            let client = clients.get(tls).cloned();
             Some(async move {
                 let started = Instant::now();
                 let mut fetched = index.clone();
+                let client = match client {
+                    Some(Ok(c)) => c,
+                    Some(Err(e)) => {
+                        return Answer {
+                            repo,
+                            result: Err(match e {
+                                RepoTlsError::Unusable(why) => FetchError::Unusable(why),
+                                RepoTlsError::NotReadable(why) => FetchError::NotReadable(why),
+                            }),
+                            fetched,
+                            elapsed: started.elapsed(),
+                        }
+                    }
+                    None => {
+                        return Answer {
+                            repo,
+                            result: Err(FetchError::Unusable(
+                                "no client was made for its TLS settings".into(),
+                            )),
+                            fetched,
+                            elapsed: started.elapsed(),
+                        }
+                    }
+                };
+                let client = &client;
                 let mut result = get(client, &index, timeout).await;
                 // apt falls back to Release when a repository has no InRelease.
                 if result == Ok(404) && index.ends_with("/InRelease") {
@@ -113,6 +177,13 @@ pub enum FetchError {
     Failed(String),
     #[error("no answer within {}", humantime::format_duration(*.0))]
     TimedOut(Duration),
+    /// Its TLS settings name a file that cannot be used: not asked, as the
+    /// package manager could not ask it either.
+    #[error("{0}")]
+    Unusable(String),
+    /// Its TLS settings name a file this user may not read: not asked.
+    #[error("{0}")]
+    NotReadable(String),
 }
 
 async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u16, FetchError> {

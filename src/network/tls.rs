@@ -1,9 +1,12 @@
 //! TLS trust for the endpoint and repository probes: the system's roots
 //! (rustls-native-certs honours `SSL_CERT_FILE` and `SSL_CERT_DIR`) plus an
-//! optional CA bundle from the config, for TLS-inspecting proxies.
+//! optional CA bundle from the config, for TLS-inspecting proxies; and a
+//! repository's own TLS settings, as its package manager uses them.
 
+use crate::host::repo_tls::{RepoTls, Setting};
+use crate::host::Root;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,6 +30,18 @@ pub enum TlsError {
 }
 
 pub fn client_config(extra_bundle: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let roots = system_roots(extra_bundle)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The system's roots plus the config's bundle.
+fn system_roots(extra_bundle: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -59,11 +74,160 @@ pub fn client_config(extra_bundle: Option<&Path>) -> Result<Arc<rustls::ClientCo
     if roots.is_empty() {
         return Err(TlsError::NoRoots);
     }
+    Ok(roots)
+}
+
+/// The TLS a package manager uses for one repository (`RepoTls`): its own
+/// CA bundle instead of the system's roots, its client certificate and
+/// key, or no verification. Every file is read under `root`; one that
+/// cannot be used is an error naming it and where it is set — the patch
+/// run would fail on it the same way, so it is never asked without.
+pub fn repo_config(
+    tls: &RepoTls,
+    root: &Root,
+    extra_bundle: Option<&Path>,
+) -> Result<Arc<rustls::ClientConfig>, RepoTlsError> {
+    // A file this user may not read (the entitlement key is root's) says
+    // nothing about the patch run, which runs as root.
+    for s in [&tls.ca, &tls.client_cert, &tls.client_key]
+        .into_iter()
+        .flatten()
+    {
+        if let Err(e) = std::fs::File::open(root.path(&s.path)) {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                return Err(RepoTlsError::NotReadable(format!(
+                    "{} cannot be read by this user ({e})",
+                    s.describe()
+                )));
+            }
+        }
+    }
+    repo_config_readable(tls, root, extra_bundle).map_err(RepoTlsError::Unusable)
+}
+
+/// Why a repository's TLS settings could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoTlsError {
+    /// A file is missing or not what it should be: the patch run fails too.
+    #[error("{0}")]
+    Unusable(String),
+    /// A file this user may not read: not checked.
+    #[error("{0}")]
+    NotReadable(String),
+}
+
+fn repo_config_readable(
+    tls: &RepoTls,
+    root: &Root,
+    extra_bundle: Option<&Path>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Rustls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| e.to_string())?;
+    let builder = if !tls.verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+    } else {
+        let roots = match &tls.ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in certificates(ca, root)? {
+                    roots.add(cert).map_err(|e| {
+                        format!("{} is not a usable CA certificate: {e}", ca.describe())
+                    })?;
+                }
+                roots
+            }
+            None => system_roots(extra_bundle).map_err(|e| e.to_string())?,
+        };
+        builder.with_root_certificates(roots)
+    };
+    let config = match &tls.client_cert {
+        None => builder.with_no_client_auth(),
+        Some(cert) => {
+            let chain = certificates(cert, root)?;
+            // As libcurl: without a key file, the key is in the certificate's.
+            let key_setting = tls.client_key.as_ref().unwrap_or(cert);
+            let key = PrivateKeyDer::from_pem_file(root.path(&key_setting.path))
+                .map_err(|e| unusable(key_setting, "a PEM private key", &e.to_string()))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                format!(
+                    "{} and {} do not make a client certificate: {e}",
+                    cert.describe(),
+                    key_setting.describe()
+                )
+            })?
+        }
+    };
     Ok(Arc::new(config))
+}
+
+fn unusable(setting: &Setting, what: &str, why: &str) -> String {
+    format!("{} cannot be used as {what}: {why}", setting.describe())
+}
+
+/// The PEM certificates of a setting's file, at least one.
+fn certificates(setting: &Setting, root: &Root) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(root.path(&setting.path))
+            .map_err(|e| unusable(setting, "PEM certificates", &e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| unusable(setting, "PEM certificates", &e.to_string()))?;
+    if certs.is_empty() {
+        return Err(unusable(setting, "PEM certificates", "it holds none"));
+    }
+    Ok(certs)
+}
+
+/// `sslverify=0` / `Verify-Peer "false"`: the package manager accepts any
+/// server certificate, so the probe does too (it still checks that the
+/// handshake's signatures match the certificate presented).
+#[derive(Debug)]
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

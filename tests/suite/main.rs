@@ -20,4 +20,5 @@ mod netns;
 mod packaging;
 mod real_lock;
 mod report;
+mod rhui;
 mod state;

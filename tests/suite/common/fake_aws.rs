@@ -61,6 +61,65 @@ impl TestCa {
         Arc::new(config)
     }
 
+    /// A certificate for `name` signed by this CA and its key, as PEM (a
+    /// client's entitlement certificate).
+    pub fn issue(&self, name: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec![name.to_string()]).unwrap();
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// As `server_config`, also asking clients for a certificate issued by
+    /// `clients`; one without is still answered (as RHUI answers it: 403).
+    pub fn server_config_asking(
+        &self,
+        names: &[&str],
+        clients: &TestCa,
+    ) -> Arc<rustls::ServerConfig> {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(
+                clients
+                    .params
+                    .self_signed(&clients.key)
+                    .unwrap()
+                    .der()
+                    .clone(),
+            )
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        Arc::new(config)
+    }
+
+    /// The CA's certificate, PEM.
+    pub fn pem(&self) -> String {
+        std::fs::read_to_string(&self.pem_path).unwrap()
+    }
+
     /// A client config trusting only this CA (for tests that probe directly).
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
@@ -228,6 +287,11 @@ pub async fn start_proxy(routes: HashMap<String, SocketAddr>) -> ConnectProxy {
     ConnectProxy { addr, tunnels }
 }
 
+/// The identity document's signature the fake IMDS serves: base64 over
+/// several lines, as EC2's (its `+` and `/` tell URL-safe base64 apart).
+pub const IDENTITY_SIGNATURE: &str =
+    "dGVzdCBzaWduYXR1cmU+Pz8/IG9mIHRoZSBpZGVudGl0eSBkb2N1bWVudA==\nb25lIG1vcmUgbGluZQ==";
+
 /// What the fake IMDS knows about its instance.
 #[derive(Clone)]
 pub struct ImdsData {
@@ -300,6 +364,9 @@ pub async fn start_imds(listener: TcpListener, data: ImdsData) {
                             i = data.instance_id,
                             r = data.region
                         )),
+                        "/latest/dynamic/instance-identity/signature" => {
+                            Some(IDENTITY_SIGNATURE.to_string())
+                        }
                         "/latest/meta-data/iam/security-credentials/" => data.role.clone(),
                         "/latest/meta-data/tags/instance" => data.tags.as_ref().map(|t| {
                             t.iter()
