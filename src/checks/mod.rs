@@ -23,6 +23,7 @@ pub mod patch_prereqs;
 pub mod patchgroup_baseline;
 pub mod payload;
 pub mod pkg_lock;
+pub mod pkg_simulate;
 pub mod pkg_state;
 pub mod reboot;
 pub mod reference;
@@ -334,6 +335,7 @@ pub const REGISTRY: &[Registered] = &[
     many(&disk::ENTRY, disk::plan),
     one(&pkg_lock::ENTRY, pkg_lock::plan),
     one(&pkg_state::ENTRY, pkg_state::plan),
+    one(&pkg_simulate::ENTRY, pkg_simulate::plan),
     one(&reboot::ENTRY, reboot::plan),
     one(&os_supported::ENTRY, os_supported::plan),
     one(&patch_prereqs::ENTRY, patch_prereqs::plan),

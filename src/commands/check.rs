@@ -4,7 +4,9 @@ use super::cli::{CheckArgs, Global};
 use super::{delivery_sentence, options, prepare_on};
 use crate::host::mode::Mode;
 use crate::run::state::DeliveryState;
-use crate::run::{deliver_last, new_run_id, prepare, run_checks, runtime, state_dir};
+use crate::run::{
+    deliver_last, new_run_id, prepare, recorded_simulation, run_checks_reusing, runtime, state_dir,
+};
 use std::io::Write;
 use std::time::SystemTime;
 
@@ -34,7 +36,16 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         None
     };
     let ctx = prepared.context(SystemTime::now());
-    let report = rt.block_on(run_checks(&ctx, &args.only))?;
+    // A report sent to SSM is a whole run: the dry run then runs now too.
+    let reuse = if args.simulate || args.report {
+        Vec::new()
+    } else {
+        vec![recorded_simulation(
+            crate::run::state::read(&crate::run::state::default_dir()),
+            SystemTime::now(),
+        )]
+    };
+    let report = rt.block_on(run_checks_reusing(&ctx, &args.only, &reuse))?;
 
     if args.json {
         // Straight to stdout: JSON holds no colour to strip, and anstream's

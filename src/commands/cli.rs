@@ -193,6 +193,11 @@ pub struct CheckArgs {
     /// checks that share a reason into one line).
     #[arg(long)]
     pub all: bool,
+
+    /// Run the package manager's dry run (pkg.simulate) now, instead of
+    /// showing the daemon's last one; it takes seconds.
+    #[arg(long)]
+    pub simulate: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -57,6 +57,7 @@ pub struct RawConfig {
     pub checks: Option<RawChecks>,
     pub disk: Option<RawDisk>,
     pub pkg_lock: Option<RawPkgLock>,
+    pub pkg_simulate: Option<RawPkgSimulate>,
     pub agent: Option<RawAgent>,
     pub aws: Option<RawAws>,
     pub endpoints: Option<RawEndpoints>,
@@ -203,4 +204,11 @@ pub struct RawThresholds {
 #[serde(deny_unknown_fields)]
 pub struct RawPkgLock {
     pub stuck_after: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPkgSimulate {
+    pub timeout: Option<HumanDuration>,
+    pub stale_after: Option<HumanDuration>,
 }

@@ -32,7 +32,8 @@ Durations are written `90s`, `5m`, `1h 30m`; sizes `500MiB`, `2GiB`; shares
 the range in the message): `checks.timeout` 100 ms–10 min,
 `endpoints.timeout` and `repos.timeout` 100 ms–5 min, `daemon.interval`,
 `daemon.lead_times` (at most 10) and `daemon.schedule_cache` 1 min–7 days,
-`report.jitter` 0–1 h, `pkg_lock.stuck_after` and `agent.flapping_window`
+`report.jitter` 0–1 h, `pkg_simulate.timeout` 1 s–30 min,
+`pkg_simulate.stale_after` 1 h–90 days, `pkg_lock.stuck_after` and `agent.flapping_window`
 1 min–7 days, `agent.log_*` 1 min–90 days.
 
 `ssm-preflight config show` prints every effective key — derived from the
@@ -52,6 +53,8 @@ const MEANINGS: &[(&str, &str)] = &[
     ("disk.inodes_fail_below", "free-inode floor that fails"),
     ("disk.paths", "the same four keys for one path; the path is then checked even if it is not a default one. Unset keys fall back to the built-in value for that path, then to `[disk]`. Where several checked paths share a filesystem, the strictest floor applies."),
     ("pkg_lock.stuck_after", "a lock holder running longer than this fails instead of warns"),
+    ("pkg_simulate.timeout", "the package manager's dry run (`pkg.simulate`) is stopped after this"),
+    ("pkg_simulate.stale_after", "package lists older than this make `pkg.simulate` warn: the simulation used old lists"),
     ("agent.min_version", "the oldest agent version that passes `agent.version`"),
     ("agent.flapping_window", "automatic restarts with the unit up for less than this count as flapping"),
     ("agent.log_stale_after", "an agent log not written for this long warns"),

@@ -17,6 +17,7 @@ pub struct Settings {
     pub checks: ChecksSettings,
     pub disk: DiskSettings,
     pub pkg_lock: PkgLockSettings,
+    pub pkg_simulate: PkgSimulateSettings,
     pub agent: AgentSettings,
     pub aws: AwsSettings,
     pub endpoints: EndpointSettings,
@@ -38,6 +39,16 @@ pub struct ChecksSettings {
     pub timeout: Duration,
     /// Check IDs, families (`disk`) or groups (`host`) not to run.
     pub disable: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PkgSimulateSettings {
+    /// The package manager's dry run is killed past this.
+    #[serde(serialize_with = "serialize_duration")]
+    pub timeout: Duration,
+    /// Package lists older than this make the simulation's answer stale.
+    #[serde(serialize_with = "serialize_duration")]
+    pub stale_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -335,6 +346,10 @@ impl Default for Settings {
             },
             pkg_lock: PkgLockSettings {
                 stuck_after: Duration::from_secs(30 * 60),
+            },
+            pkg_simulate: PkgSimulateSettings {
+                timeout: Duration::from_secs(60),
+                stale_after: Duration::from_secs(7 * 86_400),
             },
             agent: AgentSettings::default(),
             aws: AwsSettings::default(),

@@ -323,6 +323,8 @@ fn any_duration_is_in_range_or_refused() {
     let keys = [
         ("checks", "timeout"),
         ("pkg_lock", "stuck_after"),
+        ("pkg_simulate", "timeout"),
+        ("pkg_simulate", "stale_after"),
         ("agent", "flapping_window"),
         ("agent", "log_stale_after"),
         ("agent", "log_error_window"),

@@ -132,6 +132,16 @@ impl Settings {
         if let Some(t) = raw.pkg_lock.and_then(|l| l.stuck_after) {
             s.pkg_lock.stuck_after = keys.duration("pkg_lock.stuck_after", t.0, MINUTE, 7 * DAY)?;
         }
+        if let Some(p) = raw.pkg_simulate {
+            if let Some(t) = p.timeout {
+                s.pkg_simulate.timeout =
+                    keys.duration("pkg_simulate.timeout", t.0, SECOND, 30 * MINUTE)?;
+            }
+            if let Some(t) = p.stale_after {
+                s.pkg_simulate.stale_after =
+                    keys.duration("pkg_simulate.stale_after", t.0, HOUR, 90 * DAY)?;
+            }
+        }
         section(&keys, raw.agent, &mut s.agent, agent)?;
         section(&keys, raw.aws, &mut s.aws, aws)?;
         section(&keys, raw.endpoints, &mut s.endpoints, endpoints)?;

@@ -43,12 +43,23 @@ pub enum CommandError {
 /// Runs `program` with `args`, no input, within `budget`; any exit status
 /// is an answer (see `Finished::success`).
 pub fn run(program: &Path, args: &[&str], budget: Duration) -> Result<Finished, CommandError> {
+    run_with_env(program, args, &[], budget)
+}
+
+/// `run` with `env` added to the command's environment.
+pub fn run_with_env(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    budget: Duration,
+) -> Result<Finished, CommandError> {
     let command = std::iter::once(program.display().to_string())
         .chain(args.iter().map(|a| a.to_string()))
         .collect::<Vec<_>>()
         .join(" ");
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -57,6 +68,24 @@ pub fn run(program: &Path, args: &[&str], budget: Duration) -> Result<Finished, 
             program: program.display().to_string(),
             source,
         })?;
+    // Read while it runs: a command that writes more than a pipe holds
+    // would otherwise wait on us while we wait on it. Past the limit the
+    // rest is read and dropped.
+    fn drain(
+        pipe: Option<impl Read + Send + 'static>,
+        limit: u64,
+    ) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = (&mut pipe).take(limit).read_to_end(&mut text);
+                let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    }
+    let stdout = drain(child.stdout.take(), 64 * 1024);
+    let stderr = drain(child.stderr.take(), 2000);
     let status = match child.wait_timeout(budget) {
         Ok(Some(status)) => status,
         Ok(None) => {
@@ -66,17 +95,10 @@ pub fn run(program: &Path, args: &[&str], budget: Duration) -> Result<Finished, 
         }
         Err(source) => return Err(CommandError::Wait { command, source }),
     };
-    let read = |pipe: Option<&mut dyn Read>, limit: u64| {
-        let mut text = String::new();
-        if let Some(pipe) = pipe {
-            let _ = pipe.take(limit).read_to_string(&mut text);
-        }
-        text
-    };
     Ok(Finished {
         status,
-        stdout: read(child.stdout.as_mut().map(|p| p as &mut dyn Read), 64 * 1024),
-        stderr: read(child.stderr.as_mut().map(|p| p as &mut dyn Read), 2000),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     })
 }
 
@@ -119,6 +141,14 @@ mod tests {
             slow.to_string(),
             "`/bin/sh -c sleep 5` did not finish within 100ms"
         );
+        // More than a pipe holds, while it runs: read as it comes.
+        let big = run(
+            sh,
+            &["-c", "head -c 300000 /dev/zero | tr '\\0' x"],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(big.stdout.len(), 64 * 1024);
         let missing = run(Path::new("/nonexistent/tool"), &[], Duration::from_secs(1)).unwrap_err();
         assert!(missing
             .to_string()

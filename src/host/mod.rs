@@ -18,6 +18,7 @@ pub mod python;
 pub mod reboot;
 pub mod repo_tls;
 pub mod repos;
+pub mod simulate;
 pub mod systemd;
 pub mod timer;
 pub mod version;

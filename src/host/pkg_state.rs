@@ -133,6 +133,28 @@ pub fn gather(root: &Root) -> Facts {
 /// 600 KB: three quarters of a `check` on the real root.) Bytes, not text:
 /// a description in another encoding must not make the file unreadable.
 pub fn unfinished_packages(status_file: &[u8]) -> Vec<(String, String)> {
+    packages_where(status_file, |_, state| {
+        !matches!(state, b"installed" | b"not-installed" | b"config-files")
+    })
+}
+
+/// The installed packages marked `hold` (`apt-mark hold`): apt's upgrade
+/// keeps them back, so the patch run leaves them as they are.
+pub fn held_packages(status_file: &[u8]) -> Vec<String> {
+    packages_where(status_file, |want, state| {
+        want == b"hold" && state == b"installed"
+    })
+    .into_iter()
+    .map(|(name, _)| name)
+    .collect()
+}
+
+/// The (name, state) of each package whose `Status:` (want, flag, state)
+/// `keep` keeps.
+fn packages_where(
+    status_file: &[u8],
+    keep: impl Fn(&[u8], &[u8]) -> bool,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for at in memchr::memmem::find_iter(status_file, b"Status:") {
         // A field begins a line; the word elsewhere is not one.
@@ -142,14 +164,13 @@ pub fn unfinished_packages(status_file: &[u8]) -> Vec<(String, String)> {
         let value_end =
             memchr::memchr(b'\n', &status_file[at..]).map_or(status_file.len(), |n| at + n);
         // "install ok installed": want, flag, state.
-        let Some(state) = status_file[at + b"Status:".len()..value_end]
+        let mut words = status_file[at + b"Status:".len()..value_end]
             .split(u8::is_ascii_whitespace)
-            .filter(|word| !word.is_empty())
-            .nth(2)
-        else {
+            .filter(|word| !word.is_empty());
+        let (Some(want), Some(state)) = (words.next(), words.nth(1)) else {
             continue;
         };
-        if matches!(state, b"installed" | b"not-installed" | b"config-files") {
+        if !keep(want, state) {
             continue;
         }
         // The package's stanza: between the blank lines around this one.
@@ -171,7 +192,13 @@ pub fn unfinished_packages(status_file: &[u8]) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::unfinished_packages;
+    use super::{held_packages, unfinished_packages};
+
+    #[test]
+    fn held_packages_are_the_installed_ones_marked_hold() {
+        let text = b"Package: a\nStatus: hold ok installed\n\nPackage: b\nStatus: install ok installed\n\nPackage: c\nStatus: hold ok config-files\n";
+        assert_eq!(held_packages(text), ["a"]);
+    }
 
     /// The reading this replaced, kept as the reference: every stanza,
     /// every line.

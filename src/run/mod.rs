@@ -21,7 +21,7 @@ use report::{HostSummary, Report};
 use state::{DeliveryState, State, StateDir};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What the command line says about where and how to run.
 #[derive(Debug, Clone)]
@@ -221,6 +221,47 @@ pub async fn run_checks_reusing(
         clock.elapsed(),
         results,
     ))
+}
+
+/// `pkg.simulate` for a `check` that does not run it now (a dry run takes
+/// seconds, `check` milliseconds): the daemon's last result, saying how
+/// old it is, else a skip saying how to run it.
+pub fn recorded_simulation(
+    state: Result<state::State, state::StateError>,
+    now: SystemTime,
+) -> checks::CheckResult {
+    let entry = &checks::pkg_simulate::ENTRY;
+    let how = "`ssm-preflight check --simulate` runs it now";
+    let recorded = state.as_ref().ok().and_then(|s| {
+        let run = s.last_run.as_ref()?;
+        let result = run.checks.iter().find(|c| c.id == entry.id)?.clone();
+        let at: jiff::Timestamp = run.started_at.parse().ok()?;
+        let ago = now.duration_since(SystemTime::from(at)).unwrap_or_default();
+        Some((result, ago))
+    });
+    if let Some((mut result, ago)) = recorded {
+        result.summary = format!(
+            "{} (the daemon's dry run {} ago; {how})",
+            result.summary,
+            humantime::format_duration(Duration::from_secs(ago.as_secs()))
+        );
+        return result;
+    }
+    let why = match state {
+        Err(e) => format!("the daemon's last dry run could not be read ({e})"),
+        Ok(_) => "no dry run recorded yet (the daemon runs one on each of its runs)".into(),
+    };
+    checks::CheckResult {
+        id: entry.id.into(),
+        group: entry.group,
+        title: entry.title.into(),
+        status: checks::Status::Skip,
+        severity: entry.severity,
+        summary: format!("{why}; {how}"),
+        remedy: None,
+        details: Default::default(),
+        duration_ms: 0,
+    }
 }
 
 /// The checks to run: all but `checks.disable`, or those `only` names.

@@ -194,7 +194,10 @@ fn only_selects_ids_families_and_groups() {
         ids(&["--only", "pkg.lock,os.supported"]),
         ["pkg.lock", "os.supported"]
     );
-    assert_eq!(ids(&["--only", "pkg"]), ["pkg.lock", "pkg.state"]);
+    assert_eq!(
+        ids(&["--only", "pkg"]),
+        ["pkg.lock", "pkg.state", "pkg.simulate"]
+    );
     assert_eq!(ids(&["--only", "disk"]), ["disk.root"]);
     assert_eq!(
         ids(&["--only", "host"]),
@@ -202,6 +205,7 @@ fn only_selects_ids_families_and_groups() {
             "disk.root",
             "pkg.lock",
             "pkg.state",
+            "pkg.simulate",
             "reboot.pending",
             "os.supported",
             "patch.prereqs",

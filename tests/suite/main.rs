@@ -21,4 +21,5 @@ mod packaging;
 mod real_lock;
 mod report;
 mod rhui;
+mod simulate;
 mod state;

@@ -104,6 +104,7 @@ async fn a_round_trip_read_back_with_list_compliance_items() {
             "disk.root",
             "pkg.lock",
             "pkg.state",
+            "pkg.simulate",
             "reboot.pending",
             "os.supported",
             "patch.prereqs",

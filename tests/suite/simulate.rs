@@ -1,0 +1,171 @@
+//! `pkg.simulate` with the real apt-get of the test machine, planning a
+//! fixture tree's upgrade from its own status file and lists (issue #27):
+//! an upgrade that fits, a held package, and an update whose dependency no
+//! repository has. And `check` without `--simulate` does not run it.
+
+use crate::common;
+
+fn simulate(root: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    // The config outside the tree, so the tree holds only what apt reads.
+    let config = tempfile::NamedTempFile::new().unwrap();
+    let config = config.path();
+    let mut args = vec![
+        "check",
+        "--json",
+        "--mode",
+        "local",
+        "--only",
+        "pkg.simulate",
+    ];
+    args.extend(extra);
+    let out = common::command(root, &config, &args).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    json["checks"][0].clone()
+}
+
+#[test]
+fn apt_plans_the_fixture_s_upgrade_without_a_lock_or_a_write() {
+    if !std::path::Path::new("/usr/bin/apt-get").exists() {
+        panic!("this test asks the machine's apt-get: install apt (scripts/test runs on Debian)");
+    }
+    let root = common::fixture_root("apt-upgrade");
+    let before = snapshot(root.path());
+    let c = simulate(root.path(), &["--simulate"]);
+    // `app` 2.0 needs libgone, which no repository has: the patch run,
+    // which marks each update itself, would fail on it.
+    assert_eq!(c["status"], "fail", "{c:#}");
+    assert!(
+        c["summary"].as_str().unwrap().contains(
+            "apt cannot plan the upgrade: app : Depends: libgone (>= 2) but it is not installable"
+        ),
+        "{c:#}"
+    );
+    assert_eq!(c["details"]["upgraded"], "1", "{c:#}");
+    assert_eq!(c["details"]["held"], "pinned", "{c:#}");
+    assert_eq!(c["details"]["kept_back"], "app pinned", "{c:#}");
+    // Nothing under the tree changed: no lock file, no cache, no log.
+    assert_eq!(before, snapshot(root.path()), "apt wrote under the tree");
+    // And, watched from outside, no lock taken anywhere and nothing opened
+    // for writing under the tree or the machine's own apt and dpkg state.
+    let traced = trace(root.path());
+    let taken: Vec<&str> = traced
+        .lines()
+        .filter(|l| {
+            l.contains("F_SETLK")
+                || l.contains("F_OFD_SETLK")
+                || (l.contains("flock(") && !l.contains("LOCK_UN"))
+        })
+        .collect();
+    assert!(taken.is_empty(), "locks taken: {taken:?}");
+    let tree = root.path().display().to_string();
+    let written: Vec<&str> = traced
+        .lines()
+        .filter(|l| l.contains("O_WRONLY") || l.contains("O_RDWR") || l.contains("O_CREAT"))
+        .filter(|l| {
+            [
+                tree.as_str(),
+                "/var/lib/dpkg",
+                "/var/lib/apt",
+                "/var/cache/apt",
+                "/var/log/apt",
+            ]
+            .iter()
+            .any(|p| l.contains(&format!("\"{p}")))
+        })
+        .collect();
+    assert!(written.is_empty(), "opened for writing: {written:?}");
+    assert!(
+        traced.contains("apt-get"),
+        "strace saw apt-get run: {traced}"
+    );
+
+    // Without the broken update: the held package warns, the rest fits.
+    let status = root.path().join("var/lib/dpkg/status");
+    let text = std::fs::read_to_string(&status).unwrap();
+    let without_app: String = text
+        .split("\n\n")
+        .filter(|s| !s.starts_with("Package: app\n"))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    std::fs::write(&status, without_app).unwrap();
+    let c = simulate(root.path(), &["--simulate"]);
+    assert_eq!(c["status"], "warn", "{c:#}");
+    let summary = c["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("1 package(s) to upgrade or install, 0 B to download, 2.8 MiB more installed: 1 held package(s) have an upgrade the patch run will not install: pinned"),
+        "{c:#}"
+    );
+}
+
+#[test]
+fn check_shows_the_daemon_s_dry_run_and_runs_none_itself() {
+    let root = common::fixture_root("apt-upgrade");
+    let c = simulate(root.path(), &[]);
+    assert_eq!(c["status"], "skip", "{c:#}");
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no dry run recorded yet (the daemon runs one on each of its runs); `ssm-preflight check --simulate` runs it now"),
+        "{c:#}"
+    );
+}
+
+/// What `check --simulate` opened and locked, as `strace -f` saw it.
+fn trace(root: &std::path::Path) -> String {
+    let out_file = tempfile::NamedTempFile::new().unwrap();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    let status = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=execve,open,openat,fcntl,flock",
+            "-o",
+        ])
+        .arg(out_file.path())
+        .arg(env!("CARGO_BIN_EXE_ssm-preflight"))
+        .args([
+            "check",
+            "--json",
+            "--mode",
+            "local",
+            "--only",
+            "pkg.simulate",
+            "--simulate",
+            "--root",
+        ])
+        .arg(root)
+        .arg("--config")
+        .arg(config.path())
+        .env("DBUS_SYSTEM_BUS_ADDRESS", common::NO_BUS)
+        .env("STATE_DIRECTORY", root.join("no-state"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("strace (scripts/test installs it)");
+    assert!(status.code().is_some_and(|c| c <= 2), "{status:?}");
+    std::fs::read_to_string(out_file.path()).unwrap()
+}
+
+/// Every path under `root` with its size and modification time.
+fn snapshot(root: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            }
+            out.push((
+                e.path().display().to_string(),
+                meta.len(),
+                meta.modified().unwrap(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
