@@ -18,7 +18,7 @@ fn simulate(root: &std::path::Path, extra: &[&str]) -> serde_json::Value {
         "pkg.simulate",
     ];
     args.extend(extra);
-    let out = common::command(root, &config, &args).output().unwrap();
+    let out = common::command(root, config, &args).output().unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     json["checks"][0].clone()
