@@ -9,6 +9,7 @@ pub mod patching;
 pub mod payload;
 pub mod query;
 pub mod sdk;
+pub mod snapshot;
 pub mod sts;
 pub mod tags;
 pub mod windows;

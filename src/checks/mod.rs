@@ -20,6 +20,7 @@ pub mod os_supported;
 pub mod patch_group;
 pub mod patch_last_run;
 pub mod patch_prereqs;
+pub mod patch_snapshot;
 pub mod patchgroup_baseline;
 pub mod payload;
 pub mod pkg_lock;
@@ -344,6 +345,7 @@ pub const REGISTRY: &[Registered] = &[
     one(&patchgroup_baseline::ENTRY, patchgroup_baseline::plan),
     one(&window_targeted::ENTRY, window_targeted::plan),
     one(&patch_last_run::ENTRY, patch_last_run::plan),
+    one(&patch_snapshot::ENTRY, patch_snapshot::plan),
 ];
 
 /// The catalogue: every check ID (or family) with its group, title and severity.

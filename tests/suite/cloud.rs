@@ -157,6 +157,16 @@ async fn run_with_latest(
         .unwrap()
     });
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // The snapshot's presigned URL is a credential: in no output.
+    for (name, text) in [
+        ("stdout", String::from_utf8_lossy(&out.stdout)),
+        ("stderr", stderr.clone()),
+    ] {
+        assert!(
+            !text.contains(fake_ssm::PRESIGNED_SIGNATURE) && !text.contains("X-Amz-Algorithm"),
+            "the presigned URL reached {name}: {text}"
+        );
+    }
     // -v says what the run did, not which credentials it loaded.
     assert!(
         !stderr.contains("AKIDTESTFAKESSM"),
@@ -201,10 +211,19 @@ async fn a_node_patch_manager_sees_as_intended() {
         "patchgroup.baseline",
         "window.targeted",
         "patch.last_run",
+        "patch.snapshot",
         "credentials.valid",
     ] {
         assert_eq!(check(&json, id)["status"], "pass", "{:#}", check(&json, id));
     }
+    assert_eq!(
+        summary(&json, "patch.snapshot"),
+        "SSM hands this node its patch snapshot for Debian12, and the snapshot downloads: 186 B of baseline prod-debian"
+    );
+    assert_eq!(
+        check(&json, "patch.snapshot")["details"]["approved_patches"],
+        "1"
+    );
     assert!(summary(&json, "ssm.ping").starts_with(&format!("SSM shows {NODE} Online")));
     assert!(
         summary(&json, "agent.version").ends_with("the newest in this region is 3.3.1142.0"),
@@ -523,5 +542,51 @@ async fn an_ssm_endpoint_that_never_answers_is_named_not_waited_on() {
                 .starts_with("ssm's endpoint localhost does not answer (endpoint.ssm says why)"),
             "{id}: {c:#}"
         );
+    }
+}
+
+/// The payload's own first call (issue #28): refused, an OS SSM does not
+/// patch, the snapshot's download refused by a policy or unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patch_run_s_own_first_call_and_its_download() {
+    use fake_ssm::Snapshot;
+    let cases: Vec<(Option<&str>, Snapshot, &str)> = vec![
+        (
+            Some("GetDeployablePatchSnapshotForInstance"),
+            Snapshot::default(),
+            "ssm:GetDeployablePatchSnapshotForInstance was refused",
+        ),
+        (
+            None,
+            Snapshot::Unsupported,
+            "SSM will not patch this node: UnsupportedOperatingSystem: The operating system Debian 13 is not supported for patching.",
+        ),
+        (
+            None,
+            Snapshot::Download { status: 403, body: String::new() },
+            "answered 403: an S3 endpoint or bucket policy refuses the snapshot bucket patch-baseline-snapshot-eu-west-1",
+        ),
+        (
+            None,
+            Snapshot::Download { status: 0, body: String::new() },
+            "got no answer: no answer within 1s",
+        ),
+    ];
+    for (deny, snapshot, says) in cases {
+        let (ssm, addr, ca) = ssm_site().await;
+        let mut cloud = healthy();
+        cloud.snapshot = snapshot;
+        ssm.lock().unwrap().cloud = cloud;
+        ssm.lock().unwrap().deny_actions = deny.iter().map(|d| d.to_string()).collect();
+        let json = run(
+            ssm,
+            addr,
+            &ca,
+            StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+        )
+        .await;
+        let c = check(&json, "patch.snapshot");
+        assert_eq!(c["status"], "fail", "{c:#}");
+        assert!(summary(&json, "patch.snapshot").contains(says), "{c:#}");
     }
 }

@@ -57,6 +57,7 @@ fn the_iam_policy_grants_exactly_what_the_tool_calls() {
         "ssm:DescribeMaintenanceWindowTasks",
         "ssm:GetMaintenanceWindowTask",
         "ssm:GetDocument",
+        "ssm:GetDeployablePatchSnapshotForInstance",
     ];
     let mut got: Vec<&str> = actions.iter().map(String::as_str).collect();
     want.sort();

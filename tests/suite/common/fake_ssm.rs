@@ -45,6 +45,8 @@ pub struct FakeSsm {
     pub cloud: Cloud,
     /// Actions refused with AccessDeniedException ("DescribePatchGroups", …).
     pub deny_actions: Vec<String>,
+    /// Served over TLS (the presigned URL's scheme).
+    pub tls: bool,
 }
 
 /// The data the cloud checks' operations answer from, in AWS's shapes.
@@ -70,7 +72,37 @@ pub struct Cloud {
     pub task_details: Vec<((String, String), Value)>,
     /// The content GetDocument answers for AWS-RunPatchBaseline.
     pub patch_document: Option<String>,
+    /// How GetDeployablePatchSnapshotForInstance and the snapshot's
+    /// presigned download answer.
+    pub snapshot: Snapshot,
 }
+
+/// The patch snapshot, as SSM and S3 answer for it.
+#[derive(Clone, Debug)]
+pub enum Snapshot {
+    /// SSM answers with a presigned URL on the fake itself; its download
+    /// answers `status` with `body` (0: accepts and never answers).
+    Download { status: u16, body: String },
+    /// SSM: UnsupportedOperatingSystem.
+    Unsupported,
+}
+
+impl Default for Snapshot {
+    fn default() -> Snapshot {
+        Snapshot::Download {
+            status: 200,
+            body: SNAPSHOT_BODY.into(),
+        }
+    }
+}
+
+/// A snapshot as the fake serves it: the baseline in the shape the check
+/// reads (AWS does not document the snapshot's format).
+pub const SNAPSHOT_BODY: &str = r#"{"patchBaseline": {"name": "prod-debian", "operatingSystem": "DEBIAN", "approvalRules": {"patchRules": [{"approveAfterDays": 7}]}, "approvedPatches": ["openssl"], "rejectedPatches": []}}"#;
+
+/// The presigned URL's signature: a secret no output may carry.
+pub const PRESIGNED_SIGNATURE: &str =
+    "0fake5ign4ture0f4presigned0url000000000000000000000000000000000";
 
 /// The payload the fake's AWS-RunPatchBaseline names, and its key.
 pub const PAYLOAD_KEY: &str =
@@ -156,7 +188,10 @@ async fn start_on(tls: Option<Arc<rustls::ServerConfig>>) -> (Shared, SocketAddr
 
 /// The fake on a listener the caller bound (an address in a namespace).
 pub fn serve(listener: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Shared {
-    let shared: Shared = Arc::new(Mutex::new(FakeSsm::default()));
+    let shared: Shared = Arc::new(Mutex::new(FakeSsm {
+        tls: tls.is_some(),
+        ..FakeSsm::default()
+    }));
     let state = shared.clone();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::spawn(async move {
@@ -217,6 +252,32 @@ async fn handle(
         .unwrap_or_default()
         .to_string();
     state.lock().unwrap().calls.push(target.clone());
+    // The snapshot's presigned download: S3's, served here.
+    if parts.method == hyper::Method::GET
+        && parts.uri.path().starts_with("/patch-baseline-snapshot-")
+    {
+        let signed = parts
+            .uri
+            .query()
+            .is_some_and(|q| q.contains(&format!("X-Amz-Signature={PRESIGNED_SIGNATURE}")));
+        let answer = state.lock().unwrap().cloud.snapshot.clone();
+        return match (signed, answer) {
+            (false, _) => error(
+                403,
+                "AccessDenied",
+                "Query-string authentication requires the Signature",
+            ),
+            (true, Snapshot::Download { status: 0, .. }) => {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                error(500, "InternalError", "too late")
+            }
+            (true, Snapshot::Download { status, body }) => hyper::Response::builder()
+                .status(status)
+                .body(Full::new(Bytes::from(body)))
+                .unwrap(),
+            (true, Snapshot::Unsupported) => error(404, "NoSuchKey", "no snapshot"),
+        };
+    }
     // An unsigned request (the endpoint probe's HEAD) gets SSM's answer to
     // one; it is not a bad signature.
     if !parts.headers.contains_key("authorization") {
@@ -452,6 +513,42 @@ async fn handle(
                     "DoesNotExistException",
                     &format!("Maintenance window task {tid} does not exist"),
                 ),
+            }
+        }
+        "AmazonSSM.GetDeployablePatchSnapshotForInstance" => {
+            let (Ok(instance), Ok(snapshot_id)) = (
+                required(&input, "InstanceId"),
+                required(&input, "SnapshotId"),
+            ) else {
+                return error(
+                    400,
+                    "ValidationException",
+                    "InstanceId and SnapshotId are required",
+                );
+            };
+            // As SSM: the snapshot ID is a UUID (36 characters).
+            if snapshot_id.len() != 36 || snapshot_id.matches('-').count() != 4 {
+                return error(400, "ValidationException", &format!("1 validation error detected: Value '{snapshot_id}' at 'snapshotId' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$"));
+            }
+            let s = state.lock().unwrap();
+            match s.cloud.snapshot {
+                Snapshot::Unsupported => error(
+                    400,
+                    "UnsupportedOperatingSystem",
+                    "The operating system Debian 13 is not supported for patching.",
+                ),
+                Snapshot::Download { .. } => {
+                    let host = parts
+                        .headers
+                        .get("host")
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("localhost");
+                    let scheme = if s.tls { "https" } else { "http" };
+                    ok(json!({
+                        "InstanceId": instance, "SnapshotId": snapshot_id, "Product": "Debian12",
+                        "SnapshotDownloadUrl": format!("{scheme}://{host}/patch-baseline-snapshot-eu-west-1/{snapshot_id}.json?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature={PRESIGNED_SIGNATURE}")
+                    }))
+                }
             }
         }
         "AmazonSSM.GetDocument" => {
@@ -754,6 +851,7 @@ impl Cloud {
                 gated_task(window, Some("SSMPreflight-Gate")),
             )],
             patch_document: Some(patch_document()),
+            snapshot: Snapshot::default(),
         }
     }
 }
