@@ -120,15 +120,19 @@ fn gather_and_judge(
     judge(&facts, stale_after)
 }
 
-/// Whether `need` bytes fit in `free`: short, close (within 20 %), or fine.
-fn room(need: u64, free: Option<u64>) -> Option<&'static str> {
-    let free = free?;
-    if need > free {
-        Some("short")
-    } else if need.saturating_mul(6) / 5 > free {
-        Some("close")
-    } else {
-        None
+/// How `need` bytes fit in what is free.
+enum Room {
+    Short,
+    /// Within 20 %.
+    Close,
+    Enough,
+}
+
+fn room(need: u64, free: Option<u64>) -> Room {
+    match free {
+        Some(free) if need > free => Room::Short,
+        Some(free) if need.saturating_mul(6) / 5 > free => Room::Close,
+        _ => Room::Enough,
     }
 }
 
@@ -144,23 +148,23 @@ pub fn judge(f: &Facts, stale_after: Duration) -> Outcome {
         let mut warns = Vec::new();
         let download = sim.download.unwrap_or(0);
         match room(download, f.cache_free) {
-            Some("short") => fails.push(format!("the archives to download ({}) do not fit in /var/cache/apt/archives ({} free)", format_bytes(download), format_bytes(f.cache_free.unwrap_or(0)))),
-            Some(_) => warns.push(format!("the archives to download ({}) leave less than a fifth of /var/cache/apt/archives's {} free", format_bytes(download), format_bytes(f.cache_free.unwrap_or(0)))),
-            None => {}
+            Room::Short => fails.push(format!("the archives to download ({}) do not fit in /var/cache/apt/archives ({} free)", format_bytes(download), format_bytes(f.cache_free.unwrap_or(0)))),
+            Room::Close => warns.push(format!("the archives to download ({}) leave less than a fifth of /var/cache/apt/archives's {} free", format_bytes(download), format_bytes(f.cache_free.unwrap_or(0)))),
+            Room::Enough => {}
         }
         let grows = sim.installed_change.unwrap_or(0).max(0) as u64;
         match room(grows, f.usr_free) {
-            Some("short") => fails.push(format!(
+            Room::Short => fails.push(format!(
                 "the upgrade installs {} more than it removes, and /usr has {} free",
                 format_bytes(grows),
                 format_bytes(f.usr_free.unwrap_or(0))
             )),
-            Some(_) => warns.push(format!(
+            Room::Close => warns.push(format!(
                 "the upgrade installs {} more, leaving less than a fifth of /usr's {} free",
                 format_bytes(grows),
                 format_bytes(f.usr_free.unwrap_or(0))
             )),
-            None => {}
+            Room::Enough => {}
         }
         let held: Vec<&str> = sim
             .kept_back

@@ -12,9 +12,8 @@ pub fn gate(global: &Global, args: &GateArgs) -> anyhow::Result<u8> {
     let prepared = super::prepare_on(&rt, global)?;
     let now = SystemTime::now();
     // The daemon's (or a recent check --report's) run, when fresh enough.
-    let recorded = state::read(&state::default_dir())
-        .ok()
-        .and_then(|s| s.last_run);
+    let state = state::read(&state::default_dir());
+    let recorded = state.as_ref().ok().and_then(|s| s.last_run.clone());
     let fresh = recorded.filter(|r| {
         humantime::parse_rfc3339(&r.started_at)
             .ok()
@@ -39,7 +38,7 @@ pub fn gate(global: &Global, args: &GateArgs) -> anyhow::Result<u8> {
             // The hook answers in seconds: the package manager's dry run
             // is the daemon's last one (its age in the summary), not one
             // made now, which can take a minute.
-            let simulation = recorded_simulation(state::read(&state::default_dir()), now);
+            let simulation = recorded_simulation(state, now);
             let report = rt.block_on(run_checks_reusing(&ctx, &[], &[simulation]))?;
             (
                 report,

@@ -111,7 +111,7 @@ pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
         } = r
         {
             if let (true, Some(host)) = (name.starts_with("apt: "), https_host(index)) {
-                *tls = apt_conf.tls_for(host);
+                *tls = apt_conf.tls_for(&host);
             }
         }
     }
@@ -125,11 +125,11 @@ pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
 }
 
 /// The host of an `https://` URL (no port, no user).
-fn https_host(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("https://")?;
-    let authority = rest.split('/').next()?;
-    let host = authority.rsplit('@').next()?;
-    Some(host.split(':').next().unwrap_or(host))
+fn https_host(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    (url.scheme() == "https")
+        .then(|| url.host_str().map(str::to_string))
+        .flatten()
 }
 
 /// `<uri>/dists/<suite>/InRelease`, or `<uri>/<suite>/InRelease` for a flat repository.

@@ -124,9 +124,14 @@ fn rhui() -> Rhui {
 }
 
 fn repo_check(r: &Rhui) -> serde_json::Value {
+    repo_check_with(r, "[repos]\ntimeout = \"3s\"\n", true)
+}
+
+/// `repo.reachable` in ec2 mode on the tree, IMDS on (the fake) or off.
+fn repo_check_with(r: &Rhui, config_text: &str, imds: bool) -> serde_json::Value {
     let config = r.root.path().join("preflight.toml");
-    std::fs::write(&config, "[repos]\ntimeout = \"3s\"\n").unwrap();
-    let out = common::command(
+    std::fs::write(&config, config_text).unwrap();
+    let mut cmd = common::command(
         r.root.path(),
         &config,
         &[
@@ -137,13 +142,16 @@ fn repo_check(r: &Rhui) -> serde_json::Value {
             "--only",
             "repo.reachable",
         ],
-    )
-    .env_remove("AWS_EC2_METADATA_DISABLED")
-    .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &r.imds)
-    .env("SSL_CERT_FILE", &r.system.pem_path)
-    .env_remove("SSL_CERT_DIR")
-    .output()
-    .unwrap();
+    );
+    if imds {
+        cmd.env_remove("AWS_EC2_METADATA_DISABLED")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &r.imds);
+    }
+    let out = cmd
+        .env("SSL_CERT_FILE", &r.system.pem_path)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     json["checks"]
@@ -254,25 +262,7 @@ fn a_missing_entitlement_key_fails_naming_the_file_and_the_setting() {
 #[test]
 fn without_imds_the_rhui_identity_is_not_read_and_the_check_says_so() {
     let r = rhui();
-    let config = r.root.path().join("preflight.toml");
-    std::fs::write(&config, "[aws]\nregion = \"eu-west-1\"\n").unwrap();
-    let out = common::command(
-        r.root.path(),
-        &config,
-        &[
-            "check",
-            "--json",
-            "--mode",
-            "ec2",
-            "--only",
-            "repo.reachable",
-        ],
-    )
-    .env("SSL_CERT_FILE", &r.system.pem_path)
-    .output()
-    .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let c = &json["checks"][0];
+    let c = &repo_check_with(&r, "[aws]\nregion = \"eu-west-1\"\n", false);
     assert_eq!(c["status"], "warn", "{c:#}");
     assert!(
         summary(c).contains("0 of 2 repositories answer; 2 could not be asked")

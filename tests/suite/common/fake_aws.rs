@@ -40,14 +40,19 @@ impl TestCa {
         }
     }
 
-    /// A rustls server config with a certificate for `names`, signed by this CA.
-    pub fn server_config(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
+    /// A certificate for `names` signed by this CA, and its key.
+    fn leaf(&self, names: &[&str]) -> (rcgen::Certificate, KeyPair) {
         let key = KeyPair::generate().unwrap();
         let params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
         let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer).unwrap();
+        (params.signed_by(&key, &issuer).unwrap(), key)
+    }
+
+    /// A rustls server config with a certificate for `names`, signed by this CA.
+    pub fn server_config(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
+        let (cert, key) = self.leaf(names);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -64,10 +69,7 @@ impl TestCa {
     /// A certificate for `name` signed by this CA and its key, as PEM (a
     /// client's entitlement certificate).
     pub fn issue(&self, name: &str) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let params = CertificateParams::new(vec![name.to_string()]).unwrap();
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer).unwrap();
+        let (cert, key) = self.leaf(&[name]);
         (cert.pem(), key.serialize_pem())
     }
 
@@ -78,12 +80,7 @@ impl TestCa {
         names: &[&str],
         clients: &TestCa,
     ) -> Arc<rustls::ServerConfig> {
-        let key = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer).unwrap();
+        let (cert, key) = self.leaf(names);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots
