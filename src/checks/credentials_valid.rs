@@ -203,45 +203,22 @@ mod tests {
 
     #[test]
     fn refusals_fail_with_their_cause() {
-        let o = judge(
-            &refusal(
-                "ExpiredToken",
-                "The security token included in the request is expired",
-            ),
-            now(),
-            EP,
-            "the instance profile",
-        );
-        o.assert_says(Status::Fail, "have expired: STS answered ExpiredToken");
-        let skew = judge(
-            &refusal("SignatureDoesNotMatch", "Signature expired: 20261202T020000Z is now earlier than 20261202T020100Z (20261202T020600Z - 5 min.)"),
-            now(),
-            EP,
-            "the instance profile",
-        );
+        let refused = |code: &str, message: &str| judge(&refusal(code, message), now(), EP, "x");
+        refused(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        )
+        .assert_says(Status::Fail, "have expired: STS answered ExpiredToken");
+        let skew = refused("SignatureDoesNotMatch", "Signature expired: 20261202T020000Z is now earlier than 20261202T020100Z (20261202T020600Z - 5 min.)");
         skew.assert_says(Status::Fail, "its clock is off");
         assert!(skew.remedy.unwrap().contains("chronyc makestep"));
-        let invalid = judge(
-            &refusal(
-                "InvalidClientTokenId",
-                "The security token included in the request is invalid.",
-            ),
-            now(),
-            EP,
-            "x",
+        let invalid = refused(
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
         );
         assert_eq!(invalid.status, Status::Fail);
-    }
-
-    #[test]
-    fn an_explicit_deny_is_a_skip_naming_the_action() {
-        let o = judge(
-            &refusal("AccessDenied", "explicit deny in a service control policy"),
-            now(),
-            EP,
-            "x",
-        );
-        o.assert_says(Status::Skip, "allow sts:GetCallerIdentity");
+        refused("AccessDenied", "explicit deny in a service control policy")
+            .assert_says(Status::Skip, "allow sts:GetCallerIdentity");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! where the agent runs the scripts of `AWS-RunPatchBaseline`.
 
 use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity, Status};
-use crate::config::units::{format_bytes, format_count};
+use crate::config::units::{format_bytes, format_count, Amount};
 use crate::config::Thresholds;
 use crate::host::disk::{self, name_for, Figures, Filesystem, DEFAULT_PATHS};
 use crate::host::PackageManager;
@@ -121,7 +121,37 @@ struct Floors {
     fail: u64,
 }
 
+/// The strictest floors the paths on one filesystem ask for, with the
+/// path that asks for the failure floor (whose remedy is given).
+fn strictest(
+    thresholds: &[(String, Thresholds)],
+    pick: fn(&Thresholds) -> (Amount, Amount),
+    free: u64,
+    total: u64,
+) -> (Floors, &str) {
+    let resolved = |floor: fn((Amount, Amount)) -> Amount| {
+        thresholds
+            .iter()
+            .map(|(p, t)| (floor(pick(t)).resolve(total), p.as_str()))
+            .max()
+            .unwrap_or((0, "/"))
+    };
+    let (warn, _) = resolved(|(warn, _)| warn);
+    let (fail, fail_path) = resolved(|(_, fail)| fail);
+    (Floors { free, warn, fail }, fail_path)
+}
+
 impl Floors {
+    /// A path's (warning, failure) floors for bytes.
+    fn bytes(t: &Thresholds) -> (Amount, Amount) {
+        (t.warn_below.0, t.fail_below.0)
+    }
+
+    /// A path's (warning, failure) floors for inodes.
+    fn inodes(t: &Thresholds) -> (Amount, Amount) {
+        (t.inodes_warn_below.0, t.inodes_fail_below.0)
+    }
+
     /// The verdict, its word and the floor crossed; `None` above both.
     fn judge(&self) -> Option<(Status, &'static str, u64)> {
         if self.free < self.fail {
@@ -142,18 +172,10 @@ pub fn judge(
     thresholds: &[(String, Thresholds)],
     pm: Option<PackageManager>,
 ) -> Outcome {
-    let strictest = |pick: fn(&Thresholds) -> crate::config::units::Amount, total: u64| {
-        thresholds
-            .iter()
-            .map(|(p, t)| (pick(t).resolve(total), p.as_str()))
-            .max()
-            .unwrap_or((0, "/"))
-    };
-    let (warn_bytes, _) = strictest(|t| t.warn_below.0, f.bytes_total);
-    let (fail_bytes, fail_bytes_path) = strictest(|t| t.fail_below.0, f.bytes_total);
-    let (warn_inodes, _) = strictest(|t| t.inodes_warn_below.0, f.inodes_total);
-    let (fail_inodes, _) = strictest(|t| t.inodes_fail_below.0, f.inodes_total);
-
+    let (bytes, fail_bytes_path) =
+        strictest(thresholds, Floors::bytes, f.bytes_free, f.bytes_total);
+    let (inodes, _) = strictest(thresholds, Floors::inodes, f.inodes_free, f.inodes_total);
+    let (warn_bytes, fail_bytes) = (bytes.warn, bytes.fail);
     let mp = &fs.mount_point;
     let bytes_pct = percent(f.bytes_free, f.bytes_total);
     let inodes_pct = percent(f.inodes_free, f.inodes_total);
@@ -163,72 +185,35 @@ pub fn judge(
         format_count(f.inodes_free)
     );
 
-    let mut status = Status::Pass;
-    let mut problems = Vec::new();
-    let mut remedies = Vec::new();
-
+    let mut found = Found::default();
     // Bytes and inodes are judged alike: below the failure floor fails,
     // below the warning floor warns. A filesystem without an inode limit
     // (btrfs, some network filesystems: zero total) has no inode verdict.
-    let bytes = Floors {
-        free: f.bytes_free,
-        warn: warn_bytes,
-        fail: fail_bytes,
-    };
     if let Some((verdict, word, floor)) = bytes.judge() {
-        problems.push(format!(
-            "{mp} has {bytes_text}, below the {word} floor of {}",
-            format_bytes(floor)
-        ));
-        remedies.push(space_remedy(fs, fail_bytes_path, pm));
-        status = worst(status, verdict);
+        found.add(
+            verdict,
+            format!(
+                "{mp} has {bytes_text}, below the {word} floor of {}",
+                format_bytes(floor)
+            ),
+            space_remedy(fs, fail_bytes_path, pm),
+        );
     }
-    let inodes = Floors {
-        free: f.inodes_free,
-        warn: warn_inodes,
-        fail: fail_inodes,
-    };
     if let Some((verdict, word, floor)) = inodes.judge().filter(|_| f.inodes_total > 0) {
-        problems.push(format!(
-            "{mp} has {inodes_text}, below the {word} floor of {}",
-            format_count(floor)
-        ));
-        remedies.push(format!(
-            "Find the directories with the most files: `sudo du --inodes -x {mp} 2>/dev/null | sort -n | tail`, then delete what is not needed (old logs, caches, session files)."
-        ));
-        status = worst(status, verdict);
+        found.add(
+            verdict,
+            format!(
+                "{mp} has {inodes_text}, below the {word} floor of {}",
+                format_count(floor)
+            ),
+            format!(
+                "Find the directories with the most files: `sudo du --inodes -x {mp} 2>/dev/null | sort -n | tail`, then delete what is not needed (old logs, caches, session files)."
+            ),
+        );
     }
+    noexec(fs, &bytes_text, &mut found);
 
-    let noexec_paths: Vec<&String> = fs
-        .paths
-        .iter()
-        .filter(|p| p.as_str() == AGENT_EXEC_DIR || p.starts_with(&format!("{AGENT_EXEC_DIR}/")))
-        .collect();
-    if !noexec_paths.is_empty() {
-        match fs.noexec {
-            Some(true) => {
-                problems.push(format!(
-                    "{AGENT_EXEC_DIR} is on {mp}, which is mounted noexec, so the agent cannot run the patch scripts it downloads there"
-                ));
-                remedies.push(format!(
-                    "Remove `noexec` from the options of {mp} in /etc/fstab and run `sudo mount -o remount,exec {mp}`, or mount {AGENT_EXEC_DIR} from a filesystem that allows execution."
-                ));
-                status = Status::Fail;
-            }
-            None => {
-                problems.push(format!(
-                    "{mp} has {bytes_text}, but whether {AGENT_EXEC_DIR} is mounted noexec could not be told: /proc/self/mountinfo could not be read"
-                ));
-                remedies.push(format!(
-                    "Check the options with `findmnt -no OPTIONS --target {AGENT_EXEC_DIR}`: they must not include noexec, or the agent cannot run the patch scripts."
-                ));
-                status = worst(status, Status::Warn);
-            }
-            Some(false) => {}
-        }
-    }
-
-    let summary = if problems.is_empty() {
+    let summary = if found.problems.is_empty() {
         let inodes = if f.inodes_total == 0 {
             "no inode limit".to_string()
         } else {
@@ -236,26 +221,82 @@ pub fn judge(
         };
         format!("{mp} has {bytes_text} and {inodes}")
     } else {
-        problems.join("; ")
+        found.problems.join("; ")
     };
-    let mut outcome = match status {
+    let outcome = match found.status {
         Status::Pass => Outcome::pass(summary),
-        _ => Outcome {
+        status => Outcome {
             status,
             summary,
-            remedy: Some(remedies.join(" ")),
+            remedy: Some(found.remedies.join(" ")),
             details: BTreeMap::new(),
         },
     };
-    outcome = outcome
-        .detail("mount_point", mp)
+    with_figures(outcome, fs, f, (warn_bytes, fail_bytes))
+}
+
+/// The problems found on one filesystem, their remedies and the worst verdict.
+struct Found {
+    status: Status,
+    problems: Vec<String>,
+    remedies: Vec<String>,
+}
+
+impl Default for Found {
+    fn default() -> Self {
+        Found {
+            status: Status::Pass,
+            problems: Vec::new(),
+            remedies: Vec::new(),
+        }
+    }
+}
+
+impl Found {
+    fn add(&mut self, verdict: Status, problem: String, remedy: String) {
+        self.status = worst(self.status, verdict);
+        self.problems.push(problem);
+        self.remedies.push(remedy);
+    }
+}
+
+/// The agent's working directory on a noexec mount: it cannot run the
+/// patch scripts it downloads there.
+fn noexec(fs: &Filesystem, bytes_text: &str, found: &mut Found) {
+    let mp = &fs.mount_point;
+    let holds_agent_dir = fs
+        .paths
+        .iter()
+        .any(|p| p.as_str() == AGENT_EXEC_DIR || p.starts_with(&format!("{AGENT_EXEC_DIR}/")));
+    if !holds_agent_dir {
+        return;
+    }
+    match fs.noexec {
+        Some(true) => found.add(
+            Status::Fail,
+            format!("{AGENT_EXEC_DIR} is on {mp}, which is mounted noexec, so the agent cannot run the patch scripts it downloads there"),
+            format!("Remove `noexec` from the options of {mp} in /etc/fstab and run `sudo mount -o remount,exec {mp}`, or mount {AGENT_EXEC_DIR} from a filesystem that allows execution."),
+        ),
+        None => found.add(
+            Status::Warn,
+            format!("{mp} has {bytes_text}, but whether {AGENT_EXEC_DIR} is mounted noexec could not be told: /proc/self/mountinfo could not be read"),
+            format!("Check the options with `findmnt -no OPTIONS --target {AGENT_EXEC_DIR}`: they must not include noexec, or the agent cannot run the patch scripts."),
+        ),
+        Some(false) => {}
+    }
+}
+
+/// The figures behind the verdict, in the details.
+fn with_figures(outcome: Outcome, fs: &Filesystem, f: Figures, floors: (u64, u64)) -> Outcome {
+    let outcome = outcome
+        .detail("mount_point", &fs.mount_point)
         .detail("paths", fs.paths.join(", "))
         .detail("bytes_free", f.bytes_free)
         .detail("bytes_total", f.bytes_total)
         .detail("inodes_free", f.inodes_free)
         .detail("inodes_total", f.inodes_total)
-        .detail("warn_below_bytes", warn_bytes)
-        .detail("fail_below_bytes", fail_bytes)
+        .detail("warn_below_bytes", floors.0)
+        .detail("fail_below_bytes", floors.1)
         .detail(
             "noexec",
             fs.noexec.map_or(
@@ -263,10 +304,10 @@ pub fn judge(
                 |n| if n { "true" } else { "false" },
             ),
         );
-    if let Some(t) = &fs.fs_type {
-        outcome = outcome.detail("fs_type", t);
+    match &fs.fs_type {
+        Some(t) => outcome.detail("fs_type", t),
+        None => outcome,
     }
-    outcome
 }
 
 fn worst(a: Status, b: Status) -> Status {

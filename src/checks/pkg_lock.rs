@@ -68,66 +68,129 @@ pub fn judge(g: &Gathered, stuck_after: Duration) -> Outcome {
     {
         return Outcome::skip("no dpkg, rpm, yum, dnf or zypper state was found on this host, so there is no lock to look at");
     }
+    let held = held_locks(&holders, stuck_after);
+    let (warnings, mut remedies) = unsure(g);
+    remedies.splice(0..0, held.remedies);
+    remedies.dedup();
+    let stale: Vec<String> = g
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::StalePidFile { path, pid } => {
+                Some(format!("{path} names pid {pid}, which is not running"))
+            }
+            _ => None,
+        })
+        .collect();
 
+    let mut outcome = if !held.sentences.is_empty() {
+        let mut all = held.sentences;
+        all.extend(warnings);
+        if held.stuck {
+            Outcome::fail(all.join("; "), remedies.join(" "))
+        } else {
+            Outcome::warn(all.join("; "), remedies.join(" "))
+        }
+    } else if !warnings.is_empty() {
+        Outcome::warn(warnings.join("; "), remedies.join(" "))
+    } else {
+        let mut summary = format!(
+            "no package-manager lock is held ({} looked at)",
+            g.examined.len()
+        );
+        if !stale.is_empty() {
+            summary.push_str(&format!("; stale pid file ignored: {}", stale.join(", ")));
+        }
+        Outcome::pass(summary)
+    };
+    outcome = outcome.detail("examined", g.examined.join(", "));
+    if !stale.is_empty() {
+        outcome = outcome.detail("stale_pid_files", stale.join("; "));
+    }
+    if g.bad_proc_lines > 0 {
+        outcome = outcome.detail("unreadable_proc_locks_lines", g.bad_proc_lines);
+    }
+    outcome
+}
+
+/// What the held locks say: one sentence and one remedy per process.
+struct Held {
+    sentences: Vec<String>,
+    remedies: Vec<String>,
+    /// A holder has run past `stuck_after`.
+    stuck: bool,
+}
+
+fn held_locks(holders: &[&Holder], stuck_after: Duration) -> Held {
     // The same process usually holds several locks (lock-frontend and lock).
     let mut by_process: BTreeMap<Option<u32>, Vec<&Holder>> = BTreeMap::new();
-    for h in &holders {
+    for h in holders {
         by_process.entry(h.pid).or_default().push(h);
     }
-    let mut sentences = Vec::new();
-    let mut remedies = Vec::new();
-    let mut stuck = false;
+    let mut said = Held {
+        sentences: Vec::new(),
+        remedies: Vec::new(),
+        stuck: false,
+    };
     for (pid, held) in &by_process {
         let paths: Vec<&str> = held.iter().map(|h| h.path.as_str()).collect();
         let tool = held[0].tool;
         let process = held.iter().find_map(|h| h.process.as_ref());
-        match (pid, process) {
+        let (sentence, remedy) = match (pid, process) {
             (Some(pid), Some(p)) => {
                 let age = p
                     .running_for
                     .map(|d| format!(", running for {}", format_age(d)))
                     .unwrap_or_default();
-                sentences.push(format!(
-                    "pid {pid} (`{}`) holds the {tool} lock {}{age}",
-                    p.command,
-                    paths.join(" and ")
-                ));
-                if p.running_for.is_some_and(|d| d >= stuck_after) {
-                    stuck = true;
-                    remedies.push(format!(
-                        "pid {pid} has held it longer than {} (pkg_lock.stuck_after). See what it is doing with `sudo ps -o pid,etime,args -p {pid}` and `sudo journalctl _PID={pid}`; if it is hung, stop it with `sudo kill {pid}` and repair with `{}`.",
-                        format_age(stuck_after),
-                        repair_command(tool)
-                    ));
-                } else {
-                    remedies.push(format!(
-                        "Let pid {pid} finish before the window opens (watch it with `ps -o pid,etime,args -p {pid}`); a patch run started now would wait for it or fail."
-                    ));
-                }
+                let stuck = p.running_for.is_some_and(|d| d >= stuck_after);
+                said.stuck |= stuck;
+                (
+                    format!(
+                        "pid {pid} (`{}`) holds the {tool} lock {}{age}",
+                        p.command,
+                        paths.join(" and ")
+                    ),
+                    if stuck {
+                        format!(
+                            "pid {pid} has held it longer than {} (pkg_lock.stuck_after). See what it is doing with `sudo ps -o pid,etime,args -p {pid}` and `sudo journalctl _PID={pid}`; if it is hung, stop it with `sudo kill {pid}` and repair with `{}`.",
+                            format_age(stuck_after),
+                            repair_command(tool)
+                        )
+                    } else {
+                        format!(
+                            "Let pid {pid} finish before the window opens (watch it with `ps -o pid,etime,args -p {pid}`); a patch run started now would wait for it or fail."
+                        )
+                    },
+                )
             }
-            (Some(pid), None) => {
-                sentences.push(format!(
-                    "pid {pid} holds the {tool} lock {}",
-                    paths.join(" and ")
-                ));
-                remedies.push(format!(
+            (Some(pid), None) => (
+                format!("pid {pid} holds the {tool} lock {}", paths.join(" and ")),
+                format!(
                     "See what pid {pid} is with `ps -o pid,etime,args -p {pid}` and let it finish."
-                ));
-            }
-            (None, _) => {
-                sentences.push(format!(
+                ),
+            ),
+            (None, _) => (
+                format!(
                     "an open-file-description lock, whose owner has no PID, is held on {}",
                     paths.join(" and ")
-                ));
-                remedies.push(format!(
+                ),
+                format!(
                     "Find the holder with `sudo lsof {}` and let it finish.",
                     paths.join(" ")
-                ));
-            }
-        }
+                ),
+            ),
+        };
+        said.sentences.push(sentence);
+        said.remedies.push(remedy);
     }
+    said
+}
 
+/// What kept the check from being sure: garbage pid files, locks it could
+/// not open, lines of /proc/locks it could not read. Sentences and remedies.
+fn unsure(g: &Gathered) -> (Vec<String>, Vec<String>) {
     let mut warnings = Vec::new();
+    let mut remedies = Vec::new();
     for f in &g.findings {
         match f {
             Finding::BadPidFile {
@@ -158,48 +221,7 @@ pub fn judge(g: &Gathered, stuck_after: Duration) -> Outcome {
         ));
         remedies.push("Look at the lines with `cat /proc/locks` and the holders with `sudo lsof /var/lib/dpkg/lock-frontend /var/lib/apt/daily_lock /var/run/yum.pid`; report the line to ssm-preflight's maintainers.".to_string());
     }
-    let stale: Vec<String> = g
-        .findings
-        .iter()
-        .filter_map(|f| match f {
-            Finding::StalePidFile { path, pid } => {
-                Some(format!("{path} names pid {pid}, which is not running"))
-            }
-            _ => None,
-        })
-        .collect();
-
-    let mut outcome = if !sentences.is_empty() {
-        let mut all = sentences;
-        all.extend(warnings);
-        let summary = all.join("; ");
-        remedies.dedup();
-        if stuck {
-            Outcome::fail(summary, remedies.join(" "))
-        } else {
-            Outcome::warn(summary, remedies.join(" "))
-        }
-    } else if !warnings.is_empty() {
-        remedies.dedup();
-        Outcome::warn(warnings.join("; "), remedies.join(" "))
-    } else {
-        let mut summary = format!(
-            "no package-manager lock is held ({} looked at)",
-            g.examined.len()
-        );
-        if !stale.is_empty() {
-            summary.push_str(&format!("; stale pid file ignored: {}", stale.join(", ")));
-        }
-        Outcome::pass(summary)
-    };
-    outcome = outcome.detail("examined", g.examined.join(", "));
-    if !stale.is_empty() {
-        outcome = outcome.detail("stale_pid_files", stale.join("; "));
-    }
-    if g.bad_proc_lines > 0 {
-        outcome = outcome.detail("unreadable_proc_locks_lines", g.bad_proc_lines);
-    }
-    outcome
+    (warnings, remedies)
 }
 
 #[cfg(test)]

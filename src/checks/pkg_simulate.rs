@@ -138,56 +138,14 @@ fn room(need: u64, free: Option<u64>) -> Room {
 
 pub fn judge(f: &Facts, stale_after: Duration) -> Outcome {
     let sim = &f.sim;
-    let mut outcome = if !sim.unresolved.is_empty() {
+    let outcome = if !sim.unresolved.is_empty() {
         Outcome::fail(
             format!("apt cannot plan the upgrade: {}", sim.unresolved.join("; ")),
             "Run `sudo apt-get upgrade` to see the same; add the repository that has the missing package, or keep the package that needs it back (`sudo apt-mark hold <package>`, or reject it in the patch baseline), and repair broken packages with `sudo apt-get -f install`.",
         )
     } else {
-        let mut fails = Vec::new();
-        let mut warns = Vec::new();
-        let download = sim.download.unwrap_or(0);
-        match room(download, f.cache_free) {
-            Room::Short => fails.push(format!("the archives to download ({}) do not fit in /var/cache/apt/archives ({} free)", format_bytes(download), format_bytes(f.cache_free.unwrap_or(0)))),
-            Room::Close => warns.push(format!("the archives to download ({}) leave less than a fifth of /var/cache/apt/archives's {} free", format_bytes(download), format_bytes(f.cache_free.unwrap_or(0)))),
-            Room::Enough => {}
-        }
-        let grows = sim.installed_change.unwrap_or(0).max(0) as u64;
-        match room(grows, f.usr_free) {
-            Room::Short => fails.push(format!(
-                "the upgrade installs {} more than it removes, and /usr has {} free",
-                format_bytes(grows),
-                format_bytes(f.usr_free.unwrap_or(0))
-            )),
-            Room::Close => warns.push(format!(
-                "the upgrade installs {} more, leaving less than a fifth of /usr's {} free",
-                format_bytes(grows),
-                format_bytes(f.usr_free.unwrap_or(0))
-            )),
-            Room::Enough => {}
-        }
-        let held: Vec<&str> = sim
-            .kept_back
-            .iter()
-            .filter(|p| f.held.contains(p))
-            .map(String::as_str)
-            .collect();
-        let kept: Vec<&str> = sim
-            .kept_back
-            .iter()
-            .filter(|p| !f.held.contains(p))
-            .map(String::as_str)
-            .collect();
-        if !held.is_empty() {
-            warns.push(format!(
-                "{} held package(s) have an upgrade the patch run will not install: {}",
-                held.len(),
-                held.join(", ")
-            ));
-        }
-        if !kept.is_empty() {
-            warns.push(format!("{} package(s) are kept back (their upgrade needs new packages or removals, which `upgrade` does not do): {}", kept.len(), kept.join(", ")));
-        }
+        let (fails, mut warns) = space(f);
+        warns.extend(left_out(f));
         if f.lists_age > stale_after {
             warns.push(format!(
                 "the plan used package lists from {} ago (older than pkg_simulate.stale_after, {})",
@@ -213,7 +171,7 @@ pub fn judge(f: &Facts, stale_after: Duration) -> Outcome {
             ))
         }
     };
-    outcome = outcome
+    outcome
         .detail("upgraded", sim.upgraded.len())
         .detail("installed", sim.installed.len())
         .detail("removed", sim.removed.len())
@@ -229,8 +187,56 @@ pub fn judge(f: &Facts, stale_after: Duration) -> Outcome {
             } else {
                 "yes"
             },
-        );
-    outcome
+        )
+}
+
+/// The download and the installed growth against the free space where
+/// each lands: (failures, warnings).
+fn space(f: &Facts) -> (Vec<String>, Vec<String>) {
+    let sim = &f.sim;
+    let mut fails = Vec::new();
+    let mut warns = Vec::new();
+    let download = sim.download.unwrap_or(0);
+    let cache_free = format_bytes(f.cache_free.unwrap_or(0));
+    match room(download, f.cache_free) {
+        Room::Short => fails.push(format!("the archives to download ({}) do not fit in /var/cache/apt/archives ({cache_free} free)", format_bytes(download))),
+        Room::Close => warns.push(format!("the archives to download ({}) leave less than a fifth of /var/cache/apt/archives's {cache_free} free", format_bytes(download))),
+        Room::Enough => {}
+    }
+    let grows = sim.installed_change.unwrap_or(0).max(0) as u64;
+    let usr_free = format_bytes(f.usr_free.unwrap_or(0));
+    match room(grows, f.usr_free) {
+        Room::Short => fails.push(format!(
+            "the upgrade installs {} more than it removes, and /usr has {usr_free} free",
+            format_bytes(grows)
+        )),
+        Room::Close => warns.push(format!(
+            "the upgrade installs {} more, leaving less than a fifth of /usr's {usr_free} free",
+            format_bytes(grows)
+        )),
+        Room::Enough => {}
+    }
+    (fails, warns)
+}
+
+/// Upgrades the patch run will not install: held packages, and those
+/// `upgrade` keeps back.
+fn left_out(f: &Facts) -> Vec<String> {
+    let (held, kept): (Vec<&String>, Vec<&String>) =
+        f.sim.kept_back.iter().partition(|p| f.held.contains(p));
+    let list = |v: &[&String]| v.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
+    let mut warns = Vec::new();
+    if !held.is_empty() {
+        warns.push(format!(
+            "{} held package(s) have an upgrade the patch run will not install: {}",
+            held.len(),
+            list(&held)
+        ));
+    }
+    if !kept.is_empty() {
+        warns.push(format!("{} package(s) are kept back (their upgrade needs new packages or removals, which `upgrade` does not do): {}", kept.len(), list(&kept)));
+    }
+    warns
 }
 
 /// "12 packages to upgrade (kernel linux-image-6.1.0-29-amd64 among them: a

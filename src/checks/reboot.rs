@@ -146,11 +146,10 @@ mod tests {
 
     #[test]
     fn nothing_pending() {
-        let o = judge(&facts());
-        assert_eq!(o.status, Status::Pass);
-        assert!(o
-            .summary
-            .contains("running kernel 6.1.0-26-amd64 is the newest installed"));
+        judge(&facts()).assert_says(
+            Status::Pass,
+            "running kernel 6.1.0-26-amd64 is the newest installed",
+        );
     }
 
     #[test]
@@ -165,14 +164,14 @@ mod tests {
 
     #[test]
     fn newer_kernel_installed() {
-        let o = judge(&Facts {
+        judge(&Facts {
             installed_kernels: vec!["6.1.0-26-amd64".into(), "6.1.0-28-amd64".into()],
             ..facts()
-        });
-        assert_eq!(o.status, Status::Warn);
-        assert!(o
-            .summary
-            .contains("kernel 6.1.0-26-amd64 is running but 6.1.0-28-amd64 is installed"));
+        })
+        .assert_says(
+            Status::Warn,
+            "kernel 6.1.0-26-amd64 is running but 6.1.0-28-amd64 is installed",
+        );
     }
 
     #[test]

@@ -141,14 +141,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn online_recently_passes() {
-        let o = judge(
-            Some(&info("Online", 60, "12")),
+    /// The verdict for i-0test on Debian 12, as SSM describes it.
+    fn on_debian12(ping: &str, ago_s: u64, version: &str) -> Outcome {
+        judge(
+            Some(&info(ping, ago_s, version)),
             "i-0test",
             Some(&debian12()),
             now(),
-        );
+        )
+    }
+
+    #[test]
+    fn online_recently_passes() {
+        let o = on_debian12("Online", 60, "12");
         assert_eq!(o.status, Status::Pass, "{o:?}");
         assert_eq!(
             o.summary,
@@ -169,19 +174,9 @@ mod tests {
 
     #[test]
     fn a_stale_ping_or_another_platform_warns() {
-        let o = judge(
-            Some(&info("Online", 1200, "12")),
-            "i-0test",
-            Some(&debian12()),
-            now(),
-        );
+        let o = on_debian12("Online", 1200, "12");
         o.assert_says(Status::Warn, "last ping was 20m 0s ago");
-        let o = judge(
-            Some(&info("Online", 60, "11")),
-            "i-0test",
-            Some(&debian12()),
-            now(),
-        );
+        let o = on_debian12("Online", 60, "11");
         o.assert_says(
             Status::Warn,
             "SSM has the platform as Debian GNU/Linux 11 while os-release says Debian GNU/Linux 12",

@@ -103,6 +103,37 @@ pub fn judge(windows: &[Window], tasks: &[(Window, WindowTasks)]) -> Outcome {
             "Register the node's Patch Group tag (or its ID) as a target of a window that runs AWS-RunPatchBaseline: Systems Manager → Maintenance Windows → the window → Register targets.",
         );
     }
+    let (findings, patching_windows) = read_tasks(tasks);
+    let listed = if patching_windows.is_empty() {
+        windows
+            .iter()
+            .map(|w| format!("{} at {}", w.name, w.start))
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        patching_windows.join("; ")
+    };
+    let outcome = if findings.is_empty() {
+        Outcome::pass(format!("patched by {listed}"))
+    } else {
+        Outcome::warn(
+            format!("{} ({listed})", findings.join("; ")),
+            format!("Give the window a patch task (`aws ssm register-task-with-maintenance-window --task-arn AWS-RunPatchBaselineWithHooks --task-type RUN_COMMAND …` with Operation=Install and PreInstallHookDocName={GATE_DOCUMENT}; /usr/share/ssm-preflight/ssm-documents/maintenance-window-task.json is the whole task)."),
+        )
+    };
+    outcome.detail(
+        "windows",
+        windows
+            .iter()
+            .map(|w| w.window_id.clone().unwrap_or_else(|| w.name.clone()))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// What the enabled windows' tasks do wrong (no patch task, scan only, the
+/// gate missing), and each patch task as a line.
+fn read_tasks(tasks: &[(Window, WindowTasks)]) -> (Vec<String>, Vec<String>) {
     let mut findings = Vec::new();
     let mut patching_windows = Vec::new();
     for (w, t) in tasks {
@@ -141,31 +172,7 @@ pub fn judge(windows: &[Window], tasks: &[(Window, WindowTasks)]) -> Outcome {
             ));
         }
     }
-    let listed = if patching_windows.is_empty() {
-        windows
-            .iter()
-            .map(|w| format!("{} at {}", w.name, w.start))
-            .collect::<Vec<_>>()
-            .join("; ")
-    } else {
-        patching_windows.join("; ")
-    };
-    let outcome = if findings.is_empty() {
-        Outcome::pass(format!("patched by {listed}"))
-    } else {
-        Outcome::warn(
-            format!("{} ({listed})", findings.join("; ")),
-            format!("Give the window a patch task (`aws ssm register-task-with-maintenance-window --task-arn AWS-RunPatchBaselineWithHooks --task-type RUN_COMMAND …` with Operation=Install and PreInstallHookDocName={GATE_DOCUMENT}; /usr/share/ssm-preflight/ssm-documents/maintenance-window-task.json is the whole task)."),
-        )
-    };
-    outcome.detail(
-        "windows",
-        windows
-            .iter()
-            .map(|w| w.window_id.clone().unwrap_or_else(|| w.name.clone()))
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
+    (findings, patching_windows)
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 use super::cli::FleetArgs;
 use super::safe;
 use crate::fleet::classify::{State, Verdict};
-use crate::fleet::{self, FleetOptions, FleetReport, GroupView};
+use crate::fleet::view::{FleetReport, GroupView};
+use crate::fleet::{self, FleetOptions};
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write;
 use std::io::IsTerminal;

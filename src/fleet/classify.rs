@@ -317,50 +317,29 @@ mod tests {
     fn close_counts_in_nodes_and_never_with_none_failing() {
         // Issue #26 item 3: an absolute MaxErrors below 5 % of the group
         // made every clean rollout "close".
-        let clean = threshold(
-            &counts(50, 0, 0, 0),
-            Amount::Count(0),
-            "0",
-            "window task",
-            None,
-        );
-        assert_eq!(clean.verdict, Verdict::Ok);
-        let one_allowed = threshold(
-            &counts(49, 1, 0, 0),
-            Amount::Count(1),
-            "1",
-            "window task",
-            None,
-        );
-        assert_eq!(
-            one_allowed.verdict,
-            Verdict::Close,
-            "one more failure crosses"
-        );
-        let crossed = threshold(
-            &counts(48, 2, 0, 0),
-            Amount::Count(1),
-            "1",
-            "window task",
-            None,
-        );
-        assert_eq!(crossed.verdict, Verdict::Crosses);
-        // 10 % of 100 allows 10: close from 9 failing (2 more cross), not at 8.
-        let ten = Amount::parse("10%").unwrap();
-        let at = |failing| {
+        let verdict = |(ok, failing): (usize, usize), limit: &str| {
+            let amount = Amount::parse(limit).unwrap();
             threshold(
-                &counts(100 - failing, failing, 0, 0),
-                ten,
-                "10%",
+                &counts(ok, failing, 0, 0),
+                amount,
+                limit,
                 "window task",
                 None,
             )
             .verdict
         };
-        assert_eq!(at(8), Verdict::Ok);
-        assert_eq!(at(9), Verdict::Close);
-        assert_eq!(at(10), Verdict::Close);
-        assert_eq!(at(11), Verdict::Crosses);
+        assert_eq!(verdict((50, 0), "0"), Verdict::Ok);
+        assert_eq!(
+            verdict((49, 1), "1"),
+            Verdict::Close,
+            "one more failure crosses"
+        );
+        assert_eq!(verdict((48, 2), "1"), Verdict::Crosses);
+        // 10 % of 100 allows 10: close from 9 failing (2 more cross), not at 8.
+        assert_eq!(verdict((92, 8), "10%"), Verdict::Ok);
+        assert_eq!(verdict((91, 9), "10%"), Verdict::Close);
+        assert_eq!(verdict((90, 10), "10%"), Verdict::Close);
+        assert_eq!(verdict((89, 11), "10%"), Verdict::Crosses);
     }
 
     #[test]
@@ -422,27 +401,16 @@ mod tests {
             let got = node_state(&node(ping), s, detail, now, DAY);
             assert_eq!(got.state, want, "{ping} {s:?}");
         }
-        let view = node_state(
-            &node("Online"),
-            Some(&fresh_bad),
-            Detail::Items(&blocks),
-            now,
-            DAY,
-        );
+        let online = |s: &Summary, detail| node_state(&node("Online"), Some(s), detail, now, DAY);
+        let view = online(&fresh_bad, Detail::Items(&blocks));
         assert_eq!(view.failing, vec!["disk.var"]);
         // Issue #26 item 4: a report 2 minutes ahead is judged by its
         // content; 3 days ahead (past --stale-after) it is stale.
         let ahead = summary(true, Duration::ZERO, now + Duration::from_secs(120));
-        let v = node_state(&node("Online"), Some(&ahead), Detail::Items(&[]), now, DAY);
+        let v = online(&ahead, Detail::Items(&[]));
         assert_eq!((v.state, v.clock_ahead_s), (State::Ready, Some(120)));
         let blocked = summary(false, Duration::ZERO, now + Duration::from_secs(120));
-        let v = node_state(
-            &node("Online"),
-            Some(&blocked),
-            Detail::Items(&blocks),
-            now,
-            DAY,
-        );
+        let v = online(&blocked, Detail::Items(&blocks));
         assert_eq!(v.state, State::Blocked);
         let far = summary(true, Duration::ZERO, now + 3 * DAY);
         let v = node_state(&node("Online"), Some(&far), Detail::Items(&[]), now, DAY);

@@ -7,14 +7,16 @@
 pub mod classify;
 pub mod ssm;
 pub mod targets;
+pub mod view;
+pub mod windows;
 
 use crate::fleet::ssm::{self as api, Failing, FleetError, Node, NodeFilter, Operator, Summary};
-use classify::{Amount, Counts, Detail, NodeView, Threshold};
 use futures_util::stream::{self, StreamExt};
-use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 use targets::{Condition, Reach};
+use view::{window_notes, Details, FleetReport, Kind, Listed, Scope};
+use windows::Window;
 
 pub use api::calls_made;
 
@@ -42,81 +44,8 @@ pub struct FleetOptions {
     pub profile: Option<String>,
 }
 
-/// A window as the view shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WindowView {
-    pub id: String,
-    pub name: String,
-    pub next_start: Option<String>,
-    pub max_errors: Option<String>,
-    pub max_concurrency: Option<String>,
-}
-
-/// One window patch task's prediction over the nodes of a group it reaches.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WindowPrediction {
-    pub window: WindowView,
-    /// The task's `WindowTaskId`.
-    pub task: String,
-    /// "install" or "scan".
-    pub operation: &'static str,
-    pub counts: Counts,
-    pub threshold: Threshold,
-}
-
-/// One group's (or window's) view.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GroupView {
-    pub patch_group: String,
-    /// The soonest window that patches some of its nodes.
-    pub window: Option<WindowView>,
-    pub counts: Counts,
-    /// The soonest window's prediction, or `--max-blocked` over the whole
-    /// group when no window reaches it.
-    pub threshold: Threshold,
-    /// Nodes of the group no window's patch task reaches in the look-ahead.
-    pub untargeted: usize,
-    /// Every window task that reaches some of its nodes, soonest first,
-    /// each judged over the nodes it reaches.
-    pub windows: Vec<WindowPrediction>,
-    /// What the prediction cannot see or assumes, each a sentence.
-    pub notes: Vec<String>,
-    pub nodes: Vec<NodeView>,
-}
-
-/// The whole view.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FleetReport {
-    pub generated_at: String,
-    pub region: String,
-    pub stale_after_s: u64,
-    pub groups: Vec<GroupView>,
-}
-
-impl FleetReport {
-    /// 0 no group or window task crosses or comes close to its threshold
-    /// (a scan-only window predicts nothing), 1 one comes close, 2 one
-    /// crosses.
-    pub fn exit_code(&self) -> u8 {
-        use classify::Verdict;
-        self.groups
-            .iter()
-            .flat_map(|g| {
-                std::iter::once(g.threshold.verdict)
-                    .chain(g.windows.iter().map(|w| w.threshold.verdict))
-            })
-            .map(|v| match v {
-                Verdict::Ok | Verdict::Scan => 0,
-                Verdict::Close => 1,
-                Verdict::Crosses => 2,
-            })
-            .max()
-            .unwrap_or(0)
-    }
-}
-
 /// One window's read, shared by every group that asks for it.
-type WindowRead = std::sync::Arc<tokio::sync::OnceCell<Result<api::Window, FleetError>>>;
+type WindowRead = std::sync::Arc<tokio::sync::OnceCell<Result<Window, FleetError>>>;
 
 /// Windows read once per view, however many groups one patches (two
 /// groups asking at once share the one read).
@@ -124,7 +53,7 @@ type WindowRead = std::sync::Arc<tokio::sync::OnceCell<Result<api::Window, Fleet
 struct WindowCache(std::sync::Mutex<HashMap<String, WindowRead>>);
 
 impl WindowCache {
-    async fn get(&self, op: &Operator, id: &str) -> Result<api::Window, FleetError> {
+    async fn get(&self, op: &Operator, id: &str) -> Result<Window, FleetError> {
         let cell = self
             .0
             .lock()
@@ -132,38 +61,8 @@ impl WindowCache {
             .entry(id.to_string())
             .or_default()
             .clone();
-        cell.get_or_init(|| api::window(op, id)).await.clone()
+        cell.get_or_init(|| windows::window(op, id)).await.clone()
     }
-}
-
-/// What a scope counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
-    /// The nodes tagged with a patch group, under either key.
-    Group(String),
-    /// The nodes a window's patch tasks reach.
-    Window,
-    /// Every managed node, less those of the other scopes.
-    Rest,
-}
-
-/// A scope: the nodes to list and, for a window's own view, its window.
-struct Scope {
-    name: String,
-    kind: Kind,
-    window: Option<api::Window>,
-    notes: Vec<String>,
-}
-
-/// A node as a scope's listing found it.
-#[derive(Debug, Clone)]
-struct Listed {
-    node: Node,
-    /// The group tag keys it was listed under (its value is the group).
-    under: Vec<&'static str>,
-    /// The windows' tasks that reach it, as (window, task) indexes into
-    /// the view's windows.
-    reached_by: Vec<(usize, usize)>,
 }
 
 /// Reads the fleet and builds the view.
@@ -208,14 +107,19 @@ pub async fn fleet(opts: &FleetOptions) -> Result<FleetReport, FleetError> {
 
     let details = failing_checks(&op, &scope_nodes, &summaries, opts, now).await?;
 
+    let read = view::Read {
+        windows: &windows,
+        summaries: &summaries,
+        details: &details,
+        now,
+        opts,
+    };
     let mut groups = Vec::new();
     for (scope, nodes) in scopes.into_iter().zip(scope_nodes) {
         if scope.kind == Kind::Rest && nodes.is_empty() {
             continue;
         }
-        groups.push(group_view(
-            scope, &nodes, &windows, &summaries, &details, now, opts,
-        ));
+        groups.push(view::group_view(&read, scope, &nodes));
     }
     Ok(FleetReport {
         generated_at: jiff::Timestamp::try_from(now)
@@ -268,17 +172,17 @@ async fn windows_of(
     op: &Operator,
     cache: &WindowCache,
     scopes: &[Scope],
-) -> Result<Vec<api::Window>, FleetError> {
+) -> Result<Vec<Window>, FleetError> {
     if scopes.iter().all(|s| s.kind == Kind::Window) {
         return Ok(scopes.iter().filter_map(|s| s.window.clone()).collect());
     }
-    let upcoming = api::upcoming_windows(op).await?;
-    let read: Vec<Result<api::Window, FleetError>> = stream::iter(upcoming.iter())
+    let upcoming = windows::upcoming_windows(op).await?;
+    let read: Vec<Result<Window, FleetError>> = stream::iter(upcoming.iter())
         .map(|(id, _)| cache.get(op, id))
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    let mut out: Vec<api::Window> = read.into_iter().collect::<Result<_, _>>()?;
+    let mut out: Vec<Window> = read.into_iter().collect::<Result<_, _>>()?;
     // A window's own view shares the windows with the groups' views.
     for s in scopes {
         if let Some(w) = &s.window {
@@ -322,75 +226,19 @@ async fn window_scope(op: &Operator, cache: &WindowCache, id: &str) -> Result<Sc
     })
 }
 
-/// What a window's configuration means for the prediction.
-fn window_notes(w: &api::Window) -> Vec<String> {
-    let mut notes = w.notes.clone();
-    for t in w.predicted_tasks().flat_map(|t| &t.reaches) {
-        let unresolved = t.unresolved();
-        if !unresolved.is_empty() {
-            notes.push(format!(
-                "Window {}'s target {} names {}, which ssm-preflight could not resolve to nodes (it resolves instance IDs, tags and the resource groups it can read): the nodes it reaches are not counted.",
-                w.id,
-                t.id,
-                unresolved.join(" and ")
-            ));
-        }
-    }
-    if !w.enabled {
-        notes.push(format!(
-            "Window {} is disabled: it will not run until it is enabled.",
-            w.id
-        ));
-    }
-    let first = w.tasks.first();
-    if first.is_some() && !w.installs() {
-        notes.push(format!("Window {}'s patch tasks only scan (Operation=Scan): they install nothing, so no rollout is predicted. Register a task with Operation=Install to patch these nodes.", w.id));
-    } else if first.is_none() {
-        notes.push(format!("Window {} runs no AWS-RunPatchBaseline task: it does not patch these nodes. The threshold is --max-blocked.", w.id));
-    } else if !first
-        .and_then(|t| t.pre_install_hook.as_deref())
-        .is_some_and(|h| h.to_ascii_lowercase().contains("preflight"))
-    {
-        notes.push(format!("Window {}'s patch task does not run the ssm-preflight gate (PreInstallHookDocName): blocked nodes are not held back and will try to patch anyway.", w.id));
-    }
-    notes
-}
-
 /// The nodes of a scope: a group's under each group key (one listing
 /// each, so each node says which key it carries); a window's, the nodes
 /// each of its patch tasks' targets reach; the rest, every node.
 async fn list_scope(
     op: &Operator,
     scope: &Scope,
-    windows: &[api::Window],
+    windows: &[Window],
 ) -> Result<Vec<Listed>, FleetError> {
-    let mut out: Vec<Listed> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut add = |node: Node, under: Option<&'static str>, task: Option<(usize, usize)>| {
-        let i = *index.entry(node.instance_id.clone()).or_insert_with(|| {
-            out.push(Listed {
-                node,
-                under: Vec::new(),
-                reached_by: Vec::new(),
-            });
-            out.len() - 1
-        });
-        let l = &mut out[i];
-        if let Some(k) = under {
-            if !l.under.contains(&k) {
-                l.under.push(k);
-            }
-        }
-        if let Some(t) = task {
-            if !l.reached_by.contains(&t) {
-                l.reached_by.push(t);
-            }
-        }
-    };
+    let mut out = Listing::default();
     match &scope.kind {
         Kind::Rest => {
             for n in api::nodes(op, &[]).await? {
-                add(n, None, None);
+                out.add(n, None, None);
             }
         }
         Kind::Group(g) => {
@@ -407,41 +255,87 @@ async fn list_scope(
                 .await;
             for (k, l) in GROUP_KEYS.iter().zip(lists) {
                 for n in l? {
-                    add(n, Some(k), None);
+                    out.add(n, Some(k), None);
                 }
             }
         }
         Kind::Window => {
-            let Some(w) = &scope.window else {
-                return Ok(out);
-            };
-            let wi = windows.iter().position(|x| x.id == w.id).unwrap_or(0);
-            // One listing per registered target (its tags ANDed), shared
-            // by the tasks that name it.
-            let mut wanted: Vec<(usize, Vec<NodeFilter>, Option<Vec<String>>)> = Vec::new();
-            for (ti, t) in w.tasks.iter().enumerate() {
-                if !w.predicts(t) {
-                    continue;
-                }
-                for target in &t.reaches {
-                    if let Some((tags, ids)) = target.listing() {
-                        wanted.push((ti, tags, ids));
-                    }
-                }
-            }
-            let lists: Vec<Result<Vec<Node>, FleetError>> = stream::iter(wanted.iter())
-                .map(|(_, tags, ids)| list_target(op, tags, ids.as_deref()))
-                .buffered(CONCURRENCY)
-                .collect()
-                .await;
-            for ((ti, _, _), l) in wanted.iter().zip(lists) {
-                for n in l? {
-                    add(n, None, Some((wi, *ti)));
-                }
+            if let Some(w) = &scope.window {
+                let wi = windows.iter().position(|x| x.id == w.id).unwrap_or(0);
+                list_window(op, w, wi, &mut out).await?;
             }
         }
     }
-    Ok(out)
+    Ok(out.nodes)
+}
+
+/// A window's nodes: one listing per registered target (its tags ANDed),
+/// shared by the tasks that name it; each node keeps the tasks that reach it.
+async fn list_window(
+    op: &Operator,
+    w: &Window,
+    wi: usize,
+    out: &mut Listing,
+) -> Result<(), FleetError> {
+    let mut wanted: Vec<(usize, Vec<NodeFilter>, Option<Vec<String>>)> = Vec::new();
+    for (ti, t) in w.tasks.iter().enumerate() {
+        if !w.predicts(t) {
+            continue;
+        }
+        for target in &t.reaches {
+            if let Some((tags, ids)) = target.listing() {
+                wanted.push((ti, tags, ids));
+            }
+        }
+    }
+    let lists: Vec<Result<Vec<Node>, FleetError>> = stream::iter(wanted.iter())
+        .map(|(_, tags, ids)| list_target(op, tags, ids.as_deref()))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    for ((ti, _, _), l) in wanted.iter().zip(lists) {
+        for n in l? {
+            out.add(n, None, Some((wi, *ti)));
+        }
+    }
+    Ok(())
+}
+
+/// A scope's nodes, each once however many listings found it.
+#[derive(Default)]
+struct Listing {
+    nodes: Vec<Listed>,
+    index: HashMap<String, usize>,
+}
+
+impl Listing {
+    /// Adds `node`, or to it: the group key it was listed under and the
+    /// (window, task) that reaches it.
+    fn add(&mut self, node: Node, under: Option<&'static str>, task: Option<(usize, usize)>) {
+        let nodes = &mut self.nodes;
+        let i = *self
+            .index
+            .entry(node.instance_id.clone())
+            .or_insert_with(|| {
+                nodes.push(Listed {
+                    node,
+                    under: Vec::new(),
+                    reached_by: Vec::new(),
+                });
+                nodes.len() - 1
+            });
+        let l = &mut self.nodes[i];
+        if let Some(k) = under {
+            if !l.under.contains(&k) {
+                l.under.push(k);
+            }
+        }
+        if let Some(t) = task {
+            if !l.reached_by.contains(&t) {
+                l.reached_by.push(t);
+            }
+        }
+    }
 }
 
 /// The nodes a registered target reaches: its tag conditions as one
@@ -481,7 +375,7 @@ async fn attribute(
     op: &Operator,
     scope: &Scope,
     nodes: &mut [Listed],
-    windows: &[api::Window],
+    windows: &[Window],
 ) -> Result<Vec<String>, FleetError> {
     let group = match &scope.kind {
         Kind::Window => return Ok(Vec::new()),
@@ -601,212 +495,4 @@ async fn failing_checks(
         }
     }
     Ok(out)
-}
-
-/// The failing checks read, by node, and the nodes whose read failed.
-#[derive(Default)]
-struct Details {
-    items: HashMap<String, Vec<Failing>>,
-    failed: HashMap<String, String>,
-}
-
-/// A window task's prediction over `counts` against its MaxErrors, or
-/// against `--max-blocked` where there is none it can read (and a note
-/// saying what the task had).
-fn task_threshold(
-    w: &api::Window,
-    t: &api::Task,
-    counts: &Counts,
-    opts: &FleetOptions,
-) -> (Threshold, Option<String>) {
-    let concurrency = t.max_concurrency.as_deref().and_then(Amount::parse);
-    let parsed = t
-        .max_errors
-        .as_deref()
-        .and_then(|m| Amount::parse(m).map(|a| (a, m.to_string())));
-    let unread = match (&t.max_errors, &parsed) {
-        (Some(m), None) => Some(format!("Window {}'s patch task {} has MaxErrors {m:?}, which ssm-preflight cannot read (it reads a count such as 5 or a share such as 10%): it is judged against --max-blocked {}% instead.", w.id, t.id, opts.max_blocked)),
-        _ => None,
-    };
-    let mut threshold = match parsed {
-        Some((limit, text)) => {
-            classify::threshold(counts, limit, &text, "window task", concurrency)
-        }
-        None => max_blocked(counts, opts),
-    };
-    if !t.installs {
-        // A scan changes no package: nothing to stop, nothing to predict.
-        threshold.verdict = classify::Verdict::Scan;
-        threshold.stops_after = None;
-    }
-    (threshold, unread)
-}
-
-fn max_blocked(counts: &Counts, opts: &FleetOptions) -> Threshold {
-    let text = format!("{}%", opts.max_blocked);
-    classify::threshold(
-        counts,
-        Amount::Percent(opts.max_blocked),
-        &text,
-        "--max-blocked",
-        None,
-    )
-}
-
-fn window_view(w: &api::Window, t: Option<&api::Task>) -> WindowView {
-    WindowView {
-        id: w.id.clone(),
-        name: w.name.clone(),
-        next_start: w.next_start.clone(),
-        max_errors: t.and_then(|t| t.max_errors.clone()),
-        max_concurrency: t.and_then(|t| t.max_concurrency.clone()),
-    }
-}
-
-fn group_view(
-    scope: Scope,
-    nodes: &[Listed],
-    windows: &[api::Window],
-    summaries: &HashMap<String, Summary>,
-    details: &Details,
-    now: SystemTime,
-    opts: &FleetOptions,
-) -> GroupView {
-    let mut views: Vec<(NodeView, &[(usize, usize)])> = nodes
-        .iter()
-        .map(|l| {
-            let n = &l.node;
-            let detail = match details.items.get(&n.instance_id) {
-                Some(items) => Detail::Items(items),
-                None => Detail::NotLooked,
-            };
-            let mut v = classify::node_state(
-                n,
-                summaries.get(&n.instance_id),
-                detail,
-                now,
-                opts.stale_after,
-            );
-            // The soonest window that installs; a scan-only one when no
-            // other reaches the node.
-            let installing = l
-                .reached_by
-                .iter()
-                .find(|(wi, ti)| windows[*wi].tasks[*ti].installs);
-            v.window = installing
-                .or(l.reached_by.first())
-                .map(|(wi, _)| windows[*wi].id.clone());
-            (v, l.reached_by.as_slice())
-        })
-        .collect();
-    // The worst first, then by ID: the table's first lines are the ones to act on.
-    views.sort_by(|(a, _), (b, _)| {
-        (std::cmp::Reverse(a.state), &a.instance_id)
-            .cmp(&(std::cmp::Reverse(b.state), &b.instance_id))
-    });
-    let all: Vec<NodeView> = views.iter().map(|(v, _)| v.clone()).collect();
-    let counts = Counts::of(&all);
-    let mut notes = scope.notes;
-
-    // Each window task that reaches some of the nodes, judged over them.
-    let mut tasks: Vec<(usize, usize)> =
-        views.iter().flat_map(|(_, r)| r.iter().copied()).collect();
-    tasks.sort();
-    tasks.dedup();
-    let mut predictions = Vec::new();
-    let mut seen_windows = HashSet::new();
-    for (wi, ti) in tasks {
-        let (w, t) = (&windows[wi], &windows[wi].tasks[ti]);
-        let reached: Vec<NodeView> = views
-            .iter()
-            .filter(|(_, r)| r.contains(&(wi, ti)))
-            .map(|(v, _)| v.clone())
-            .collect();
-        let c = Counts::of(&reached);
-        let (threshold, unread) = task_threshold(w, t, &c, opts);
-        notes.extend(unread);
-        if seen_windows.insert(wi) && scope.kind != Kind::Window {
-            notes.extend(window_notes(w));
-        }
-        predictions.push(WindowPrediction {
-            window: window_view(w, Some(t)),
-            task: t.id.clone(),
-            operation: if t.installs { "install" } else { "scan" },
-            counts: c,
-            threshold,
-        });
-    }
-    let untargeted = views.iter().filter(|(_, r)| r.is_empty()).count();
-    // The headline is the soonest rollout: a scan before it predicts nothing.
-    let headline = predictions
-        .iter()
-        .find(|p| p.operation == "install")
-        .or(predictions.first());
-    let (window, threshold) = match headline {
-        Some(p) => (Some(p.window.clone()), p.threshold.clone()),
-        None => (
-            scope
-                .window
-                .as_ref()
-                .map(|w| window_view(w, w.tasks.first())),
-            max_blocked(&counts, opts),
-        ),
-    };
-    if predictions.len() > 1 {
-        notes.push(format!("These nodes are patched by {} window tasks: each is judged over the nodes it reaches (`windows` in --json); the verdict shown is the soonest one's.", predictions.len()));
-    }
-    if let Kind::Group(g) = &scope.kind {
-        if predictions.is_empty() && counts.total() > 0 {
-            notes.push(format!("No maintenance window's patch task reaches the nodes tagged Patch Group (or PatchGroup) = {g}: they are not patched on a schedule. The threshold is --max-blocked. Register their tag as a window target, with both keys if the group uses both."));
-        } else if untargeted > 0 {
-            notes.push(format!("{untargeted} node(s) of this group are in no window: no maintenance window's patch task reaches them in the look-ahead (often the window targets one tag key and these nodes carry the other). Register a target for them."));
-        }
-    }
-    let not_looked = all
-        .iter()
-        .filter(|v| {
-            v.state == classify::State::Blocked
-                && !details.items.contains_key(&v.instance_id)
-                && !details.failed.contains_key(&v.instance_id)
-        })
-        .count();
-    for v in &all {
-        if let Some(why) = details.failed.get(&v.instance_id) {
-            notes.push(format!("The failing checks of {} could not be read ({why}); it is counted as blocked from its compliance summary.", v.instance_id));
-        }
-    }
-    let ahead: Vec<String> = all
-        .iter()
-        .filter_map(|v| {
-            let s = v.clock_ahead_s?;
-            Some(format!(
-                "{} by {}",
-                v.instance_id,
-                humantime::format_duration(Duration::from_secs(s))
-            ))
-        })
-        .collect();
-    if !ahead.is_empty() {
-        notes.push(format!("{} node(s) date their reports ahead of this computer's clock ({}{}): each is judged by its report, and stale once the lead passes --stale-after; fix the node's clock (`chronyc tracking` on it; ssm-preflight's clock.skew check says how).", ahead.len(), ahead.iter().take(5).cloned().collect::<Vec<_>>().join(", "), if ahead.len() > 5 { ", …" } else { "" }));
-    }
-    if not_looked > 0 {
-        notes.push(format!("{not_looked} non-compliant node(s) were counted as blocked without reading their checks (--max-detail {}); raise it to see them.", opts.max_detail));
-    }
-    if counts.total() == 0 {
-        notes.push(format!("No managed node matches {}: check the tag's spelling and that the nodes are managed (Fleet Manager).", scope.name));
-    }
-    GroupView {
-        patch_group: scope.name,
-        window,
-        counts,
-        threshold,
-        untargeted: if scope.kind == Kind::Window {
-            0
-        } else {
-            untargeted
-        },
-        windows: predictions,
-        notes,
-        nodes: all,
-    }
 }

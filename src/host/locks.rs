@@ -2,8 +2,9 @@
 //! fcntl holders by `F_GETLK`, flock and fcntl holders in `/proc/locks`,
 //! and the pid files yum, dnf and zypper write.
 
+use super::proc_locks::{self, LockEntry};
 use super::process::{self, ProcessInfo};
-use super::{proc_locks, read_optional, Root};
+use super::{read_optional, Root};
 use std::os::unix::fs::MetadataExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,21 @@ pub fn gather(root: &Root) -> Gathered {
         Err(e) => Err(e.to_string()),
     };
 
+    for (tool, path, kind) in lock_files(root) {
+        let real = root.path(&path);
+        match kind {
+            LockKind::PidFile => pid_file(root, tool, &path, &real, &mut g),
+            LockKind::Fcntl | LockKind::Flock => {
+                let held = LockFile { tool, path, kind };
+                held.look(root, &proc_locks, &mut g)
+            }
+        }
+    }
+    g
+}
+
+/// Every lock file to look at: the fixed ones and dnf4's per-cache pid files.
+fn lock_files(root: &Root) -> Vec<(&'static str, String, LockKind)> {
     let mut specs: Vec<(&'static str, String, LockKind)> = LOCKS
         .iter()
         .map(|l| (l.tool, l.path.to_string(), l.kind))
@@ -124,77 +140,84 @@ pub fn gather(root: &Root) -> Gathered {
                 .map(|n| ("dnf", format!("{DNF_CACHE_DIR}/{n}"), LockKind::PidFile)),
         );
     }
+    specs
+}
 
-    for (tool, path, kind) in specs {
-        let real = root.path(&path);
-        match kind {
-            LockKind::PidFile => pid_file(root, tool, &path, &real, &mut g),
-            LockKind::Fcntl | LockKind::Flock => {
-                let meta = match std::fs::metadata(&real) {
-                    Ok(m) => m,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        g.findings.push(Finding::Unexamined {
-                            path,
-                            why: e.to_string(),
-                        });
-                        continue;
-                    }
-                };
-                let mut pids: Vec<Option<u32>> = Vec::new();
-                let mut looked = false;
-                if let Ok(entries) = &proc_locks {
-                    looked = true;
-                    let (major, minor) = (
-                        nix::sys::stat::major(meta.dev()) as u32,
-                        nix::sys::stat::minor(meta.dev()) as u32,
-                    );
-                    for e in entries.iter().filter(|e| {
-                        !e.waiting && e.inode == meta.ino() && e.major == major && e.minor == minor
-                    }) {
-                        let is_flock = e.kind == "FLOCK";
-                        if is_flock == (kind == LockKind::Flock) && !pids.contains(&e.pid) {
-                            pids.push(e.pid);
-                        }
-                    }
+/// A file locked with fcntl or flock.
+struct LockFile {
+    tool: &'static str,
+    path: String,
+    kind: LockKind,
+}
+
+impl LockFile {
+    /// Its holders, from /proc/locks (by device and inode) and, for fcntl,
+    /// `F_GETLK`; a file neither can see is `Unexamined`.
+    fn look(self, root: &Root, proc_locks: &Result<Vec<LockEntry>, String>, g: &mut Gathered) {
+        let real = root.path(&self.path);
+        let meta = match std::fs::metadata(&real) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                g.findings.push(Finding::Unexamined {
+                    path: self.path,
+                    why: e.to_string(),
+                });
+                return;
+            }
+        };
+        let mut pids: Vec<Option<u32>> = Vec::new();
+        let mut looked = false;
+        if let Ok(entries) = proc_locks {
+            looked = true;
+            let (major, minor) = (
+                nix::sys::stat::major(meta.dev()) as u32,
+                nix::sys::stat::minor(meta.dev()) as u32,
+            );
+            for e in entries.iter().filter(|e| {
+                !e.waiting && e.inode == meta.ino() && e.major == major && e.minor == minor
+            }) {
+                let is_flock = e.kind == "FLOCK";
+                if is_flock == (self.kind == LockKind::Flock) && !pids.contains(&e.pid) {
+                    pids.push(e.pid);
                 }
-                if kind == LockKind::Fcntl {
-                    match query_fcntl_holder(&real) {
-                        Ok(Some(pid)) => {
-                            looked = true;
-                            // An OFD lock answers -1; /proc/locks may name it better.
-                            if (pid.is_some() || pids.is_empty()) && !pids.contains(&pid) {
-                                pids.push(pid);
-                            }
-                        }
-                        Ok(None) => looked = true,
-                        Err(_) => {}
-                    }
-                }
-                if !looked {
-                    let why = match &proc_locks {
-                        Err(e) => {
-                            format!("/proc/locks is unreadable ({e}) and the file cannot be opened")
-                        }
-                        Ok(_) => "the file cannot be opened".into(),
-                    };
-                    g.findings.push(Finding::Unexamined { path, why });
-                    continue;
-                }
-                for pid in pids {
-                    let process = pid.and_then(|p| process::info(root, p));
-                    g.findings.push(Finding::Held(Holder {
-                        tool,
-                        path: path.clone(),
-                        pid,
-                        process,
-                    }));
-                }
-                g.examined.push(path);
             }
         }
+        if self.kind == LockKind::Fcntl {
+            match query_fcntl_holder(&real) {
+                Ok(Some(pid)) => {
+                    looked = true;
+                    // An OFD lock answers -1; /proc/locks may name it better.
+                    if (pid.is_some() || pids.is_empty()) && !pids.contains(&pid) {
+                        pids.push(pid);
+                    }
+                }
+                Ok(None) => looked = true,
+                Err(_) => {}
+            }
+        }
+        if !looked {
+            let why = match proc_locks {
+                Err(e) => format!("/proc/locks is unreadable ({e}) and the file cannot be opened"),
+                Ok(_) => "the file cannot be opened".into(),
+            };
+            g.findings.push(Finding::Unexamined {
+                path: self.path,
+                why,
+            });
+            return;
+        }
+        for pid in pids {
+            let process = pid.and_then(|p| process::info(root, p));
+            g.findings.push(Finding::Held(Holder {
+                tool: self.tool,
+                path: self.path.clone(),
+                pid,
+                process,
+            }));
+        }
+        g.examined.push(self.path);
     }
-    g
 }
 
 pub fn pid_file(

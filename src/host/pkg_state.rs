@@ -227,36 +227,33 @@ mod tests {
 
     #[test]
     fn status_file_states() {
-        let text = "Package: a\nStatus: install ok installed\n\nPackage: b\nStatus: install ok half-configured\nVersion: 1\n\nPackage: c\nStatus: deinstall ok config-files\n\nPackage: d\nStatus: install reinstreq half-installed\n";
-        assert_eq!(
-            unfinished_packages(text.as_bytes()),
-            vec![
-                ("b".into(), "half-configured".into()),
-                ("d".into(), "half-installed".into())
-            ]
-        );
+        let cases: [(&str, &[(&str, &str)]); 3] = [
+            (
+                "Package: a\nStatus: install ok installed\n\nPackage: b\nStatus: install ok half-configured\nVersion: 1\n\nPackage: c\nStatus: deinstall ok config-files\n\nPackage: d\nStatus: install reinstreq half-installed\n",
+                &[("b", "half-configured"), ("d", "half-installed")],
+            ),
+            // The word Status inside a field is not a status line.
+            (
+                "Package: a\nStatus: install ok installed\nDescription: x\n Status: install ok half-installed\nX-Status: install ok unpacked\n\nPackage: b\nStatus: install ok unpacked\n",
+                &[("b", "unpacked")],
+            ),
+            // The Package line is looked for in the whole stanza, wherever it is.
+            (
+                "Status: install ok half-configured\nPackage: first\n\nPackage: last\nStatus: install reinstreq half-installed",
+                &[("first", "half-configured"), ("last", "half-installed")],
+            ),
+        ];
+        for (text, want) in cases {
+            let want: Vec<(String, String)> = want
+                .iter()
+                .map(|(p, s)| (p.to_string(), s.to_string()))
+                .collect();
+            assert_eq!(unfinished_packages(text.as_bytes()), want, "{text}");
+        }
     }
 
     #[test]
-    fn the_word_status_inside_a_field_is_not_a_status_line() {
-        let text = "Package: a\nStatus: install ok installed\nDescription: x\n Status: install ok half-installed\nX-Status: install ok unpacked\n\nPackage: b\nStatus: install ok unpacked\n";
-        assert_eq!(
-            unfinished_packages(text.as_bytes()),
-            vec![("b".into(), "unpacked".into())]
-        );
-    }
-
-    #[test]
-    fn a_status_before_its_package_line_or_at_the_file_edges() {
-        // The Package line is looked for in the whole stanza, wherever it is.
-        let text = "Status: install ok half-configured\nPackage: first\n\nPackage: last\nStatus: install reinstreq half-installed";
-        assert_eq!(
-            unfinished_packages(text.as_bytes()),
-            vec![
-                ("first".into(), "half-configured".into()),
-                ("last".into(), "half-installed".into())
-            ]
-        );
+    fn a_status_at_the_file_edges() {
         // A stanza with no package name, a short Status, an empty file.
         assert!(unfinished_packages(
             b"Status: install ok unpacked\n\nPackage: c\nStatus: install\n"

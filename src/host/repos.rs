@@ -33,6 +33,15 @@ pub enum Repo {
 }
 
 impl Repo {
+    /// A repository that is not asked, and why.
+    pub fn skip(name: String, file: &str, why: impl Into<String>) -> Repo {
+        Repo::Skip {
+            name,
+            file: file.into(),
+            why: why.into(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
             Repo::Fetch { name, .. } | Repo::Skip { name, .. } => name,
@@ -150,18 +159,10 @@ fn apt_index(uri: &str, suite: &str) -> String {
 fn apt_repo(uri: &str, suite: &str, file: &str) -> Repo {
     let name = format!("apt: {uri} {suite}");
     if local_url(uri) {
-        return Repo::Skip {
-            name,
-            file: file.into(),
-            why: "a local source, nothing to reach".into(),
-        };
+        return Repo::skip(name, file, "a local source, nothing to reach");
     }
     if !(uri.starts_with("http://") || uri.starts_with("https://")) {
-        return Repo::Skip {
-            name,
-            file: file.into(),
-            why: "not an http(s) source".into(),
-        };
+        return Repo::skip(name, file, "not an http(s) source");
     }
     Repo::Fetch {
         name,
@@ -330,75 +331,25 @@ pub fn rpm_md_repos(
         } else if let Some(u) = keys.get("mirrorlist") {
             (u.clone(), Some("mirrorlist"))
         } else {
-            repos.push(Repo::Skip {
-                name,
-                file: file.into(),
-                why: "no baseurl, mirrorlist or metalink".into(),
-            });
+            repos.push(Repo::skip(name, file, "no baseurl, mirrorlist or metalink"));
             continue;
         };
-        if keys
-            .get("type")
-            .is_some_and(|t| t == "yast2" || t == "plaindir")
-        {
-            repos.push(Repo::Skip {
+        if let Some(t @ ("yast2" | "plaindir")) = keys.get("type").map(String::as_str) {
+            repos.push(Repo::skip(
                 name,
-                file: file.into(),
-                why: format!("type {} is not an rpm-md repository", keys["type"]),
-            });
+                file,
+                format!("type {t} is not an rpm-md repository"),
+            ));
             continue;
         }
         let rhui = tool == "dnf" && crate::host::repo_tls::is_aws_rhui(&id, &url);
-        // RHUI's URLs carry a literal REGION, which the amazon-id plugin
-        // replaces with the instance's region.
-        let url = match (rhui && url.contains("REGION"), vars.get("awsregion")) {
-            (true, Some(region)) => url.replace("REGION", region),
-            (true, None) => {
-                repos.push(Repo::Skip {
-                    name,
-                    file: file.into(),
-                    why: format!("{url} names the instance's REGION, which is not known here (local mode, or no identity)"),
-                });
-                continue;
-            }
-            (false, _) => url,
-        };
-        let url = match expand(&url, vars) {
-            Ok(u) => u,
-            Err(var) => {
-                repos.push(Repo::Skip {
-                    name,
-                    file: file.into(),
-                    why: format!(
-                        "its URL uses {var}, which is not set here (/etc/dnf/vars, /etc/yum/vars)"
-                    ),
-                });
+        let url = match fetchable_url(&url, rhui, vars) {
+            Ok(url) => url,
+            Err(why) => {
+                repos.push(Repo::skip(name, file, why));
                 continue;
             }
         };
-        if local_url(&url) {
-            repos.push(Repo::Skip {
-                name,
-                file: file.into(),
-                why: if url.starts_with("plugin:") {
-                    // SUSE's cloud update infrastructure: the plugin asks the
-                    // region's update servers with the instance's identity,
-                    // which only zypper can do.
-                    format!("{url} is served by a zypper service plugin (SUSE's cloud update infrastructure), which only zypper can ask: `sudo zypper refresh` checks it")
-                } else {
-                    format!("{url} is local, nothing to reach")
-                },
-            });
-            continue;
-        }
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            repos.push(Repo::Skip {
-                name,
-                file: file.into(),
-                why: format!("{url} is not an http(s) URL"),
-            });
-            continue;
-        }
         let index = match list_kind {
             Some(_) => url,
             None => format!(
@@ -420,6 +371,33 @@ pub fn rpm_md_repos(
         });
     }
     repos
+}
+
+/// A `.repo` URL with its variables set, or why it is not asked.
+fn fetchable_url(url: &str, rhui: bool, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    // RHUI's URLs carry a literal REGION, which the amazon-id plugin
+    // replaces with the instance's region.
+    let url = match (rhui && url.contains("REGION"), vars.get("awsregion")) {
+        (true, Some(region)) => url.replace("REGION", region),
+        (true, None) => return Err(format!("{url} names the instance's REGION, which is not known here (local mode, or no identity)")),
+        (false, _) => url.to_string(),
+    };
+    let url = expand(&url, vars).map_err(|var| {
+        format!("its URL uses {var}, which is not set here (/etc/dnf/vars, /etc/yum/vars)")
+    })?;
+    if url.starts_with("plugin:") {
+        // SUSE's cloud update infrastructure: the plugin asks the region's
+        // update servers with the instance's identity, which only zypper
+        // can do.
+        return Err(format!("{url} is served by a zypper service plugin (SUSE's cloud update infrastructure), which only zypper can ask: `sudo zypper refresh` checks it"));
+    }
+    if local_url(&url) {
+        return Err(format!("{url} is local, nothing to reach"));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("{url} is not an http(s) URL"));
+    }
+    Ok(url)
 }
 
 /// The values yum and dnf substitute in `.repo` files, as this host sets

@@ -112,11 +112,19 @@ impl SystemBus {
         let reply = self
             .call(service, path, PROPERTIES, "GetAll", &(interface,))
             .await?;
-        reply
-            .body()
-            .deserialize()
-            .map_err(|e| BusError::Failed(format!("unexpected reply from {service}: {e}")))
+        body(&reply, service)
     }
+}
+
+/// A reply's body as the type the method returns.
+fn body<T>(reply: &zbus::Message, service: &str) -> Result<T, BusError>
+where
+    T: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    reply
+        .body()
+        .deserialize()
+        .map_err(|e| BusError::Failed(format!("unexpected reply from {service}: {e}")))
 }
 
 /// Whether an error means "nobody there" or "it said no".
@@ -182,19 +190,12 @@ pub async fn unit(bus: &SystemBus, name: &str) -> Result<UnitInfo, BusError> {
         .call(SYSTEMD, SYSTEMD_PATH, MANAGER, "GetUnit", &(name,))
         .await
     {
-        Ok(reply) => reply
-            .body()
-            .deserialize()
-            .map_err(|e| BusError::Failed(e.to_string()))?,
-        Err(BusError::Failed(_)) => {
-            let reply = bus
-                .call(SYSTEMD, SYSTEMD_PATH, MANAGER, "LoadUnit", &(name,))
-                .await?;
-            reply
-                .body()
-                .deserialize()
-                .map_err(|e| BusError::Failed(e.to_string()))?
-        }
+        Ok(reply) => body(&reply, SYSTEMD)?,
+        Err(BusError::Failed(_)) => body(
+            &bus.call(SYSTEMD, SYSTEMD_PATH, MANAGER, "LoadUnit", &(name,))
+                .await?,
+            SYSTEMD,
+        )?,
         Err(e) => return Err(e),
     };
     let unit = bus
@@ -268,11 +269,7 @@ pub async fn unmask_runtime(bus: &SystemBus, names: &[String]) -> Result<(), Bus
 
 /// `systemctl is-enabled NAME`: `enabled`, `masked-runtime`, `static`, ….
 pub async fn unit_file_state(bus: &SystemBus, name: &str) -> Result<String, BusError> {
-    let reply = manager(bus, "GetUnitFileState", &(name,)).await?;
-    reply
-        .body()
-        .deserialize()
-        .map_err(|e| BusError::Failed(format!("unexpected reply from systemd: {e}")))
+    body(&manager(bus, "GetUnitFileState", &(name,)).await?, SYSTEMD)
 }
 
 /// What timedated says about the clock.

@@ -574,22 +574,14 @@ mod tests {
 
     #[test]
     fn address_kinds() {
-        assert_eq!(
-            address_kind(&"10.0.1.5".parse().unwrap()),
-            "a VPC endpoint (private address)"
-        );
-        assert_eq!(
-            address_kind(&"52.94.1.1".parse().unwrap()),
-            "the public endpoint"
-        );
-        assert_eq!(
-            address_kind(&"fd00::5".parse().unwrap()),
-            "a VPC endpoint (private address)"
-        );
-        assert_eq!(
-            address_kind(&"127.0.0.1".parse().unwrap()),
-            "a loopback address"
-        );
+        for (address, kind) in [
+            ("10.0.1.5", "a VPC endpoint (private address)"),
+            ("52.94.1.1", "the public endpoint"),
+            ("fd00::5", "a VPC endpoint (private address)"),
+            ("127.0.0.1", "a loopback address"),
+        ] {
+            assert_eq!(address_kind(&address.parse().unwrap()), kind, "{address}");
+        }
     }
 
     #[test]

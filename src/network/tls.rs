@@ -5,6 +5,7 @@
 
 use crate::host::repo_tls::{RepoTls, Setting};
 use crate::host::Root;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
@@ -187,6 +188,10 @@ fn certificates(setting: &Setting, root: &Root) -> Result<Vec<CertificateDer<'st
 #[derive(Debug)]
 struct Unverified(Arc<rustls::crypto::CryptoProvider>);
 
+type Der<'a> = CertificateDer<'a>;
+type Dss = rustls::DigitallySignedStruct;
+type Signed = Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error>;
+
 impl rustls::client::danger::ServerCertVerifier for Unverified {
     fn verify_server_cert(
         &self,
@@ -199,32 +204,12 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
         Ok(rustls::client::danger::ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+    fn verify_tls12_signature(&self, msg: &[u8], cert: &Der, dss: &Dss) -> Signed {
+        verify_tls12_signature(msg, cert, dss, &self.0.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+    fn verify_tls13_signature(&self, msg: &[u8], cert: &Der, dss: &Dss) -> Signed {
+        verify_tls13_signature(msg, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

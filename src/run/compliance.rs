@@ -132,14 +132,14 @@ mod tests {
         )
     }
 
+    /// The upload with the default gate, for node i-1.
+    fn upload_default(report: &Report) -> Upload {
+        upload(report, &GateSettings::default(), "i-1", "run-1")
+    }
+
     #[test]
     fn one_item_per_check_with_details() {
-        let u = upload(
-            &report("/var has 1 GiB free", Status::Fail),
-            &GateSettings::default(),
-            "i-1",
-            "run-1",
-        );
+        let u = upload_default(&report("/var has 1 GiB free", Status::Fail));
         assert_eq!(u.items.len(), 1);
         let item = &u.items[0];
         assert_eq!(
@@ -151,12 +151,7 @@ mod tests {
         assert_eq!(item.details["Version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(u.execution_time, "1970-01-01T00:00:00Z");
         assert_eq!(item.details[GATE_DETAIL], GATE_BLOCKS);
-        let warn = upload(
-            &report("x", Status::Warn),
-            &GateSettings::default(),
-            "i-1",
-            "run-1",
-        );
+        let warn = upload_default(&report("x", Status::Warn));
         assert_eq!(warn.items[0].status, "COMPLIANT");
         assert_eq!(warn.items[0].details[GATE_DETAIL], GATE_PASSES);
         // A failure the gate ignores (gate.checks names others) is not marked.
@@ -172,23 +167,13 @@ mod tests {
     #[test]
     fn a_check_that_could_not_look_is_not_compliant() {
         // Issue #17 item 8: an error must not read as compliant in SSM.
-        let u = upload(
-            &report("cannot read /proc/locks", Status::Error),
-            &GateSettings::default(),
-            "i-1",
-            "r",
-        );
+        let u = upload_default(&report("cannot read /proc/locks", Status::Error));
         let item = &u.items[0];
         assert_eq!((item.status, item.severity), ("NON_COMPLIANT", "CRITICAL"));
         assert_eq!(item.details["Status"], "error");
         // The default gate blocks on an error: the fleet view reads this.
         assert_eq!(item.details[GATE_DETAIL], GATE_BLOCKS);
-        let skip = upload(
-            &report("local mode", Status::Skip),
-            &GateSettings::default(),
-            "i-1",
-            "r",
-        );
+        let skip = upload_default(&report("local mode", Status::Skip));
         assert_eq!(skip.items[0].status, "COMPLIANT");
     }
 
