@@ -5,6 +5,7 @@
 pub mod agent_release;
 pub mod compliance;
 pub mod identity;
+pub mod invocations;
 pub mod patching;
 pub mod payload;
 pub mod query;

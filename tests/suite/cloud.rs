@@ -590,3 +590,63 @@ async fn the_patch_run_s_own_first_call_and_its_download() {
         assert!(summary(&json, "patch.snapshot").contains(says), "{c:#}");
     }
 }
+
+/// A last run that failed leaves the patch states of the run before it;
+/// only Run Command's record shows it (issue #28).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_run_that_failed_before_it_completed() {
+    use fake_ssm::Run;
+    const SECRET: &str = "wJalrXUtnFEMI0K7MDENG0bPxRfiCYEXAMPLEKEY";
+    let mut failed = Run::patch(NODE, "AWS-RunPatchBaselineWithHooks", 20.0, "Failed", 156);
+    failed.stderr = format!(
+        "Traceback (most recent call last):\n  File \"/var/log/amazon/ssm/patch-baseline-operations/x.py\"\nwith secret {SECRET}\nUnable to download payload: https://s3.dualstack.eu-west-1.amazonaws.com/aws-ssm-eu-west-1/x."
+    );
+    let timed_out = Run::patch(NODE, "AWS-RunPatchBaseline", 2.0, "TimedOut", -1);
+    let older = Run::patch(NODE, "AWS-RunPatchBaseline", 24.0 * 30.0, "Success", 0);
+    for (runs, deny, status, begins) in [
+        (
+            vec![older.clone(), failed.clone()],
+            vec![],
+            "warn",
+            "the last patch run 20h 0m ago (AWS-RunPatchBaselineWithHooks, Operation=Install) failed with exit code 156: the payload could not be downloaded from S3",
+        ),
+        (
+            vec![failed.clone(), timed_out],
+            vec!["ListCommands", "GetCommandInvocation"],
+            "warn",
+            "the last patch run 2h 0m ago (AWS-RunPatchBaseline) timed out (ExecutionTimedOut) with exit code -1",
+        ),
+        (vec![], vec![], "pass", "last Install"),
+        (vec![failed.clone()], vec!["ListCommandInvocations"], "pass", "last Install"),
+    ] {
+        let (ssm, addr, ca) = ssm_site().await;
+        let mut cloud = healthy();
+        cloud.runs = runs;
+        ssm.lock().unwrap().cloud = cloud;
+        ssm.lock().unwrap().deny_actions = deny.iter().map(|a| a.to_string()).collect();
+        let json = run(
+            ssm,
+            addr,
+            &ca,
+            StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+        )
+        .await;
+        let c = check(&json, "patch.last_run");
+        assert_eq!(c["status"], status, "{c:#}");
+        let said = summary(&json, "patch.last_run");
+        assert!(said.starts_with(begins), "{said}");
+        assert!(!json.to_string().contains(SECRET), "{c:#}");
+        if deny.contains(&"ListCommandInvocations") {
+            assert!(said.contains("add ssm:ListCommandInvocations to the node's role"), "{said}");
+        } else if deny.contains(&"ListCommands") {
+            assert!(c["details"]["last_run_not_read"].as_str().unwrap().contains("ssm:GetCommandInvocation"), "{c:#}");
+        } else if status == "warn" {
+            assert!(said.contains("it said \"Unable to download payload: https://s3.dualstack.eu-west-1.amazonaws.com/aws-ssm-eu-west-1/x.\""), "{said}");
+            let output = c["details"]["last_run_error_output"].as_str().unwrap();
+            assert!(output.starts_with("Traceback") && output.contains("with secret ***"), "{output}");
+            assert!(c["remedy"].as_str().unwrap().contains("aws ssm get-command-invocation --command-id"), "{c:#}");
+        } else {
+            assert_eq!(c["details"]["recent_runs"], "none", "{c:#}");
+        }
+    }
+}

@@ -58,6 +58,9 @@ fn the_iam_policy_grants_exactly_what_the_tool_calls() {
         "ssm:GetMaintenanceWindowTask",
         "ssm:GetDocument",
         "ssm:GetDeployablePatchSnapshotForInstance",
+        "ssm:ListCommandInvocations",
+        "ssm:ListCommands",
+        "ssm:GetCommandInvocation",
     ];
     let mut got: Vec<&str> = actions.iter().map(String::as_str).collect();
     want.sort();
@@ -122,6 +125,26 @@ fn the_operator_policy_grants_exactly_what_the_fleet_view_calls() {
             "{action} is explained in packaging/iam/README.md"
         );
     }
+}
+
+/// The window task is what the README's command sends: the AWS CLI's own
+/// validator (botocore's model, offline) accepts it for
+/// `register-task-with-maintenance-window --cli-input-json`.
+#[test]
+fn the_aws_cli_accepts_the_window_task_as_documented() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(manifest.join("tests/aws_cli/validate_input.py"))
+        .args(["ssm", "RegisterTaskWithMaintenanceWindow"])
+        .arg(manifest.join("packaging/ssm-documents/maintenance-window-task.json"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the AWS CLI would refuse the window task (botocore is installed by scripts/test: python3 -m pip install botocore): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -75,6 +75,60 @@ pub struct Cloud {
     /// How GetDeployablePatchSnapshotForInstance and the snapshot's
     /// presigned download answer.
     pub snapshot: Snapshot,
+    /// Run Command's record of the node's runs: each a CommandInvocation
+    /// (ListCommandInvocations, with CommandPlugins when Details is true),
+    /// its Command's Parameters (ListCommands) and its standard error
+    /// (GetCommandInvocation).
+    pub runs: Vec<Run>,
+}
+
+/// One command run on a node, as Run Command records it.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub invocation: Value,
+    pub parameters: Value,
+    pub stderr: String,
+}
+
+impl Run {
+    /// A patch run of `document` on `instance`, `hours_ago`, ending in
+    /// `status` with the Linux step's `code`.
+    pub fn patch(instance: &str, document: &str, hours_ago: f64, status: &str, code: i64) -> Run {
+        let requested = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            - hours_ago * 3600.0;
+        let id = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            requested as u64,
+            code.unsigned_abs()
+        );
+        let details = if status == "TimedOut" {
+            "ExecutionTimedOut"
+        } else {
+            status
+        };
+        Run {
+            invocation: json!({
+                "CommandId": id, "InstanceId": instance, "InstanceName": "",
+                "DocumentName": document, "DocumentVersion": "$DEFAULT",
+                "RequestedDateTime": requested, "Status": status, "StatusDetails": details,
+                "TraceOutput": "", "StandardOutputUrl": "", "StandardErrorUrl": "",
+                "ServiceRole": "", "CloudWatchOutputConfig": {"CloudWatchOutputEnabled": false},
+                "CommandPlugins": [
+                    {"Name": "PatchWindows", "Status": "Success", "StatusDetails": "Success", "ResponseCode": 0, "Output": "Step execution skipped due to unsatisfied preconditions"},
+                    {"Name": "PatchLinux", "Status": status, "StatusDetails": details, "ResponseCode": code, "Output": "", "ResponseStartDateTime": requested, "ResponseFinishDateTime": requested + 60.0}
+                ]
+            }),
+            parameters: json!({"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"], "SnapshotId": [""]}),
+            stderr: String::new(),
+        }
+    }
+
+    pub fn command_id(&self) -> &str {
+        self.invocation["CommandId"].as_str().unwrap()
+    }
 }
 
 /// The patch snapshot, as SSM and S3 answer for it.
@@ -551,6 +605,79 @@ async fn handle(
                 }
             }
         }
+        "AmazonSSM.ListCommandInvocations" => {
+            let s = state.lock().unwrap();
+            // CommandFilter's members are lower-case in SSM's model.
+            let document = input["Filters"].as_array().and_then(|f| {
+                f.iter()
+                    .find(|f| f["key"] == "DocumentName")
+                    .and_then(|f| f["value"].as_str())
+            });
+            let max = input["MaxResults"].as_u64().unwrap_or(50) as usize;
+            let found: Vec<Value> = s
+                .cloud
+                .runs
+                .iter()
+                .map(|r| r.invocation.clone())
+                .filter(|i| input["InstanceId"].is_null() || i["InstanceId"] == input["InstanceId"])
+                .filter(|i| document.is_none_or(|d| i["DocumentName"] == d))
+                .map(|mut i| {
+                    if input["Details"] != true {
+                        i["CommandPlugins"] = json!([]);
+                    }
+                    i
+                })
+                .take(max)
+                .collect();
+            ok(json!({ "CommandInvocations": found }))
+        }
+        "AmazonSSM.ListCommands" => {
+            let s = state.lock().unwrap();
+            let found: Vec<Value> = s
+                .cloud
+                .runs
+                .iter()
+                .filter(|r| input["CommandId"].is_null() || r.invocation["CommandId"] == input["CommandId"])
+                .map(|r| {
+                    json!({
+                        "CommandId": r.invocation["CommandId"], "DocumentName": r.invocation["DocumentName"],
+                        "Parameters": r.parameters, "Status": r.invocation["Status"],
+                        "RequestedDateTime": r.invocation["RequestedDateTime"], "TargetCount": 1
+                    })
+                })
+                .collect();
+            ok(json!({ "Commands": found }))
+        }
+        "AmazonSSM.GetCommandInvocation" => {
+            let (Ok(command), Ok(instance)) = (
+                required(&input, "CommandId"),
+                required(&input, "InstanceId"),
+            ) else {
+                return error(
+                    400,
+                    "ValidationException",
+                    "CommandId and InstanceId are required",
+                );
+            };
+            let s = state.lock().unwrap();
+            let Some(r) = s.cloud.runs.iter().find(|r| {
+                r.invocation["CommandId"] == command && r.invocation["InstanceId"] == instance
+            }) else {
+                return error(400, "InvocationDoesNotExist", "");
+            };
+            let plugin = input["PluginName"].as_str().unwrap_or("PatchLinux");
+            let step = r.invocation["CommandPlugins"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["Name"] == plugin))
+                .cloned()
+                .unwrap_or(json!({}));
+            ok(json!({
+                "CommandId": command, "InstanceId": instance, "DocumentName": r.invocation["DocumentName"],
+                "PluginName": plugin, "ResponseCode": step["ResponseCode"], "Status": step["Status"],
+                "StatusDetails": step["StatusDetails"], "StandardOutputContent": "",
+                "StandardErrorContent": r.stderr
+            }))
+        }
         "AmazonSSM.GetDocument" => {
             let name = match required(&input, "Name") {
                 Ok(n) => n.to_string(),
@@ -852,6 +979,14 @@ impl Cloud {
             )],
             patch_document: Some(patch_document()),
             snapshot: Snapshot::default(),
+            // Last month's install, which succeeded.
+            runs: vec![Run::patch(
+                node,
+                "AWS-RunPatchBaselineWithHooks",
+                24.0 * 20.0,
+                "Success",
+                0,
+            )],
         }
     }
 }
