@@ -36,12 +36,19 @@ pub struct Shared {
     pub bus: SystemBus,
     agent: OnceCell<AgentLookup>,
     identity: OnceCell<Result<Identity, IdentityError>>,
+    /// What IMDS says of the instance profile role's credentials.
+    role_status: OnceCell<Result<identity::RoleStatus, String>>,
+    /// The run's one IMDS client (one session token for every lookup).
+    imds: OnceLock<crate::aws::identity::Imds>,
     tls: OnceLock<Result<Arc<rustls::ClientConfig>, crate::network::tls::TlsError>>,
     probes: Mutex<HashMap<String, Arc<ProbeCell>>>,
     /// The Patch Group `patchgroup.tag` settled on, for the report's host.
     pub patch_group: OnceLock<String>,
-    /// The Patch Group tags as each source has them, read once.
-    tags: OnceCell<(Vec<Found>, Vec<NotRead>)>,
+    /// The Patch Group tag IMDS shows (EC2), read once.
+    imds_tags: OnceCell<TagSource>,
+    /// The Patch Group tags the API shows (ec2:DescribeTags, or
+    /// ssm:ListTagsForResource on a hybrid node), read once.
+    api_tags: OnceCell<TagSource>,
     /// One SSM client for the run's calls about this node.
     node_ssm: OnceCell<Result<aws_sdk_ssm::Client, AccessError>>,
     /// The node's credentials, resolved once (one IMDS fetch on EC2).
@@ -60,6 +67,9 @@ pub struct NodeCredentials {
     pub source: String,
     pub expiry: Option<SystemTime>,
 }
+
+/// What one source of tags answered.
+pub type TagSource = Result<Vec<Found>, NotRead>;
 
 /// One endpoint's probe, made once per run.
 type ProbeCell = OnceCell<Result<Probe, ProbeError>>;
@@ -130,10 +140,13 @@ impl Context {
                 bus: SystemBus::new(bus_address),
                 agent: OnceCell::new(),
                 identity: OnceCell::new(),
+                imds: OnceLock::new(),
+                role_status: OnceCell::new(),
                 tls: OnceLock::new(),
                 probes: Default::default(),
                 patch_group: OnceLock::new(),
-                tags: OnceCell::new(),
+                imds_tags: OnceCell::new(),
+                api_tags: OnceCell::new(),
                 node_ssm: OnceCell::new(),
                 credentials: OnceCell::new(),
                 windows: Default::default(),
@@ -170,14 +183,26 @@ impl Context {
     pub async fn identity(&self) -> &Result<Identity, IdentityError> {
         self.shared
             .identity
-            .get_or_init(|| {
-                identity::lookup(
-                    &self.root,
-                    &self.host,
-                    self.settings.aws.imds_endpoint.as_deref(),
-                )
+            .get_or_init(|| identity::lookup(&self.root, &self.host, self.imds()))
+            .await
+    }
+
+    /// What IMDS says of the role `name`'s credentials (Code, Expiration),
+    /// read once.
+    pub async fn role_status(&self, name: &str) -> &Result<identity::RoleStatus, String> {
+        self.shared
+            .role_status
+            .get_or_init(|| async {
+                identity::role_status(self.imds().client().map_err(|e| e.to_string())?, name).await
             })
             .await
+    }
+
+    /// The run's IMDS client, made once.
+    pub fn imds(&self) -> &crate::aws::identity::Imds {
+        self.shared.imds.get_or_init(|| {
+            crate::aws::identity::Imds::new(self.settings.aws.imds_endpoint.as_deref())
+        })
     }
 
     /// The region to probe: `aws.region` in the config, else the identity's.
@@ -252,7 +277,7 @@ impl Context {
     /// The headers AWS RHUI wants beside the entitlement certificate (the
     /// instance's signed identity, as the `amazon-id` plugin sends it).
     pub async fn rhui_headers(&self) -> Result<Vec<(&'static str, String)>, String> {
-        crate::aws::identity::rhui_headers(self.settings.aws.imds_endpoint.as_deref()).await
+        crate::aws::identity::rhui_headers(self.imds()).await
     }
 
     /// An HTTPS client for AWS endpoints outside the SDK (STS, S3 objects):
@@ -280,7 +305,8 @@ impl Context {
         &self,
         identity: &Identity,
     ) -> Result<aws_sdk_ssm::Client, crate::aws::sdk::CredentialsError> {
-        let credentials = crate::aws::sdk::credentials(&self.root, &self.settings, identity)?;
+        let credentials =
+            crate::aws::sdk::credentials(&self.root, &self.settings, identity, self.imds())?;
         let region = self.region_of(identity);
         Ok(crate::aws::sdk::ssm_client(
             &self.settings,
@@ -294,8 +320,9 @@ impl Context {
         self.shared
             .credentials
             .get_or_init(|| async {
-                let source = crate::aws::sdk::credentials(&self.root, &self.settings, id)
-                    .map_err(|e| AccessError::Credentials(e.to_string()))?;
+                let source =
+                    crate::aws::sdk::credentials(&self.root, &self.settings, id, self.imds())
+                        .map_err(|e| AccessError::Credentials(e.to_string()))?;
                 let resolved = crate::aws::query::resolve(&source.provider)
                     .await
                     .map_err(|e| AccessError::Credentials(e.to_string()))?;
@@ -359,82 +386,122 @@ impl Context {
     }
 
     /// The node's Patch Group tags as each source has them, and the sources
-    /// that could not be read, looked up once per run.
+    /// that could not be read, each source read once per run.
     pub async fn patch_group_tags(&self, id: &Identity) -> (Vec<Found>, Vec<NotRead>) {
-        self.shared
-            .tags
-            .get_or_init(|| self.read_patch_group_tags(id))
-            .await
-            .clone()
-    }
-
-    /// IMDS tags and ec2:DescribeTags on EC2, ssm:ListTagsForResource on a
-    /// hybrid node.
-    async fn read_patch_group_tags(&self, id: &Identity) -> (Vec<Found>, Vec<NotRead>) {
-        let region = self.region_of(id);
+        let (imds, api) = tokio::join!(self.imds_tags(), self.api_tags(id));
         let mut found = Vec::new();
         let mut not_read = Vec::new();
-        match id.mode {
-            Mode::Ec2 => {
-                // The two sources at once: the run's AWS side waits for the
-                // slower one, not for both in turn.
-                let from_imds = async {
-                    let client = crate::aws::identity::imds_client(
-                        self.settings.aws.imds_endpoint.as_deref(),
-                    )?;
-                    tags::from_imds(&client).await
-                };
-                let from_ec2 = async {
-                    let endpoint = self.endpoint_url("ec2", &region);
-                    let http = self
-                        .tls()
-                        .map_err(|e| TagError::Call(e.to_string()))
-                        .and_then(|t| {
-                            reqwest::Client::builder()
-                                .use_preconfigured_tls((*t).clone())
-                                .timeout(self.settings.endpoints.timeout)
-                                .build()
-                                .map_err(|e| TagError::Call(e.to_string()))
-                        })?;
-                    let creds = self
-                        .node_credentials(id)
-                        .await
-                        .map_err(|e| TagError::Call(e.to_string()))?;
-                    tags::from_ec2(&http, &endpoint, &region, &creds.provider, &id.instance_id)
-                        .await
-                };
-                let (imds, ec2) = tokio::join!(from_imds, from_ec2);
-                match imds {
-                    Ok(Some(f)) => found.push(f),
-                    Ok(None) => {}
-                    Err(why) => not_read.push(NotRead {
+        for source in [imds, api] {
+            match source {
+                Ok(f) => found.extend(f),
+                Err(n) => not_read.push(n),
+            }
+        }
+        (found, not_read)
+    }
+
+    /// The tag sources as they answer, each a list of (key, value): the
+    /// config's value under both keys, or IMDS's and the API's tags, so a
+    /// caller can act on the first before the second has answered.
+    pub fn patch_group_sources<'a>(
+        &'a self,
+        id: &'a Identity,
+    ) -> Vec<futures_util::future::BoxFuture<'a, Vec<(String, String)>>> {
+        use futures_util::FutureExt;
+        let pairs = |source: TagSource| -> Vec<(String, String)> {
+            source
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| (f.key, f.value))
+                .collect()
+        };
+        if let Some(v) = &self.settings.patch_group.value {
+            let both = vec![
+                ("Patch Group".to_string(), v.clone()),
+                ("PatchGroup".to_string(), v.clone()),
+            ];
+            return vec![std::future::ready(both).boxed()];
+        }
+        vec![
+            self.imds_tags().map(pairs).boxed(),
+            self.api_tags(id).map(pairs).boxed(),
+        ]
+    }
+
+    /// The `PatchGroup` tag IMDS shows, on EC2 (it needs no identity, so it
+    /// is read beside the identity's own calls).
+    pub async fn imds_tags(&self) -> TagSource {
+        self.shared
+            .imds_tags
+            .get_or_init(|| async {
+                if self.host.mode != Mode::Ec2 {
+                    return Ok(Vec::new());
+                }
+                if identity::imds_disabled_by_env() {
+                    return Err(NotRead {
+                        source: "IMDS instance tags",
+                        why: "AWS_EC2_METADATA_DISABLED is true, so the instance metadata service is not asked".into(),
+                    });
+                }
+                let read = async { tags::from_imds(self.imds().client()?).await };
+                match read.await {
+                    Ok(f) => Ok(f.into_iter().collect()),
+                    Err(why) => Err(NotRead {
                         source: "IMDS instance tags",
                         why: why.to_string(),
                     }),
                 }
-                match ec2 {
-                    Ok(f) => found.extend(f),
-                    Err(why) => not_read.push(NotRead {
+            })
+            .await
+            .clone()
+    }
+
+    /// ec2:DescribeTags on EC2, ssm:ListTagsForResource on a hybrid node.
+    pub async fn api_tags(&self, id: &Identity) -> TagSource {
+        self.shared
+            .api_tags
+            .get_or_init(|| async {
+                match id.mode {
+                    Mode::Ec2 => self.ec2_tags(id).await.map_err(|why| NotRead {
                         source: "ec2:DescribeTags",
                         why: why.to_string(),
                     }),
+                    Mode::Hybrid => {
+                        let read = async {
+                            let ssm = self.ssm_client(id).map_err(|e| e.to_string())?;
+                            tags::from_ssm(&ssm, &id.instance_id)
+                                .await
+                                .map_err(|e| e.to_string())
+                        };
+                        read.await.map_err(|why| NotRead {
+                            source: "ssm:ListTagsForResource",
+                            why,
+                        })
+                    }
+                    Mode::Local => Ok(Vec::new()),
                 }
-            }
-            Mode::Hybrid => match self.ssm_client(id) {
-                Ok(ssm) => match tags::from_ssm(&ssm, &id.instance_id).await {
-                    Ok(f) => found.extend(f),
-                    Err(why) => not_read.push(NotRead {
-                        source: "ssm:ListTagsForResource",
-                        why: why.to_string(),
-                    }),
-                },
-                Err(why) => not_read.push(NotRead {
-                    source: "ssm:ListTagsForResource",
-                    why: why.to_string(),
-                }),
-            },
-            Mode::Local => {}
-        }
-        (found, not_read)
+            })
+            .await
+            .clone()
+    }
+
+    async fn ec2_tags(&self, id: &Identity) -> Result<Vec<Found>, TagError> {
+        let region = self.region_of(id);
+        let endpoint = self.endpoint_url("ec2", &region);
+        let http = self
+            .tls()
+            .map_err(|e| TagError::Call(e.to_string()))
+            .and_then(|t| {
+                reqwest::Client::builder()
+                    .use_preconfigured_tls((*t).clone())
+                    .timeout(self.settings.endpoints.timeout)
+                    .build()
+                    .map_err(|e| TagError::Call(e.to_string()))
+            })?;
+        let creds = self
+            .node_credentials(id)
+            .await
+            .map_err(|e| TagError::Call(e.to_string()))?;
+        tags::from_ec2(&http, &endpoint, &region, &creds.provider, &id.instance_id).await
     }
 }

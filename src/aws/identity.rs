@@ -24,12 +24,9 @@ pub struct Identity {
 pub enum Role {
     /// No instance profile attached (the role listing is 404).
     None,
-    /// A role, and what IMDS says of its credentials (`Code`, `Expiration`).
-    Attached {
-        name: String,
-        code: String,
-        expiration: Option<String>,
-    },
+    /// A role is attached (what IMDS says of its credentials is
+    /// `role_status`, read apart: nothing else waits for it).
+    Attached { name: String },
     /// IMDS could not be asked about the role.
     Unknown(String),
 }
@@ -70,6 +67,39 @@ pub fn imds_client(endpoint: Option<&str>) -> Result<imds::Client, ImdsError> {
         })?;
     }
     Ok(builder.build())
+}
+
+/// The run's one IMDS client, shared by the identity, the credentials, the
+/// tags and RHUI's headers: its session token is fetched once (a client
+/// per lookup would ask for one each, a round trip on the AWS side's
+/// critical path every time).
+#[derive(Clone, Debug)]
+pub struct Imds {
+    endpoint: Option<String>,
+    client: Result<imds::Client, ImdsError>,
+}
+
+impl Imds {
+    /// The client for `endpoint` (`aws.imds_endpoint`), or the SDK's
+    /// default (the environment's override, else 169.254.169.254).
+    pub fn new(endpoint: Option<&str>) -> Imds {
+        Imds {
+            endpoint: endpoint.map(str::to_string),
+            client: imds_client(endpoint),
+        }
+    }
+
+    pub fn client(&self) -> Result<&imds::Client, ImdsError> {
+        self.client.as_ref().map_err(Clone::clone)
+    }
+
+    /// Where it asks, for messages.
+    pub fn endpoint(&self) -> String {
+        self.endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT").ok())
+            .unwrap_or_else(|| "http://169.254.169.254".into())
+    }
 }
 
 /// Why IMDS could not be asked, or gave no answer.
@@ -137,6 +167,34 @@ struct IdentityDocument {
     account_id: Option<String>,
 }
 
+/// What IMDS says of a role's credentials: its `Code` (`Success`, or why
+/// not) and `Expiration` (never the keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleStatus {
+    pub code: String,
+    pub expiration: Option<String>,
+}
+
+/// The role's credentials as IMDS describes them, or why they could not
+/// be read.
+pub async fn role_status(client: &imds::Client, name: &str) -> Result<RoleStatus, String> {
+    let path = format!("/latest/meta-data/iam/security-credentials/{name}");
+    match imds_get(client, &path).await {
+        Ok(Some(json)) => {
+            let creds: Option<RoleCredentials> = serde_json::from_str(&json).ok();
+            Ok(RoleStatus {
+                code: creds
+                    .as_ref()
+                    .and_then(|c| c.code.clone())
+                    .unwrap_or_else(|| "unknown".into()),
+                expiration: creds.and_then(|c| c.expiration),
+            })
+        }
+        Ok(None) => Err(format!("the role {name} is listed but has no credentials")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct RoleCredentials {
     #[serde(rename = "Code")]
@@ -159,7 +217,7 @@ const IMDS_REMEDY: &str = "Check that the instance metadata service is enabled f
 pub async fn lookup(
     root: &Root,
     detected: &Detected,
-    imds_endpoint: Option<&str>,
+    imds: &Imds,
 ) -> Result<Identity, IdentityError> {
     match detected.mode {
         Mode::Local => Err(IdentityError::NotLooked(
@@ -170,17 +228,13 @@ pub async fn lookup(
             if imds_disabled_by_env() {
                 return Err(IdentityError::NotLooked("AWS_EC2_METADATA_DISABLED is true, so the instance metadata service is not asked".into()));
             }
-            let client = imds_client(imds_endpoint).map_err(|e| IdentityError::Failed {
+            let client = imds.client().map_err(|e| IdentityError::Failed {
                 what: e.to_string(),
                 remedy: "Fix aws.imds_endpoint in the ssm-preflight config.".into(),
             })?;
-            let endpoint = imds_endpoint
-                .map(str::to_string)
-                .or_else(|| std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT").ok())
-                .unwrap_or_else(|| "http://169.254.169.254".into());
-            from_imds(&client).await.map_err(|e| match e {
+            from_imds(client).await.map_err(|e| match e {
                 IdentityError::Failed { what, remedy } => IdentityError::Failed {
-                    what: format!("{what} (asked {endpoint})"),
+                    what: format!("{what} (asked {})", imds.endpoint()),
                     remedy,
                 },
                 other => other,
@@ -290,16 +344,14 @@ fn check_ids(instance_id: &str, region: &str, source: &str) -> Result<(), String
 /// to AWS RHUI with every request: `X-RHUI-ID` and `X-RHUI-SIGNATURE`, the
 /// identity document and its signature from IMDSv2, each in URL-safe
 /// base64 with its padding (Python's `urlsafe_b64encode`).
-pub async fn rhui_headers(
-    imds_endpoint: Option<&str>,
-) -> Result<Vec<(&'static str, String)>, String> {
+pub async fn rhui_headers(imds: &Imds) -> Result<Vec<(&'static str, String)>, String> {
     if imds_disabled_by_env() {
         return Err(
             "AWS_EC2_METADATA_DISABLED is true, so the instance metadata service is not asked"
                 .into(),
         );
     }
-    let client = imds_client(imds_endpoint).map_err(|e| e.to_string())?;
+    let client = imds.client().map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (header, path) in [
         ("X-RHUI-ID", "/latest/dynamic/instance-identity/document"),
@@ -308,7 +360,7 @@ pub async fn rhui_headers(
             "/latest/dynamic/instance-identity/signature",
         ),
     ] {
-        let value = imds_get(&client, path)
+        let value = imds_get(client, path)
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("the instance metadata service has nothing at {path}"))?;
@@ -332,8 +384,13 @@ pub async fn from_imds(client: &imds::Client) -> Result<Identity, IdentityError>
         what,
         remedy: IMDS_REMEDY.into(),
     };
-    let document = imds_get(client, "/latest/dynamic/instance-identity/document")
-        .await
+    // The document and the role at once: the role's two calls need nothing
+    // the document says.
+    let (document, role) = tokio::join!(
+        imds_get(client, "/latest/dynamic/instance-identity/document"),
+        role(client)
+    );
+    let document = document
         .map_err(|e| failed(e.to_string()))?
         .ok_or_else(|| failed("the instance metadata service has no identity document".into()))?;
     let doc: IdentityDocument = serde_json::from_str(&document).map_err(|e| {
@@ -347,7 +404,18 @@ pub async fn from_imds(client: &imds::Client) -> Result<Identity, IdentityError>
             remedy: "What answers at the metadata address is not EC2's instance metadata service (a proxy, a container runtime's emulator?): see what it says with `TOKEN=$(curl -sX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); curl -sH \"X-aws-ec2-metadata-token: $TOKEN\" http://169.254.169.254/latest/dynamic/instance-identity/document`.".into(),
         }
     })?;
-    let role = match imds_get(client, "/latest/meta-data/iam/security-credentials/").await {
+    Ok(Identity {
+        mode: Mode::Ec2,
+        instance_id: doc.instance_id,
+        region: doc.region,
+        account_id: doc.account_id,
+        role: Some(role),
+    })
+}
+
+/// The instance profile's role as IMDS lists it.
+async fn role(client: &imds::Client) -> Role {
+    match imds_get(client, "/latest/meta-data/iam/security-credentials/").await {
         Ok(None) => Role::None,
         // The SDK's instance-profile provider takes the whole listing as the
         // name: anything but one valid name would break its request.
@@ -359,34 +427,10 @@ pub async fn from_imds(client: &imds::Client) -> Result<Identity, IdentityError>
         }
         Ok(Some(listing)) => match listing.lines().map(str::trim).find(|l| !l.is_empty()) {
             None => Role::None,
-            Some(name) => {
-                let path = format!("/latest/meta-data/iam/security-credentials/{name}");
-                match imds_get(client, &path).await {
-                    Ok(Some(json)) => {
-                        let creds: Option<RoleCredentials> = serde_json::from_str(&json).ok();
-                        Role::Attached {
-                            name: name.to_string(),
-                            code: creds
-                                .as_ref()
-                                .and_then(|c| c.code.clone())
-                                .unwrap_or_else(|| "unknown".into()),
-                            expiration: creds.and_then(|c| c.expiration),
-                        }
-                    }
-                    Ok(None) => {
-                        Role::Unknown(format!("the role {name} is listed but has no credentials"))
-                    }
-                    Err(e) => Role::Unknown(e.to_string()),
-                }
-            }
+            Some(name) => Role::Attached {
+                name: name.to_string(),
+            },
         },
         Err(e) => Role::Unknown(e.to_string()),
-    };
-    Ok(Identity {
-        mode: Mode::Ec2,
-        instance_id: doc.instance_id,
-        region: doc.region,
-        account_id: doc.account_id,
-        role: Some(role),
-    })
+    }
 }

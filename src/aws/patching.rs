@@ -8,6 +8,8 @@
 //! (or one per window or task), bounded by the SDK's timeouts.
 
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::operation::get_maintenance_window_task::GetMaintenanceWindowTaskOutput;
+use aws_sdk_ssm::types::MaintenanceWindowTask;
 use std::time::SystemTime;
 
 /// Why a call gave no answer.
@@ -364,51 +366,67 @@ pub async fn window_tasks(
         calls: 1 + pages,
         ..Default::default()
     };
-    for task in &tasks {
-        let arn = task.task_arn().unwrap_or_default();
-        // A document may be named by its ARN (arn:aws:ssm:…:document/AWS-RunPatchBaseline).
-        let document = arn.rsplit('/').next().unwrap_or(arn);
-        if !PATCH_DOCUMENTS.contains(&document) {
-            out.other_tasks.push(arn.to_string());
-            continue;
-        }
-        let Some(task_id) = task.window_task_id() else {
-            continue;
-        };
-        let detail = ssm
-            .get_maintenance_window_task()
+    // The patch tasks' details at once.
+    let patching: Vec<(&MaintenanceWindowTask, &str, &str)> = tasks
+        .iter()
+        .filter_map(|task| {
+            let arn = task.task_arn().unwrap_or_default();
+            // A document may be named by its ARN (arn:aws:ssm:…:document/AWS-RunPatchBaseline).
+            let document = arn.rsplit('/').next().unwrap_or(arn);
+            if !PATCH_DOCUMENTS.contains(&document) {
+                out.other_tasks.push(arn.to_string());
+                return None;
+            }
+            Some((task, document, task.window_task_id()?))
+        })
+        .collect();
+    let details = futures_util::future::join_all(patching.iter().map(|(_, _, task_id)| {
+        ssm.get_maintenance_window_task()
             .window_id(window_id)
-            .window_task_id(task_id)
+            .window_task_id(*task_id)
             .send()
-            .await
-            .map_err(|e| classify(&e, "ssm:GetMaintenanceWindowTask"))?;
+    }))
+    .await;
+    for ((task, document, task_id), detail) in patching.into_iter().zip(details) {
+        let detail = detail.map_err(|e| classify(&e, "ssm:GetMaintenanceWindowTask"))?;
         out.calls += 1;
-        let parameters = detail
-            .task_invocation_parameters()
-            .and_then(|p| p.run_command())
-            .and_then(|r| r.parameters());
-        let first = |name: &str| {
-            parameters
-                .and_then(|p| p.get(name))
-                .and_then(|v| v.first())
-                .cloned()
-        };
-        out.patch_tasks.push(PatchTask {
-            document: document.to_string(),
-            operation: first("Operation"),
-            reboot_option: first("RebootOption"),
-            pre_install_hook: first("PreInstallHookDocName"),
-            max_concurrency: task.max_concurrency().map(str::to_string),
-            max_errors: task.max_errors().map(str::to_string),
-            task_id: task_id.to_string(),
-            targets: task
-                .targets()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_string(), t.values().to_vec())))
-                .collect(),
-        });
+        out.patch_tasks
+            .push(patch_task(task, document, task_id, &detail));
     }
     Ok(out)
+}
+
+/// A patch task from its listing and its details.
+fn patch_task(
+    task: &MaintenanceWindowTask,
+    document: &str,
+    task_id: &str,
+    detail: &GetMaintenanceWindowTaskOutput,
+) -> PatchTask {
+    let parameters = detail
+        .task_invocation_parameters()
+        .and_then(|p| p.run_command())
+        .and_then(|r| r.parameters());
+    let first = |name: &str| {
+        parameters
+            .and_then(|p| p.get(name))
+            .and_then(|v| v.first())
+            .cloned()
+    };
+    PatchTask {
+        document: document.to_string(),
+        operation: first("Operation"),
+        reboot_option: first("RebootOption"),
+        pre_install_hook: first("PreInstallHookDocName"),
+        max_concurrency: task.max_concurrency().map(str::to_string),
+        max_errors: task.max_errors().map(str::to_string),
+        task_id: task_id.to_string(),
+        targets: task
+            .targets()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.values().to_vec())))
+            .collect(),
+    }
 }
 
 #[cfg(test)]

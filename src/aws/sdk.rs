@@ -38,6 +38,7 @@ pub fn credentials(
     root: &Root,
     settings: &Settings,
     identity: &Identity,
+    imds: &super::identity::Imds,
 ) -> Result<Credentials, CredentialsError> {
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
         return Ok(Credentials {
@@ -55,15 +56,20 @@ pub fn credentials(
             if let Some(super::identity::Role::Unknown(why)) = &identity.role {
                 return Err(CredentialsError::Role(why.clone()));
             }
-            let imds = super::identity::imds_client(settings.aws.imds_endpoint.as_deref())
-                .map_err(|e| CredentialsError::Imds(e.to_string()))?;
+            let imds = imds
+                .client()
+                .map_err(|e| CredentialsError::Imds(e.to_string()))?
+                .clone();
+            let mut provider = ImdsCredentialsProvider::builder()
+                .configure(&provider_config)
+                .imds_client(imds);
+            // The role the identity lookup listed: the provider need not
+            // list it again (one IMDS round trip fewer before every call).
+            if let Some(super::identity::Role::Attached { name, .. }) = &identity.role {
+                provider = provider.profile(name.clone());
+            }
             Ok(Credentials {
-                provider: SharedCredentialsProvider::new(
-                    ImdsCredentialsProvider::builder()
-                        .configure(&provider_config)
-                        .imds_client(imds)
-                        .build(),
-                ),
+                provider: SharedCredentialsProvider::new(provider.build()),
                 source: "the instance profile".into(),
             })
         }

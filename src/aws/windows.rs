@@ -12,25 +12,43 @@ pub struct ScheduleUnavailable {
 }
 
 /// This node's windows from SSM, by instance ID and by Patch Group.
-pub async fn from_ssm(
+pub async fn from_ssm<F>(
     ssm: &aws_sdk_ssm::Client,
     instance_id: &str,
-    patch_group: Option<&str>,
-) -> Result<Vec<Window>, ScheduleUnavailable> {
+    tag_sources: Vec<F>,
+) -> Result<Vec<Window>, ScheduleUnavailable>
+where
+    F: std::future::Future<Output = Vec<(String, String)>>,
+{
     use aws_sdk_ssm::types::{MaintenanceWindowResourceType, Target};
-    let mut targets = vec![("InstanceIds".to_string(), instance_id.to_string())];
-    if let Some(group) = patch_group {
-        targets.push(("tag:Patch Group".into(), group.to_string()));
-        targets.push(("tag:PatchGroup".into(), group.to_string()));
-    }
-    // The lookups at once: the run waits for the slowest, not for all in turn.
-    let answers = futures_util::future::join_all(targets.iter().map(|(key, value)| {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let lookup = |key: String, value: String| {
         ssm.describe_maintenance_window_schedule()
             .targets(Target::builder().key(key).values(value).build())
             .resource_type(MaintenanceWindowResourceType::Instance)
             .send()
-    }))
-    .await;
+    };
+    // Every lookup at once: by instance ID from the start, by each Patch
+    // Group tag the node carries as soon as a source shows it (IMDS's
+    // before the API's), each key and value asked once.
+    let mut sources: FuturesUnordered<F> = tag_sources.into_iter().collect();
+    let mut lookups = FuturesUnordered::new();
+    let mut asked = std::collections::HashSet::new();
+    lookups.push(lookup("InstanceIds".into(), instance_id.to_string()));
+    let mut answers = Vec::new();
+    loop {
+        tokio::select! {
+            Some(pairs) = sources.next() => {
+                for (key, value) in pairs {
+                    if asked.insert((key.clone(), value.clone())) {
+                        lookups.push(lookup(format!("tag:{key}"), value));
+                    }
+                }
+            }
+            Some(answer) = lookups.next() => answers.push(answer),
+            else => break,
+        }
+    }
     let mut out = Vec::new();
     for answer in answers {
         let answer = match answer {

@@ -3,8 +3,8 @@
 //! hybrid node's credentials file.
 
 use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
-use crate::aws::identity::{Identity, IdentityError, Role};
-use crate::host::credentials::{self, DHMC_CREDENTIALS};
+use crate::aws::identity::{Identity, IdentityError, Role, RoleStatus};
+use crate::host::credentials::{self, Present, DHMC_CREDENTIALS};
 use crate::host::mode::Mode;
 
 pub const ENTRY: CatalogueEntry = CatalogueEntry {
@@ -36,21 +36,25 @@ pub fn plan(ctx: &Context) -> super::Check {
                     "This is a bug in ssm-preflight: report it with `ssm-preflight check --json`.",
                 ),
             };
-        judge(
-            id,
-            found.dhmc,
-            found.shared_file,
-            &ctx.settings.aws.credentials_file,
-        )
+        let status = match id {
+            Ok(Identity {
+                role: Some(Role::Attached { name }),
+                ..
+            }) => Some(ctx.role_status(name).await),
+            _ => None,
+        };
+        judge(id, status, found, &ctx.settings.aws.credentials_file)
     })
 }
 
+/// `status`: what IMDS says of an attached role's credentials.
 pub fn judge(
     id: &Result<Identity, IdentityError>,
-    dhmc: bool,
-    shared_file: bool,
+    status: Option<&Result<RoleStatus, String>>,
+    found: Present,
     shared_path: &str,
 ) -> Outcome {
+    let Present { dhmc, shared_file } = found;
     let id = match id {
         Ok(id) => id,
         Err(IdentityError::NotLooked(why)) => return Outcome::skip(why.clone()),
@@ -70,15 +74,25 @@ pub fn judge(
                 )
             }
         }
-        (_, Some(Role::Attached { name, code, expiration })) if code == "Success" => Outcome::pass(format!(
-            "the instance profile role {name} has credentials{}",
-            expiration.as_ref().map(|e| format!(" valid until {e}")).unwrap_or_default()
-        ))
-        .detail("role", name),
-        (_, Some(Role::Attached { name, code, .. })) => Outcome::fail(
-            format!("the instance profile role {name} has no usable credentials (IMDS says Code {code})"),
-            format!("Check the role's trust policy allows ec2.amazonaws.com to assume it (`aws iam get-role --role-name {name}`), then detach and attach the instance profile again."),
-        ),
+        (_, Some(Role::Attached { name })) => match status {
+            Some(Ok(RoleStatus { code, expiration })) if code == "Success" => Outcome::pass(format!(
+                "the instance profile role {name} has credentials{}",
+                expiration.as_ref().map(|e| format!(" valid until {e}")).unwrap_or_default()
+            ))
+            .detail("role", name),
+            Some(Ok(RoleStatus { code, .. })) => Outcome::fail(
+                format!("the instance profile role {name} has no usable credentials (IMDS says Code {code})"),
+                format!("Check the role's trust policy allows ec2.amazonaws.com to assume it (`aws iam get-role --role-name {name}`), then detach and attach the instance profile again."),
+            ),
+            Some(Err(why)) => Outcome::error(
+                format!("the instance profile role {name} is attached, but its credentials could not be read: {why}"),
+                format!("Ask IMDS by hand: `TOKEN=$(curl -sX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); curl -sH \"X-aws-ec2-metadata-token: $TOKEN\" http://169.254.169.254/latest/meta-data/iam/security-credentials/{name}`."),
+            ),
+            None => Outcome::error(
+                format!("the instance profile role {name} is attached, but its credentials were not read"),
+                "This is a bug in ssm-preflight: report it with `ssm-preflight check --json`.",
+            ),
+        },
         (_, Some(Role::None)) | (_, None) if dhmc => Outcome::pass(format!(
             "no instance profile; the agent uses Default Host Management credentials ({DHMC_CREDENTIALS})"
         )),
@@ -101,6 +115,19 @@ mod tests {
     use super::*;
     use crate::checks::Status;
 
+    const NONE: Present = Present {
+        dhmc: false,
+        shared_file: false,
+    };
+    const DHMC: Present = Present {
+        dhmc: true,
+        shared_file: false,
+    };
+    const SHARED_FILE: Present = Present {
+        dhmc: false,
+        shared_file: true,
+    };
+
     fn ec2(role: Role) -> Result<Identity, IdentityError> {
         Ok(Identity::ec2_for_tests(role))
     }
@@ -109,29 +136,39 @@ mod tests {
     fn role_verdicts() {
         let good = ec2(Role::Attached {
             name: "SSMCore".into(),
+        });
+        let success = Ok(RoleStatus {
             code: "Success".into(),
             expiration: Some("2026-11-26T20:00:00Z".into()),
         });
         assert_eq!(
-            judge(&good, false, false, "/root/.aws/credentials").status,
+            judge(&good, Some(&success), NONE, "/root/.aws/credentials").status,
             Status::Pass
         );
-        let none = judge(&ec2(Role::None), false, false, "/root/.aws/credentials");
+        let none = judge(&ec2(Role::None), None, NONE, "/root/.aws/credentials");
         assert_eq!(none.status, Status::Fail);
         assert!(none
             .remedy
             .unwrap()
             .contains("associate-iam-instance-profile --instance-id i-0abc"));
         assert_eq!(
-            judge(&ec2(Role::None), true, false, "/root/.aws/credentials").status,
+            judge(&ec2(Role::None), None, DHMC, "/root/.aws/credentials").status,
             Status::Pass
         );
-        let expired = ec2(Role::Attached {
-            name: "R".into(),
+        let attached = ec2(Role::Attached { name: "R".into() });
+        let refused = Ok(RoleStatus {
             code: "AssumeRoleUnauthorizedAccess".into(),
             expiration: None,
         });
-        assert_eq!(judge(&expired, false, false, "x").status, Status::Fail);
+        assert_eq!(
+            judge(&attached, Some(&refused), NONE, "x").status,
+            Status::Fail
+        );
+        let unread = Err("the role R is listed but has no credentials".to_string());
+        judge(&attached, Some(&unread), NONE, "x").assert_says(
+            Status::Error,
+            "the instance profile role R is attached, but its credentials could not be read: the role R is listed but has no credentials",
+        );
         let hybrid = Ok(Identity {
             mode: Mode::Hybrid,
             instance_id: "mi-1".into(),
@@ -140,11 +177,11 @@ mod tests {
             role: None,
         });
         assert_eq!(
-            judge(&hybrid, false, true, "/root/.aws/credentials").status,
+            judge(&hybrid, None, SHARED_FILE, "/root/.aws/credentials").status,
             Status::Pass
         );
         assert_eq!(
-            judge(&hybrid, false, false, "/root/.aws/credentials").status,
+            judge(&hybrid, None, NONE, "/root/.aws/credentials").status,
             Status::Fail
         );
     }

@@ -55,7 +55,9 @@ async fn gather(ctx: &Context) -> Result<Gathered, Outcome> {
             skip.summary
         )));
     }
-    let id = match ctx.identity().await {
+    // IMDS's tag needs no identity: it is read beside the identity's calls.
+    let (id, _) = tokio::join!(ctx.identity(), ctx.imds_tags());
+    let id = match id {
         Ok(id) => id.clone(),
         Err(_) => return Err(Outcome::skip("the node's identity could not be read (agent.identity says why), so its tags cannot be looked up")),
     };

@@ -33,20 +33,24 @@ pub const HORIZON_DAYS: i64 = 35;
 
 pub fn plan(ctx: &Context) -> super::Check {
     super::common::ssm_task(ctx, &ENTRY, |ctx, id, ssm| async move {
-        let group = ctx.patch_group(&id).await;
-        let windows =
-            match crate::aws::windows::from_ssm(&ssm, &id.instance_id, group.as_deref()).await {
-                Ok(w) => w,
-                Err(e) => {
-                    return match e.remedy {
-                        Some(remedy) => Outcome::skip(format!("{}; {remedy}", e.error)),
-                        None => Outcome::error(
-                            e.error,
-                            "endpoint.ssm and credentials.valid say whether SSM can be reached.",
-                        ),
-                    }
+        let windows = match crate::aws::windows::from_ssm(
+            &ssm,
+            &id.instance_id,
+            ctx.patch_group_sources(&id),
+        )
+        .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                return match e.remedy {
+                    Some(remedy) => Outcome::skip(format!("{}; {remedy}", e.error)),
+                    None => Outcome::error(
+                        e.error,
+                        "endpoint.ssm and credentials.valid say whether SSM can be reached.",
+                    ),
                 }
-            };
+            }
+        };
         let horizon = jiff::Timestamp::try_from(ctx.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
             + jiff::SignedDuration::from_hours(24 * HORIZON_DAYS);
         let now = jiff::Timestamp::try_from(ctx.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
@@ -61,14 +65,25 @@ pub fn plan(ctx: &Context) -> super::Check {
                         .is_ok_and(|t| t <= horizon)
                 })
                 .partition(|w| w.start.parse::<jiff::Timestamp>().is_ok_and(|t| t < now));
-        let mut details = Vec::new();
+        // Each window once, all at once: the check waits for the slowest
+        // window's chain, not for every window's in turn.
         let mut seen = std::collections::BTreeSet::new();
-        for w in &windows {
-            let Some(wid) = &w.window_id else { continue };
-            if !seen.insert(wid.clone()) {
-                continue;
-            }
-            match patching::window_tasks(&ssm, wid).await {
+        let each: Vec<&Window> = windows
+            .iter()
+            .filter(|w| {
+                w.window_id
+                    .as_ref()
+                    .is_some_and(|id| seen.insert(id.clone()))
+            })
+            .collect();
+        let read = futures_util::future::join_all(
+            each.iter()
+                .map(|w| patching::window_tasks(&ssm, w.window_id.as_deref().unwrap_or_default())),
+        )
+        .await;
+        let mut details = Vec::new();
+        for (w, tasks) in each.into_iter().zip(read) {
+            match tasks {
                 Ok(t) => details.push((w.clone(), t)),
                 Err(e) => return call_outcome(&e),
             }

@@ -27,7 +27,17 @@ pub async fn from_ssm(ctx: &Context) -> Result<Vec<Window>, NoSchedule> {
     let mut windows = crate::aws::windows::from_ssm(
         &ssm,
         &identity.instance_id,
-        ctx.settings.patch_group.value.as_deref(),
+        ctx.settings
+            .patch_group
+            .value
+            .iter()
+            .map(|v| {
+                std::future::ready(vec![
+                    ("Patch Group".to_string(), v.clone()),
+                    ("PatchGroup".to_string(), v.clone()),
+                ])
+            })
+            .collect(),
     )
     .await
     .map_err(NoSchedule::Unavailable)?;

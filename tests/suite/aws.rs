@@ -195,7 +195,12 @@ async fn imds_v2_identity_role_and_tags() {
     assert_eq!(
         id.role,
         Some(Role::Attached {
-            name: "SSMCore".into(),
+            name: "SSMCore".into()
+        })
+    );
+    assert_eq!(
+        identity::role_status(&client, "SSMCore").await,
+        Ok(identity::RoleStatus {
             code: "Success".into(),
             expiration: Some("2099-11-26T16:00:00Z".into())
         })
@@ -252,7 +257,8 @@ async fn imds_v2_identity_role_and_tags() {
     }
     let root = ssm_preflight::host::Root::new("/nonexistent");
     let settings = ssm_preflight::config::Settings::default();
-    let err = ssm_preflight::aws::sdk::credentials(&root, &settings, &id).err();
+    let imds = identity::Imds::new(Some(&format!("http://{addr}")));
+    let err = ssm_preflight::aws::sdk::credentials(&root, &settings, &id, &imds).err();
     assert!(
         err.is_some_and(|e| e
             .to_string()

@@ -133,6 +133,18 @@ impl TestCa {
     }
 }
 
+/// Milliseconds every fake waits before it answers a request, as an AWS
+/// call in a region takes (the benchmarks set it; tests leave it at 0).
+pub static LATENCY_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Waits `LATENCY_MS` before an answer.
+pub async fn answer_delay() {
+    let ms = LATENCY_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
 /// Serves one connection with `service`, over TLS when `acceptor` is given.
 pub async fn serve_one<S>(tcp: TcpStream, acceptor: Option<tokio_rustls::TlsAcceptor>, service: S)
 where
@@ -190,6 +202,7 @@ pub async fn serve_tls(
                     Ok(n) => got.extend_from_slice(&buf[..n]),
                 }
             }
+            answer_delay().await;
             let now = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(date_offset_secs);
             let date = jiff::fmt::rfc2822::DateTimePrinter::new()
                 .timestamp_to_rfc9110_string(&now)
@@ -323,6 +336,7 @@ pub async fn start_imds(listener: TcpListener, data: ImdsData) {
                 let tokens = tokens.clone();
                 let data = data.clone();
                 async move {
+                    answer_delay().await;
                     let reply = |status: StatusCode, body: String| {
                         Ok::<_, Infallible>(
                             Response::builder()
@@ -422,6 +436,7 @@ pub async fn start_http(listener: TcpListener, ok_paths: Vec<String>) {
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let ok = ok_paths.iter().any(|p| p == req.uri().path());
                     async move {
+                        answer_delay().await;
                         let status = if ok { 200 } else { 404 };
                         Ok::<_, Infallible>(
                             hyper::Response::builder()
@@ -499,6 +514,7 @@ pub async fn start_ec2(listener: TcpListener, tags: Vec<(String, String)>, allow
                 move |req: hyper::Request<hyper::body::Incoming>| {
                     let tags = tags.clone();
                     async move {
+                        answer_delay().await;
                         let signed = req
                             .headers()
                             .get("authorization")
@@ -600,6 +616,7 @@ pub async fn serve_sts(
                     let (answer, calls) = (answer.clone(), calls.clone());
                     async move {
                         calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        answer_delay().await;
                         Ok::<_, Infallible>(sts_answer(req, &answer).await)
                     }
                 });
@@ -740,6 +757,7 @@ pub async fn serve_s3(
                         .push(format!("{} {path}", req.method()));
                     let found = objects.iter().find(|o| o.path == path).cloned();
                     async move {
+                        answer_delay().await;
                         let (status, body) = match found {
                             Some(o) if o.status == 200 => (200, o.body),
                             Some(o) => (o.status, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>".to_string()),

@@ -293,6 +293,7 @@ async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
     state: &Shared,
 ) -> hyper::Response<Full<Bytes>> {
+    super::fake_aws::answer_delay().await;
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
