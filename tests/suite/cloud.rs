@@ -47,6 +47,20 @@ async fn run(
     run_with_latest(ssm, addr, ca, sts, "3.3.1142.0", Payload::Answers(200)).await
 }
 
+/// Runs the checks against `cloud`, the node's role refused `deny`.
+async fn run_on(cloud: Cloud, deny: &[&str]) -> Value {
+    let (ssm, addr, ca) = ssm_site().await;
+    ssm.lock().unwrap().cloud = cloud;
+    ssm.lock().unwrap().deny_actions = deny.iter().map(|d| d.to_string()).collect();
+    run(
+        ssm,
+        addr,
+        &ca,
+        StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+    )
+    .await
+}
+
 /// How the payload's S3 answers.
 #[derive(Clone, Copy)]
 enum Payload {
@@ -573,18 +587,9 @@ async fn the_patch_run_s_own_first_call_and_its_download() {
         ),
     ];
     for (deny, snapshot, says) in cases {
-        let (ssm, addr, ca) = ssm_site().await;
         let mut cloud = healthy();
         cloud.snapshot = snapshot;
-        ssm.lock().unwrap().cloud = cloud;
-        ssm.lock().unwrap().deny_actions = deny.iter().map(|d| d.to_string()).collect();
-        let json = run(
-            ssm,
-            addr,
-            &ca,
-            StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
-        )
-        .await;
+        let json = run_on(cloud, deny.as_slice()).await;
         let c = check(&json, "patch.snapshot");
         assert_eq!(c["status"], "fail", "{c:#}");
         assert!(summary(&json, "patch.snapshot").contains(says), "{c:#}");
@@ -619,18 +624,9 @@ async fn a_last_run_that_failed_before_it_completed() {
         (vec![], vec![], "pass", "last Install"),
         (vec![failed.clone()], vec!["ListCommandInvocations"], "pass", "last Install"),
     ] {
-        let (ssm, addr, ca) = ssm_site().await;
         let mut cloud = healthy();
         cloud.runs = runs;
-        ssm.lock().unwrap().cloud = cloud;
-        ssm.lock().unwrap().deny_actions = deny.iter().map(|a| a.to_string()).collect();
-        let json = run(
-            ssm,
-            addr,
-            &ca,
-            StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
-        )
-        .await;
+        let json = run_on(cloud, &deny).await;
         let c = check(&json, "patch.last_run");
         assert_eq!(c["status"], status, "{c:#}");
         let said = summary(&json, "patch.last_run");
