@@ -80,16 +80,21 @@ installer() {
   esac
 }
 
-# rpm alone refuses the installed version again: already there is done.
+# The package's version is the one installed: nothing to do (rpm alone
+# would refuse it, apt-get and dnf would say so at length).
 installed_already() {
   case $pkg in
+  *.deb)
+    command -v dpkg-query >/dev/null 2>&1 || return 1
+    [ "$(dpkg-query -W -f '${Status}' ssm-preflight 2>/dev/null)" = "install ok installed" ] || return 1
+    [ "$(dpkg-query -W -f '${Version}' ssm-preflight)" = "$(dpkg-deb -f "./$pkg" Version)" ]
+    ;;
   *.rpm)
     command -v rpm >/dev/null 2>&1 || return 1
     want=$(rpm -qp --queryformat '%{VERSION}-%{RELEASE}' "./$pkg" 2>/dev/null) || return 1
     have=$(rpm -q --queryformat '%{VERSION}-%{RELEASE}' ssm-preflight 2>/dev/null) || return 1
     [ "$want" = "$have" ]
     ;;
-  *) return 1 ;;
   esac
 }
 
