@@ -134,10 +134,28 @@ fn private_dir(what: &str) -> PathBuf {
         .keep()
 }
 
+/// The binary under test: cargo's build, or `SSM_PREFLIGHT_TEST_BIN` run
+/// under `SSM_PREFLIGHT_TEST_RUNNER` (scripts/test-aarch64 runs the packaged
+/// aarch64 binary so, under `qemu-aarch64 -L /usr/aarch64-linux-gnu`).
+pub fn binary() -> std::process::Command {
+    let bin = std::env::var("SSM_PREFLIGHT_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ssm-preflight").to_string());
+    let runner = std::env::var("SSM_PREFLIGHT_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(words).arg(bin);
+            cmd
+        }
+        None => std::process::Command::new(bin),
+    }
+}
+
 /// The binary with `--root` and `--config`, no bus, IMDS off and no
 /// inherited AWS settings; callers add what their test needs.
 pub fn command(root: &Path, config: &Path, args: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ssm-preflight"));
+    let mut cmd = binary();
     cmd.args(args)
         .arg("--root")
         .arg(root)
