@@ -127,23 +127,76 @@ fn the_operator_policy_grants_exactly_what_the_fleet_view_calls() {
     }
 }
 
-/// The window task is what the README's command sends: the AWS CLI's own
-/// validator (botocore's model, offline) accepts it for
-/// `register-task-with-maintenance-window --cli-input-json`.
-#[test]
-fn the_aws_cli_accepts_the_window_task_as_documented() {
+/// What the AWS CLI's own validator (botocore's model, offline) says of
+/// `input` for `service`'s `operation`: `Err` with its words when the CLI
+/// would refuse it.
+fn aws_cli_accepts(service: &str, operation: &str, input: &Path) -> Result<(), String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("python3")
         .arg(manifest.join("tests/aws_cli/validate_input.py"))
-        .args(["ssm", "RegisterTaskWithMaintenanceWindow"])
-        .arg(manifest.join("packaging/ssm-documents/maintenance-window-task.json"))
+        .args([service, operation])
+        .arg(input)
         .output()
         .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "the AWS CLI would refuse the window task (botocore is installed by scripts/test: python3 -m pip install botocore): {}{}",
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}{} (botocore is installed by scripts/test: python3 -m pip install botocore)",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// The files under packaging/ as the documented commands send them:
+/// the window task as `register-task-with-maintenance-window
+/// --cli-input-json`, the gate as `create-document`'s input, each policy
+/// as `create-policy`'s; no file needs editing before the CLI takes it.
+#[test]
+fn the_aws_cli_accepts_the_packaged_files_as_documented() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    aws_cli_accepts(
+        "ssm",
+        "RegisterTaskWithMaintenanceWindow",
+        &manifest.join("packaging/ssm-documents/maintenance-window-task.json"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("create-document.json");
+    let document = serde_json::json!({
+        "Name": "SSMPreflight-Gate",
+        "DocumentType": "Command",
+        "DocumentFormat": "YAML",
+        "Content": read("packaging/ssm-documents/SSMPreflight-Gate.yaml"),
+    });
+    std::fs::write(&gate, document.to_string()).unwrap();
+    aws_cli_accepts("ssm", "CreateDocument", &gate).unwrap();
+    for (name, file) in [
+        (
+            "ssm-preflight-node",
+            "packaging/iam/ssm-preflight-policy.json",
+        ),
+        (
+            "ssm-preflight-operator",
+            "packaging/iam/fleet-operator-policy.json",
+        ),
+    ] {
+        let input = dir.path().join(format!("{name}.json"));
+        let policy = serde_json::json!({ "PolicyName": name, "PolicyDocument": read(file) });
+        std::fs::write(&input, policy.to_string()).unwrap();
+        aws_cli_accepts("iam", "CreatePolicy", &input).unwrap();
+    }
+    // The validator refuses what the CLI refuses.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"_comment": "x", "WindowId": "mw-0123456789abcdef0"}"#,
+    )
+    .unwrap();
+    let refused = aws_cli_accepts("ssm", "RegisterTaskWithMaintenanceWindow", &bad).unwrap_err();
+    assert!(
+        refused.contains("Unknown parameter in input: \"_comment\""),
+        "{refused}"
     );
 }
 
