@@ -134,6 +134,11 @@ pub struct Baseline {
     pub operating_system: String,
     /// Each approval rule's auto-approval delay, in days.
     pub approve_after_days: Vec<i32>,
+    /// Approval rules, whatever their kind of delay.
+    pub rules: usize,
+    /// A rule approves non-security updates (`EnableNonSecurity`), or the
+    /// approved list may hold them (`ApprovedPatchesEnableNonSecurity`).
+    pub non_security: bool,
     pub approved: usize,
     pub rejected: usize,
 }
@@ -213,6 +218,16 @@ pub async fn baseline(ssm: &aws_sdk_ssm::Client, id: &str) -> Result<Baseline, C
                     .collect()
             })
             .unwrap_or_default(),
+        rules: out
+            .approval_rules()
+            .map(|g| g.patch_rules().len())
+            .unwrap_or(0),
+        non_security: out.approved_patches_enable_non_security().unwrap_or(false)
+            || out.approval_rules().is_some_and(|g| {
+                g.patch_rules()
+                    .iter()
+                    .any(|r| r.enable_non_security().unwrap_or(false))
+            }),
         approved: out.approved_patches().len(),
         rejected: out.rejected_patches().len(),
     })

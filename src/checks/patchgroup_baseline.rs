@@ -18,7 +18,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     members: None,
     doc: Doc {
         looks_at: "the OS (os-release → Patch Manager's `OperatingSystem`), `ssm:DescribePatchGroups` for the node's group, `ssm:GetDefaultPatchBaseline` for the OS, `ssm:GetPatchBaseline` for the one that applies (name, auto-approval days, approved and rejected patches)",
-        warns: "no single Patch Group; no baseline registered for the group; the group registered only for other operating systems — each names the default baseline the node gets instead",
+        warns: "no single Patch Group; no baseline registered for the group; the group registered only for other operating systems — each names the default baseline the node gets instead; the baseline approves nothing (no approval rules, no approved patches); on Amazon Linux, RHEL, CentOS, Oracle Linux, Rocky and AlmaLinux, a baseline whose rules and approved list take security updates only (no `EnableNonSecurity`, no `ApprovedPatchesEnableNonSecurity`)",
         fails: "—",
         fix: "`aws ssm register-patch-baseline-for-patch-group`",
         cannot_see: "local mode, no identity or no credentials / the optional action refused (AccessDenied) / SSM does not answer",
@@ -95,8 +95,75 @@ fn describe(b: &Baseline) -> String {
     )
 }
 
+/// The operating systems whose rules approve only updates with a security
+/// notice unless a rule sets `EnableNonSecurity`.
+const SECURITY_ONLY_BY_DEFAULT: &[&str] = &[
+    "AMAZON_LINUX",
+    "AMAZON_LINUX_2",
+    "AMAZON_LINUX_2022",
+    "AMAZON_LINUX_2023",
+    "REDHAT_ENTERPRISE_LINUX",
+    "CENTOS",
+    "ORACLE_LINUX",
+    "ROCKY_LINUX",
+    "ALMA_LINUX",
+];
+
+/// What the baseline itself will approve, when it is not what a patch run
+/// is for: (the sentence, its remedy).
+fn approves(f: &Found) -> Option<(String, String)> {
+    let b = &f.applies;
+    if b.rules == 0 && b.approved == 0 {
+        return Some((
+            format!("the baseline {} ({}) approves nothing: it has no approval rules and no approved patches, so a patch run installs nothing", b.name, b.id),
+            format!("Give the baseline an approval rule (`aws ssm update-patch-baseline --baseline-id {} --approval-rules …`) or approved patches, or register another baseline for the group.", b.id),
+        ));
+    }
+    if b.rules > 0 && !b.non_security && SECURITY_ONLY_BY_DEFAULT.contains(&f.os.as_str()) {
+        return Some((
+            format!("the baseline {} ({}) approves security updates only on {}: no rule sets EnableNonSecurity and ApprovedPatchesEnableNonSecurity is off, so bug-fix and other non-security updates will never be installed", b.name, b.id, f.os),
+            format!("If the nodes should get non-security updates too, set EnableNonSecurity on a rule (`aws ssm update-patch-baseline --baseline-id {} --approval-rules …`); if security-only is meant, this is the baseline doing what it says.", b.id),
+        ));
+    }
+    None
+}
+
 pub fn judge(f: &Found) -> Outcome {
-    let outcome = match &f.group {
+    let outcome = registration(f);
+    let outcome = match approves(f) {
+        None => outcome,
+        Some((said, remedy)) => {
+            let remedy = match &outcome.remedy {
+                Some(r) => format!("{r} {remedy}"),
+                None => remedy,
+            };
+            Outcome {
+                status: super::Status::Warn,
+                summary: format!("{said}; {}", outcome.summary),
+                remedy: Some(remedy),
+                details: outcome.details,
+            }
+        }
+    };
+    outcome
+        .detail("operating_system", &f.os)
+        .detail("baseline_id", &f.applies.id)
+        .detail("baseline_name", &f.applies.name)
+        .detail("approval_rules", f.applies.rules)
+        .detail("non_security", f.applies.non_security)
+        .detail(
+            "registered",
+            f.registered
+                .iter()
+                .map(|(os, id, _)| format!("{os}={id}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+}
+
+/// Whether the group is registered for this node's operating system.
+fn registration(f: &Found) -> Outcome {
+    match &f.group {
         None => Outcome::warn(
             format!("this node has no single Patch Group (patchgroup.tag says why), so it gets the default {} baseline: {}", f.os, describe(&f.applies)),
             "Tag the node with its Patch Group and register a baseline for that group and this operating system (Patch Manager → Patch baselines → the baseline → Actions → Modify patch groups).",
@@ -122,19 +189,7 @@ pub fn judge(f: &Found) -> Outcome {
                 )
             }
         }
-    };
-    outcome
-        .detail("operating_system", &f.os)
-        .detail("baseline_id", &f.applies.id)
-        .detail("baseline_name", &f.applies.name)
-        .detail(
-            "registered",
-            f.registered
-                .iter()
-                .map(|(os, id, _)| format!("{os}={id}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
+    }
 }
 
 #[cfg(test)]
@@ -148,9 +203,75 @@ mod tests {
             name: "AWS-DebianDefaultPatchBaseline".into(),
             operating_system: "DEBIAN".into(),
             approve_after_days: vec![7],
+            rules: 1,
+            non_security: false,
             approved: 0,
             rejected: 0,
         }
+    }
+
+    fn registered_al2023(applies: Baseline) -> Found {
+        Found {
+            group: Some("production-linux".into()),
+            os: "AMAZON_LINUX_2023".into(),
+            registered: vec![(
+                "AMAZON_LINUX_2023".into(),
+                "pb-0al".into(),
+                "prod-al2023".into(),
+            )],
+            applies,
+        }
+    }
+
+    #[test]
+    fn a_baseline_that_approves_nothing_or_security_only_warns() {
+        let security_only = Baseline {
+            id: "pb-0al".into(),
+            name: "prod-al2023".into(),
+            approve_after_days: vec![7],
+            rules: 1,
+            ..Default::default()
+        };
+        let o = judge(&registered_al2023(security_only.clone()));
+        o.assert_begins(Status::Warn, "the baseline prod-al2023 (pb-0al) approves security updates only on AMAZON_LINUX_2023: no rule sets EnableNonSecurity");
+        assert!(
+            o.summary
+                .contains("; the patch group production-linux is registered for AMAZON_LINUX_2023"),
+            "{}",
+            o.summary
+        );
+        assert!(o.remedy.unwrap().contains("EnableNonSecurity"));
+        let with_bug_fixes = Baseline {
+            non_security: true,
+            ..security_only.clone()
+        };
+        assert_eq!(
+            judge(&registered_al2023(with_bug_fixes)).status,
+            Status::Pass
+        );
+        // Debian's rules take every update they match: no such warning.
+        let debian = Found {
+            os: "DEBIAN".into(),
+            registered: vec![("DEBIAN".into(), "pb-0al".into(), "prod".into())],
+            ..registered_al2023(security_only)
+        };
+        assert_eq!(judge(&debian).status, Status::Pass);
+        let nothing = Baseline {
+            id: "pb-0empty".into(),
+            name: "empty".into(),
+            ..Default::default()
+        };
+        let o = judge(&registered_al2023(nothing.clone()));
+        o.assert_begins(Status::Warn, "the baseline empty (pb-0empty) approves nothing: it has no approval rules and no approved patches");
+        let listed = Baseline {
+            approved: 3,
+            ..nothing
+        };
+        o.assert_says(Status::Warn, "approves nothing");
+        // Approved patches without rules install those patches: not nothing.
+        assert!(!judge(&registered_al2023(listed))
+            .summary
+            .contains("approves nothing"));
     }
 
     #[test]

@@ -44,7 +44,7 @@ async fn run(
     ca: &TestCa,
     sts: StsAnswer,
 ) -> Value {
-    run_with_latest(ssm, addr, ca, sts, "3.3.1142.0", Payload::Answers(200)).await
+    run_with_latest(ssm, addr, ca, sts, Site::default()).await
 }
 
 /// Runs the checks against `cloud`, the node's role refused `deny`.
@@ -59,6 +59,25 @@ async fn run_on(cloud: Cloud, deny: &[&str]) -> Value {
         StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
     )
     .await
+}
+
+/// What the site around the fake SSM is: the region's newest agent, how
+/// the payload's S3 answers, and the node's os-release (a file of
+/// tests/fixtures/os-release; the hybrid node fixture's Debian 12 if none).
+struct Site {
+    latest: &'static str,
+    payload: Payload,
+    os_release: Option<&'static str>,
+}
+
+impl Default for Site {
+    fn default() -> Site {
+        Site {
+            latest: "3.3.1142.0",
+            payload: Payload::Answers(200),
+            os_release: None,
+        }
+    }
 }
 
 /// How the payload's S3 answers.
@@ -81,9 +100,13 @@ async fn run_with_latest(
     addr: std::net::SocketAddr,
     ca: &TestCa,
     sts: StsAnswer,
-    latest: &str,
-    payload: Payload,
+    site: Site,
 ) -> Value {
+    let Site {
+        latest,
+        payload,
+        os_release,
+    } = site;
     let (l, s3_addr) = fake_aws::listener().await;
     // An anonymous HEAD of a bucket S3 does not list for everyone: 403.
     let mut objects = vec![
@@ -139,6 +162,13 @@ async fn run_with_latest(
     tokio::spawn(fake_aws::start_sts(l, sts, Arc::new(AtomicUsize::new(0))));
     let root = common::fixture_root("hybrid-node");
     common::install_agent_binary(root.path());
+    if let Some(name) = os_release {
+        std::fs::copy(
+            common::fixtures().join("os-release").join(name),
+            root.path().join("etc/os-release"),
+        )
+        .unwrap();
+    }
     let config = root.path().join("preflight.toml");
     std::fs::write(
         &config,
@@ -434,8 +464,10 @@ async fn an_agent_a_minor_version_behind_the_regions_newest_warns() {
         addr,
         &ca,
         StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
-        "3.4.12.0",
-        Payload::Answers(200),
+        Site {
+            latest: "3.4.12.0",
+            ..Site::default()
+        },
     )
     .await;
     let c = check(&json, "agent.version");
@@ -479,8 +511,10 @@ async fn a_payload_denied_or_unreachable_fails_with_exit_156_named() {
             addr,
             &ca,
             StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
-            "3.3.1142.0",
-            payload,
+            Site {
+                payload,
+                ..Site::default()
+            },
         )
         .await;
         let c = check(&json, "payload.reachable");
@@ -643,6 +677,56 @@ async fn a_last_run_that_failed_before_it_completed() {
             assert!(c["remedy"].as_str().unwrap().contains("aws ssm get-command-invocation --command-id"), "{c:#}");
         } else {
             assert_eq!(c["details"]["recent_runs"], "none", "{c:#}");
+        }
+    }
+}
+
+/// On Amazon Linux a baseline's rules approve security updates only unless
+/// one sets EnableNonSecurity (issue #28).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amazon_linux_baseline_that_takes_security_updates_only() {
+    for (enable_non_security, status) in [(false, "warn"), (true, "pass")] {
+        let (ssm, addr, ca) = ssm_site().await;
+        let mut cloud = healthy();
+        cloud.patch_groups = vec![json!({
+            "PatchGroup": GROUP,
+            "BaselineIdentity": {"BaselineId": "pb-0al2023000000001", "BaselineName": "prod-al2023", "OperatingSystem": "AMAZON_LINUX_2023", "DefaultBaseline": false}
+        })];
+        cloud.baselines = vec![(
+            "pb-0al2023000000001".into(),
+            json!({
+                "BaselineId": "pb-0al2023000000001", "Name": "prod-al2023", "OperatingSystem": "AMAZON_LINUX_2023",
+                "ApprovalRules": {"PatchRules": [{
+                    "PatchFilterGroup": {"PatchFilters": [{"Key": "CLASSIFICATION", "Values": ["Security"]}]},
+                    "ApproveAfterDays": 7, "EnableNonSecurity": enable_non_security
+                }]},
+                "ApprovedPatches": [], "RejectedPatches": [], "ApprovedPatchesEnableNonSecurity": false
+            }),
+        )];
+        ssm.lock().unwrap().cloud = cloud;
+        let json = run_with_latest(
+            ssm,
+            addr,
+            &ca,
+            StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
+            Site {
+                os_release: Some("amzn-2023"),
+                ..Site::default()
+            },
+        )
+        .await;
+        let c = check(&json, "patchgroup.baseline");
+        assert_eq!(c["status"], status, "{c:#}");
+        assert_eq!(
+            c["details"]["non_security"],
+            enable_non_security.to_string(),
+            "{c:#}"
+        );
+        if status == "warn" {
+            assert!(
+                summary(&json, "patchgroup.baseline").starts_with("the baseline prod-al2023 (pb-0al2023000000001) approves security updates only on AMAZON_LINUX_2023"),
+                "{c:#}"
+            );
         }
     }
 }
