@@ -37,7 +37,7 @@ pub struct Shared {
     agent: OnceCell<AgentLookup>,
     identity: OnceCell<Result<Identity, IdentityError>>,
     /// What IMDS says of the instance profile role's credentials.
-    role_status: OnceCell<Result<identity::RoleStatus, String>>,
+    role_status: OnceCell<Result<identity::RoleStatus, identity::RoleStatusError>>,
     /// The run's one IMDS client (one session token for every lookup).
     imds: OnceLock<crate::aws::identity::Imds>,
     tls: OnceLock<Result<Arc<rustls::ClientConfig>, crate::network::tls::TlsError>>,
@@ -189,12 +189,13 @@ impl Context {
 
     /// What IMDS says of the role `name`'s credentials (Code, Expiration),
     /// read once.
-    pub async fn role_status(&self, name: &str) -> &Result<identity::RoleStatus, String> {
+    pub async fn role_status(
+        &self,
+        name: &str,
+    ) -> &Result<identity::RoleStatus, identity::RoleStatusError> {
         self.shared
             .role_status
-            .get_or_init(|| async {
-                identity::role_status(self.imds().client().map_err(|e| e.to_string())?, name).await
-            })
+            .get_or_init(|| async { identity::role_status(self.imds().client()?, name).await })
             .await
     }
 

@@ -175,9 +175,18 @@ pub struct RoleStatus {
     pub expiration: Option<String>,
 }
 
+/// Why a role's credentials could not be described.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleStatusError {
+    #[error(transparent)]
+    Imds(#[from] ImdsError),
+    #[error("the role {0} is listed but has no credentials")]
+    NoCredentials(String),
+}
+
 /// The role's credentials as IMDS describes them, or why they could not
 /// be read.
-pub async fn role_status(client: &imds::Client, name: &str) -> Result<RoleStatus, String> {
+pub async fn role_status(client: &imds::Client, name: &str) -> Result<RoleStatus, RoleStatusError> {
     let path = format!("/latest/meta-data/iam/security-credentials/{name}");
     match imds_get(client, &path).await {
         Ok(Some(json)) => {
@@ -190,8 +199,8 @@ pub async fn role_status(client: &imds::Client, name: &str) -> Result<RoleStatus
                 expiration: creds.and_then(|c| c.expiration),
             })
         }
-        Ok(None) => Err(format!("the role {name} is listed but has no credentials")),
-        Err(e) => Err(e.to_string()),
+        Ok(None) => Err(RoleStatusError::NoCredentials(name.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -287,12 +287,13 @@ mod tests {
         ] {
             assert!(!masked.contains(secret), "{secret} in {masked}");
         }
-        assert!(masked.contains("AKIA***"), "{masked}");
-        assert!(
-            masked.starts_with("curl: (22) 403 https://b.s3.amazonaws.com/p?"),
-            "{masked}"
-        );
-        assert!(masked.ends_with("on ip-10-0-1-5"), "{masked}");
+        // What is no secret stays as it was.
+        let kept = [
+            "AKIA***",
+            "curl: (22) 403 https://b.s3.amazonaws.com/p?",
+            "on ip-10-0-1-5",
+        ];
+        assert!(kept.iter().all(|k| masked.contains(k)), "{masked}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! hybrid node's credentials file.
 
 use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
-use crate::aws::identity::{Identity, IdentityError, Role, RoleStatus};
+use crate::aws::identity::{Identity, IdentityError, Role, RoleStatus, RoleStatusError};
 use crate::host::credentials::{self, Present, DHMC_CREDENTIALS};
 use crate::host::mode::Mode;
 
@@ -50,7 +50,7 @@ pub fn plan(ctx: &Context) -> super::Check {
 /// `status`: what IMDS says of an attached role's credentials.
 pub fn judge(
     id: &Result<Identity, IdentityError>,
-    status: Option<&Result<RoleStatus, String>>,
+    status: Option<&Result<RoleStatus, RoleStatusError>>,
     found: Present,
     shared_path: &str,
 ) -> Outcome {
@@ -164,7 +164,7 @@ mod tests {
             judge(&attached, Some(&refused), NONE, "x").status,
             Status::Fail
         );
-        let unread = Err("the role R is listed but has no credentials".to_string());
+        let unread = Err(RoleStatusError::NoCredentials("R".into()));
         judge(&attached, Some(&unread), NONE, "x").assert_says(
             Status::Error,
             "the instance profile role R is attached, but its credentials could not be read: the role R is listed but has no credentials",

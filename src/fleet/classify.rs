@@ -444,26 +444,16 @@ mod tests {
             Verdict::Close,
             "10 errors of 10 allowed do not stop it"
         );
-        let over = threshold(
-            &counts(89, 9, 1, 1),
-            ten,
-            "10%",
-            "window task",
-            Amount::parse("25%"),
-        );
+        let batched = |c: Counts, concurrency: &str| {
+            threshold(&c, ten, "10%", "window task", Amount::parse(concurrency))
+        };
+        let over = batched(counts(89, 9, 1, 1), "25%");
         assert_eq!(over.verdict, Verdict::Crosses);
         assert_eq!(over.failing, 11);
         // The 11th failure comes at about 11·101/12 ≈ 93 nodes; batches of 25.
         assert_eq!(over.stops_after, Some(100));
-        let early = threshold(
-            &counts(60, 40, 0, 0),
-            ten,
-            "10%",
-            "window task",
-            Amount::parse("5"),
-        );
         // 11·101/41 ≈ 28 → batches of 5 → 30.
-        assert_eq!(early.stops_after, Some(30));
+        assert_eq!(batched(counts(60, 40, 0, 0), "5").stops_after, Some(30));
     }
 
     #[test]
