@@ -286,7 +286,7 @@ impl Context {
     pub async fn aws_http(&self) -> Result<reqwest::Client, AccessError> {
         let tls = self.tls().map_err(|e| AccessError::Tls(e.to_string()))?;
         let proxy = self.agent_proxy().await;
-        crate::network::repos::client(tls, proxy.as_ref(), &[])
+        crate::network::repos::client(tls, proxy.as_ref(), &[], self.settings.endpoints.timeout)
             .map_err(|e| AccessError::Proxy(e.to_string()))
     }
 

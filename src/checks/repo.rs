@@ -59,10 +59,10 @@ pub fn plan(ctx: &Context) -> super::Check {
             ));
         }
         let proxy = ctx.agent_proxy().await;
-        let made = ctx
-            .tls()
-            .map_err(|e| e.to_string())
-            .and_then(|tls| fetch::client(tls, proxy.as_ref(), &[]).map_err(|e| e.to_string()));
+        let connect_within = ctx.settings.endpoints.timeout;
+        let made = ctx.tls().map_err(|e| e.to_string()).and_then(|tls| {
+            fetch::client(tls, proxy.as_ref(), &[], connect_within).map_err(|e| e.to_string())
+        });
         let client = match made {
             Ok(c) => c,
             Err(e) => {
@@ -89,7 +89,7 @@ pub fn plan(ctx: &Context) -> super::Check {
                 (_, false) => &[],
             };
             let config = crate::network::tls::repo_config(tls, &ctx.root, bundle.as_deref())?;
-            fetch::client(config, proxy.as_ref(), headers)
+            fetch::client(config, proxy.as_ref(), headers, connect_within)
                 .map_err(|e| RepoTlsError::Unusable(e.to_string()))
         });
         let answers = fetch::fetch_all(&clients, configured, ctx.settings.repos.timeout).await;

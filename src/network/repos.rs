@@ -12,10 +12,14 @@ use std::time::{Duration, Instant};
 ///
 /// `proxy`: the agent's settings, or `None` when they are unknown (ours then
 /// stand in for them). `headers`: sent with every request.
+/// `connect_within`: how long a connection, its TLS handshake included, may
+/// take (`endpoints.timeout`): past it a black-holed network is said, not
+/// waited on until the whole call's bound.
 pub fn client(
     tls: std::sync::Arc<rustls::ClientConfig>,
     proxy: Option<&crate::network::proxy::AgentProxy>,
     headers: &[(&'static str, String)],
+    connect_within: std::time::Duration,
 ) -> Result<reqwest::Client, ClientError> {
     let mut default_headers = reqwest::header::HeaderMap::new();
     for (name, value) in headers {
@@ -30,6 +34,7 @@ pub fn client(
         .use_preconfigured_tls((*tls).clone())
         .default_headers(default_headers)
         .user_agent(concat!("ssm-preflight/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(connect_within)
         .redirect(reqwest::redirect::Policy::limited(5));
     match proxy {
         Some(p) if p.any() => {
@@ -195,6 +200,12 @@ async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u
 }
 
 pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    // The client's connect bound (endpoints.timeout), its TLS handshake
+    // included: said as what it is, not as hyper's chain of wrappers.
+    if e.is_connect() && e.is_timeout() {
+        return "no answer while connecting (TCP or its TLS handshake) within endpoints.timeout"
+            .into();
+    }
     let mut parts = vec![e.to_string()];
     let mut next = std::error::Error::source(e);
     while let Some(s) = next {
