@@ -6,6 +6,7 @@ pub mod agent_log;
 pub mod command;
 pub mod credentials;
 pub mod disk;
+pub mod ini;
 pub mod locks;
 pub mod memory;
 pub mod mode;

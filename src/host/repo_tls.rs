@@ -119,7 +119,7 @@ pub fn is_aws_rhui(id: &str, url: &str) -> bool {
 pub fn rpm_main(root: &Root) -> (BTreeMap<String, String>, String) {
     for file in ["/etc/dnf/dnf.conf", "/etc/yum.conf"] {
         if let Ok(text) = std::fs::read_to_string(root.path(file)) {
-            let main = crate::host::repos::ini_sections(&text)
+            let main = crate::host::ini::ini_sections(&text)
                 .into_iter()
                 .find(|(name, _)| name == "main")
                 .map(|(_, keys)| keys)
@@ -307,7 +307,7 @@ mod tests {
     #[test]
     fn rhui_repositories_carry_their_ca_and_entitlement() {
         let text = "[rhel-9-baseos-rhui-rpms]\nmirrorlist=https://rhui.example/pulp/mirror/$basearch\nsslverify=1\nsslcacert=/etc/pki/rhui/cdn.redhat.com-chain.crt\nsslclientcert=/etc/pki/rhui/product/content-rhel9.crt\nsslclientkey=/etc/pki/rhui/content-rhel9.key\n";
-        let (_, keys) = crate::host::repos::ini_sections(text).remove(0);
+        let (_, keys) = crate::host::ini::ini_sections(text).remove(0);
         let tls = RepoTls::from_rpm_md(
             &keys,
             "/etc/yum.repos.d/redhat-rhui.repo",

@@ -3,6 +3,7 @@
 //! and zypper `.repo` files, and each enabled one's index fetched the way the
 //! package manager would (`InRelease`, `repodata/repomd.xml`, the mirror list).
 
+use crate::host::ini::ini_sections;
 use crate::host::repo_tls::{AptConf, RepoTls};
 use crate::host::Root;
 use std::collections::BTreeMap;
@@ -261,42 +262,6 @@ pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Str
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// An INI file's sections (`.repo`, `dnf.conf`), keys lowercased; an
-/// indented line continues the key above.
-pub fn ini_sections(text: &str) -> Vec<(String, BTreeMap<String, String>)> {
-    let mut sections: Vec<(String, BTreeMap<String, String>)> = Vec::new();
-    let mut last_key: Option<String> = None;
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
-            continue;
-        }
-        if let Some(id) = trimmed.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-            sections.push((id.to_string(), BTreeMap::new()));
-            last_key = None;
-            continue;
-        }
-        let Some((_, section)) = sections.last_mut() else {
-            continue;
-        };
-        if line.starts_with(' ') || line.starts_with('\t') {
-            // A continuation: more URLs for the key above.
-            if let Some(k) = &last_key {
-                let v = section.entry(k.clone()).or_default();
-                v.push(' ');
-                v.push_str(trimmed);
-            }
-            continue;
-        }
-        if let Some((k, v)) = trimmed.split_once('=') {
-            let k = k.trim().to_ascii_lowercase();
-            section.insert(k.clone(), v.trim().to_string());
-            last_key = Some(k);
-        }
-    }
-    sections
 }
 
 /// INI-style `.repo` files (yum, dnf and zypper share the shape). `main`:
