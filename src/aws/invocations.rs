@@ -214,6 +214,19 @@ pub fn tail(text: &str) -> String {
 /// here, not with a regex crate: two shapes do not need a regex engine in
 /// the binary.
 pub fn mask_secrets(text: &str) -> String {
+    // A URL with a password (a proxy's, in curl's words) keeps its user
+    // only, as everywhere else: `http://alice:***@proxy:3128`.
+    let text: String = text
+        .split_inclusive(char::is_whitespace)
+        .map(|part| {
+            let url = part.trim_end();
+            if url.contains("://") && url.contains('@') {
+                crate::network::proxy::redact(url) + &part[url.len()..]
+            } else {
+                part.to_string()
+            }
+        })
+        .collect();
     let token_char = |c: char| c.is_ascii_alphanumeric() || "+/=_-%".contains(c);
     let mut out = String::with_capacity(text.len());
     let mut word = String::new();
@@ -287,6 +300,11 @@ mod tests {
         ] {
             assert!(!masked.contains(secret), "{secret} in {masked}");
         }
+        let proxied = mask_secrets("Failed to connect via http://alice:S3cretPw@proxy:3128 now");
+        assert_eq!(
+            proxied,
+            "Failed to connect via http://alice:***@proxy:3128 now"
+        );
         // What is no secret stays as it was.
         let kept = [
             "AKIA***",

@@ -543,18 +543,10 @@ async fn a_payload_denied_or_unreachable_fails_with_exit_156_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_window_targets_the_node() {
-    let (ssm, addr, ca) = ssm_site().await;
     let mut cloud = healthy();
     cloud.windows.clear();
     cloud.window_tasks.clear();
-    ssm.lock().unwrap().cloud = cloud;
-    let json = run(
-        ssm,
-        addr,
-        &ca,
-        StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into()),
-    )
-    .await;
+    let json = run_on(cloud, &[]).await;
     assert_eq!(check(&json, "window.targeted")["status"], "warn");
     assert!(
         summary(&json, "window.targeted").starts_with("no maintenance window targets this node"),
