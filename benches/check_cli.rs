@@ -434,7 +434,7 @@ fn main() {
         ("agent.version", &["pass"]),
         ("ssm.ping", &["pass"]),
         ("patchgroup.baseline", &["pass"]),
-        ("window.targeted", &["pass"]),
+        ("patch.sources", &["pass"]),
         ("patch.last_run", &["pass"]),
         ("patch.snapshot", &["pass"]),
         ("payload.reachable", &["pass"]),

@@ -53,6 +53,10 @@ pub struct Shared {
     node_ssm: OnceCell<Result<aws_sdk_ssm::Client, AccessError>>,
     /// The node's credentials, resolved once (one IMDS fetch on EC2).
     credentials: OnceCell<Result<NodeCredentials, AccessError>>,
+    /// The node's patch state (DescribeInstancePatchStates), asked once:
+    /// patch.last_run judges it, patch.sources times the last install.
+    patch_state:
+        OnceCell<Result<Option<crate::aws::patching::PatchState>, crate::aws::patching::CallError>>,
     /// Upcoming windows known besides the config's (the daemon's SSM schedule).
     pub windows: Mutex<Vec<Window>>,
 }
@@ -149,6 +153,7 @@ impl Context {
                 api_tags: OnceCell::new(),
                 node_ssm: OnceCell::new(),
                 credentials: OnceCell::new(),
+                patch_state: OnceCell::new(),
                 windows: Default::default(),
             }),
         }
@@ -367,6 +372,19 @@ impl Context {
             .await
             .clone()?;
         Ok((id, client))
+    }
+
+    /// The node's patch state, read once per run (`None`: never scanned).
+    pub async fn patch_state(
+        &self,
+        ssm: &aws_sdk_ssm::Client,
+        instance_id: &str,
+    ) -> Result<Option<crate::aws::patching::PatchState>, crate::aws::patching::CallError> {
+        self.shared
+            .patch_state
+            .get_or_init(|| crate::aws::patching::patch_state(ssm, instance_id))
+            .await
+            .clone()
     }
 
     /// The node's Patch Group: `patch_group.value`, else the value its tags

@@ -3,6 +3,7 @@
 //! package repositories, tags. Nothing here runs in `local` mode.
 
 pub mod agent_release;
+pub mod associations;
 pub mod compliance;
 pub mod identity;
 pub mod invocations;

@@ -237,6 +237,7 @@ pub async fn baseline(ssm: &aws_sdk_ssm::Client, id: &str) -> Result<Baseline, C
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PatchState {
     pub operation: String,
+    pub started: Option<SystemTime>,
     pub ended: Option<SystemTime>,
     pub patch_group: String,
     pub baseline_id: String,
@@ -263,6 +264,7 @@ pub async fn patch_state(
     };
     Ok(Some(PatchState {
         operation: s.operation().as_str().to_string(),
+        started: Some(time("OperationStartTime", s.operation_start_time())?),
         ended: Some(time("OperationEndTime", s.operation_end_time())?),
         patch_group: s.patch_group().to_string(),
         baseline_id: s.baseline_id().to_string(),
@@ -308,13 +310,16 @@ pub async fn failed_patches(
         .collect())
 }
 
-/// A window's patch task as `window.targeted` judges it.
+/// A window's patch task as `patch.sources` judges it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PatchTask {
     pub document: String,
     pub operation: Option<String>,
     pub reboot_option: Option<String>,
     pub pre_install_hook: Option<String>,
+    /// The `BaselineOverride` parameter: a baseline used instead of the
+    /// patch group's.
+    pub baseline_override: Option<String>,
     pub max_concurrency: Option<String>,
     pub max_errors: Option<String>,
     /// Its ID in the window (`WindowTaskId`).
@@ -433,6 +438,7 @@ fn patch_task(
         operation: first("Operation"),
         reboot_option: first("RebootOption"),
         pre_install_hook: first("PreInstallHookDocName"),
+        baseline_override: first("BaselineOverride").filter(|b| !b.is_empty()),
         max_concurrency: task.max_concurrency().map(str::to_string),
         max_errors: task.max_errors().map(str::to_string),
         task_id: task_id.to_string(),

@@ -21,6 +21,7 @@ pub mod patch_group;
 pub mod patch_last_run;
 pub mod patch_prereqs;
 pub mod patch_snapshot;
+pub mod patch_sources;
 pub mod patchgroup_baseline;
 pub mod payload;
 pub mod pkg_lock;
@@ -30,7 +31,6 @@ pub mod reboot;
 pub mod reference;
 pub mod repo;
 pub mod ssm_ping;
-pub mod window_targeted;
 
 pub use crate::facts::Context;
 
@@ -343,7 +343,7 @@ pub const REGISTRY: &[Registered] = &[
     one(&patch_group::ENTRY, patch_group::plan),
     one(&ssm_ping::ENTRY, ssm_ping::plan),
     one(&patchgroup_baseline::ENTRY, patchgroup_baseline::plan),
-    one(&window_targeted::ENTRY, window_targeted::plan),
+    one(&patch_sources::ENTRY, patch_sources::plan),
     one(&patch_last_run::ENTRY, patch_last_run::plan),
     one(&patch_snapshot::ENTRY, patch_snapshot::plan),
 ];

@@ -38,10 +38,8 @@ pub const FAILED_SHOWN: usize = 10;
 pub fn plan(ctx: &Context) -> super::Check {
     super::common::ssm_task(ctx, &ENTRY, |ctx, id, ssm| async move {
         let node = id.instance_id.as_str();
-        let (state, recent) = tokio::join!(
-            patching::patch_state(&ssm, node),
-            invocations::recent(&ssm, node)
-        );
+        let (state, recent) =
+            tokio::join!(ctx.patch_state(&ssm, node), invocations::recent(&ssm, node));
         let state = match state {
             Ok(s) => s,
             Err(e) => return call_outcome(&e),
@@ -289,7 +287,7 @@ fn findings(
     if age.is_some_and(|a| a > NO_RUN_AFTER) {
         problems.push(format!("the last operation was{when}, more than 35 days ago: no window has scanned or patched it since"));
         remedies.push(
-            "Check that a window targets this node (window.targeted says whether one does)."
+            "Check that something patches this node (patch.sources says what does, and when)."
                 .to_string(),
         );
     }
@@ -323,6 +321,7 @@ mod tests {
     fn state(days_ago: u64, failed: i32, reboot: i32) -> PatchState {
         PatchState {
             operation: "Install".into(),
+            started: None,
             ended: Some(now() - Duration::from_secs(days_ago * DAY)),
             patch_group: "production-linux".into(),
             baseline_id: "pb-0123".into(),

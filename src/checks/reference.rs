@@ -17,7 +17,7 @@ The checks come in groups (`--only agent`, `checks.disable = ["cloud"]`):
 `agent`, `access` (credentials, clock), `network` (endpoints,
 repositories), `host` (disk, locks, package state, reboot, OS, tag, the
 patch payload's prerequisites) and `cloud` — how SSM and Patch Manager see
-the node (`ssm.ping`, `patchgroup.baseline`, `window.targeted`,
+the node (`ssm.ping`, `patchgroup.baseline`, `patch.sources`,
 `patch.last_run`), asked with the node's own credentials through one SSM
 client per run; every permission they use is optional (see IAM). They,
 like `agent.version`'s lookup of the region's newest agent, make their

@@ -50,18 +50,21 @@ pub fn windows(global: &Global, args: &WindowsArgs) -> anyhow::Result<u8> {
     let prepared = prepare(&options(global))?;
     let now = Timestamp::now();
     let mut found = windows::from_config(&prepared.settings.window, now, args.count);
-    let mut note = None;
-    if prepared.detected.mode != Mode::Local {
+    let note = if prepared.detected.mode != Mode::Local {
         let ctx = prepared.context(std::time::SystemTime::now());
         let rt = runtime()?;
-        match rt.block_on(crate::run::windows::from_ssm(&ctx)) {
-            Ok(w) => found.extend(w),
-            Err(e) => note = Some(e.to_string()),
-        }
+        let read = rt.block_on(crate::run::windows::from_ssm(&ctx));
         drop(rt);
+        match read {
+            Ok(from_ssm) => {
+                found.extend(from_ssm.windows);
+                from_ssm.not_read
+            }
+            Err(e) => Some(e.to_string()),
+        }
     } else {
-        note = Some("local mode: SSM's schedule is not asked; only [[window]] entries from the config are shown".to_string());
-    }
+        Some("local mode: SSM's schedule is not asked; only [[window]] entries from the config are shown".to_string())
+    };
     let mut found = windows::merge(found);
     found.truncate(args.count);
     if args.json {
@@ -84,9 +87,11 @@ pub fn windows(global: &Global, args: &WindowsArgs) -> anyhow::Result<u8> {
 }
 
 fn describe_source(w: &Window) -> String {
-    match (&w.source[..], &w.window_id) {
-        ("ssm", Some(id)) => format!("SSM, {id}"),
-        ("ssm", None) => "SSM".into(),
+    let id = w.window_id.as_deref().unwrap_or("its ID unknown");
+    match &w.source[..] {
+        "ssm" => format!("SSM maintenance window, {id}"),
+        "association" => format!("State Manager association, {id}"),
+        "patch-policy" => format!("Quick Setup patch policy, association {id}"),
         _ => "the config".into(),
     }
 }

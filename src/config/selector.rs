@@ -16,9 +16,18 @@ pub fn well_formed(selector: &str) -> bool {
         })
 }
 
-/// Whether `selector` names the check `id` of `group`: its exact ID, a
-/// family it belongs to (`disk` for `disk.var`), or its group (`host`).
+/// Checks renamed, old ID first: a config or a pipeline written for the
+/// old name keeps selecting the check.
+pub const RENAMED: &[(&str, &str)] = &[("window.targeted", "patch.sources")];
+
+/// Whether `selector` names the check `id` of `group`: its exact ID (or
+/// its old one), a family it belongs to (`disk` for `disk.var`), or its
+/// group (`host`).
 pub fn selects(selector: &str, id: &str, group: &str) -> bool {
+    let selector = RENAMED
+        .iter()
+        .find(|(old, _)| *old == selector)
+        .map_or(selector, |(_, new)| new);
     selector == id
         || selector == group
         || id
@@ -39,6 +48,8 @@ mod tests {
         assert!(!selects("dis", "disk.var", "host"));
         assert!(!selects("pkg.lock", "pkg.state", "host"));
         assert!(!selects("endpoint.ssm", "endpoint.ssmmessages", "network"));
+        assert!(selects("window.targeted", "patch.sources", "cloud"));
+        assert!(!selects("window", "patch.sources", "cloud"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The host's windows: the config's `[[window]]` entries and SSM's schedule
-//! for this node, merged.
+//! for this node — its maintenance windows and the runs of the State Manager
+//! associations that patch it (Quick Setup patch policies among them) —
+//! merged.
 
 use crate::config::schedule::window::Window;
 use crate::facts::Context;
@@ -15,8 +17,21 @@ pub enum NoSchedule {
     Unavailable(crate::aws::windows::ScheduleUnavailable),
 }
 
-/// SSM's windows for this node; `Err` says why not, with the remedy.
-pub async fn from_ssm(ctx: &Context) -> Result<Vec<Window>, NoSchedule> {
+/// How far ahead an association's runs are listed (a `rate(30 minutes)`
+/// scan would otherwise fill the list).
+const ASSOCIATION_RUNS: usize = 3;
+
+/// SSM's schedule for this node: its windows and its patching
+/// associations' runs, with a sentence for each that could not be read.
+#[derive(Debug, Default)]
+pub struct FromSsm {
+    pub windows: Vec<Window>,
+    pub not_read: Option<String>,
+}
+
+/// SSM's windows and association runs for this node; `Err` when neither
+/// could be read, saying why, with the remedy.
+pub async fn from_ssm(ctx: &Context) -> Result<FromSsm, NoSchedule> {
     let identity = ctx
         .identity()
         .await
@@ -24,20 +39,40 @@ pub async fn from_ssm(ctx: &Context) -> Result<Vec<Window>, NoSchedule> {
         .map_err(|e| NoSchedule::NoIdentity(format!("{e:?}")))?
         .clone();
     let ssm = ctx.ssm_client(&identity)?;
+    let (windows, associations) = tokio::join!(
+        maintenance_windows(ctx, &identity, &ssm),
+        crate::aws::associations::of_node(&ssm, &identity.instance_id)
+    );
+    let now = jiff::Timestamp::try_from(ctx.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    match (windows, associations) {
+        (Ok(mut windows), Ok(associations)) => {
+            windows.extend(associations.iter().flat_map(|a| a.windows(now, ASSOCIATION_RUNS)));
+            Ok(FromSsm { windows, not_read: None })
+        }
+        (Ok(windows), Err(e)) => Ok(FromSsm {
+            windows,
+            not_read: Some(format!("the node's State Manager associations were not read ({e}); add ssm:DescribeEffectiveInstanceAssociations to the node's role to run ahead of patch policies too")),
+        }),
+        (Err(e), Ok(associations)) => Ok(FromSsm {
+            windows: associations.iter().flat_map(|a| a.windows(now, ASSOCIATION_RUNS)).collect(),
+            not_read: Some(format!("the node's maintenance windows were not read: {e}")),
+        }),
+        (Err(e), Err(_)) => Err(e),
+    }
+}
+
+/// The node's maintenance windows, each with its length.
+async fn maintenance_windows(
+    ctx: &Context,
+    identity: &crate::aws::identity::Identity,
+    ssm: &aws_sdk_ssm::Client,
+) -> Result<Vec<Window>, NoSchedule> {
+    // By instance ID and by the Patch Group tag, as patch.sources looks
+    // (the config's value, else the tags IMDS and the API show).
     let mut windows = crate::aws::windows::from_ssm(
-        &ssm,
+        ssm,
         &identity.instance_id,
-        ctx.settings
-            .patch_group
-            .value
-            .iter()
-            .map(|v| {
-                std::future::ready(vec![
-                    ("Patch Group".to_string(), v.clone()),
-                    ("PatchGroup".to_string(), v.clone()),
-                ])
-            })
-            .collect(),
+        ctx.patch_group_sources(identity),
     )
     .await
     .map_err(NoSchedule::Unavailable)?;
@@ -50,7 +85,7 @@ pub async fn from_ssm(ctx: &Context) -> Result<Vec<Window>, NoSchedule> {
             continue;
         };
         if !lengths.contains_key(&id) {
-            let hours = crate::aws::windows::duration_hours(&ssm, &id).await;
+            let hours = crate::aws::windows::duration_hours(ssm, &id).await;
             lengths.insert(id.clone(), hours.map(|h| h * 3600));
         }
         w.duration_secs = lengths[&id];

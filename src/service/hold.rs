@@ -467,7 +467,12 @@ pub async fn dry_run(ctx: &crate::checks::Context) -> String {
     let now = Timestamp::try_from(ctx.now).unwrap_or_else(|_| Timestamp::now());
     let mut known = windows::from_config(&ctx.settings.window, now, 3);
     if ctx.host.mode != crate::host::mode::Mode::Local {
-        known.extend(crate::run::windows::from_ssm(ctx).await.unwrap_or_default());
+        known.extend(
+            crate::run::windows::from_ssm(ctx)
+                .await
+                .map(|found| found.windows)
+                .unwrap_or_default(),
+        );
     }
     let Some(span) = crate::daemon::hold::current_or_next(
         &windows::merge(known),

@@ -293,9 +293,9 @@ impl Service {
         } else if stale {
             let ctx = self.prepared.context(now);
             match crate::run::windows::from_ssm(&ctx).await {
-                Ok(w) => {
-                    cache.from_ssm = w;
-                    cache.note = None;
+                Ok(found) => {
+                    cache.from_ssm = found.windows;
+                    cache.note = found.not_read;
                 }
                 Err(e) => {
                     tracing::warn!(

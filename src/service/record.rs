@@ -219,7 +219,7 @@ mod tests {
         // A window name or a patch title SSM gave, written to act on a
         // terminal that shows the journal.
         let check = CheckResult {
-            id: "window.targeted".into(),
+            id: "patch.sources".into(),
             group: Group::Cloud,
             title: "window".into(),
             status: Status::Warn,
@@ -245,7 +245,7 @@ mod tests {
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(
-            text.contains("window.targeted: window \\e[2Jprod\\u{202e}\\nforged line"),
+            text.contains("patch.sources: window \\e[2Jprod\\u{202e}\\nforged line"),
             "{text}"
         );
     }

@@ -1,5 +1,5 @@
 //! The cloud-side checks (`ssm.ping`, `patchgroup.baseline`,
-//! `window.targeted`, `patch.last_run`, `credentials.valid`) through the
+//! `patch.sources`, `patch.last_run`, `credentials.valid`) through the
 //! built binary on a hybrid node, against the fake SSM (SigV4 checked, AWS's
 //! shapes and errors) and the fake STS, on loopback.
 
@@ -253,7 +253,7 @@ async fn a_node_patch_manager_sees_as_intended() {
     for id in [
         "ssm.ping",
         "patchgroup.baseline",
-        "window.targeted",
+        "patch.sources",
         "patch.last_run",
         "patch.snapshot",
         "credentials.valid",
@@ -279,12 +279,12 @@ async fn a_node_patch_manager_sees_as_intended() {
         "the patch group production-linux is registered for DEBIAN to prod-debian (pb-0debian000000001; auto-approves after 7 days, 1 approved and 0 rejected patches listed)"
     );
     assert!(
-        summary(&json, "window.targeted").starts_with(&format!(
+        summary(&json, "patch.sources").starts_with(&format!(
             "patched by production-linux next at {} (4 h, cutoff 1 h): AWS-RunPatchBaselineWithHooks Install, RebootIfNeeded",
             next_start()
         )),
         "{}",
-        summary(&json, "window.targeted")
+        summary(&json, "patch.sources")
     );
     let calls = ssm.lock().unwrap().calls.clone();
     assert_eq!(ssm.lock().unwrap().bad_signatures, 0, "every call signed");
@@ -341,11 +341,11 @@ async fn a_node_patch_manager_would_get_wrong() {
         "{}",
         summary(&json, "patch.last_run")
     );
-    assert_eq!(check(&json, "window.targeted")["status"], "warn");
+    assert_eq!(check(&json, "patch.sources")["status"], "warn");
     assert!(
-        summary(&json, "window.targeted").contains("without the gate"),
+        summary(&json, "patch.sources").contains("without the gate"),
         "{}",
-        summary(&json, "window.targeted")
+        summary(&json, "patch.sources")
     );
     // A 6-minute skew: STS refuses the signature and says why.
     assert_eq!(check(&json, "credentials.valid")["status"], "fail");
@@ -372,11 +372,11 @@ async fn an_unknown_node_and_a_window_without_a_patch_task() {
     let json = run(ssm, addr, &ca, StsAnswer::Expired).await;
     assert_eq!(check(&json, "ssm.ping")["status"], "fail");
     assert!(summary(&json, "ssm.ping").contains(&format!("SSM does not know {NODE}")));
-    assert_eq!(check(&json, "window.targeted")["status"], "warn");
+    assert_eq!(check(&json, "patch.sources")["status"], "warn");
     assert!(
-        summary(&json, "window.targeted").contains("runs no patch task"),
+        summary(&json, "patch.sources").contains("runs no patch task"),
         "{}",
-        summary(&json, "window.targeted")
+        summary(&json, "patch.sources")
     );
     assert_eq!(check(&json, "patch.last_run")["status"], "warn");
     assert_eq!(check(&json, "credentials.valid")["status"], "fail");
@@ -389,9 +389,9 @@ async fn access_denied_on_each_action_is_a_skip_naming_it() {
         ("DescribePatchGroups", "patchgroup.baseline"),
         ("GetPatchBaseline", "patchgroup.baseline"),
         ("DescribeInstancePatchStates", "patch.last_run"),
-        ("GetMaintenanceWindow", "window.targeted"),
-        ("DescribeMaintenanceWindowTasks", "window.targeted"),
-        ("GetMaintenanceWindowTask", "window.targeted"),
+        ("GetMaintenanceWindow", "patch.sources"),
+        ("DescribeMaintenanceWindowTasks", "patch.sources"),
+        ("GetMaintenanceWindowTask", "patch.sources"),
     ] {
         let (ssm, addr, ca) = ssm_site().await;
         ssm.lock().unwrap().cloud = healthy();
@@ -547,11 +547,126 @@ async fn no_window_targets_the_node() {
     cloud.windows.clear();
     cloud.window_tasks.clear();
     let json = run_on(cloud, &[]).await;
-    assert_eq!(check(&json, "window.targeted")["status"], "warn");
+    assert_eq!(check(&json, "patch.sources")["status"], "warn");
     assert!(
-        summary(&json, "window.targeted").starts_with("no maintenance window targets this node"),
+        summary(&json, "patch.sources").starts_with("nothing scans or installs patches on this node in the next 35 days: no maintenance window targets it"),
         "{}",
-        summary(&json, "window.targeted")
+        summary(&json, "patch.sources")
+    );
+}
+
+/// Associations that run the patch documents (issue #28): a Quick Setup
+/// patch policy alone, beside a window that installs too, two scans with
+/// different baselines, a rate schedule, and the listing refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_source_that_patches_the_node_is_judged() {
+    use fake_ssm::association;
+    let policy_id = "8c1f0000-0000-4000-8000-000000000001";
+    let policy = association(
+        policy_id,
+        "AWS-QuickSetup-PatchPolicy-InstallPatches-qs1ab",
+        "AWS-RunPatchBaseline",
+        "cron(0 3 ? * SAT *)",
+        "Install",
+    );
+    let no_window = || {
+        let mut cloud = healthy();
+        cloud.windows.clear();
+        cloud.window_tasks.clear();
+        cloud
+    };
+    let on_node = |a: &Value| (a.clone(), vec![NODE.to_string(), "mi-0ther".to_string()]);
+    // A patch policy alone: the node is patched (window.targeted warned).
+    let mut cloud = no_window();
+    cloud.associations = vec![on_node(&policy)];
+    // Another node's association is not this node's.
+    let mut elsewhere = association(
+        "9c1f0000-0000-4000-8000-000000000009",
+        "other",
+        "AWS-RunPatchBaseline",
+        "cron(0 1 ? * * *)",
+        "Install",
+    );
+    elsewhere["Parameters"]["BaselineOverride"] = json!(["s3://bucket/other.json"]);
+    cloud
+        .associations
+        .push((elsewhere, vec!["mi-0ther".into()]));
+    let json = run_on(cloud, &[]).await;
+    let c = check(&json, "patch.sources");
+    assert_eq!(c["status"], "pass", "{c:#}");
+    assert!(
+        summary(&json, "patch.sources").starts_with(&format!("patched by Quick Setup patch policy AWS-QuickSetup-PatchPolicy-InstallPatches-qs1ab ({policy_id}) next at ")),
+        "{c:#}"
+    );
+    assert!(
+        summary(&json, "patch.sources")
+            .ends_with("(cron(0 3 ? * SAT *)): AWS-RunPatchBaseline Install"),
+        "{c:#}"
+    );
+
+    // The policy and the window both install.
+    let mut cloud = healthy();
+    cloud.associations = vec![on_node(&policy)];
+    let json = run_on(cloud, &[]).await;
+    let c = check(&json, "patch.sources");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    assert!(summary(&json, "patch.sources").starts_with(&format!("2 sources install patches on this node (the window production-linux ({WINDOW}), Quick Setup patch policy")), "{c:#}");
+
+    // Two scans with different baselines, one on a rate schedule.
+    let mut cloud = no_window();
+    let mut daily = association(
+        "7c1f0000-0000-4000-8000-000000000002",
+        "daily-scan",
+        "AWS-RunPatchBaselineAssociation",
+        "rate(1 day)",
+        "Scan",
+    );
+    daily["LastExecutionDate"] = json!(days_ago(0.5));
+    let mut weekly = association(
+        "7c1f0000-0000-4000-8000-000000000003",
+        "weekly-scan",
+        "AWS-RunPatchBaseline",
+        "cron(0 12 ? * MON *)",
+        "Scan",
+    );
+    weekly["Parameters"]["BaselineOverride"] = json!(["s3://patch-overrides/strict.json"]);
+    cloud.associations = vec![on_node(&daily), on_node(&weekly)];
+    let json = run_on(cloud, &[]).await;
+    let c = check(&json, "patch.sources");
+    let said = summary(&json, "patch.sources");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    assert!(
+        said.contains("nothing installs patches on this node"),
+        "{c:#}"
+    );
+    assert!(said.contains("the sources patch with different baselines, so each scan overwrites the other's compliance: State Manager association daily-scan (7c1f0000-0000-4000-8000-000000000002) uses the patch group's baseline, State Manager association weekly-scan (7c1f0000-0000-4000-8000-000000000003) uses BaselineOverride s3://patch-overrides/strict.json"), "{c:#}");
+    // The rate runs on from its last execution, 12 h ago: next in 12 h.
+    let next = jiff::Timestamp::from_second(days_ago(0.5) as i64 + 86_400).unwrap();
+    assert!(
+        said.contains(&format!(
+            "daily-scan (7c1f0000-0000-4000-8000-000000000002) next at {next} (rate(1 day))"
+        )),
+        "{c:#}"
+    );
+
+    // Refused: with a window it is named in the details; alone, skip naming it.
+    let json = run_on(healthy(), &["DescribeEffectiveInstanceAssociations"]).await;
+    let c = check(&json, "patch.sources");
+    assert_eq!(c["status"], "pass", "{c:#}");
+    assert!(
+        c["details"]["associations_not_read"]
+            .as_str()
+            .unwrap()
+            .contains("add ssm:DescribeEffectiveInstanceAssociations to the node's role"),
+        "{c:#}"
+    );
+    let json = run_on(no_window(), &["DescribeEffectiveInstanceAssociations"]).await;
+    let c = check(&json, "patch.sources");
+    assert_eq!(c["status"], "skip", "{c:#}");
+    assert!(
+        summary(&json, "patch.sources")
+            .contains("add ssm:DescribeEffectiveInstanceAssociations to the node's role"),
+        "{c:#}"
     );
 }
 
@@ -573,7 +688,7 @@ async fn an_ssm_endpoint_that_never_answers_is_named_not_waited_on() {
     for id in [
         "ssm.ping",
         "patchgroup.baseline",
-        "window.targeted",
+        "patch.sources",
         "patch.last_run",
         "payload.reachable",
     ] {

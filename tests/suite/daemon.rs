@@ -427,6 +427,71 @@ async fn windows_from_the_ssm_fake_and_access_denied() {
     );
 }
 
+/// Issue #28: a node patched only by a Quick Setup patch policy gets its
+/// preflight `lead_times` ahead of the policy's run, as ahead of a window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_policy_s_run_is_followed_like_a_window() {
+    let (ssm, addr) = fake_ssm::start().await;
+    // Its install runs daily at a time five hours from now (UTC, as State
+    // Manager reads cron), so the lead run comes before the baseline run.
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(5);
+    let at = at.to_zoned(jiff::tz::TimeZone::UTC);
+    let id = "8c1f0000-0000-4000-8000-000000000001";
+    ssm.lock().unwrap().cloud.associations.push((
+        fake_ssm::association(
+            id,
+            "AWS-QuickSetup-PatchPolicy-InstallPatches-qs1ab",
+            "AWS-RunPatchBaseline",
+            &format!("cron({} {} ? * * *)", at.minute(), at.hour()),
+            "Install",
+        ),
+        vec!["mi-0123456789abcdef0".into()],
+    ));
+    let config = "mode = \"hybrid\"\n[daemon]\ninterval = \"12h\"\nlead_times = [\"1h\"]\n";
+    let d = tokio::task::block_in_place(|| {
+        let d = Daemon::start_with(
+            config,
+            common::fixture_root("hybrid-node"),
+            &[("AWS_ENDPOINT_URL_SSM", format!("http://{addr}"))],
+            None,
+        );
+        d.wait_for("STATUS=last run");
+        d
+    });
+    let out = tokio::task::block_in_place(|| d.cli(&["status", "--json"]));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    let start = jiff::Timestamp::from_second(at.timestamp().as_second() / 60 * 60).unwrap();
+    let daemon = &json["daemon"];
+    assert_eq!(
+        daemon["next_window"]["source"],
+        "patch-policy",
+        "{json:#}\n{}",
+        d.log()
+    );
+    assert_eq!(daemon["next_window"]["window_id"], id, "{json:#}");
+    assert_eq!(
+        daemon["next_window"]["start"],
+        start.to_string(),
+        "{json:#}"
+    );
+    assert_eq!(
+        daemon["next_run_reason"],
+        format!("1h before the window at {start}"),
+        "{json:#}"
+    );
+    let calls = ssm.lock().unwrap().calls.clone();
+    for op in [
+        "DescribeEffectiveInstanceAssociations",
+        "DescribeAssociation",
+    ] {
+        assert!(
+            calls.iter().any(|c| c == &format!("AmazonSSM.{op}")),
+            "{calls:?}"
+        );
+    }
+}
+
 #[test]
 fn the_unit_verifies_clean() {
     let unit = std::fs::read_to_string(

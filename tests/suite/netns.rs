@@ -289,7 +289,7 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
     for id in [
         "ssm.ping",
         "patchgroup.baseline",
-        "window.targeted",
+        "patch.sources",
         "patch.last_run",
     ] {
         assert_eq!(check(id)["status"], "pass", "{:#}", check(id));

@@ -61,6 +61,8 @@ fn the_iam_policy_grants_exactly_what_the_tool_calls() {
         "ssm:ListCommandInvocations",
         "ssm:ListCommands",
         "ssm:GetCommandInvocation",
+        "ssm:DescribeEffectiveInstanceAssociations",
+        "ssm:DescribeAssociation",
     ];
     let mut got: Vec<&str> = actions.iter().map(String::as_str).collect();
     want.sort();
@@ -97,7 +99,7 @@ fn the_operator_policy_grants_exactly_what_the_fleet_view_calls() {
     let mut got: Vec<&str> = actions.iter().map(String::as_str).collect();
     got.sort();
     // The fleet view's own calls, and the window lookup it shares with
-    // window.targeted (src/aws/patching.rs).
+    // patch.sources (src/aws/patching.rs).
     let source = read("src/fleet/ssm.rs") + &read("src/fleet/windows.rs");
     let mut want: Vec<&str> = named_actions(&source);
     want.extend([

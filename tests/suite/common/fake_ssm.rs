@@ -80,6 +80,23 @@ pub struct Cloud {
     /// its Command's Parameters (ListCommands) and its standard error
     /// (GetCommandInvocation).
     pub runs: Vec<Run>,
+    /// State Manager associations, each an AssociationDescription
+    /// (DescribeAssociation), with the nodes it applies to
+    /// (DescribeEffectiveInstanceAssociations resolves targets to these).
+    pub associations: Vec<(Value, Vec<String>)>,
+}
+
+/// An association of `document` as DescribeAssociation describes it.
+pub fn association(id: &str, name: &str, document: &str, schedule: &str, operation: &str) -> Value {
+    json!({
+        "AssociationId": id, "AssociationName": name, "Name": document, "AssociationVersion": "1",
+        "DocumentVersion": "$DEFAULT", "ScheduleExpression": schedule,
+        "Parameters": {"Operation": [operation], "RebootOption": ["RebootIfNeeded"]},
+        "Targets": [{"Key": "tag:Patch Group", "Values": ["production-linux"]}],
+        "Overview": {"Status": "Success", "DetailedStatus": "Success"},
+        "MaxConcurrency": "10%", "MaxErrors": "5%", "ApplyOnlyAtCronInterval": false,
+        "ComplianceSeverity": "UNSPECIFIED", "Date": days_ago(90.0)
+    })
 }
 
 /// One command run on a node, as Run Command records it.
@@ -697,6 +714,49 @@ async fn handle(
                 ),
             }
         }
+        "AmazonSSM.DescribeEffectiveInstanceAssociations" => {
+            let s = state.lock().unwrap();
+            let node = input["InstanceId"].as_str().unwrap_or_default();
+            if node.is_empty() {
+                return error(400, "ValidationException", "1 validation error detected: Value null at 'instanceId' failed to satisfy constraint: Member must not be null");
+            }
+            // MaxResults is 1 to 5: the client pages, as it must with SSM.
+            let max = input["MaxResults"].as_u64().unwrap_or(5).clamp(1, 5) as usize;
+            let from: usize = input["NextToken"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            let all: Vec<Value> = s
+                .cloud
+                .associations
+                .iter()
+                .filter(|(_, nodes)| nodes.iter().any(|n| n == node))
+                .map(|(a, _)| json!({"AssociationId": a["AssociationId"], "InstanceId": node, "Content": "{}", "AssociationVersion": "1"}))
+                .collect();
+            let page: Vec<Value> = all.iter().skip(from).take(max).cloned().collect();
+            let mut out = json!({ "Associations": page });
+            if from + max < all.len() {
+                out["NextToken"] = json!((from + max).to_string());
+            }
+            ok(out)
+        }
+        "AmazonSSM.DescribeAssociation" => {
+            let s = state.lock().unwrap();
+            let id = input["AssociationId"].as_str().unwrap_or_default();
+            match s
+                .cloud
+                .associations
+                .iter()
+                .find(|(a, _)| a["AssociationId"] == id)
+            {
+                Some((a, _)) => ok(json!({ "AssociationDescription": a })),
+                None => error(
+                    400,
+                    "AssociationDoesNotExist",
+                    &format!("Association {id} does not exist."),
+                ),
+            }
+        }
         "AmazonSSM.DescribeMaintenanceWindowSchedule" => {
             let s = state.lock().unwrap();
             // As SSM: every target's key and values must match, and a
@@ -909,7 +969,7 @@ pub fn verify_sigv4(parts: &hyper::http::request::Parts, body: &[u8]) -> Result<
 
 // ---- a node as the cloud checks want it, in AWS's shapes -------------------
 
-/// The window's next start: in ten days, within window.targeted's 35.
+/// The window's next start: in ten days, within patch.sources's 35.
 pub fn next_start() -> String {
     let t = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(240);
     t.strftime("%Y-%m-%dT02:00:00Z").to_string()
@@ -988,6 +1048,7 @@ impl Cloud {
                 "Success",
                 0,
             )],
+            associations: vec![],
         }
     }
 }
