@@ -51,6 +51,9 @@ pub struct Association {
     pub max_concurrency: Option<String>,
     pub max_errors: Option<String>,
     pub last_execution: Option<Timestamp>,
+    /// Its targets as (key, values): `InstanceIds` (`*` for every node),
+    /// `tag:<key>`, `resource-groups:Name`.
+    pub targets: Vec<(String, Vec<String>)>,
 }
 
 impl Association {
@@ -178,7 +181,7 @@ pub async fn of_node(
 
 /// An association that patches, from its description; `None` for one that
 /// runs something else.
-fn from_description(d: &aws_sdk_ssm::types::AssociationDescription) -> Option<Association> {
+pub fn from_description(d: &aws_sdk_ssm::types::AssociationDescription) -> Option<Association> {
     // A document may be named by its ARN (arn:aws:ssm:…:document/AWS-RunPatchBaseline).
     let document = d.name()?.rsplit('/').next()?.to_string();
     if !PATCH_DOCUMENTS.contains(&document.as_str()) {
@@ -205,6 +208,11 @@ fn from_description(d: &aws_sdk_ssm::types::AssociationDescription) -> Option<As
         last_execution: d
             .last_execution_date()
             .and_then(|t| Timestamp::from_second(t.secs()).ok()),
+        targets: d
+            .targets()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.values().to_vec())))
+            .collect(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! listing and the region's compliance summaries run at once, then the
 //! failing checks of the non-compliant nodes, a bounded number at a time.
 
+pub mod associations;
 pub mod classify;
 pub mod ssm;
 pub mod targets;
@@ -74,7 +75,7 @@ pub async fn fleet(opts: &FleetOptions) -> Result<FleetReport, FleetError> {
     // node listings, the windows and who they reach run beside it.
     let listed = async {
         let mut scopes = scopes(&op, &cache, opts).await?;
-        let windows = windows_of(&op, &cache, &scopes).await?;
+        let windows = windows_of(&op, &cache, &mut scopes, now).await?;
         let listings: Vec<Result<Vec<Listed>, FleetError>> = stream::iter(scopes.iter())
             .map(|scope| list_scope(&op, scope, &windows))
             .buffered(CONCURRENCY)
@@ -167,30 +168,55 @@ async fn scopes(
 }
 
 /// The windows the view predicts: a window's own view's, or, for groups,
-/// every enabled window with a next start, soonest first.
+/// every enabled window with a next start and every association that
+/// patches with a run ahead, soonest first. Associations that cannot be
+/// read are a note on each group, not the end of the view.
 async fn windows_of(
     op: &Operator,
     cache: &WindowCache,
-    scopes: &[Scope],
+    scopes: &mut [Scope],
+    now: SystemTime,
 ) -> Result<Vec<Window>, FleetError> {
     if scopes.iter().all(|s| s.kind == Kind::Window) {
         return Ok(scopes.iter().filter_map(|s| s.window.clone()).collect());
     }
-    let upcoming = windows::upcoming_windows(op).await?;
+    let now = jiff::Timestamp::try_from(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let (upcoming, associations) = tokio::join!(
+        windows::upcoming_windows(op),
+        associations::patching(op, now)
+    );
+    let upcoming = upcoming?;
     let read: Vec<Result<Window, FleetError>> = stream::iter(upcoming.iter())
         .map(|(id, _)| cache.get(op, id))
         .buffered(CONCURRENCY)
         .collect()
         .await;
     let mut out: Vec<Window> = read.into_iter().collect::<Result<_, _>>()?;
+    match associations {
+        Ok(a) => out.extend(a),
+        Err(e) => {
+            let note = format!("State Manager associations and Quick Setup patch policies were not read, so the nodes they patch are not predicted: {e}");
+            for s in scopes.iter_mut().filter(|s| s.kind != Kind::Window) {
+                s.notes.push(note.clone());
+            }
+        }
+    }
     // A window's own view shares the windows with the groups' views.
-    for s in scopes {
+    for s in scopes.iter() {
         if let Some(w) = &s.window {
             if !out.iter().any(|x| x.id == w.id) {
                 out.push(w.clone());
             }
         }
     }
+    // Soonest first, windows and associations together (the predictions
+    // follow this order); one without a start last.
+    out.sort_by_key(|w| {
+        w.next_start
+            .as_deref()
+            .and_then(crate::config::schedule::window::parse_execution_time)
+            .map_or((1, jiff::Timestamp::UNIX_EPOCH), |t| (0, t))
+    });
     Ok(out)
 }
 

@@ -171,7 +171,7 @@ async fn profile_exists(name: &str) -> Result<(), FleetError> {
     )))
 }
 
-fn classify<E, R>(e: &SdkError<E, R>, action: &'static str, region: &str) -> FleetError
+pub(super) fn classify<E, R>(e: &SdkError<E, R>, action: &'static str, region: &str) -> FleetError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

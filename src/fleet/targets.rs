@@ -32,6 +32,9 @@ pub enum Condition {
     Unresolved { key: String, values: Vec<String> },
 }
 
+/// `InstanceIds = *`: an association that targets every managed node.
+pub const EVERY_NODE: &str = "*";
+
 /// The resource types of managed nodes in a resource group.
 const NODE_TYPES: &[&str] = &["AWS::EC2::Instance", "AWS::SSM::ManagedInstance"];
 
@@ -197,10 +200,14 @@ impl RegisteredTarget {
             .iter()
             .filter_map(Condition::tag_filter)
             .collect();
-        // Several InstanceIds conditions: a node must be in each.
+        // Several InstanceIds conditions: a node must be in each (`*`,
+        // an association's "every node", narrows nothing).
         let mut ids: Option<Vec<String>> = None;
         for c in &self.conditions {
             if let Condition::InstanceIds(v) = c {
+                if v.iter().any(|i| i == EVERY_NODE) {
+                    continue;
+                }
                 ids = Some(match ids {
                     None => v.clone(),
                     Some(prev) => prev.into_iter().filter(|i| v.contains(i)).collect(),
@@ -239,7 +246,7 @@ pub fn reach(target: &RegisteredTarget, group: &str, id: &str, listed_under: &[&
     for c in &target.conditions {
         match c {
             Condition::InstanceIds(ids) => {
-                if !ids.iter().any(|i| i == id) {
+                if !ids.iter().any(|i| i == id || i == EVERY_NODE) {
                     return Reach::No;
                 }
             }

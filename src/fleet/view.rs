@@ -4,15 +4,17 @@
 
 use super::classify::{self, Amount, Counts, Detail, NodeView, Threshold};
 use super::ssm::{Failing, Node, Summary};
-use super::windows::{Task, Window};
+use super::windows::{SourceKind, Task, Window};
 use super::FleetOptions;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-/// A window as the view shows it.
+/// A window (or an association that patches) as the view shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WindowView {
+    /// `maintenance-window`, `association` or `patch-policy`.
+    pub source: SourceKind,
     pub id: String,
     pub name: String,
     pub next_start: Option<String>,
@@ -127,8 +129,8 @@ pub(super) fn window_notes(w: &Window) -> Vec<String> {
         let unresolved = t.unresolved();
         if !unresolved.is_empty() {
             notes.push(format!(
-                "Window {}'s target {} names {}, which ssm-preflight could not resolve to nodes (it resolves instance IDs, tags and the resource groups it can read): the nodes it reaches are not counted.",
-                w.id,
+                "{}'s target {} names {}, which ssm-preflight could not resolve to nodes (it resolves instance IDs, tags and the resource groups it can read): the nodes it reaches are not counted.",
+                w.noun(),
                 t.id,
                 unresolved.join(" and ")
             ));
@@ -136,20 +138,20 @@ pub(super) fn window_notes(w: &Window) -> Vec<String> {
     }
     if !w.enabled {
         notes.push(format!(
-            "Window {} is disabled: it will not run until it is enabled.",
-            w.id
+            "{} is disabled: it will not run until it is enabled.",
+            w.noun()
         ));
     }
     let first = w.tasks.first();
     if first.is_some() && !w.installs() {
-        notes.push(format!("Window {}'s patch tasks only scan (Operation=Scan): they install nothing, so no rollout is predicted. Register a task with Operation=Install to patch these nodes.", w.id));
+        notes.push(format!("{}'s patch tasks only scan (Operation=Scan): they install nothing, so no rollout is predicted. Register a task with Operation=Install to patch these nodes.", w.noun()));
     } else if first.is_none() {
-        notes.push(format!("Window {} runs no AWS-RunPatchBaseline task: it does not patch these nodes. The threshold is --max-blocked.", w.id));
+        notes.push(format!("{} runs no AWS-RunPatchBaseline task: it does not patch these nodes. The threshold is --max-blocked.", w.noun()));
     } else if !first
         .and_then(|t| t.pre_install_hook.as_deref())
         .is_some_and(|h| h.to_ascii_lowercase().contains("preflight"))
     {
-        notes.push(format!("Window {}'s patch task does not run the ssm-preflight gate (PreInstallHookDocName): blocked nodes are not held back and will try to patch anyway.", w.id));
+        notes.push(format!("{}'s patch task does not run the ssm-preflight gate (PreInstallHookDocName): blocked nodes are not held back and will try to patch anyway.", w.noun()));
     }
     notes
 }
@@ -169,7 +171,7 @@ fn task_threshold(
         .as_deref()
         .and_then(|m| Amount::parse(m).map(|a| (a, m.to_string())));
     let unread = match (&t.max_errors, &parsed) {
-        (Some(m), None) => Some(format!("Window {}'s patch task {} has MaxErrors {m:?}, which ssm-preflight cannot read (it reads a count such as 5 or a share such as 10%): it is judged against --max-blocked {}% instead.", w.id, t.id, opts.max_blocked)),
+        (Some(m), None) => Some(format!("{}'s patch task {} has MaxErrors {m:?}, which ssm-preflight cannot read (it reads a count such as 5 or a share such as 10%): it is judged against --max-blocked {}% instead.", w.noun(), t.id, opts.max_blocked)),
         _ => None,
     };
     let mut threshold = match parsed {
@@ -199,6 +201,7 @@ pub(super) fn max_blocked(counts: &Counts, opts: &FleetOptions) -> Threshold {
 
 fn window_view(w: &Window, t: Option<&Task>) -> WindowView {
     WindowView {
+        source: w.source,
         id: w.id.clone(),
         name: w.name.clone(),
         next_start: w.next_start.clone(),

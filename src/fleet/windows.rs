@@ -22,9 +22,23 @@ pub struct Task {
     pub reaches: Vec<RegisteredTarget>,
 }
 
-/// A window as the fleet view needs it.
+/// What schedules a patch run: a maintenance window, or a State Manager
+/// association (a Quick Setup patch policy's among them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    #[default]
+    MaintenanceWindow,
+    Association,
+    PatchPolicy,
+}
+
+/// A window as the fleet view needs it; an association that patches is
+/// read into the same shape (its targets one registered target, itself
+/// one task), so the prediction treats both alike.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Window {
+    pub source: SourceKind,
     pub id: String,
     pub name: String,
     pub enabled: bool,
@@ -39,6 +53,15 @@ pub struct Window {
 }
 
 impl Window {
+    /// How notes name it: `Window mw-…`, `Association …`, `Patch policy association …`.
+    pub fn noun(&self) -> String {
+        match self.source {
+            SourceKind::MaintenanceWindow => format!("Window {}", self.id),
+            SourceKind::Association => format!("Association {}", self.id),
+            SourceKind::PatchPolicy => format!("Patch policy association {}", self.id),
+        }
+    }
+
     /// Whether the window installs at all; one that only scans predicts
     /// no rollout.
     pub fn installs(&self) -> bool {
@@ -95,6 +118,7 @@ pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
     // changes nothing.
     predicted.sort_by_key(|t| !t.installs);
     Ok(Window {
+        source: SourceKind::MaintenanceWindow,
         id: id.to_string(),
         name: tasks.name.clone(),
         enabled: tasks.enabled,
@@ -108,7 +132,7 @@ pub async fn window(op: &Operator, id: &str) -> Result<Window, FleetError> {
 /// The registered targets with their resource groups replaced by the
 /// groups' managed nodes; a group that could not be read leaves its target
 /// unresolved, with a note saying why.
-async fn resolve_groups(
+pub(super) async fn resolve_groups(
     op: &Operator,
     mut registered: Vec<RegisteredTarget>,
 ) -> (Vec<RegisteredTarget>, Vec<String>) {

@@ -197,7 +197,8 @@ async fn ten_thousand_nodes_in_four_groups_with_latency_and_throttling() {
     // whether a node listed under one key also carries the other key with
     // a value one of the windows' targets names (one page each: none
     // does): four per group, three for production, where two of the
-    // questions are the same — within the formula 2·(nodes/50) +
+    // questions are the same; one ListAssociations per patch document
+    // (three, none found) — within the formula 2·(nodes/50) +
     // non-compliant.
     let s = state.lock().unwrap();
     assert_eq!(s.bad_signatures, 0);
@@ -225,7 +226,7 @@ async fn ten_thousand_nodes_in_four_groups_with_latency_and_throttling() {
             / 4
     };
     let listings = 4 * (pages(by_key("Patch Group")) + pages(by_key("PatchGroup")));
-    let exact = listings + (3 + 4 * 3) + pages(reported) + non_compliant + 1 + 4 * 2;
+    let exact = listings + (3 + 4 * 3) + pages(reported) + non_compliant + 1 + 4 * 2 + 3;
     assert_eq!(
         answered, exact,
         "calls by action: {:?}, throttled: {:?}, non-compliant {non_compliant}, reported {reported}, listings {listings}",
@@ -1147,4 +1148,102 @@ async fn the_fake_fleet_answers_a_wrong_request_differently() {
         .await
         .unwrap_err();
     assert_eq!(nope.into_service_error().code(), Some("NotFoundException"));
+}
+
+/// Issue #28: nodes patched by a Quick Setup patch policy (no window) are
+/// grouped with it, its MaxErrors is the threshold, and the JSON names the
+/// source; a scan association on every node (`InstanceIds = *`) predicts
+/// no rollout; without ssm:ListAssociations a note says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_patched_by_a_patch_policy_are_predicted_with_it() {
+    use fake_fleet::{FleetNode, NodeReport};
+    let node = |n: usize, failing: Vec<(&'static str, bool)>| FleetNode {
+        id: format!("i-0a{n:015x}"),
+        group: Some(("payments".to_string(), "Patch Group")),
+        ping: "Online",
+        report: Some(NodeReport {
+            age_s: 600.0,
+            failing,
+        }),
+        ..Default::default()
+    };
+    let mut policy = fake_ssm::association(
+        "8c1f0000-0000-4000-8000-000000000001",
+        "AWS-QuickSetup-PatchPolicy-InstallPatches-qs1ab",
+        "AWS-RunPatchBaseline",
+        "cron(0 3 ? * SAT *)",
+        "Install",
+    );
+    policy["Targets"] = serde_json::json!([{"Key": "tag:Patch Group", "Values": ["payments"]}]);
+    policy["MaxErrors"] = serde_json::json!("1");
+    let mut scan = fake_ssm::association(
+        "7c1f0000-0000-4000-8000-000000000002",
+        "daily-scan",
+        "AWS-RunPatchBaselineAssociation",
+        "rate(1 day)",
+        "Scan",
+    );
+    scan["Targets"] = serde_json::json!([{"Key": "InstanceIds", "Values": ["*"]}]);
+    // An association of another document is not a patch source.
+    let mut inventory = scan.clone();
+    inventory["AssociationId"] = serde_json::json!("6c1f0000-0000-4000-8000-000000000003");
+    inventory["Name"] = serde_json::json!("AWS-GatherSoftwareInventory");
+    let fleet = || Fleet {
+        nodes: vec![
+            node(1, vec![]),
+            node(2, vec![("disk.var", true)]),
+            node(3, vec![("pkg.lock", true)]),
+            node(4, vec![]),
+        ],
+        registered: vec!["payments".into()],
+        associations: vec![policy.clone(), scan.clone(), inventory.clone()],
+        ..Default::default()
+    };
+    let (state, addr) = fake_fleet::start(fleet()).await;
+    let out = run(fleet_command(addr, &["--json"])).await;
+    let r = json(&out);
+    let g = group(&r, "payments");
+    assert_eq!(out.code, 2, "two blocked nodes cross MaxErrors 1: {g:#}");
+    assert_eq!(g["window"]["source"], "patch-policy", "{g:#}");
+    assert_eq!(g["window"]["id"], "8c1f0000-0000-4000-8000-000000000001");
+    assert_eq!(g["threshold"]["limit"], "1", "{g:#}");
+    assert_eq!(g["threshold"]["verdict"], "crosses", "{g:#}");
+    assert_eq!(g["untargeted"], 0, "{g:#}");
+    let sources: Vec<(&str, &str)> = g["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["window"]["source"].as_str().unwrap(),
+                w["operation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // The daily scan comes first (its next run is sooner), predicting nothing.
+    assert_eq!(
+        sources,
+        [("association", "scan"), ("patch-policy", "install")],
+        "{g:#}"
+    );
+    assert!(g["notes"].to_string().contains("Patch policy association 8c1f0000-0000-4000-8000-000000000001's patch task does not run the ssm-preflight gate"), "{g:#}");
+    let calls = state.lock().unwrap().calls.clone();
+    // Listed by patch document (three), described only those two.
+    assert_eq!(
+        (calls["ListAssociations"], calls["DescribeAssociation"]),
+        (3, 2),
+        "{calls:?}"
+    );
+    // Without ssm:ListAssociations: no prediction, and a note naming it.
+    let mut denied = fleet();
+    denied.deny = vec!["ListAssociations".into()];
+    let (_state, addr) = fake_fleet::start(denied).await;
+    let out = run(fleet_command(addr, &["--json"])).await;
+    let r = json(&out);
+    let notes = group(&r, "payments")["notes"].to_string();
+    assert!(
+        notes.contains("State Manager associations and Quick Setup patch policies were not read")
+            && notes.contains("ssm:ListAssociations"),
+        "{notes}"
+    );
 }

@@ -100,7 +100,9 @@ fn the_operator_policy_grants_exactly_what_the_fleet_view_calls() {
     got.sort();
     // The fleet view's own calls, and the window lookup it shares with
     // patch.sources (src/aws/patching.rs).
-    let source = read("src/fleet/ssm.rs") + &read("src/fleet/windows.rs");
+    let source = read("src/fleet/ssm.rs")
+        + &read("src/fleet/windows.rs")
+        + &read("src/fleet/associations.rs");
     let mut want: Vec<&str> = named_actions(&source);
     want.extend([
         "ssm:GetMaintenanceWindow",

@@ -158,6 +158,10 @@ pub struct Fleet {
     /// Resource groups by name: each member's (ResourceType, ResourceArn),
     /// for Resource Groups' ListGroupResources.
     pub resource_groups: BTreeMap<String, Vec<(String, String)>>,
+    /// State Manager associations, each an AssociationDescription
+    /// (ListAssociations lists them by document, DescribeAssociation
+    /// answers one).
+    pub associations: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -617,6 +621,29 @@ async fn handle(
             out["ResourceIdentifiers"] = json!(out["Resources"].as_array().unwrap().iter().map(|r| r["Identifier"].clone()).collect::<Vec<_>>());
             Ok(out)
         }),
+        "ListAssociations" => page_size(&input, 1, 50, 50).and_then(|size| {
+            // As SSM: filters AND, a Name filter keeps that document's.
+            let filters = input["AssociationFilterList"].as_array().cloned().unwrap_or_default();
+            let kept: Vec<&Value> = s
+                .associations
+                .iter()
+                .filter(|a| filters.iter().all(|f| f["key"] != "Name" || a["Name"] == f["value"]))
+                .collect();
+            let render = |a: &&Value| json!({
+                "Name": a["Name"], "AssociationId": a["AssociationId"], "AssociationVersion": "1",
+                "AssociationName": a["AssociationName"], "Targets": a["Targets"],
+                "ScheduleExpression": a["ScheduleExpression"], "Overview": a["Overview"]
+            });
+            page(&s, &kept, render, &input, size, "Associations")
+        }),
+        "DescribeAssociation" => {
+            let id = input["AssociationId"].as_str().unwrap_or_default();
+            s.associations
+                .iter()
+                .find(|a| a["AssociationId"] == id)
+                .map(|a| json!({ "AssociationDescription": a }))
+                .ok_or_else(|| error(400, "AssociationDoesNotExist", &format!("Association {id} does not exist.")))
+        }
         other => Err(error(400, "UnknownOperationException", &format!("the fake fleet does not serve {other}"))),
     };
     match answer {
