@@ -11,11 +11,14 @@ pub struct ScheduleUnavailable {
     pub remedy: Option<String>,
 }
 
-/// This node's windows from SSM, by instance ID and by Patch Group.
+/// This node's windows from SSM, by instance ID and by Patch Group. Each
+/// window ID is sent to `found` as soon as a lookup names it (once), so a
+/// caller can read the window while the other lookups are still out.
 pub async fn from_ssm<F>(
     ssm: &aws_sdk_ssm::Client,
     instance_id: &str,
     tag_sources: Vec<F>,
+    found: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 ) -> Result<Vec<Window>, ScheduleUnavailable>
 where
     F: std::future::Future<Output = Vec<(String, String)>>,
@@ -36,6 +39,7 @@ where
     let mut asked = std::collections::HashSet::new();
     lookups.push(lookup("InstanceIds".into(), instance_id.to_string()));
     let mut answers = Vec::new();
+    let mut sent = std::collections::HashSet::new();
     loop {
         tokio::select! {
             Some(pairs) = sources.next() => {
@@ -45,7 +49,17 @@ where
                     }
                 }
             }
-            Some(answer) = lookups.next() => answers.push(answer),
+            Some(answer) = lookups.next() => {
+                if let (Ok(a), Some(tx)) = (&answer, &found) {
+                    for id in a.scheduled_window_executions().iter().filter_map(|w| w.window_id()) {
+                        if sent.insert(id.to_string()) {
+                            // The receiver gone: the caller no longer wants them.
+                            let _ = tx.send(id.to_string());
+                        }
+                    }
+                }
+                answers.push(answer)
+            }
             else => break,
         }
     }

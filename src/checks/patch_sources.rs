@@ -75,15 +75,19 @@ async fn read_windows(
     id: &crate::aws::identity::Identity,
     ssm: &aws_sdk_ssm::Client,
 ) -> Result<(Vec<Window>, Vec<(Window, WindowTasks)>, usize), Outcome> {
-    let found = crate::aws::windows::from_ssm(ssm, &id.instance_id, ctx.patch_group_sources(id))
-        .await
-        .map_err(|e| match e.remedy {
-            Some(remedy) => Outcome::skip(format!("{}; {remedy}", e.error)),
-            None => Outcome::error(
-                e.error,
-                "endpoint.ssm and credentials.valid say whether SSM can be reached.",
-            ),
-        })?;
+    // Each window is read as soon as a lookup names it, while the other
+    // lookups (by the Patch Group tag, once a tag source answers) are out.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let lookup =
+        crate::aws::windows::from_ssm(ssm, &id.instance_id, ctx.patch_group_sources(id), Some(tx));
+    let (found, read) = tokio::join!(lookup, read_as_named(ssm, rx));
+    let found = found.map_err(|e| match e.remedy {
+        Some(remedy) => Outcome::skip(format!("{}; {remedy}", e.error)),
+        None => Outcome::error(
+            e.error,
+            "endpoint.ssm and credentials.valid say whether SSM can be reached.",
+        ),
+    })?;
     let now = Timestamp::try_from(ctx.now).unwrap_or(Timestamp::UNIX_EPOCH);
     let horizon = now + SignedDuration::from_hours(24 * HORIZON_DAYS);
     // An entry already past is no window ahead of this node; it is left
@@ -92,27 +96,45 @@ async fn read_windows(
         .into_iter()
         .filter(|w| w.start().is_some_and(|t| t <= horizon))
         .partition(|w| w.start().is_some_and(|t| t < now));
-    // Each window once, all at once: the check waits for the slowest
-    // window's chain, not for every window's in turn.
+    // Each window ahead once, with its tasks (a window only past was read
+    // for nothing, and is not judged).
     let mut seen = std::collections::BTreeSet::new();
-    let each: Vec<&Window> = windows
-        .iter()
-        .filter(|w| {
-            w.window_id
-                .as_ref()
-                .is_some_and(|id| seen.insert(id.clone()))
-        })
-        .collect();
-    let read = futures_util::future::join_all(
-        each.iter()
-            .map(|w| patching::window_tasks(ssm, w.window_id.as_deref().unwrap_or_default())),
-    )
-    .await;
     let mut tasks = Vec::new();
-    for (w, t) in each.into_iter().zip(read) {
-        tasks.push((w.clone(), t.map_err(|e| call_outcome(&e))?));
+    for w in &windows {
+        let Some(wid) = w.window_id.as_ref().filter(|i| seen.insert(i.to_string())) else {
+            continue;
+        };
+        match read.get(wid) {
+            Some(Ok(t)) => tasks.push((w.clone(), t.clone())),
+            Some(Err(e)) => return Err(call_outcome(e)),
+            None => {}
+        }
     }
     Ok((windows, tasks, past.len()))
+}
+
+/// Reads each window named on `rx` (its settings and patch tasks), all at
+/// once, until the lookups are done.
+async fn read_as_named(
+    ssm: &aws_sdk_ssm::Client,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> std::collections::HashMap<String, Result<WindowTasks, CallError>> {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let mut reading = FuturesUnordered::new();
+    let mut read = std::collections::HashMap::new();
+    loop {
+        tokio::select! {
+            Some(id) = rx.recv() => reading.push(async move {
+                let tasks = patching::window_tasks(ssm, &id).await;
+                (id, tasks)
+            }),
+            Some((id, tasks)) = reading.next() => {
+                read.insert(id, tasks);
+            }
+            else => break,
+        }
+    }
+    read
 }
 
 /// What the check judges, read from SSM.

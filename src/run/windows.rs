@@ -73,6 +73,7 @@ async fn maintenance_windows(
         ssm,
         &identity.instance_id,
         ctx.patch_group_sources(identity),
+        None,
     )
     .await
     .map_err(NoSchedule::Unavailable)?;
