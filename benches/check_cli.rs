@@ -23,6 +23,8 @@
 //! taken from a run that went otherwise would measure something else. Each
 //! figure is printed with its budget and "within" or "OVER".
 
+#[path = "common/ec2_site.rs"]
+mod ec2_site;
 #[path = "../tests/suite/common/fake_aws.rs"]
 #[allow(dead_code)]
 mod fake_aws;
@@ -300,124 +302,14 @@ fn main() {
     }
 
     // The AWS side on loopback: everything healthy.
-    let ca = fake_aws::TestCa::new("bench CA");
-    let site = rt.block_on(async {
-        let mut urls = String::from("[endpoints.urls]\n");
-        // SSM itself, over TLS: the endpoint probe and the cloud checks'
-        // calls reach one address, as in production.
-        let (ssm, ssm_addr) = fake_ssm::start_tls(ca.server_config(&["localhost"])).await;
-        {
-            let mut s = ssm.lock().unwrap();
-            s.cloud = fake_ssm::Cloud::healthy("i-0bench", "bench", "mw-0bench000000000a");
-            s.cloud.instances[0]["PlatformVersion"] = serde_json::json!("12");
-            s.schedules.push((
-                "InstanceIds".into(),
-                "i-0bench".into(),
-                serde_json::json!({"WindowId": "mw-0bench000000000a", "Name": "bench", "ExecutionTime": fake_ssm::next_start()}),
-            ));
-        }
-        urls.push_str(&format!("ssm = \"https://localhost:{}\"\n", ssm_addr.port()));
-        // S3: the region's newest agent and the patch payload (eu-west-1
-        // keeps the old bucket, path-style), which payload.reachable asks for.
-        let (l, s3) = fake_aws::listener().await;
-        tokio::spawn(fake_aws::serve_s3(
-            l,
-            Some(ca.server_config(&["localhost"])),
-            vec![
-                fake_aws::S3Object {
-                    path: "/amazon-ssm-eu-west-1/latest/VERSION".into(),
-                    status: 200,
-                    body: fake_aws::AGENT_LATEST.into(),
-                },
-                fake_aws::S3Object {
-                    path: format!("/aws-ssm-eu-west-1/{}", fake_ssm::PAYLOAD_KEY),
-                    status: 200,
-                    body: String::new(),
-                },
-            ],
-            Default::default(),
-        ));
-        urls.push_str(&format!(
-            "s3 = \"https://localhost:{port}\"\npayload = \"https://localhost:{port}\"\n",
-            port = s3.port()
-        ));
-        for service in ["ssmmessages", "ec2messages"] {
-            let (l, addr) = fake_aws::listener().await;
-            tokio::spawn(fake_aws::serve_tls(l, ca.server_config(&["localhost"]), 0));
-            urls.push_str(&format!(
-                "{service} = \"https://localhost:{}\"\n",
-                addr.port()
-            ));
-        }
-        let (l, imds) = fake_aws::listener().await;
-        let data = fake_aws::ImdsData {
-            instance_id: "i-0bench".into(),
-            region: "eu-west-1".into(),
-            role: Some("SSMCore".into()),
-            tags: Some(vec![("PatchGroup".into(), "bench".into())]),
-        };
-        tokio::spawn(fake_aws::start_imds(l, data));
-        let (l, ec2) = fake_aws::listener().await;
-        tokio::spawn(fake_aws::start_ec2(
-            l,
-            vec![("PatchGroup".into(), "bench".into())],
-            true,
-        ));
-        let (l, repo) = fake_aws::listener().await;
-        tokio::spawn(fake_aws::start_http(
-            l,
-            vec!["/debian/dists/bookworm/InRelease".into()],
-        ));
-        let (l, sts) = fake_aws::listener().await;
-        tokio::spawn(fake_aws::start_sts(
-            l,
-            fake_aws::StsAnswer::Accept(
-                "arn:aws:sts::123456789012:assumed-role/SSMCore/i-0bench".into(),
-            ),
-            Default::default(),
-        ));
-        let (l, silent_base) = fake_aws::listener().await;
-        tokio::spawn(fake_aws::serve_silence(l));
-        (
-            urls,
-            format!("http://{imds}"),
-            format!("http://{ec2}"),
-            format!("http://{repo}"),
-            format!("http://{sts}"),
-            silent_base,
-        )
-    });
-    let (urls, imds, ec2, repo, sts, silent) = site;
-    // A managed Debian node: its os-release and the agent's binary.
-    let aws_root = scratch.path().join("root");
-    std::fs::create_dir_all(aws_root.join("etc")).unwrap();
-    std::fs::copy(
-        debian.join("etc/os-release"),
-        aws_root.join("etc/os-release"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(aws_root.join("usr/bin")).unwrap();
-    std::fs::copy(
-        fixtures.join("agent-host/usr/bin/amazon-ssm-agent"),
-        aws_root.join("usr/bin/amazon-ssm-agent"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(aws_root.join("etc/apt")).unwrap();
-    std::fs::write(
-        aws_root.join("etc/apt/sources.list"),
-        format!("deb {repo}/debian bookworm main\n"),
-    )
-    .unwrap();
+    let site = ec2_site::healthy(&rt, scratch.path(), &fixtures);
+    let silent = site.silent;
     let healthy = scratch.path().join("healthy.toml");
-    std::fs::write(&healthy, &urls).unwrap();
+    std::fs::write(&healthy, &site.urls).unwrap();
+
     let ec2_mode = |config: &Path| {
-        let mut cmd = preflight(&aws_root, config, &["check", "--json", "--mode", "ec2"]);
-        cmd.env_remove("AWS_EC2_METADATA_DISABLED")
-            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
-            .env("AWS_ENDPOINT_URL_EC2", &ec2)
-            .env("AWS_ENDPOINT_URL_STS", &sts)
-            .env("SSL_CERT_FILE", &ca.pem_path)
-            .env_remove("SSL_CERT_DIR");
+        let mut cmd = preflight(&site.root, config, &["check", "--json", "--mode", "ec2"]);
+        site.aim(&mut cmd);
         cmd
     };
     const HEALTHY: Expect = &[

@@ -4,6 +4,9 @@
 //! the daemon has handed its binary's pages back (CPU, page faults). Run with `cargo bench --bench daemon_idle`
 //! (`SSM_PREFLIGHT_BENCH_IDLE_SECS`, default 120, sets the idle period).
 //! Budgets: ≤ 10 MiB RSS, ≤ 0.1 s CPU per idle hour, `status` ≤ 10 ms.
+//! Two scenarios (`SSM_PREFLIGHT_BENCH_ONLY=local` or `ec2`): `local` mode
+//! on a fixture root, and `ec2` mode against check_cli's loopback site, as
+//! the daemon lives on a managed node (issue #28).
 //!
 //! CPU time is read from each thread's `/proc/<pid>/task/<tid>/schedstat`
 //! (nanoseconds on a CPU), not from `/proc/<pid>/stat`'s clock ticks: one
@@ -11,6 +14,15 @@
 //! The measurement starts 15 s after the start-up run, once the runtime's
 //! blocking threads have idled out (10 s), and is refused if the set of
 //! threads changed meanwhile (an exited thread's time would be lost).
+
+#[path = "common/ec2_site.rs"]
+mod ec2_site;
+#[path = "../tests/suite/common/fake_aws.rs"]
+#[allow(dead_code)]
+mod fake_aws;
+#[path = "../tests/suite/common/fake_ssm.rs"]
+#[allow(dead_code)]
+mod fake_ssm;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -57,24 +69,74 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(120);
-    let dir = tempfile::tempdir().unwrap();
-    let (state, run) = (dir.path().join("state"), dir.path().join("run"));
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        "[[window]]\nname = \"production-linux\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\n",
-    )
-    .unwrap();
     // SSM_PREFLIGHT_BENCH_BIN measures another build of the binary, such as
     // the packaged one (target/x86_64-unknown-linux-gnu/release/ssm-preflight).
-    let bin = std::env::var_os("SSM_PREFLIGHT_BENCH_BIN")
+    let bin: std::path::PathBuf = std::env::var_os("SSM_PREFLIGHT_BENCH_BIN")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_ssm-preflight").into());
     println!("binary: {}", bin.display());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/debian12-clean");
+    let only = std::env::var("SSM_PREFLIGHT_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let window = "[[window]]\nname = \"production-linux\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\n";
+    if wanted("local") {
+        println!("== local mode (debian12-clean fixture, no network)");
+        measure(
+            &bin,
+            &fixtures.join("debian12-clean"),
+            window,
+            &|_| {},
+            idle,
+            &[],
+        );
+    }
+    if wanted("ec2") {
+        // As on a managed node: every cloud check at start-up and at each
+        // run, its SDK clients, TLS and credentials built, reports sent.
+        println!("== ec2 mode (the loopback site of check_cli's ec2 scenario)");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let site = ec2_site::healthy(&rt, scratch.path(), &fixtures);
+        let config = format!("mode = \"ec2\"\n{}", site.urls);
+        let cloud = [
+            ("credentials.valid", "pass"),
+            ("endpoint.ssm", "pass"),
+            ("ssm.ping", "pass"),
+            ("patchgroup.baseline", "pass"),
+            ("patch.sources", "pass"),
+            ("patch.last_run", "pass"),
+            ("patch.snapshot", "pass"),
+        ];
+        measure(
+            &bin,
+            &site.root,
+            &config,
+            &|cmd| site.aim(cmd),
+            idle,
+            &cloud,
+        );
+    }
+}
+
+/// Starts the daemon on `root` with `config`, lets it idle `idle` seconds
+/// after its start-up run, and prints each figure against its budget.
+/// `expect`: checks and the status the start-up run must give them, so the
+/// figures never come from a run that skipped its work.
+fn measure(
+    bin: &Path,
+    root: &Path,
+    config_text: &str,
+    aim: &dyn Fn(&mut Command),
+    idle: u64,
+    expect: &[(&str, &str)],
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, run) = (dir.path().join("state"), dir.path().join("run"));
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, config_text).unwrap();
     let env = |cmd: &mut Command| {
         cmd.arg("--root")
-            .arg(&root)
+            .arg(root)
             .arg("--config")
             .arg(&config)
             .env("STATE_DIRECTORY", &state)
@@ -84,10 +146,14 @@ fn main() {
                 "unix:path=/nonexistent/system_bus_socket",
             )
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            // Any AWS service not pointed at a fake goes to a loopback
+            // port where nothing listens, never to its real name.
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        aim(cmd);
     };
-    let mut daemon = Command::new(&bin);
+    let mut daemon = Command::new(bin);
     daemon.arg("daemon");
     env(&mut daemon);
     let mut child = daemon.spawn().unwrap();
@@ -100,6 +166,21 @@ fn main() {
             "no start-up run"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(state.join("state.json")).unwrap();
+    let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (id, want) in expect {
+        let got = recorded["last_run"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == *id)
+            .map(|c| c["status"].clone());
+        assert_eq!(
+            got,
+            Some(serde_json::json!(want)),
+            "{id} in the start-up run"
+        );
     }
     std::thread::sleep(Duration::from_secs(15));
     let rss_after_run = rss_kib(pid);
@@ -135,7 +216,7 @@ fn main() {
 
     let mut times = Vec::new();
     for _ in 0..31 {
-        let mut status = Command::new(&bin);
+        let mut status = Command::new(bin);
         status.arg("status");
         env(&mut status);
         let t = Instant::now();
@@ -166,7 +247,7 @@ fn main() {
         let before = started_at();
         let (cpu0, _) = cpu_ns(pid);
         let (min0, maj0) = faults(pid);
-        let mut refresh = Command::new(&bin);
+        let mut refresh = Command::new(bin);
         refresh.args(["status", "--refresh"]);
         env(&mut refresh);
         assert!(refresh.status().unwrap().success(), "status --refresh");
