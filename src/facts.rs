@@ -15,6 +15,7 @@ use crate::host::systemd::SystemBus;
 use crate::host::{process, Root};
 use crate::network::endpoints::{self, Probe, Proxy};
 use crate::network::proxy::AgentProxy;
+use futures_util::future::{BoxFuture, FutureExt, Shared as SharedFuture};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
@@ -45,18 +46,18 @@ pub struct Shared {
     /// The Patch Group `patchgroup.tag` settled on, for the report's host.
     pub patch_group: OnceLock<String>,
     /// The Patch Group tag IMDS shows (EC2), read once.
-    imds_tags: OnceCell<TagSource>,
+    imds_tags: Detached<TagSource>,
     /// The Patch Group tags the API shows (ec2:DescribeTags, or
     /// ssm:ListTagsForResource on a hybrid node), read once.
-    api_tags: OnceCell<TagSource>,
+    api_tags: Detached<TagSource>,
     /// One SSM client for the run's calls about this node.
     node_ssm: OnceCell<Result<aws_sdk_ssm::Client, AccessError>>,
     /// The node's credentials, resolved once (one IMDS fetch on EC2).
-    credentials: OnceCell<Result<NodeCredentials, AccessError>>,
+    credentials: Detached<Result<NodeCredentials, AccessError>>,
     /// The node's patch state (DescribeInstancePatchStates), asked once:
     /// patch.last_run judges it, patch.sources times the last install.
     patch_state:
-        OnceCell<Result<Option<crate::aws::patching::PatchState>, crate::aws::patching::CallError>>,
+        Detached<Result<Option<crate::aws::patching::PatchState>, crate::aws::patching::CallError>>,
     /// Upcoming windows known besides the config's (the daemon's SSM schedule).
     pub windows: Mutex<Vec<Window>>,
 }
@@ -76,7 +77,7 @@ pub struct NodeCredentials {
 pub type TagSource = Result<Vec<Found>, NotRead>;
 
 /// One endpoint's probe, made once per run.
-type ProbeCell = OnceCell<Result<Probe, ProbeError>>;
+type ProbeCell = Detached<Result<Probe, ProbeError>>;
 
 /// Why the region to probe is not known.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,11 +150,11 @@ impl Context {
                 tls: OnceLock::new(),
                 probes: Default::default(),
                 patch_group: OnceLock::new(),
-                imds_tags: OnceCell::new(),
-                api_tags: OnceCell::new(),
+                imds_tags: Detached::default(),
+                api_tags: Detached::default(),
                 node_ssm: OnceCell::new(),
-                credentials: OnceCell::new(),
-                patch_state: OnceCell::new(),
+                credentials: Detached::default(),
+                patch_state: Detached::default(),
                 windows: Default::default(),
             }),
         }
@@ -252,19 +253,21 @@ impl Context {
             let mut probes = self.shared.probes.lock().unwrap();
             probes
                 .entry(service.to_string())
-                .or_insert_with(|| Arc::new(OnceCell::new()))
+                .or_insert_with(|| Arc::new(Detached::default()))
                 .clone()
         };
-        cell.get_or_init(|| async {
-            let url = crate::aws::sdk::endpoint_override(&self.settings, service);
+        let (ctx, service) = (self.clone(), service.to_string());
+        cell.get_or_spawn(|| async move {
+            let service = service.as_str();
+            let url = crate::aws::sdk::endpoint_override(&ctx.settings, service);
             let target = endpoints::target(service, &region, url.as_deref()).map_err(|e| {
                 ProbeError::BadUrl {
                     service: service.to_string(),
                     error: e.to_string(),
                 }
             })?;
-            let tls = self.tls().map_err(|e| ProbeError::Tls(e.to_string()))?;
-            let agent_proxy = self.agent_proxy().await;
+            let tls = ctx.tls().map_err(|e| ProbeError::Tls(e.to_string()))?;
+            let agent_proxy = ctx.agent_proxy().await;
             let proxy = match agent_proxy
                 .as_ref()
                 .and_then(|p| p.for_https(&target.host, target.port))
@@ -274,10 +277,9 @@ impl Context {
                 }
                 None => None,
             };
-            Ok(endpoints::probe(target, tls, proxy, self.settings.endpoints.timeout).await)
+            Ok(endpoints::probe(target, tls, proxy, ctx.settings.endpoints.timeout).await)
         })
         .await
-        .clone()
     }
 
     /// The headers AWS RHUI wants beside the entitlement certificate (the
@@ -323,11 +325,12 @@ impl Context {
 
     /// The node's credentials, resolved once per run.
     pub async fn node_credentials(&self, id: &Identity) -> Result<NodeCredentials, AccessError> {
+        let (ctx, id) = (self.clone(), id.clone());
         self.shared
             .credentials
-            .get_or_init(|| async {
+            .get_or_spawn(|| async move {
                 let source =
-                    crate::aws::sdk::credentials(&self.root, &self.settings, id, self.imds())
+                    crate::aws::sdk::credentials(&ctx.root, &ctx.settings, &id, ctx.imds())
                         .map_err(|e| AccessError::Credentials(e.to_string()))?;
                 let resolved = crate::aws::query::resolve(&source.provider)
                     .await
@@ -341,7 +344,6 @@ impl Context {
                 })
             })
             .await
-            .clone()
     }
 
     /// The node and one SSM client for it, made once per run; `Err` says
@@ -380,11 +382,13 @@ impl Context {
         ssm: &aws_sdk_ssm::Client,
         instance_id: &str,
     ) -> Result<Option<crate::aws::patching::PatchState>, crate::aws::patching::CallError> {
+        let (ssm, instance_id) = (ssm.clone(), instance_id.to_string());
         self.shared
             .patch_state
-            .get_or_init(|| crate::aws::patching::patch_state(ssm, instance_id))
+            .get_or_spawn(
+                || async move { crate::aws::patching::patch_state(&ssm, &instance_id).await },
+            )
             .await
-            .clone()
     }
 
     /// The node's Patch Group: `patch_group.value`, else the value its tags
@@ -450,10 +454,11 @@ impl Context {
     /// The `PatchGroup` tag IMDS shows, on EC2 (it needs no identity, so it
     /// is read beside the identity's own calls).
     pub async fn imds_tags(&self) -> TagSource {
+        let ctx = self.clone();
         self.shared
             .imds_tags
-            .get_or_init(|| async {
-                if self.host.mode != Mode::Ec2 {
+            .get_or_spawn(|| async move {
+                if ctx.host.mode != Mode::Ec2 {
                     return Ok(Vec::new());
                 }
                 if identity::imds_disabled_by_env() {
@@ -462,7 +467,7 @@ impl Context {
                         why: "AWS_EC2_METADATA_DISABLED is true, so the instance metadata service is not asked".into(),
                     });
                 }
-                let read = async { tags::from_imds(self.imds().client()?).await };
+                let read = async { tags::from_imds(ctx.imds().client()?).await };
                 match read.await {
                     Ok(f) => Ok(f.into_iter().collect()),
                     Err(why) => Err(NotRead {
@@ -472,22 +477,23 @@ impl Context {
                 }
             })
             .await
-            .clone()
     }
 
     /// ec2:DescribeTags on EC2, ssm:ListTagsForResource on a hybrid node.
     pub async fn api_tags(&self, id: &Identity) -> TagSource {
+        let (ctx, id) = (self.clone(), id.clone());
         self.shared
             .api_tags
-            .get_or_init(|| async {
+            .get_or_spawn(|| async move {
+                let id = &id;
                 match id.mode {
-                    Mode::Ec2 => self.ec2_tags(id).await.map_err(|why| NotRead {
+                    Mode::Ec2 => ctx.ec2_tags(id).await.map_err(|why| NotRead {
                         source: "ec2:DescribeTags",
                         why: why.to_string(),
                     }),
                     Mode::Hybrid => {
                         let read = async {
-                            let ssm = self.ssm_client(id).map_err(|e| e.to_string())?;
+                            let ssm = ctx.ssm_client(id).map_err(|e| e.to_string())?;
                             tags::from_ssm(&ssm, &id.instance_id)
                                 .await
                                 .map_err(|e| e.to_string())
@@ -501,7 +507,6 @@ impl Context {
                 }
             })
             .await
-            .clone()
     }
 
     async fn ec2_tags(&self, id: &Identity) -> Result<Vec<Found>, TagError> {
@@ -522,5 +527,89 @@ impl Context {
             .await
             .map_err(|e| TagError::Call(e.to_string()))?;
         tags::from_ec2(&http, &endpoint, &region, &creds.provider, &id.instance_id).await
+    }
+}
+
+/// A fact computed once per run by a task of its own. The check that asks
+/// first may be cancelled (its timeout, or a race it lost to an endpoint
+/// probe's failure); with a plain `OnceCell` the next asker would then
+/// start the work again, from the beginning, and a 3 s network wait became
+/// 6 s, past a check's timeout. Here the work goes on in its task, and
+/// every asker, first or later, waits for that same task's answer. The
+/// task holds the run's context only until it ends.
+pub struct Detached<T>(Mutex<Option<SharedFuture<BoxFuture<'static, T>>>>);
+
+impl<T> Default for Detached<T> {
+    fn default() -> Self {
+        Detached(Mutex::new(None))
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Detached<T> {
+    /// The answer, starting `make`'s work in a task on the first call.
+    pub async fn get_or_spawn<F>(&self, make: impl FnOnce() -> F) -> T
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        let answer = {
+            let mut slot = self.0.lock().unwrap();
+            slot.get_or_insert_with(|| {
+                let task = tokio::spawn(make());
+                async move {
+                    match task.await {
+                        Ok(answer) => answer,
+                        // A panic in the work is the asker's panic, as it
+                        // would have been without the task.
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Err(_) => panic!("the run's runtime stopped while a fact was read"),
+                    }
+                }
+                .boxed()
+                .shared()
+            })
+            .clone()
+        };
+        answer.await
+    }
+}
+
+#[cfg(test)]
+mod detached_tests {
+    use super::Detached;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The black-holed run's flake (issue #28): the first asker cancelled
+    /// half-way, the next one must get the same work's answer, on time,
+    /// not start it again.
+    #[tokio::test]
+    async fn a_cancelled_first_asker_does_not_restart_the_work() {
+        let fact: Arc<Detached<u32>> = Arc::default();
+        let started = Arc::new(AtomicUsize::new(0));
+        let work = |started: Arc<AtomicUsize>| {
+            move || async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                42
+            }
+        };
+        let first = tokio::time::timeout(
+            Duration::from_millis(50),
+            fact.get_or_spawn(work(started.clone())),
+        )
+        .await;
+        assert!(first.is_err(), "the first asker gave up at 50 ms");
+        assert_eq!(fact.get_or_spawn(work(started.clone())).await, 42);
+        // With a plain OnceCell the second asker started it again.
+        assert_eq!(started.load(Ordering::SeqCst), 1, "the work ran once");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "the work's own panic")]
+    async fn a_panic_in_the_work_reaches_the_asker() {
+        let fact: Detached<u32> = Detached::default();
+        fact.get_or_spawn(|| async { panic!("the work's own panic") })
+            .await;
     }
 }
