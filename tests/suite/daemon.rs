@@ -480,6 +480,19 @@ async fn a_patch_policy_s_run_is_followed_like_a_window() {
         format!("1h before the window at {start}"),
         "{json:#}"
     );
+    // `windows` lists the policy's runs with their source.
+    let out = tokio::task::block_in_place(|| {
+        common::command(d.root.path(), &d.config, &["windows", "--count", "2"])
+            .env("AWS_ENDPOINT_URL_SSM", format!("http://{addr}"))
+            .output()
+            .unwrap()
+    });
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.starts_with(&format!("{start}  AWS-QuickSetup-PatchPolicy-InstallPatches-qs1ab  (from Quick Setup patch policy, association {id})\n")),
+        "{listed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let calls = ssm.lock().unwrap().calls.clone();
     for op in [
         "DescribeEffectiveInstanceAssociations",
