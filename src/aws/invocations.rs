@@ -9,8 +9,7 @@ use super::patching::{classify, CallError};
 use aws_sdk_ssm::types::{CommandFilter, CommandFilterKey};
 use std::time::SystemTime;
 
-/// The documents that run a patch operation on Linux.
-pub const PATCH_DOCUMENTS: [&str; 2] = ["AWS-RunPatchBaseline", "AWS-RunPatchBaselineWithHooks"];
+use super::patching::PATCH_DOCUMENTS;
 
 /// Invocations read, newest first.
 pub const RECENT: usize = 5;

@@ -348,7 +348,7 @@ pub struct WindowTasks {
 }
 
 /// The documents that patch.
-pub const PATCH_DOCUMENTS: &[&str] = &["AWS-RunPatchBaseline", "AWS-RunPatchBaselineWithHooks"];
+pub const PATCH_DOCUMENTS: [&str; 2] = ["AWS-RunPatchBaseline", "AWS-RunPatchBaselineWithHooks"];
 
 pub async fn window_tasks(
     ssm: &aws_sdk_ssm::Client,

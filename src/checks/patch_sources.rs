@@ -251,12 +251,15 @@ fn association_list(s: &Sources) -> String {
     }
 }
 
-fn association_source(a: &Association, now: Timestamp, horizon: Timestamp) -> Source {
-    let length = a
-        .duration_hours
+/// How long a run lasts: its hours when set, else the console's default.
+fn length(hours: Option<i32>) -> Duration {
+    hours
         .and_then(|h| u64::try_from(h).ok())
-        .map(|h| Duration::from_secs(h * 3600))
-        .unwrap_or(ASSUMED_DURATION);
+        .map_or(ASSUMED_DURATION, |h| Duration::from_secs(h * 3600))
+}
+
+fn association_source(a: &Association, now: Timestamp, horizon: Timestamp) -> Source {
+    let length = length(a.duration_hours);
     let runs: Vec<(Timestamp, Duration)> = a
         .next_runs(now, RUNS_LOOKED_AT)
         .into_iter()
@@ -304,11 +307,7 @@ fn window_sources(
             remedies.push(GIVE_PATCH_TASK.to_string());
             continue;
         }
-        let length = t
-            .duration_hours
-            .and_then(|h| u64::try_from(h).ok())
-            .map(|h| Duration::from_secs(h * 3600))
-            .unwrap_or(ASSUMED_DURATION);
+        let length = length(t.duration_hours);
         let runs: Vec<(Timestamp, Duration)> = s
             .windows
             .iter()
