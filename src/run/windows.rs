@@ -17,9 +17,22 @@ pub enum NoSchedule {
     Unavailable(crate::aws::windows::ScheduleUnavailable),
 }
 
-/// How far ahead an association's runs are listed (a `rate(30 minutes)`
-/// scan would otherwise fill the list).
+/// How far ahead an association's runs are listed.
 const ASSOCIATION_RUNS: usize = 3;
+
+/// The runs of the associations that install: a preflight before each. A
+/// scan changes no package (and a `rate(30 minutes)` scan would have the
+/// daemon run every half hour); patch.sources judges the scans.
+fn installing_runs(
+    associations: &[crate::aws::associations::Association],
+    now: jiff::Timestamp,
+) -> Vec<Window> {
+    associations
+        .iter()
+        .filter(|a| a.installs())
+        .flat_map(|a| a.windows(now, ASSOCIATION_RUNS))
+        .collect()
+}
 
 /// SSM's schedule for this node: its windows and its patching
 /// associations' runs, with a sentence for each that could not be read.
@@ -46,15 +59,15 @@ pub async fn from_ssm(ctx: &Context) -> Result<FromSsm, NoSchedule> {
     let now = jiff::Timestamp::try_from(ctx.now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     match (windows, associations) {
         (Ok(mut windows), Ok(associations)) => {
-            windows.extend(associations.iter().flat_map(|a| a.windows(now, ASSOCIATION_RUNS)));
+            windows.extend(installing_runs(&associations, now));
             Ok(FromSsm { windows, not_read: None })
         }
         (Ok(windows), Err(e)) => Ok(FromSsm {
             windows,
-            not_read: Some(format!("the node's State Manager associations were not read ({e}); add ssm:DescribeEffectiveInstanceAssociations to the node's role to run ahead of patch policies too")),
+            not_read: Some(format!("the node's State Manager associations were not read ({e}); add the action it names to the node's role (/usr/share/ssm-preflight/iam/ssm-preflight-policy.json lists it) to run ahead of patch policies too")),
         }),
         (Err(e), Ok(associations)) => Ok(FromSsm {
-            windows: associations.iter().flat_map(|a| a.windows(now, ASSOCIATION_RUNS)).collect(),
+            windows: installing_runs(&associations, now),
             not_read: Some(format!("the node's maintenance windows were not read: {e}")),
         }),
         (Err(e), Err(_)) => Err(e),
@@ -92,4 +105,34 @@ async fn maintenance_windows(
         w.duration_secs = lengths[&id];
     }
     Ok(windows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::associations::Association;
+
+    #[test]
+    fn only_associations_that_install_get_a_lead_run() {
+        let association = |id: &str, operation: &str| Association {
+            id: id.into(),
+            document: "AWS-RunPatchBaseline".into(),
+            schedule: Some("cron(0 2 ? * SUN *)".into()),
+            operation: operation.into(),
+            ..Default::default()
+        };
+        let now: jiff::Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
+        let runs = installing_runs(
+            &[
+                association("scan", "Scan"),
+                association("install", "Install"),
+            ],
+            now,
+        );
+        assert_eq!(runs.len(), ASSOCIATION_RUNS);
+        assert!(runs
+            .iter()
+            .all(|w| w.window_id.as_deref() == Some("install")));
+        assert_eq!(runs[0].start, "2026-12-13T02:00:00Z");
+    }
 }
