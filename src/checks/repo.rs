@@ -210,6 +210,7 @@ mod tests {
                 index: format!("http://{name}/InRelease"),
                 list_kind: None,
                 tls: Default::default(),
+                keys: Default::default(),
             },
             result: result.map_err(crate::network::repos::FetchError::Failed),
             fetched: format!("http://{name}/InRelease"),

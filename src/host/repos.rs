@@ -25,11 +25,31 @@ pub enum Repo {
         list_kind: Option<&'static str>,
         /// How the package manager talks TLS to it (the mirror list too).
         tls: RepoTls,
+        /// The keys its index and packages must be signed with.
+        keys: Keys,
     },
     Skip {
         name: String,
         file: String,
         why: String,
+    },
+}
+
+/// The keys a repository must be signed with, as its file says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Keys {
+    /// Not said (tests, and the rare repository type without keys).
+    #[default]
+    Unsaid,
+    /// apt's `Signed-By`: keyring files, fingerprints or an inline key
+    /// block; `None`: the trusted keyrings (`trusted.gpg`, `trusted.gpg.d`).
+    Apt(Option<String>),
+    /// yum/dnf/zypper: `gpgcheck` and `repo_gpgcheck` (here or in
+    /// `[main]`), and the `gpgkey=` URLs.
+    Rpm {
+        gpgcheck: bool,
+        repo_gpgcheck: bool,
+        gpgkey: Vec<String>,
     },
 }
 
@@ -157,7 +177,7 @@ fn apt_index(uri: &str, suite: &str) -> String {
     }
 }
 
-fn apt_repo(uri: &str, suite: &str, file: &str) -> Repo {
+fn apt_repo(uri: &str, suite: &str, file: &str, signed_by: Option<String>) -> Repo {
     let name = format!("apt: {uri} {suite}");
     if local_url(uri) {
         return Repo::skip(name, file, "a local source, nothing to reach");
@@ -171,6 +191,7 @@ fn apt_repo(uri: &str, suite: &str, file: &str) -> Repo {
         index: apt_index(uri, suite),
         list_kind: None,
         tls: RepoTls::default(),
+        keys: Keys::Apt(signed_by),
     }
 }
 
@@ -183,15 +204,18 @@ pub fn apt_one_line(text: &str, file: &str) -> Vec<Repo> {
                 .strip_prefix("deb-src ")
                 .or_else(|| line.strip_prefix("deb "))?
                 .trim();
-            let rest = if rest.starts_with('[') {
-                rest.split_once(']')?.1.trim()
-            } else {
-                rest
+            let (options, rest) = match rest.strip_prefix('[') {
+                Some(r) => r.split_once(']')?,
+                None => ("", rest),
             };
+            let signed_by = options
+                .split_whitespace()
+                .find_map(|o| o.strip_prefix("signed-by="))
+                .map(str::to_string);
             let mut fields = rest.split_whitespace();
             let uri = fields.next()?;
             let suite = fields.next()?;
-            Some(apt_repo(uri, suite, file))
+            Some(apt_repo(uri, suite, file, signed_by))
         })
         .collect()
 }
@@ -207,10 +231,13 @@ pub fn apt_deb822(text: &str, file: &str) -> Vec<Repo> {
                 continue;
             }
             if line.starts_with(' ') || line.starts_with('\t') {
+                // Lines kept as lines: an inline Signed-By key is armor,
+                // whose empty lines deb822 writes as ` .`.
                 if let Some(k) = &last {
                     let v: &mut String = fields.entry(k.clone()).or_default();
-                    v.push(' ');
-                    v.push_str(line.trim());
+                    v.push('\n');
+                    let line = line.trim();
+                    v.push_str(if line == "." { "" } else { line });
                 }
                 continue;
             }
@@ -229,9 +256,13 @@ pub fn apt_deb822(text: &str, file: &str) -> Vec<Repo> {
         let (Some(uris), Some(suites)) = (fields.get("uris"), fields.get("suites")) else {
             continue;
         };
+        let signed_by = fields
+            .get("signed-by")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
         for uri in uris.split_whitespace() {
             for suite in suites.split_whitespace() {
-                repos.push(apt_repo(uri, suite, file));
+                repos.push(apt_repo(uri, suite, file, signed_by.clone()));
             }
         }
     }
@@ -327,15 +358,40 @@ pub fn rpm_md_repos(
             None => RepoTls::default(),
         };
         tls.rhui_identity = rhui;
+        let keys = rpm_keys(&keys, main.map(|(m, _)| m));
         repos.push(Repo::Fetch {
             name,
             file: file.into(),
             index,
             list_kind,
             tls,
+            keys,
         });
     }
     repos
+}
+
+/// A `.repo` section's signature settings, `[main]`'s as defaults
+/// (`gpgkey=` lists URLs separated by spaces, commas or lines).
+fn rpm_keys(keys: &BTreeMap<String, String>, main: Option<&BTreeMap<String, String>>) -> Keys {
+    let on = |option: &str| {
+        keys.get(option)
+            .or_else(|| main.and_then(|m| m.get(option)))
+            .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "True"))
+    };
+    Keys::Rpm {
+        gpgcheck: on("gpgcheck"),
+        repo_gpgcheck: on("repo_gpgcheck"),
+        gpgkey: keys
+            .get("gpgkey")
+            .map(|v| {
+                v.split([' ', ',', '\n', '\t'])
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// A `.repo` URL with its variables set, or why it is not asked.
@@ -550,6 +606,11 @@ baseurl=https://x.example.com/$contentdir/
                 index: "https://al2023-repos-eu-west-1-de612dc2.s3.dualstack.eu-west-1.amazonaws.com/core/mirrors/2023.6.20241212/x86_64/mirror.list".into(),
                 list_kind: Some("mirrorlist"),
                 tls: RepoTls::default(),
+                keys: Keys::Rpm {
+                    gpgcheck: false,
+                    repo_gpgcheck: false,
+                    gpgkey: Vec::new(),
+                },
             }
         );
         assert!(
@@ -595,5 +656,61 @@ type=rpm-md
             "a/aarch64/aarch64-x"
         );
         assert_eq!(expand("a/$nope/", &vars).unwrap_err(), "$nope");
+    }
+
+    fn keys_of(repo: &Repo) -> &Keys {
+        match repo {
+            Repo::Fetch { keys, .. } => keys,
+            Repo::Skip { .. } => panic!("skipped: {repo:?}"),
+        }
+    }
+
+    #[test]
+    fn each_source_carries_the_keys_it_must_be_signed_with() {
+        let one_line = apt_one_line(
+            "deb [arch=amd64 signed-by=/etc/apt/keyrings/x.gpg] https://x.example.com/apt stable main\ndeb http://deb.debian.org/debian bookworm main\n",
+            "/etc/apt/sources.list",
+        );
+        assert_eq!(
+            keys_of(&one_line[0]),
+            &Keys::Apt(Some("/etc/apt/keyrings/x.gpg".into()))
+        );
+        assert_eq!(keys_of(&one_line[1]), &Keys::Apt(None));
+        // An inline key keeps its lines, ` .` an empty one.
+        let deb822 = apt_deb822(
+            "Types: deb\nURIs: https://y.example.com/apt\nSuites: stable\nSigned-By: -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n mDMEaVW5gBYJKwYBBAHaRw8BAQdA\n -----END PGP PUBLIC KEY BLOCK-----\n",
+            "/etc/apt/sources.list.d/y.sources",
+        );
+        assert_eq!(
+            keys_of(&deb822[0]),
+            &Keys::Apt(Some("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEaVW5gBYJKwYBBAHaRw8BAQdA\n-----END PGP PUBLIC KEY BLOCK-----".into()))
+        );
+        let mut main = BTreeMap::new();
+        main.insert("gpgcheck".to_string(), "1".to_string());
+        let rpm = rpm_md_repos(
+            "[epel]\nbaseurl=https://e.example.com/9/\nrepo_gpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/A,\n  file:///etc/pki/rpm-gpg/B\n[nocheck]\nbaseurl=https://n.example.com/\ngpgcheck=0\n",
+            "/etc/yum.repos.d/e.repo",
+            "dnf",
+            &BTreeMap::new(),
+            Some((&main, "/etc/dnf/dnf.conf")),
+        );
+        assert_eq!(
+            keys_of(&rpm[0]),
+            &Keys::Rpm {
+                gpgcheck: true,
+                repo_gpgcheck: true,
+                gpgkey: vec![
+                    "file:///etc/pki/rpm-gpg/A".into(),
+                    "file:///etc/pki/rpm-gpg/B".into()
+                ],
+            }
+        );
+        assert!(matches!(
+            keys_of(&rpm[1]),
+            Keys::Rpm {
+                gpgcheck: false,
+                ..
+            }
+        ));
     }
 }

@@ -199,6 +199,111 @@ async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u
     }
 }
 
+/// A repository's signed index, as apt fetches it: `InRelease`, or
+/// `Release` with its detached `Release.gpg` when there is no `InRelease`
+/// (for yum/dnf's `repo_gpgcheck`: `repomd.xml` and `repomd.xml.asc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIndex {
+    /// What was fetched, for the details.
+    pub url: String,
+    pub body: Vec<u8>,
+    /// The detached signature; `None`: `body` carries its own, or none was
+    /// published.
+    pub signature: Option<Vec<u8>>,
+}
+
+/// An index is a few hundred KiB (Debian's `InRelease`: 150 KiB); more
+/// than this is not an index.
+const INDEX_LIMIT: usize = 16 << 20;
+
+/// apt's index of `index` (an `…/InRelease` URL) with its signature.
+pub async fn fetch_apt_index(
+    client: &reqwest::Client,
+    index: &str,
+    timeout: Duration,
+) -> Result<SignedIndex, FetchError> {
+    match get_body(client, index, timeout).await? {
+        Some(body) => Ok(SignedIndex {
+            url: index.to_string(),
+            body,
+            signature: None,
+        }),
+        None => {
+            let release = format!("{}Release", index.trim_end_matches("InRelease"));
+            let body = get_body(client, &release, timeout)
+                .await?
+                .ok_or_else(|| FetchError::Failed(format!("{release}: HTTP 404")))?;
+            let signature = get_body(client, &format!("{release}.gpg"), timeout).await?;
+            Ok(SignedIndex {
+                url: release,
+                body,
+                signature,
+            })
+        }
+    }
+}
+
+/// An rpm-md repository's `repomd.xml` and its detached `repomd.xml.asc`.
+pub async fn fetch_repomd(
+    client: &reqwest::Client,
+    repomd: &str,
+    timeout: Duration,
+) -> Result<SignedIndex, FetchError> {
+    let body = get_body(client, repomd, timeout)
+        .await?
+        .ok_or_else(|| FetchError::Failed(format!("{repomd}: HTTP 404")))?;
+    let signature = get_body(client, &format!("{repomd}.asc"), timeout).await?;
+    Ok(SignedIndex {
+        url: repomd.to_string(),
+        body,
+        signature,
+    })
+}
+
+/// A body of at most `INDEX_LIMIT` bytes; `None` for a 404; any other
+/// status but 2xx is an error naming it.
+async fn get_body(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, FetchError> {
+    let read = async {
+        let mut response = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| FetchError::Failed(describe_reqwest(&e)))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(FetchError::Failed(format!(
+                "{url}: HTTP {}",
+                status.as_u16()
+            )));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Failed(describe_reqwest(&e)))?
+        {
+            if body.len() + chunk.len() > INDEX_LIMIT {
+                return Err(FetchError::Failed(format!(
+                    "{url}: larger than {} MiB, not an index",
+                    INDEX_LIMIT >> 20
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(FetchError::TimedOut(timeout)))
+}
+
 pub fn describe_reqwest(e: &reqwest::Error) -> String {
     // The client's connect bound (endpoints.timeout), its TLS handshake
     // included: said as what it is, not as hyper's chain of wrappers.
