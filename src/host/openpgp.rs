@@ -352,8 +352,7 @@ mod tests {
         assert_eq!(c.user_id.as_deref(), Some("Test Repo <repo@example.com>"));
         let primary: jiff::Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
         let sub: jiff::Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
-        // gpg sets the expiry to the end of the given day's creation second
-        // offset; within a day of it is what matters.
+        // gpg puts a date's expiry at noon UTC: within a day is what matters.
         let near = |got: Option<i64>, want: jiff::Timestamp| {
             let got = got.expect("an expiry");
             assert!((got - want.as_second()).abs() <= 86_400, "{got} vs {want}");

@@ -204,7 +204,7 @@ async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u
 /// (for yum/dnf's `repo_gpgcheck`: `repomd.xml` and `repomd.xml.asc`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedIndex {
-    /// What was fetched, for the details.
+    /// What was fetched, for the details (a password in it redacted).
     pub url: String,
     pub body: Vec<u8>,
     /// The detached signature; `None`: `body` carries its own, or none was
@@ -224,18 +224,21 @@ pub async fn fetch_apt_index(
 ) -> Result<SignedIndex, FetchError> {
     match get_body(client, index, timeout).await? {
         Some(body) => Ok(SignedIndex {
-            url: index.to_string(),
+            url: crate::network::proxy::redact(index),
             body,
             signature: None,
         }),
         None => {
             let release = format!("{}Release", index.trim_end_matches("InRelease"));
-            let body = get_body(client, &release, timeout)
-                .await?
-                .ok_or_else(|| FetchError::Failed(format!("{release}: HTTP 404")))?;
+            let body = get_body(client, &release, timeout).await?.ok_or_else(|| {
+                FetchError::Failed(format!(
+                    "{}: HTTP 404",
+                    crate::network::proxy::redact(&release)
+                ))
+            })?;
             let signature = get_body(client, &format!("{release}.gpg"), timeout).await?;
             Ok(SignedIndex {
-                url: release,
+                url: crate::network::proxy::redact(&release),
                 body,
                 signature,
             })
@@ -249,12 +252,15 @@ pub async fn fetch_repomd(
     repomd: &str,
     timeout: Duration,
 ) -> Result<SignedIndex, FetchError> {
-    let body = get_body(client, repomd, timeout)
-        .await?
-        .ok_or_else(|| FetchError::Failed(format!("{repomd}: HTTP 404")))?;
+    let body = get_body(client, repomd, timeout).await?.ok_or_else(|| {
+        FetchError::Failed(format!(
+            "{}: HTTP 404",
+            crate::network::proxy::redact(repomd)
+        ))
+    })?;
     let signature = get_body(client, &format!("{repomd}.asc"), timeout).await?;
     Ok(SignedIndex {
-        url: repomd.to_string(),
+        url: crate::network::proxy::redact(repomd),
         body,
         signature,
     })
@@ -267,12 +273,12 @@ async fn get_body(
     url: &str,
     timeout: Duration,
 ) -> Result<Option<Vec<u8>>, FetchError> {
+    // A source URL may carry `user:password@`: named redacted, and
+    // reqwest's errors without it.
+    let shown = crate::network::proxy::redact(url);
+    let failed = |e: reqwest::Error| FetchError::Failed(describe_reqwest(&e.without_url()));
     let read = async {
-        let mut response = client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| FetchError::Failed(describe_reqwest(&e)))?;
+        let mut response = client.get(url).send().await.map_err(failed)?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -284,14 +290,10 @@ async fn get_body(
             )));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| FetchError::Failed(describe_reqwest(&e)))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
             if body.len() + chunk.len() > INDEX_LIMIT {
                 return Err(FetchError::Failed(format!(
-                    "{url}: larger than {} MiB, not an index",
+                    "{shown}: larger than {} MiB, not an index",
                     INDEX_LIMIT >> 20
                 )));
             }
