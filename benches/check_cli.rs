@@ -34,6 +34,9 @@ mod fake_bus;
 #[path = "../tests/suite/common/fake_ssm.rs"]
 #[allow(dead_code)]
 mod fake_ssm;
+#[path = "../tests/suite/common/signed_repo.rs"]
+#[allow(dead_code)]
+mod signed_repo;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -321,6 +324,7 @@ fn main() {
         ("endpoint.ec2messages", &["pass"]),
         ("endpoint.s3", &["pass"]),
         ("repo.reachable", &["pass"]),
+        ("repo.signature", &["pass"]),
         ("patchgroup.tag", &["pass"]),
         ("os.supported", &["pass"]),
         ("agent.version", &["pass"]),

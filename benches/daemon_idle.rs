@@ -23,6 +23,9 @@ mod fake_aws;
 #[path = "../tests/suite/common/fake_ssm.rs"]
 #[allow(dead_code)]
 mod fake_ssm;
+#[path = "../tests/suite/common/signed_repo.rs"]
+#[allow(dead_code)]
+mod signed_repo;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -42,6 +42,8 @@ pub struct Shared {
     /// The run's one IMDS client (one session token for every lookup).
     imds: OnceLock<crate::aws::identity::Imds>,
     tls: OnceLock<Result<Arc<rustls::ClientConfig>, crate::network::tls::TlsError>>,
+    /// AWS RHUI's identity headers, read once for both repository checks.
+    rhui: OnceCell<Result<Vec<(&'static str, String)>, String>>,
     probes: Mutex<HashMap<String, Arc<ProbeCell>>>,
     /// The Patch Group `patchgroup.tag` settled on, for the report's host.
     pub patch_group: OnceLock<String>,
@@ -148,6 +150,7 @@ impl Context {
                 imds: OnceLock::new(),
                 role_status: OnceCell::new(),
                 tls: OnceLock::new(),
+                rhui: OnceCell::new(),
                 probes: Default::default(),
                 patch_group: OnceLock::new(),
                 imds_tags: Detached::default(),
@@ -285,7 +288,11 @@ impl Context {
     /// The headers AWS RHUI wants beside the entitlement certificate (the
     /// instance's signed identity, as the `amazon-id` plugin sends it).
     pub async fn rhui_headers(&self) -> Result<Vec<(&'static str, String)>, String> {
-        crate::aws::identity::rhui_headers(self.imds()).await
+        self.shared
+            .rhui
+            .get_or_init(|| crate::aws::identity::rhui_headers(self.imds()))
+            .await
+            .clone()
     }
 
     /// An HTTPS client for AWS endpoints outside the SDK (STS, S3 objects):

@@ -1,10 +1,11 @@
 //! The AWS side of a managed EC2 node on loopback, healthy: fake IMDSv2
 //! (role, tags), STS, EC2 tags, SSM over TLS with a window and its gated
 //! patch task, S3 (the agent's newest version, the payload), the messages
-//! endpoints, a Debian repository; and a node root (os-release, the agent's
+//! endpoints, a Debian repository (signed, its key trusted); and a node root (os-release, the agent's
 //! binary, a sources.list naming the repository). Shared by `check_cli` and
 //! `daemon_idle`, which measure the same node.
 
+use crate::signed_repo::{serve_files, GoodMirror};
 use crate::{fake_aws, fake_ssm};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +23,8 @@ pub struct Site {
     pub ca: fake_aws::TestCa,
     /// The node's root, for `--root`.
     pub root: PathBuf,
+    /// The repository's signed files (served while the site lives).
+    _mirror: GoodMirror,
 }
 
 impl Site {
@@ -41,6 +44,8 @@ impl Site {
 /// the node's root under `scratch`.
 pub fn healthy(rt: &tokio::runtime::Runtime, scratch: &Path, fixtures: &Path) -> Site {
     let ca = fake_aws::TestCa::new("bench CA");
+    let mirror = GoodMirror::new();
+    let served = mirror.served.path().to_path_buf();
     let (urls, imds, ec2, repo, sts, silent) = rt.block_on(async {
     let mut urls = String::from("[endpoints.urls]\n");
     // SSM itself, over TLS: the endpoint probe and the cloud checks'
@@ -104,10 +109,7 @@ pub fn healthy(rt: &tokio::runtime::Runtime, scratch: &Path, fixtures: &Path) ->
         true,
     ));
     let (l, repo) = fake_aws::listener().await;
-    tokio::spawn(fake_aws::start_http(
-        l,
-        vec!["/debian/dists/bookworm/InRelease".into()],
-    ));
+    tokio::spawn(serve_files(l, served));
     let (l, sts) = fake_aws::listener().await;
     tokio::spawn(fake_aws::start_sts(
         l,
@@ -147,6 +149,7 @@ pub fn healthy(rt: &tokio::runtime::Runtime, scratch: &Path, fixtures: &Path) ->
         format!("deb {repo}/debian bookworm main\n"),
     )
     .unwrap();
+    mirror.trust_in(&root);
     Site {
         urls,
         imds,
@@ -155,5 +158,6 @@ pub fn healthy(rt: &tokio::runtime::Runtime, scratch: &Path, fixtures: &Path) ->
         silent,
         ca,
         root,
+        _mirror: mirror,
     }
 }

@@ -30,6 +30,7 @@ pub mod pkg_state;
 pub mod reboot;
 pub mod reference;
 pub mod repo;
+pub mod repo_signature;
 pub mod ssm_ping;
 
 pub use crate::facts::Context;
@@ -332,6 +333,7 @@ pub const REGISTRY: &[Registered] = &[
     one(&clock::ENTRY, clock::plan),
     many(&endpoint::ENTRY, endpoint::plan),
     one(&repo::ENTRY, repo::plan),
+    one(&repo_signature::ENTRY, repo_signature::plan),
     one(&payload::ENTRY, payload::plan),
     many(&disk::ENTRY, disk::plan),
     one(&pkg_lock::ENTRY, pkg_lock::plan),

@@ -25,75 +25,19 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 
 pub fn plan(ctx: &Context) -> super::Check {
     let mut check = crate::checks::task(ctx, &ENTRY, ENTRY.id, |ctx| async move {
-        if let Some(skip) = local_skip(&ctx) {
-            return skip;
-        }
-        let region = match &ctx.settings.aws.region {
-            Some(r) => Some(r.clone()),
-            None => ctx.identity().await.as_ref().ok().map(|i| i.region.clone()),
+        let ready = match prepare(&ctx, ENTRY.id).await {
+            Ok(ready) => ready,
+            Err(outcome) => return outcome,
         };
-        let root = ctx.root.clone();
-        let configured = tokio::task::spawn_blocking(move || {
-            let vars = repos::repo_vars(&root, region.as_deref());
-            repos::configured(&root, &vars)
-        })
-        .await
-        .unwrap_or_default();
-        let unreadable = configured.unreadable;
-        let configured = configured.repos;
-        let skipped: Vec<Repo> = configured
+        let skipped: Vec<Repo> = ready
+            .repos
             .iter()
             .filter(|r| matches!(r, Repo::Skip { .. }))
             .cloned()
             .collect();
-        if configured.iter().all(|r| matches!(r, Repo::Skip { .. })) {
-            if !unreadable.is_empty() {
-                return with_unreadable(
-                    Outcome::pass("no readable repository file lists a network repository"),
-                    &unreadable,
-                );
-            }
-            return Outcome::skip(format!(
-                "no network repository is configured in /etc/apt, /etc/yum.repos.d or /etc/zypp/repos.d{}",
-                if skipped.is_empty() { String::new() } else { format!(" ({} local or unusable ones skipped)", skipped.len()) }
-            ));
-        }
-        let proxy = ctx.agent_proxy().await;
-        let connect_within = ctx.settings.endpoints.timeout;
-        let made = ctx.tls().map_err(|e| e.to_string()).and_then(|tls| {
-            fetch::client(tls, proxy.as_ref(), &[], connect_within).map_err(|e| e.to_string())
-        });
-        let client = match made {
-            Ok(c) => c,
-            Err(e) => {
-                return Outcome::error(
-                    format!("cannot set up the HTTP client: {e}"),
-                    "Fix the agent's proxy setting or endpoints.ca_bundle.",
-                )
-            }
-        };
-        use crate::network::tls::RepoTlsError;
-        let rhui = configured
-            .iter()
-            .any(|r| matches!(r, Repo::Fetch { tls, .. } if tls.rhui_identity));
-        let rhui_headers = if rhui {
-            ctx.rhui_headers().await
-        } else {
-            Ok(Vec::new())
-        };
-        let bundle = ctx.settings.endpoints.ca_bundle.clone();
-        let clients = fetch::clients(&configured, &client, |tls| {
-            let headers = match (&rhui_headers, tls.rhui_identity) {
-                (Err(e), true) => return Err(RepoTlsError::NotReadable(format!("the instance's signed identity, which AWS RHUI wants with each request, could not be read: {e}"))),
-                (Ok(h), true) => h.as_slice(),
-                (_, false) => &[],
-            };
-            let config = crate::network::tls::repo_config(tls, &ctx.root, bundle.as_deref())?;
-            fetch::client(config, proxy.as_ref(), headers, connect_within)
-                .map_err(|e| RepoTlsError::Unusable(e.to_string()))
-        });
-        let answers = fetch::fetch_all(&clients, configured, ctx.settings.repos.timeout).await;
-        with_unreadable(judge(&answers, &skipped), &unreadable)
+        let answers =
+            fetch::fetch_all(&ready.clients, ready.repos, ctx.settings.repos.timeout).await;
+        with_unreadable(judge(&answers, &skipped), &ready.unreadable, ENTRY.id)
     });
     check.info.timeout = check
         .info
@@ -102,9 +46,89 @@ pub fn plan(ctx: &Context) -> super::Check {
     check
 }
 
+/// The host's repositories with an HTTP client for each TLS setting, as
+/// the package manager would talk to them; or the outcome when there is
+/// nothing to ask (`check`: the check asking, for the remedy).
+pub struct Prepared {
+    /// Every configured repository, those not asked (`Repo::Skip`) too.
+    pub repos: Vec<Repo>,
+    /// Repository files that could not be read, with why.
+    pub unreadable: Vec<String>,
+    pub clients: fetch::Clients,
+}
+
+pub async fn prepare(ctx: &Context, check: &str) -> Result<Prepared, Outcome> {
+    if let Some(skip) = local_skip(ctx) {
+        return Err(skip);
+    }
+    let region = match &ctx.settings.aws.region {
+        Some(r) => Some(r.clone()),
+        None => ctx.identity().await.as_ref().ok().map(|i| i.region.clone()),
+    };
+    let root = ctx.root.clone();
+    let configured = tokio::task::spawn_blocking(move || {
+        let vars = repos::repo_vars(&root, region.as_deref());
+        repos::configured(&root, &vars)
+    })
+    .await
+    .unwrap_or_default();
+    let unreadable = configured.unreadable;
+    let configured = configured.repos;
+    if configured.iter().all(|r| matches!(r, Repo::Skip { .. })) {
+        if !unreadable.is_empty() {
+            return Err(with_unreadable(
+                Outcome::pass("no readable repository file lists a network repository"),
+                &unreadable,
+                check,
+            ));
+        }
+        let skipped = configured.len();
+        return Err(Outcome::skip(format!(
+            "no network repository is configured in /etc/apt, /etc/yum.repos.d or /etc/zypp/repos.d{}",
+            if skipped == 0 { String::new() } else { format!(" ({skipped} local or unusable ones skipped)") }
+        )));
+    }
+    let proxy = ctx.agent_proxy().await;
+    let connect_within = ctx.settings.endpoints.timeout;
+    let made = ctx.tls().map_err(|e| e.to_string()).and_then(|tls| {
+        fetch::client(tls, proxy.as_ref(), &[], connect_within).map_err(|e| e.to_string())
+    });
+    let client = made.map_err(|e| {
+        Outcome::error(
+            format!("cannot set up the HTTP client: {e}"),
+            "Fix the agent's proxy setting or endpoints.ca_bundle.",
+        )
+    })?;
+    use crate::network::tls::RepoTlsError;
+    let rhui = configured
+        .iter()
+        .any(|r| matches!(r, Repo::Fetch { tls, .. } if tls.rhui_identity));
+    let rhui_headers = if rhui {
+        ctx.rhui_headers().await
+    } else {
+        Ok(Vec::new())
+    };
+    let bundle = ctx.settings.endpoints.ca_bundle.clone();
+    let clients = fetch::clients(&configured, &client, |tls| {
+        let headers = match (&rhui_headers, tls.rhui_identity) {
+            (Err(e), true) => return Err(RepoTlsError::NotReadable(format!("the instance's signed identity, which AWS RHUI wants with each request, could not be read: {e}"))),
+            (Ok(h), true) => h.as_slice(),
+            (_, false) => &[],
+        };
+        let config = crate::network::tls::repo_config(tls, &ctx.root, bundle.as_deref())?;
+        fetch::client(config, proxy.as_ref(), headers, connect_within)
+            .map_err(|e| RepoTlsError::Unusable(e.to_string()))
+    });
+    Ok(Prepared {
+        repos: configured,
+        unreadable,
+        clients,
+    })
+}
+
 /// Repository files that could not be read: what they list was not tried,
 /// so a pass becomes a warning naming them (issue #17).
-pub fn with_unreadable(outcome: Outcome, unreadable: &[String]) -> Outcome {
+pub fn with_unreadable(outcome: Outcome, unreadable: &[String], check: &str) -> Outcome {
     if unreadable.is_empty() {
         return outcome;
     }
@@ -121,7 +145,7 @@ pub fn with_unreadable(outcome: Outcome, unreadable: &[String]) -> Outcome {
         details,
         ..Outcome::warn(
             format!("{}, but the repositories in {files} were not tried: the file could not be read", outcome.summary),
-            "Run ssm-preflight as root (`sudo ssm-preflight check --only repo.reachable`) so it can read every repository file.",
+            format!("Run ssm-preflight as root (`sudo ssm-preflight check --only {check}`) so it can read every repository file."),
         )
     }
 }
@@ -252,7 +276,11 @@ mod tests {
         assert_eq!(found.repos.len(), 1, "{:?}", found.repos);
         assert_eq!(found.unreadable.len(), 1, "{:?}", found.unreadable);
         assert!(found.unreadable[0].starts_with("/etc/yum.repos.d/broken.repo ("));
-        let o = with_unreadable(judge(&[answer("a", Ok(200))], &[]), &found.unreadable);
+        let o = with_unreadable(
+            judge(&[answer("a", Ok(200))], &[]),
+            &found.unreadable,
+            ENTRY.id,
+        );
         assert_eq!(o.status, Status::Warn);
         assert!(o.summary.starts_with("all 1 repositories answer (slowest in 30 ms), but the repositories in /etc/yum.repos.d/broken.repo ("), "{}", o.summary);
         assert!(o
@@ -260,7 +288,11 @@ mod tests {
             .unwrap()
             .contains("sudo ssm-preflight check --only repo.reachable"));
         // A failure stays a failure, with the file named.
-        let bad = with_unreadable(judge(&[answer("b", Ok(404))], &[]), &found.unreadable);
+        let bad = with_unreadable(
+            judge(&[answer("b", Ok(404))], &[]),
+            &found.unreadable,
+            ENTRY.id,
+        );
         bad.assert_says(Status::Fail, "could not read /etc/yum.repos.d/broken.repo");
     }
 }

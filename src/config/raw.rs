@@ -144,6 +144,7 @@ pub struct RawEndpoints {
 #[serde(deny_unknown_fields)]
 pub struct RawRepos {
     pub timeout: Option<HumanDuration>,
+    pub key_warn_before: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -33,7 +33,7 @@ the range in the message): `checks.timeout` 100 ms–10 min,
 `endpoints.timeout` and `repos.timeout` 100 ms–5 min, `daemon.interval`,
 `daemon.lead_times` (at most 10) and `daemon.schedule_cache` 1 min–7 days,
 `report.jitter` 0–1 h, `pkg_simulate.timeout` 1 s–30 min,
-`pkg_simulate.stale_after` 1 h–90 days, `pkg_lock.stuck_after` and `agent.flapping_window`
+`pkg_simulate.stale_after` 1 h–90 days, `repos.key_warn_before` 0–365 days, `pkg_lock.stuck_after` and `agent.flapping_window`
 1 min–7 days, `agent.log_*` 1 min–90 days.
 
 `ssm-preflight config show` prints every effective key — derived from the
@@ -70,6 +70,7 @@ const MEANINGS: &[(&str, &str)] = &[
     ("endpoints.ca_bundle", "a PEM file trusted besides the system roots (a TLS-inspecting proxy's CA)"),
     ("endpoints.urls", "`endpoints.urls.<service>`: an `https://` URL for a service, such as a VPC endpoint's own DNS name; when unset, the regional name"),
     ("repos.timeout", "one repository's index"),
+    ("repos.key_warn_before", "a repository signing key that expires within this makes `repo.signature` warn"),
     ("patch_group.value", "this node's Patch Group, overriding its tags"),
     ("report.jitter", "the daemon's reports start up to this long after a run is due, so a fleet with one window does not call SSM in the same second"),
     ("gate.checks", "the checks whose failure blocks the gate: IDs, families or groups; empty means every check"),

@@ -63,6 +63,9 @@ pub struct ReposSettings {
     /// How long one repository's index may take to answer.
     #[serde(serialize_with = "serialize_duration")]
     pub timeout: Duration,
+    /// A repository signing key expiring within this warns.
+    #[serde(serialize_with = "serialize_duration")]
+    pub key_warn_before: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -356,6 +359,7 @@ impl Default for Settings {
             endpoints: EndpointSettings::default(),
             repos: ReposSettings {
                 timeout: Duration::from_secs(5),
+                key_warn_before: Duration::from_secs(30 * 86_400),
             },
             patch_group: PatchGroupSettings::default(),
             report: ReportSettings {

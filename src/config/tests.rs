@@ -332,6 +332,7 @@ fn any_duration_is_in_range_or_refused() {
         ("aws", "operation_timeout"),
         ("endpoints", "timeout"),
         ("repos", "timeout"),
+        ("repos", "key_warn_before"),
         ("report", "jitter"),
         ("gate", "lock_wait"),
         ("daemon", "interval"),

@@ -145,8 +145,14 @@ impl Settings {
         section(&keys, raw.agent, &mut s.agent, agent)?;
         section(&keys, raw.aws, &mut s.aws, aws)?;
         section(&keys, raw.endpoints, &mut s.endpoints, endpoints)?;
-        if let Some(t) = raw.repos.and_then(|r| r.timeout) {
-            s.repos.timeout = keys.duration("repos.timeout", t.0, 100 * MILLI, 5 * MINUTE)?;
+        if let Some(r) = raw.repos {
+            if let Some(t) = r.timeout {
+                s.repos.timeout = keys.duration("repos.timeout", t.0, 100 * MILLI, 5 * MINUTE)?;
+            }
+            if let Some(t) = r.key_warn_before {
+                s.repos.key_warn_before =
+                    keys.duration("repos.key_warn_before", t.0, Duration::ZERO, 365 * DAY)?;
+            }
         }
         if let Some(v) = raw.patch_group.and_then(|p| p.value) {
             if v.trim().is_empty() {

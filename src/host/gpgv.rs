@@ -48,7 +48,7 @@ impl std::fmt::Display for Problem {
         match self {
             Problem::NoPublicKey(k) => write!(
                 f,
-                "signed by key {k}, which is not in the keyrings apt uses for it (NO_PUBKEY)"
+                "signed by key {k}, which is not among the keys trusted for it (NO_PUBKEY)"
             ),
             Problem::ExpiredKey(k) => write!(f, "signed by key {k}, which has expired (EXPKEYSIG)"),
             Problem::RevokedKey(k) => write!(f, "signed by key {k}, which is revoked (REVKEYSIG)"),
@@ -199,7 +199,7 @@ mod tests {
         );
         assert_eq!(
             v.problems[0].to_string(),
-            "signed by key 0123456789ABCDEF, which is not in the keyrings apt uses for it (NO_PUBKEY)"
+            "signed by key 0123456789ABCDEF, which is not among the keys trusted for it (NO_PUBKEY)"
         );
         assert_eq!(
             parse_status("[GNUPG:] NODATA 1\n[GNUPG:] NODATA 2\n").problems,

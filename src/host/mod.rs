@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod agent_log;
+pub mod apt_keys;
 pub mod command;
 pub mod credentials;
 pub mod disk;

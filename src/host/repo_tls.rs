@@ -223,6 +223,12 @@ impl AptConf {
         self.0.get(&key.to_ascii_lowercase())
     }
 
+    /// A boolean option, as apt reads it; `None`: not set (or no boolean).
+    pub fn flag(&self, key: &str) -> Option<bool> {
+        self.get(key)
+            .and_then(|(v, _)| crate::host::repos::apt_bool(v))
+    }
+
     /// The TLS settings apt uses for `host`: its own, else the global ones.
     pub fn tls_for(&self, host: &str) -> RepoTls {
         let setting = |name: &str| {

@@ -43,7 +43,13 @@ pub enum Keys {
     Unsaid,
     /// apt's `Signed-By`: keyring files, fingerprints or an inline key
     /// block; `None`: the trusted keyrings (`trusted.gpg`, `trusted.gpg.d`).
-    Apt(Option<String>),
+    /// `check_valid_until`: whether apt refuses a `Release` past its
+    /// `Valid-Until` (the source's `check-valid-until`, else apt.conf's
+    /// `Acquire::Check-Valid-Until`; `None`: neither says, so it does).
+    Apt {
+        signed_by: Option<String>,
+        check_valid_until: Option<bool>,
+    },
     /// yum/dnf/zypper: `gpgcheck` and `repo_gpgcheck` (here or in
     /// `[main]`), and the `gpgkey=` URLs.
     Rpm {
@@ -135,13 +141,24 @@ pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
     }
     // apt's TLS settings are per host, in its own configuration.
     let apt_conf = AptConf::read(root);
+    let valid_until = apt_conf.flag("Acquire::Check-Valid-Until");
     for r in &mut out.repos {
         if let Repo::Fetch {
-            name, index, tls, ..
+            name,
+            index,
+            tls,
+            keys,
+            ..
         } = r
         {
             if let (true, Some(host)) = (name.starts_with("apt: "), https_host(index)) {
                 *tls = apt_conf.tls_for(&host);
+            }
+            if let Keys::Apt {
+                check_valid_until, ..
+            } = keys
+            {
+                *check_valid_until = check_valid_until.or(valid_until);
             }
         }
     }
@@ -177,8 +194,9 @@ fn apt_index(uri: &str, suite: &str) -> String {
     }
 }
 
-fn apt_repo(uri: &str, suite: &str, file: &str, signed_by: Option<String>) -> Repo {
-    let name = format!("apt: {uri} {suite}");
+fn apt_repo(uri: &str, suite: &str, file: &str, keys: Keys) -> Repo {
+    // A source's URI may carry `user:password@`: never in its name.
+    let name = format!("apt: {} {suite}", crate::text::redact_url(uri));
     if local_url(uri) {
         return Repo::skip(name, file, "a local source, nothing to reach");
     }
@@ -191,7 +209,7 @@ fn apt_repo(uri: &str, suite: &str, file: &str, signed_by: Option<String>) -> Re
         index: apt_index(uri, suite),
         list_kind: None,
         tls: RepoTls::default(),
-        keys: Keys::Apt(signed_by),
+        keys,
     }
 }
 
@@ -208,16 +226,32 @@ pub fn apt_one_line(text: &str, file: &str) -> Vec<Repo> {
                 Some(r) => r.split_once(']')?,
                 None => ("", rest),
             };
-            let signed_by = options
-                .split_whitespace()
-                .find_map(|o| o.strip_prefix("signed-by="))
-                .map(str::to_string);
+            let option = |name: &str| {
+                options
+                    .split_whitespace()
+                    .find_map(|o| o.strip_prefix(name)?.strip_prefix('='))
+                    .map(str::to_string)
+            };
+            let keys = Keys::Apt {
+                signed_by: option("signed-by"),
+                check_valid_until: option("check-valid-until").and_then(|v| apt_bool(&v)),
+            };
             let mut fields = rest.split_whitespace();
             let uri = fields.next()?;
             let suite = fields.next()?;
-            Some(apt_repo(uri, suite, file, signed_by))
+            Some(apt_repo(uri, suite, file, keys))
         })
         .collect()
+}
+
+/// apt's booleans (its `StringToBool`): yes/no, true/false, on/off,
+/// with/without, enable/disable, 1/0.
+pub fn apt_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "with" | "enable" | "1" => Some(true),
+        "no" | "false" | "off" | "without" | "disable" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// deb822 stanzas: `Types`, `URIs`, `Suites`, `Enabled`.
@@ -256,13 +290,16 @@ pub fn apt_deb822(text: &str, file: &str) -> Vec<Repo> {
         let (Some(uris), Some(suites)) = (fields.get("uris"), fields.get("suites")) else {
             continue;
         };
-        let signed_by = fields
-            .get("signed-by")
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty());
+        let keys = Keys::Apt {
+            signed_by: fields
+                .get("signed-by")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
+            check_valid_until: fields.get("check-valid-until").and_then(|v| apt_bool(v)),
+        };
         for uri in uris.split_whitespace() {
             for suite in suites.split_whitespace() {
-                repos.push(apt_repo(uri, suite, file, signed_by.clone()));
+                repos.push(apt_repo(uri, suite, file, keys.clone()));
             }
         }
     }
@@ -668,14 +705,32 @@ type=rpm-md
     #[test]
     fn each_source_carries_the_keys_it_must_be_signed_with() {
         let one_line = apt_one_line(
-            "deb [arch=amd64 signed-by=/etc/apt/keyrings/x.gpg] https://x.example.com/apt stable main\ndeb http://deb.debian.org/debian bookworm main\n",
+            "deb [arch=amd64 signed-by=/etc/apt/keyrings/x.gpg check-valid-until=no] https://x.example.com/apt stable main\ndeb http://deb.debian.org/debian bookworm main\n",
             "/etc/apt/sources.list",
         );
         assert_eq!(
             keys_of(&one_line[0]),
-            &Keys::Apt(Some("/etc/apt/keyrings/x.gpg".into()))
+            &Keys::Apt {
+                signed_by: Some("/etc/apt/keyrings/x.gpg".into()),
+                check_valid_until: Some(false)
+            }
         );
-        assert_eq!(keys_of(&one_line[1]), &Keys::Apt(None));
+        assert_eq!(
+            keys_of(&one_line[1]),
+            &Keys::Apt {
+                signed_by: None,
+                check_valid_until: None
+            }
+        );
+        // A password in a source's URI is never in its name.
+        let private = apt_one_line(
+            "deb https://ci:s3cret@apt.example.com/x stable main\n",
+            "/etc/apt/sources.list",
+        );
+        assert_eq!(
+            private[0].name(),
+            "apt: https://ci:***@apt.example.com/x stable"
+        );
         // An inline key keeps its lines, ` .` an empty one.
         let deb822 = apt_deb822(
             "Types: deb\nURIs: https://y.example.com/apt\nSuites: stable\nSigned-By: -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n mDMEaVW5gBYJKwYBBAHaRw8BAQdA\n -----END PGP PUBLIC KEY BLOCK-----\n",
@@ -683,7 +738,10 @@ type=rpm-md
         );
         assert_eq!(
             keys_of(&deb822[0]),
-            &Keys::Apt(Some("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEaVW5gBYJKwYBBAHaRw8BAQdA\n-----END PGP PUBLIC KEY BLOCK-----".into()))
+            &Keys::Apt {
+                signed_by: Some("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEaVW5gBYJKwYBBAHaRw8BAQdA\n-----END PGP PUBLIC KEY BLOCK-----".into()),
+                check_valid_until: None
+            }
         );
         let mut main = BTreeMap::new();
         main.insert("gpgcheck".to_string(), "1".to_string());

@@ -149,21 +149,7 @@ fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
 /// A proxy URL as it may be shown anywhere — a summary, a detail, the
 /// state file, the journal, SSM: `http://alice:***@proxy:3128`. The
 /// password never leaves the host.
-pub fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (format!("{s}://"), r),
-        None => (String::new(), url),
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}{user}:***@{host}{path}")
-        }
-        None => url.to_string(),
-    }
-}
+pub use crate::text::redact_url as redact;
 
 #[cfg(test)]
 mod tests {

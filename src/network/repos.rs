@@ -4,6 +4,7 @@
 use crate::host::repo_tls::RepoTls;
 use crate::host::repos::Repo;
 use crate::network::tls::RepoTlsError;
+use crate::text::redact_url as redact;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -80,7 +81,7 @@ pub enum ClientError {
 
 fn unusable_proxy(url: &str, e: reqwest::Error) -> ClientError {
     ClientError::UnusableProxy {
-        proxy: crate::network::proxy::redact(url),
+        proxy: redact(url),
         why: e.without_url(),
     }
 }
@@ -129,7 +130,8 @@ pub async fn fetch_all(clients: &Clients, repos: Vec<Repo>, timeout: Duration) -
             let client = clients.get(tls).cloned();
             Some(async move {
                 let started = Instant::now();
-                let mut fetched = index.clone();
+                // Shown, so without a password the source's URL may carry.
+                let mut fetched = redact(&index);
                 let client = match client {
                     Some(Ok(c)) => c,
                     Some(Err(e)) => {
@@ -156,10 +158,9 @@ pub async fn fetch_all(clients: &Clients, repos: Vec<Repo>, timeout: Duration) -
                 };
                 let client = &client;
                 let mut result = get(client, &index, timeout).await;
-                // apt falls back to Release when a repository has no InRelease.
-                if result == Ok(404) && index.ends_with("/InRelease") {
-                    fetched = format!("{}Release", index.trim_end_matches("InRelease"));
-                    result = get(client, &fetched, timeout).await;
+                if let (Ok(404), Some(release)) = (&result, release_of(&index)) {
+                    fetched = redact(&release);
+                    result = get(client, &release, timeout).await;
                 }
                 Answer {
                     repo,
@@ -199,6 +200,14 @@ async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u
     }
 }
 
+/// apt's `Release`, which it asks for when a repository has no `InRelease`.
+fn release_of(index: &str) -> Option<String> {
+    index
+        .strip_suffix("InRelease")
+        .filter(|base| base.ends_with('/'))
+        .map(|base| format!("{base}Release"))
+}
+
 /// A repository's signed index, as apt fetches it: `InRelease`, or
 /// `Release` with its detached `Release.gpg` when there is no `InRelease`
 /// (for yum/dnf's `repo_gpgcheck`: `repomd.xml` and `repomd.xml.asc`).
@@ -224,21 +233,18 @@ pub async fn fetch_apt_index(
 ) -> Result<SignedIndex, FetchError> {
     match get_body(client, index, timeout).await? {
         Some(body) => Ok(SignedIndex {
-            url: crate::network::proxy::redact(index),
+            url: redact(index),
             body,
             signature: None,
         }),
         None => {
-            let release = format!("{}Release", index.trim_end_matches("InRelease"));
-            let body = get_body(client, &release, timeout).await?.ok_or_else(|| {
-                FetchError::Failed(format!(
-                    "{}: HTTP 404",
-                    crate::network::proxy::redact(&release)
-                ))
-            })?;
+            let release = release_of(index).unwrap_or_else(|| index.to_string());
+            let body = get_body(client, &release, timeout)
+                .await?
+                .ok_or_else(|| FetchError::Failed(format!("{}: HTTP 404", redact(&release))))?;
             let signature = get_body(client, &format!("{release}.gpg"), timeout).await?;
             Ok(SignedIndex {
-                url: crate::network::proxy::redact(&release),
+                url: redact(&release),
                 body,
                 signature,
             })
@@ -252,15 +258,12 @@ pub async fn fetch_repomd(
     repomd: &str,
     timeout: Duration,
 ) -> Result<SignedIndex, FetchError> {
-    let body = get_body(client, repomd, timeout).await?.ok_or_else(|| {
-        FetchError::Failed(format!(
-            "{}: HTTP 404",
-            crate::network::proxy::redact(repomd)
-        ))
-    })?;
+    let body = get_body(client, repomd, timeout)
+        .await?
+        .ok_or_else(|| FetchError::Failed(format!("{}: HTTP 404", redact(repomd))))?;
     let signature = get_body(client, &format!("{repomd}.asc"), timeout).await?;
     Ok(SignedIndex {
-        url: crate::network::proxy::redact(repomd),
+        url: redact(repomd),
         body,
         signature,
     })
@@ -275,7 +278,7 @@ async fn get_body(
 ) -> Result<Option<Vec<u8>>, FetchError> {
     // A source URL may carry `user:password@`: named redacted, and
     // reqwest's errors without it.
-    let shown = crate::network::proxy::redact(url);
+    let shown = redact(url);
     let failed = |e: reqwest::Error| FetchError::Failed(describe_reqwest(&e.without_url()));
     let read = async {
         let mut response = client.get(url).send().await.map_err(failed)?;
@@ -285,7 +288,7 @@ async fn get_body(
         }
         if !status.is_success() {
             return Err(FetchError::Failed(format!(
-                "{url}: HTTP {}",
+                "{shown}: HTTP {}",
                 status.as_u16()
             )));
         }

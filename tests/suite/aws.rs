@@ -298,6 +298,8 @@ struct FakeEc2Site {
     sts_calls: Arc<AtomicUsize>,
     endpoints: Vec<(String, u16)>,
     repo: String,
+    /// The repository's files and its signing key.
+    mirror: common::signed_repo::GoodMirror,
 }
 
 /// A fake STS on loopback answering `answer`: its URL and its call count.
@@ -337,10 +339,11 @@ async fn site(tags_allowed: bool, skewed_secs: i64) -> FakeEc2Site {
         vec![("Patch Group".into(), "production-linux".into())],
         tags_allowed,
     ));
+    let mirror = common::signed_repo::GoodMirror::new();
     let (l, repo) = fake_aws::listener().await;
-    tokio::spawn(fake_aws::start_http(
+    tokio::spawn(common::signed_repo::serve_files(
         l,
-        vec!["/debian/dists/bookworm/InRelease".into()],
+        mirror.served.path().to_path_buf(),
     ));
     let (sts, sts_calls) = sts(if skewed_secs == 0 {
         fake_aws::StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/SSMCore/i-0test".into())
@@ -356,6 +359,7 @@ async fn site(tags_allowed: bool, skewed_secs: i64) -> FakeEc2Site {
         sts_calls,
         endpoints,
         repo: format!("http://{repo}"),
+        mirror,
     }
 }
 
@@ -368,6 +372,7 @@ fn run_ec2(site: &FakeEc2Site, sources: &str) -> (serde_json::Value, Option<i32>
         sources.replace("REPO", &site.repo),
     )
     .unwrap();
+    site.mirror.trust_in(root.path());
     // The cloud checks and payload.reachable ask SSM's API, which these TLS
     // endpoints do not serve: tests/suite/cloud.rs runs them against the
     // fake SSM.
@@ -427,6 +432,8 @@ fn the_binary_in_ec2_mode_against_a_healthy_loopback_site() {
     }
     let repo = check(&json, "repo.reachable");
     assert_eq!(repo["status"], "pass", "{repo:#}");
+    let signed = check(&json, "repo.signature");
+    assert_eq!(signed["status"], "pass", "{signed:#}");
     let tag = check(&json, "patchgroup.tag");
     assert_eq!(tag["status"], "pass", "{tag:#}");
     assert!(tag["summary"]

@@ -21,5 +21,6 @@ mod packaging;
 mod real_lock;
 mod report;
 mod rhui;
+mod signatures;
 mod simulate;
 mod state;

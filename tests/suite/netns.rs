@@ -99,7 +99,11 @@ impl Drop for Namespace {
 
 /// Serves the fakes from a thread that has entered the namespace: sockets
 /// it makes live there. Returns when they listen; they stop when `stop` drops.
-fn serve_inside(ns: &str, ca: &TestCa) -> (mpsc::Sender<()>, fake_ssm::Shared) {
+fn serve_inside(
+    ns: &str,
+    ca: &TestCa,
+    mirror: std::path::PathBuf,
+) -> (mpsc::Sender<()>, fake_ssm::Shared) {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (ssm_tx, ssm_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -178,10 +182,7 @@ fn serve_inside(ns: &str, ca: &TestCa) -> (mpsc::Sender<()>, fake_ssm::Shared) {
             let repo = tokio::net::TcpListener::bind((REPO_ADDR, 80))
                 .await
                 .unwrap();
-            tokio::spawn(fake_aws::start_http(
-                repo,
-                vec!["/debian/dists/bookworm/InRelease".into()],
-            ));
+            tokio::spawn(common::signed_repo::serve_files(repo, mirror));
             let sts = tokio::net::TcpListener::bind((STS_ADDR, 443))
                 .await
                 .unwrap();
@@ -215,7 +216,8 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
     hosts.push_str(&format!("{ACCELERATE_ADDR} {ACCELERATE_HOST}\n"));
     let ns = Namespace::create(&hosts);
     let ca = TestCa::new("netns test CA");
-    let (_stop, ssm) = serve_inside(&ns.name, &ca);
+    let mirror = common::signed_repo::GoodMirror::new();
+    let (_stop, ssm) = serve_inside(&ns.name, &ca, mirror.served.path().to_path_buf());
 
     let root = common::fixture_root("debian12-clean");
     common::install_agent_binary(root.path());
@@ -225,6 +227,7 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
         "deb http://repo.internal/debian bookworm main\n",
     )
     .unwrap();
+    mirror.trust_in(root.path());
     let config = root.path().join("preflight.toml");
     // The tag comes from the config: this namespace has no EC2 API to ask.
     std::fs::write(&config, "[patch_group]\nvalue = \"production-linux\"\n").unwrap();
@@ -277,6 +280,12 @@ fn ec2_mode_with_default_addresses_in_a_network_namespace() {
         "pass",
         "{:#}",
         check("repo.reachable")
+    );
+    assert_eq!(
+        check("repo.signature")["status"],
+        "pass",
+        "{:#}",
+        check("repo.signature")
     );
     assert_eq!(
         check("clock.sync")["status"],

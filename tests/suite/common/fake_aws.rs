@@ -418,42 +418,6 @@ pub async fn start_imds(listener: TcpListener, data: ImdsData) {
     }
 }
 
-/// A plain HTTP server answering 200 for the given paths, 404 otherwise.
-pub async fn start_http(listener: TcpListener, ok_paths: Vec<String>) {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    let ok_paths = Arc::new(ok_paths);
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            return;
-        };
-        // As AWS's endpoints do: no Nagle delay on the answer's second write
-        // (a client's delayed ACK would add 40 ms to every call).
-        let _ = tcp.set_nodelay(true);
-        let ok_paths = ok_paths.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let ok = ok_paths.iter().any(|p| p == req.uri().path());
-                    async move {
-                        answer_delay().await;
-                        let status = if ok { 200 } else { 404 };
-                        Ok::<_, Infallible>(
-                            hyper::Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::from_static(b"Origin: test\n")))
-                                .unwrap(),
-                        )
-                    }
-                });
-            let io = hyper_util::rt::TokioIo::new(tcp);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
-}
-
 pub async fn listener() -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let a = l.local_addr().unwrap();

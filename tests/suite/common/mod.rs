@@ -10,6 +10,7 @@ pub mod fake_aws;
 pub mod fake_bus;
 pub mod fake_fleet;
 pub mod fake_ssm;
+pub mod signed_repo;
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
