@@ -13,7 +13,10 @@
 //! - `ec2` mode with every endpoint black-holed (TCP accepted, never
 //!   answered): the run must end within the endpoint timeout + 0.5 s.
 //!
-//! `SSM_PREFLIGHT_BENCH_ONLY=ec2` (or `host`, `dbus`, `ec2-latency`, `blackholed`, comma
+//! - the healthy site's run with and without `repo.signature`: what
+//!   verifying the repositories' signatures adds to it.
+//!
+//! `SSM_PREFLIGHT_BENCH_ONLY=ec2` (or `host`, `dbus`, `ec2-latency`, `signature`, `blackholed`, comma
 //! separated) runs only those scenarios; `SSM_PREFLIGHT_BENCH_WRAP` runs
 //! the binary under a profiler (`strace -f -c -A -o FILE`);
 //! `SSM_PREFLIGHT_BENCH_BIN` runs another binary than the one cargo built.
@@ -363,6 +366,32 @@ fn main() {
         );
         print_critical_path(|| ec2_mode(&healthy));
         fake_aws::LATENCY_MS.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    if wanted("signature") {
+        // What verifying signatures adds to the whole run (#27): every
+        // check, with and without `repo.signature` (its InRelease fetched,
+        // keyring read, gpgv run), each beside the other checks.
+        let without = scratch.path().join("without-signature.toml");
+        std::fs::write(
+            &without,
+            format!("[checks]\ndisable = [\"repo.signature\"]\n{}", site.urls),
+        )
+        .unwrap();
+        let mut others: Vec<(&str, &[&str])> = HEALTHY.to_vec();
+        others.retain(|(id, _)| *id != "repo.signature");
+        let others: Expect = Box::leak(others.into_boxed_slice());
+        let (with, _) = report("ec2 mode, with repo.signature", RUNS, HEALTHY, || {
+            ec2_mode(&healthy)
+        });
+        let (bare, _) = report("ec2 mode, without repo.signature", RUNS, others, || {
+            ec2_mode(&without)
+        });
+        println!(
+            "  verifying the signatures adds {:.2} ms to the run, {}",
+            with - bare,
+            against(with - bare, 5.0, "ms")
+        );
     }
 
     if wanted("blackholed") {

@@ -24,6 +24,7 @@ pub mod patch_snapshot;
 pub mod patch_sources;
 pub mod patchgroup_baseline;
 pub mod payload;
+pub mod pkg_exclude;
 pub mod pkg_lock;
 pub mod pkg_simulate;
 pub mod pkg_state;
@@ -339,6 +340,7 @@ pub const REGISTRY: &[Registered] = &[
     one(&pkg_lock::ENTRY, pkg_lock::plan),
     one(&pkg_state::ENTRY, pkg_state::plan),
     one(&pkg_simulate::ENTRY, pkg_simulate::plan),
+    one(&pkg_exclude::ENTRY, pkg_exclude::plan),
     one(&reboot::ENTRY, reboot::plan),
     one(&os_supported::ENTRY, os_supported::plan),
     one(&patch_prereqs::ENTRY, patch_prereqs::plan),

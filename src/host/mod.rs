@@ -7,6 +7,7 @@ pub mod apt_keys;
 pub mod command;
 pub mod credentials;
 pub mod disk;
+pub mod excludes;
 pub mod gpgv;
 pub mod ini;
 pub mod locks;

@@ -196,7 +196,7 @@ fn only_selects_ids_families_and_groups() {
     );
     assert_eq!(
         ids(&["--only", "pkg"]),
-        ["pkg.lock", "pkg.state", "pkg.simulate"]
+        ["pkg.lock", "pkg.state", "pkg.simulate", "pkg.exclude"]
     );
     assert_eq!(ids(&["--only", "disk"]), ["disk.root"]);
     assert_eq!(
@@ -206,6 +206,7 @@ fn only_selects_ids_families_and_groups() {
             "pkg.lock",
             "pkg.state",
             "pkg.simulate",
+            "pkg.exclude",
             "reboot.pending",
             "os.supported",
             "patch.prereqs",

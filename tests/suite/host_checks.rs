@@ -353,3 +353,26 @@ fn nothing_to_look_at_is_skip_not_pass() {
         assert_eq!(find(&results, id).status, Status::Skip, "{id}");
     }
 }
+
+#[test]
+fn excluded_packages_on_an_amazon_linux_tree_warn() {
+    // Amazon Linux 2's shape: yum.conf's [main] and a repository's own
+    // exclude; a disabled repository's is not counted.
+    let dir = os_release_root("amzn-2");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(etc.join("yum.repos.d")).unwrap();
+    std::fs::write(
+        etc.join("yum.conf"),
+        "[main]\ncachedir=/var/cache/yum/$basearch/$releasever\nexclude=kernel* docker\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("yum.repos.d/epel.repo"),
+        "[epel]\nmirrorlist=https://mirrors.example/epel-7\nenabled=1\nexclude=nginx*\n\n[epel-testing]\nenabled=0\nexclude=all*\n",
+    )
+    .unwrap();
+    let results = run_all(dir.path(), Settings::default());
+    let c = find(&results, "pkg.exclude");
+    assert_eq!(c.status, Status::Warn, "{c:#?}");
+    assert_eq!(c.summary, "3 package pattern(s) are excluded from yum/dnf, which Patch Manager does not honour: kernel* docker (/etc/yum.conf [main]); nginx* (/etc/yum.repos.d/epel.repo [epel])");
+}

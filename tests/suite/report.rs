@@ -105,6 +105,7 @@ async fn a_round_trip_read_back_with_list_compliance_items() {
             "pkg.lock",
             "pkg.state",
             "pkg.simulate",
+            "pkg.exclude",
             "reboot.pending",
             "os.supported",
             "patch.prereqs",

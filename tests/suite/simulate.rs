@@ -169,3 +169,66 @@ fn snapshot(root: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)>
     out.sort();
     out
 }
+
+/// A tmpfs mount, lazily unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+#[ignore = "needs root: mounts a tmpfs"]
+fn archives_larger_than_the_cache_s_filesystem_fail_naming_the_sizes() {
+    let root = common::fixture_root("apt-upgrade");
+    let p = |s: &str| root.path().join(s);
+    // From a mirror, not file:, so apt counts the archives it must fetch;
+    // the lists keep their content under the name apt gives that mirror.
+    // Nothing is fetched: the plan only prints the URIs.
+    std::fs::write(
+        p("etc/apt/sources.list"),
+        "deb [trusted=yes] http://mirror.invalid/repo ./\n",
+    )
+    .unwrap();
+    for list in ["Packages", "Release"] {
+        std::fs::rename(
+            p(&format!("var/lib/apt/lists/_srv_repo_._{list}")),
+            p(&format!("var/lib/apt/lists/mirror.invalid_repo_._{list}")),
+        )
+        .unwrap();
+    }
+    // Without the update that cannot be resolved, and without the held one.
+    let status = p("var/lib/dpkg/status");
+    let text = std::fs::read_to_string(&status).unwrap();
+    let only_hello: String = text
+        .split("\n\n")
+        .filter(|s| !s.starts_with("Package: app\n") && !s.starts_with("Package: pinned\n"))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    std::fs::write(&status, only_hello).unwrap();
+    // hello 2.0's archive is 50 MB; the cache's filesystem has 4 MiB.
+    let archives = p("var/cache/apt/archives");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&archives)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a tmpfs (run as root)");
+    let _mount = Tmpfs(archives.clone());
+    std::fs::create_dir_all(archives.join("partial")).unwrap();
+
+    let c = simulate(root.path(), &["--simulate"]);
+    assert_eq!(c["status"], "fail", "{c:#}");
+    assert!(
+        c["summary"].as_str().unwrap().ends_with(
+            "the archives to download (47.7 MiB) do not fit in /var/cache/apt/archives (4.0 MiB free)"
+        ),
+        "{c:#}"
+    );
+    assert_eq!(c["details"]["download_bytes"], "50000000", "{c:#}");
+}
