@@ -13,6 +13,30 @@ use std::process::Command;
 
 const DAY: i64 = 86_400;
 
+/// `repo.signature`'s result on the tree at `root` (ec2 mode: it skips
+/// in local mode; IMDS off, so the region is simply unknown).
+fn signature_check(root: &Path) -> serde_json::Value {
+    let config = root.join("preflight.toml");
+    std::fs::write(&config, "[repos]\ntimeout = \"5s\"\n").unwrap();
+    let args = [
+        "check",
+        "--json",
+        "--mode",
+        "ec2",
+        "--only",
+        "repo.signature",
+    ];
+    let out = common::command(root, &config, &args)
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    json["checks"][0].clone()
+}
+
 /// What the real `apt-get update` in `root` says of each source: the base
 /// URLs it refused. No lock taken (Debug::NoLocking), nothing outside the
 /// tree written (every Dir in it), run as root without the _apt sandbox.
@@ -199,33 +223,7 @@ fn each_verdict_is_the_one_apt_gets_itself() {
     )
     .unwrap();
 
-    let config = root.path().join("preflight.toml");
-    std::fs::write(&config, "[repos]\ntimeout = \"5s\"\n").unwrap();
-    let out = common::command(
-        root.path(),
-        &config,
-        &[
-            "check",
-            "--json",
-            "--mode",
-            "ec2",
-            "--only",
-            "repo.signature",
-        ],
-    )
-    .env("NO_PROXY", "127.0.0.1")
-    .env_remove("http_proxy")
-    .env_remove("HTTP_PROXY")
-    .output()
-    .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    let check = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "repo.signature")
-        .unwrap();
+    let check = &signature_check(root.path());
     let detail = |name: &str| -> String {
         let key = format!("repo.apt: {} stable", url(name));
         check["details"][&key]
@@ -357,33 +355,7 @@ fn dnf_repositories_need_their_gpgkey_files_and_a_signed_repomd() {
         .concat(),
     )
     .unwrap();
-    let config = root.path().join("preflight.toml");
-    std::fs::write(&config, "[repos]\ntimeout = \"5s\"\n").unwrap();
-    let out = common::command(
-        root.path(),
-        &config,
-        &[
-            "check",
-            "--json",
-            "--mode",
-            "ec2",
-            "--only",
-            "repo.signature",
-        ],
-    )
-    .env("NO_PROXY", "127.0.0.1")
-    .env_remove("http_proxy")
-    .env_remove("HTTP_PROXY")
-    .output()
-    .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    let check = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "repo.signature")
-        .unwrap();
+    let check = &signature_check(root.path());
     let detail = |id: &str| {
         check["details"][&format!("repo.dnf: {id}")]
             .as_str()
