@@ -11,7 +11,7 @@ use super::{CatalogueEntry, Context, Doc, Group, Outcome, Severity};
 use crate::host::apt_keys::{self, AptKeyring, KeyringError};
 use crate::host::gpgv::{self, GpgvError, Verdict};
 use crate::host::openpgp::{self, Cert};
-use crate::host::repos::{Keys, Repo};
+use crate::host::repos::{self, Keys, Repo};
 use crate::host::Root;
 use crate::network::repos::{self as fetch, SignedIndex};
 use crate::network::tls::RepoTlsError;
@@ -26,8 +26,8 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     members: None,
     doc: Doc {
         looks_at: "each enabled apt source's `InRelease` (or `Release` + `Release.gpg`) verified by the host's `gpgv` against the keys apt uses for it (`Signed-By` files, inline key or fingerprints, else `/etc/apt/trusted.gpg` and `trusted.gpg.d/*.gpg`, `*.asc`), and its `Valid-Until`; yum/dnf/zypper `gpgkey=file://` keys, and `repomd.xml.asc` where `repo_gpgcheck=1`; fetched as `repo.reachable` fetches",
-        warns: "a signing key expires within `repos.key_warn_before` (30 days); an rpm `gpgkey` file has expired, or cannot be read by this user; an index could not be fetched or a keyring read, so that source was not verified",
-        fails: "apt would refuse a source: no signature, a bad one, a key not in its keyrings (NO_PUBKEY), an expired or revoked key, a key its `Signed-By` does not allow, a SHA-1 signature, a `Release` past its `Valid-Until`; a `Signed-By` or `gpgkey` file is missing; a `repo_gpgcheck` repository's `repomd.xml.asc` does not verify",
+        warns: "a signing key expires within `repos.key_warn_before` (30 days); an rpm `gpgkey` key has expired where rpm ignores expiry, or its file cannot be read by this user; an index could not be fetched or a keyring read, so that source was not verified",
+        fails: "apt would refuse a source: no signature, a bad one, a key not in its keyrings (NO_PUBKEY), an expired or revoked key, a key its `Signed-By` does not allow, a SHA-1 signature, a `Release` past its `Valid-Until`; a `Signed-By` or `gpgkey` file is missing; a `gpgkey` key has expired where rpm verifies with Sequoia (RHEL 10); a `repo_gpgcheck` repository's `repomd.xml.asc` does not verify",
         fix: "install the publisher's current key where the source's `Signed-By` (or `gpgkey=`) points, or disable the source; `sudo apt-get update` / `sudo dnf makecache` shows the same refusal",
         cannot_see: "local mode; `gpgkey=` keys fetched over the network at install time; a mirror list's `repomd.xml.asc`",
         reports: "`skip` / a note in the details",
@@ -182,10 +182,12 @@ impl Ask {
         gpgkey: Vec<String>,
     ) -> Found {
         let root = self.root.clone();
-        let keys = tokio::task::spawn_blocking(move || read_gpgkeys(&root, &gpgkey))
-            .await
-            .unwrap_or_default();
-        let mut found = judge_gpgkeys(&keys, gpgcheck || repo_gpgcheck, self.when);
+        let (keys, sequoia) = tokio::task::spawn_blocking(move || {
+            (read_gpgkeys(&root, &gpgkey), repos::rpm_uses_sequoia(&root))
+        })
+        .await
+        .unwrap_or_default();
+        let mut found = judge_gpgkeys(&keys, gpgcheck || repo_gpgcheck, sequoia, self.when);
         if !repo_gpgcheck || matches!(found, Found::Refused(_)) {
             return found;
         }
@@ -429,8 +431,9 @@ fn read_gpgkeys(root: &Root, urls: &[String]) -> Vec<GpgKey> {
 }
 
 /// The verdict on an rpm repository's `gpgkey=` files (`checked`: gpgcheck
-/// or repo_gpgcheck is on, so the keys are needed).
-pub fn judge_gpgkeys(keys: &[GpgKey], checked: bool, when: Clock) -> Found {
+/// or repo_gpgcheck is on, so the keys are needed; `sequoia`: this host's
+/// rpm refuses what an expired key signed).
+pub fn judge_gpgkeys(keys: &[GpgKey], checked: bool, sequoia: bool, when: Clock) -> Found {
     if !checked {
         return Found::Nothing(
             "gpgcheck=0: its packages are installed without a signature check".into(),
@@ -465,8 +468,14 @@ pub fn judge_gpgkeys(keys: &[GpgKey], checked: bool, when: Clock) -> Found {
                 for cert in certs {
                     let who = named(Some(cert), &cert.fingerprint);
                     match cert.expires {
+                        Some(t) if t <= now && sequoia => {
+                            return Found::Refused(format!(
+                                "{who} in {file} expired on {}: this host's rpm (with Sequoia) refuses the packages it signed",
+                                date(t)
+                            ))
+                        }
                         Some(t) if t <= now => soon.push(format!(
-                            "{who} in {file} expired on {}: rpm with Sequoia (RHEL 10, Fedora 38+) refuses what it signed",
+                            "{who} in {file} expired on {}; this host's rpm still accepts what it signed, rpm with Sequoia (RHEL 10, Fedora 38+) does not",
                             date(t)
                         )),
                         Some(t) if t - now <= when.warn_before.as_secs() as i64 => soon.push(format!(
@@ -714,44 +723,51 @@ mod tests {
         let ok = judge_gpgkeys(
             &[key(KeyFile::Keys(packets.clone(), certs.clone()))],
             true,
+            false,
             at("2026-06-01"),
         );
         assert!(
             matches!(&ok, Found::Signed(s) if s.contains("until 2030-01-01")),
             "{ok:?}"
         );
-        let Found::Soon(expired) = judge_gpgkeys(
-            &[key(KeyFile::Keys(packets, certs))],
-            true,
-            at("2030-02-01"),
-        ) else {
+        // Expired: a warning where rpm ignores expiry, a refusal where
+        // rpm verifies with Sequoia.
+        let expired_key = [key(KeyFile::Keys(packets, certs))];
+        let Found::Soon(expired) = judge_gpgkeys(&expired_key, true, false, at("2030-02-01"))
+        else {
             panic!()
         };
         assert!(
-            expired.contains("/etc/pki/rpm-gpg/RPM-GPG-KEY-test expired on 2030-01-01"),
+            expired.contains("/etc/pki/rpm-gpg/RPM-GPG-KEY-test expired on 2030-01-01; this host's rpm still accepts"),
             "{expired}"
         );
+        let Found::Refused(refused) = judge_gpgkeys(&expired_key, true, true, at("2030-02-01"))
+        else {
+            panic!()
+        };
+        assert!(refused.ends_with("expired on 2030-01-01: this host's rpm (with Sequoia) refuses the packages it signed"), "{refused}");
         assert_eq!(
-            judge_gpgkeys(&[key(KeyFile::Missing)], true, at("2026-06-01")),
+            judge_gpgkeys(&[key(KeyFile::Missing)], true, false, at("2026-06-01")),
             Found::Refused("its gpgkey /etc/pki/rpm-gpg/RPM-GPG-KEY-test does not exist: the patch run cannot import the key, and dnf refuses the packages".into())
         );
         assert!(matches!(
             judge_gpgkeys(
                 &[key(KeyFile::NotReadable("Permission denied".into()))],
                 true,
+                false,
                 at("2026-06-01")
             ),
             Found::NotVerified(_)
         ));
         assert!(matches!(
-            judge_gpgkeys(&[key(KeyFile::Missing)], false, at("2026-06-01")),
+            judge_gpgkeys(&[key(KeyFile::Missing)], false, false, at("2026-06-01")),
             Found::Nothing(_)
         ));
         let remote = GpgKey {
             url: "https://user:secret@vendor.example/key.asc".into(),
             read: KeyFile::Remote,
         };
-        let Found::Nothing(said) = judge_gpgkeys(&[remote], true, at("2026-06-01")) else {
+        let Found::Nothing(said) = judge_gpgkeys(&[remote], true, false, at("2026-06-01")) else {
             panic!()
         };
         assert!(

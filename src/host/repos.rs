@@ -59,6 +59,26 @@ pub enum Keys {
     },
 }
 
+/// Whether this host's rpm verifies with Sequoia (rpm-sequoia: RHEL 10,
+/// Fedora 38 and later), which refuses what an expired key signed; the
+/// older built-in verifier ignores key expiry.
+pub fn rpm_uses_sequoia(root: &Root) -> bool {
+    [
+        "/usr/lib64",
+        "/usr/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+    ]
+    .iter()
+    .filter_map(|dir| std::fs::read_dir(root.path(dir)).ok())
+    .flat_map(|d| d.flatten())
+    .any(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .starts_with("librpm_sequoia.so")
+    })
+}
+
 impl Repo {
     /// A repository that is not asked, and why.
     pub fn skip(name: String, file: &str, why: impl Into<String>) -> Repo {
@@ -700,6 +720,17 @@ type=rpm-md
             Repo::Fetch { keys, .. } => keys,
             Repo::Skip { .. } => panic!("skipped: {repo:?}"),
         }
+    }
+
+    #[test]
+    fn rpm_with_sequoia_is_told_by_its_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("usr/lib64")).unwrap();
+        std::fs::write(dir.path().join("usr/lib64/librpmio.so.10"), "").unwrap();
+        assert!(!rpm_uses_sequoia(&root));
+        std::fs::write(dir.path().join("usr/lib64/librpm_sequoia.so.1"), "").unwrap();
+        assert!(rpm_uses_sequoia(&root));
     }
 
     #[test]
