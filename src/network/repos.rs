@@ -195,7 +195,8 @@ pub enum FetchError {
 async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u16, FetchError> {
     match tokio::time::timeout(timeout, client.get(url).send()).await {
         Ok(Ok(response)) => Ok(response.status().as_u16()),
-        Ok(Err(e)) => Err(FetchError::Failed(describe_reqwest(&e))),
+        // Without the URL, which may carry a source's password.
+        Ok(Err(e)) => Err(FetchError::Failed(describe_reqwest(&e.without_url()))),
         Err(_) => Err(FetchError::TimedOut(timeout)),
     }
 }
@@ -324,4 +325,39 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
     }
     parts.dedup();
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::repos::Keys;
+
+    #[tokio::test]
+    async fn a_source_s_password_is_in_no_answer() {
+        // Nothing listens on port 1 of loopback: refused at once.
+        let index = "http://ci:s3cret@127.0.0.1:1/debian/dists/stable/InRelease";
+        let repo = Repo::Fetch {
+            name: "apt: http://ci:***@127.0.0.1:1/debian stable".into(),
+            file: "/etc/apt/sources.list".into(),
+            index: index.into(),
+            list_kind: None,
+            tls: RepoTls::default(),
+            keys: Keys::Unsaid,
+        };
+        let tls = crate::network::tls::client_config(None).unwrap();
+        let base = client(tls, None, &[], Duration::from_secs(2)).unwrap();
+        let clients = clients(std::slice::from_ref(&repo), &base, |_| unreachable!());
+        let answers = fetch_all(&clients, vec![repo], Duration::from_secs(5)).await;
+        // What is shown of an answer: what was fetched and what went wrong.
+        let a = &answers[0];
+        let said = format!("{} {:?}", a.fetched, a.result);
+        assert!(a.result.is_err(), "{said}");
+        assert!(
+            !said.contains("s3cret") && said.contains("ci:***@127.0.0.1:1"),
+            "{said}"
+        );
+        let fetched = fetch_apt_index(&base, index, Duration::from_secs(5)).await;
+        let said = format!("{fetched:?}");
+        assert!(fetched.is_err() && !said.contains("s3cret"), "{said}");
+    }
 }
