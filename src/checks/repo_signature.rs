@@ -166,7 +166,7 @@ impl Ask {
                 ))
             }
         };
-        let (verdict, index) = match self.verify(ring.packets.clone(), index).await {
+        let (verdict, index) = match self.verify(ring.packets.clone(), index, true).await {
             Ok(v) => v,
             Err(found) => return found,
         };
@@ -219,7 +219,7 @@ impl Ask {
                 index.url
             ));
         }
-        let (verdict, _) = match self.verify(packets, index).await {
+        let (verdict, _) = match self.verify(packets, index, false).await {
             Ok(v) => v,
             Err(found) => return found,
         };
@@ -232,12 +232,14 @@ impl Ask {
         found
     }
 
-    /// gpgv's verdict, in a blocking thread; a missing gpgv refuses
-    /// (apt cannot verify without it either).
+    /// gpgv's verdict, in a blocking thread. A missing gpgv refuses an apt
+    /// source (apt cannot verify without it either); dnf verifies with its
+    /// own library, so there it only means this check could not.
     async fn verify(
         &self,
         packets: Vec<u8>,
         index: SignedIndex,
+        apt: bool,
     ) -> Result<(Verdict, SignedIndex), Found> {
         let budget = self.timeout;
         let ran = tokio::task::spawn_blocking(move || {
@@ -247,7 +249,11 @@ impl Ask {
         .await;
         match ran {
             Ok((Ok(v), index)) => Ok((v, index)),
-            Ok((Err(e @ GpgvError::Missing), _)) => Err(Found::Refused(e.to_string())),
+            Ok((Err(e @ GpgvError::Missing), _)) if apt => Err(Found::Refused(e.to_string())),
+            Ok((Err(GpgvError::Missing), _)) => Err(Found::NotVerified(format!(
+                "repomd.xml.asc is verified here with gpgv ({}), which is not installed (`sudo dnf install gnupg2`)",
+                gpgv::GPGV
+            ))),
             Ok((Err(e), _)) => Err(Found::NotVerified(format!("gpgv gave no verdict: {e}"))),
             Err(e) => Err(Found::NotVerified(format!("gpgv gave no verdict: {e}"))),
         }

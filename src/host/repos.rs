@@ -415,7 +415,7 @@ pub fn rpm_md_repos(
             None => RepoTls::default(),
         };
         tls.rhui_identity = rhui;
-        let keys = rpm_keys(&keys, main.map(|(m, _)| m));
+        let keys = rpm_keys(&keys, main.map(|(m, _)| m), tool == "zypper");
         repos.push(Repo::Fetch {
             name,
             file: file.into(),
@@ -429,15 +429,22 @@ pub fn rpm_md_repos(
 }
 
 /// A `.repo` section's signature settings, `[main]`'s as defaults
-/// (`gpgkey=` lists URLs separated by spaces, commas or lines).
-fn rpm_keys(keys: &BTreeMap<String, String>, main: Option<&BTreeMap<String, String>>) -> Keys {
-    let on = |option: &str| {
+/// (`gpgkey=` lists URLs separated by spaces, commas or lines). zypper
+/// checks package signatures unless told not to; dnf and yum only when
+/// `gpgcheck` says so (distributions set it in dnf.conf / yum.conf).
+fn rpm_keys(
+    keys: &BTreeMap<String, String>,
+    main: Option<&BTreeMap<String, String>>,
+    zypper: bool,
+) -> Keys {
+    let set = |option: &str| {
         keys.get(option)
             .or_else(|| main.and_then(|m| m.get(option)))
-            .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "True"))
+            .map(|v| matches!(v.trim(), "1" | "true" | "yes" | "True" | "on"))
     };
+    let on = |option: &str| set(option).unwrap_or(false);
     Keys::Rpm {
-        gpgcheck: on("gpgcheck"),
+        gpgcheck: set("gpgcheck").unwrap_or(zypper),
         repo_gpgcheck: on("repo_gpgcheck"),
         gpgkey: keys
             .get("gpgkey")
@@ -701,6 +708,18 @@ type=rpm-md
         assert!(matches!(&repos[0], Repo::Skip { why, .. } if why.contains("plugin")));
         assert!(
             matches!(&repos[1], Repo::Fetch { index, .. } if index == "http://download.opensuse.org/distribution/leap/15.6/repo/oss/repodata/repomd.xml")
+        );
+        // zypper checks package signatures unless told not to.
+        assert!(
+            matches!(
+                &repos[1],
+                Repo::Fetch {
+                    keys: Keys::Rpm { gpgcheck: true, .. },
+                    ..
+                }
+            ),
+            "{:?}",
+            repos[1]
         );
     }
 
