@@ -130,6 +130,16 @@ pub fn rpm_main(root: &Root) -> (BTreeMap<String, String>, String) {
     (BTreeMap::new(), String::new())
 }
 
+/// apt's booleans (its `StringToBool`): yes/no, true/false, on/off,
+/// with/without, enable/disable, 1/0.
+pub fn apt_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "with" | "enable" | "1" => Some(true),
+        "no" | "false" | "off" | "without" | "disable" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 /// The suffixes of apt.conf.d files apt does not read.
 const IGNORED: &[&str] = &[
     ".dpkg-old",
@@ -225,8 +235,7 @@ impl AptConf {
 
     /// A boolean option, as apt reads it; `None`: not set (or no boolean).
     pub fn flag(&self, key: &str) -> Option<bool> {
-        self.get(key)
-            .and_then(|(v, _)| crate::host::repos::apt_bool(v))
+        self.get(key).and_then(|(v, _)| apt_bool(v))
     }
 
     /// The TLS settings apt uses for `host`: its own, else the global ones.

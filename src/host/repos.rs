@@ -4,7 +4,7 @@
 //! package manager would (`InRelease`, `repodata/repomd.xml`, the mirror list).
 
 use crate::host::ini::ini_sections;
-use crate::host::repo_tls::{AptConf, RepoTls};
+use crate::host::repo_tls::{apt_bool, AptConf, RepoTls};
 use crate::host::Root;
 use std::collections::BTreeMap;
 
@@ -262,16 +262,6 @@ pub fn apt_one_line(text: &str, file: &str) -> Vec<Repo> {
             Some(apt_repo(uri, suite, file, keys))
         })
         .collect()
-}
-
-/// apt's booleans (its `StringToBool`): yes/no, true/false, on/off,
-/// with/without, enable/disable, 1/0.
-pub fn apt_bool(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "yes" | "true" | "on" | "with" | "enable" | "1" => Some(true),
-        "no" | "false" | "off" | "without" | "disable" | "0" => Some(false),
-        _ => None,
-    }
 }
 
 /// deb822 stanzas: `Types`, `URIs`, `Suites`, `Enabled`.
