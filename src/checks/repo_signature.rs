@@ -29,7 +29,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
         warns: "a signing key expires within `repos.key_warn_before` (30 days); an rpm `gpgkey` key has expired where rpm ignores expiry, or its file cannot be read by this user; an index could not be fetched or a keyring read, so that source was not verified",
         fails: "apt would refuse a source: no signature, a bad one, a key not in its keyrings (NO_PUBKEY), an expired or revoked key, a key its `Signed-By` does not allow, a SHA-1 signature, a `Release` past its `Valid-Until`; a `Signed-By` or `gpgkey` file is missing; a `gpgkey` key has expired where rpm verifies with Sequoia (RHEL 10); a `repo_gpgcheck` repository's `repomd.xml.asc` does not verify",
         fix: "install the publisher's current key where the source's `Signed-By` (or `gpgkey=`) points, or disable the source; `sudo apt-get update` / `sudo dnf makecache` shows the same refusal",
-        cannot_see: "local mode; `gpgkey=` keys fetched over the network at install time; a mirror list's `repomd.xml.asc`",
+        cannot_see: "local mode; `gpgkey=` keys fetched over the network at install time; a mirror list's `repomd.xml.asc`; an apt source marked `trusted=yes` (apt takes it unverified, so nothing is asked of it)",
         reports: "`skip` / a note in the details",
     },
 };
@@ -74,7 +74,17 @@ pub fn plan(ctx: &Context) -> super::Check {
                             format!("its TLS settings cannot be used ({why}); repo.reachable says more")
                         }
                     }),
-                    (Some(Ok(client)), Keys::Apt { signed_by, check_valid_until }) => {
+                    (_, Keys::Apt { trusted: true, .. }) => Found::Nothing(
+                        "trusted=yes: apt takes it without verifying a signature".into(),
+                    ),
+                    (
+                        Some(Ok(client)),
+                        Keys::Apt {
+                            signed_by,
+                            check_valid_until,
+                            ..
+                        },
+                    ) => {
                         ask.apt(&client, signed_by.clone(), check_valid_until.unwrap_or(true))
                             .await
                     }

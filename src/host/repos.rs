@@ -46,9 +46,12 @@ pub enum Keys {
     /// `check_valid_until`: whether apt refuses a `Release` past its
     /// `Valid-Until` (the source's `check-valid-until`, else apt.conf's
     /// `Acquire::Check-Valid-Until`; `None`: neither says, so it does).
+    /// `trusted`: `trusted=yes`, which has apt take the source signed or
+    /// not (a local mirror's usual setting).
     Apt {
         signed_by: Option<String>,
         check_valid_until: Option<bool>,
+        trusted: bool,
     },
     /// yum/dnf/zypper: `gpgcheck` and `repo_gpgcheck` (here or in
     /// `[main]`), and the `gpgkey=` URLs.
@@ -255,6 +258,7 @@ pub fn apt_one_line(text: &str, file: &str) -> Vec<Repo> {
             let keys = Keys::Apt {
                 signed_by: option("signed-by"),
                 check_valid_until: option("check-valid-until").and_then(|v| apt_bool(&v)),
+                trusted: option("trusted").and_then(|v| apt_bool(&v)) == Some(true),
             };
             let mut fields = rest.split_whitespace();
             let uri = fields.next()?;
@@ -306,6 +310,7 @@ pub fn apt_deb822(text: &str, file: &str) -> Vec<Repo> {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty()),
             check_valid_until: fields.get("check-valid-until").and_then(|v| apt_bool(v)),
+            trusted: fields.get("trusted").and_then(|v| apt_bool(v)) == Some(true),
         };
         for uri in uris.split_whitespace() {
             for suite in suites.split_whitespace() {
@@ -745,23 +750,29 @@ type=rpm-md
     #[test]
     fn each_source_carries_the_keys_it_must_be_signed_with() {
         let one_line = apt_one_line(
-            "deb [arch=amd64 signed-by=/etc/apt/keyrings/x.gpg check-valid-until=no] https://x.example.com/apt stable main\ndeb http://deb.debian.org/debian bookworm main\n",
+            "deb [arch=amd64 signed-by=/etc/apt/keyrings/x.gpg check-valid-until=no] https://x.example.com/apt stable main\ndeb http://deb.debian.org/debian bookworm main\ndeb [trusted=yes] http://mirror.internal/local ./\n",
             "/etc/apt/sources.list",
         );
         assert_eq!(
             keys_of(&one_line[0]),
             &Keys::Apt {
                 signed_by: Some("/etc/apt/keyrings/x.gpg".into()),
-                check_valid_until: Some(false)
+                check_valid_until: Some(false),
+                trusted: false
             }
         );
         assert_eq!(
             keys_of(&one_line[1]),
             &Keys::Apt {
                 signed_by: None,
-                check_valid_until: None
+                check_valid_until: None,
+                trusted: false
             }
         );
+        assert!(matches!(
+            keys_of(&one_line[2]),
+            Keys::Apt { trusted: true, .. }
+        ));
         // A password in a source's URI is never in its name.
         let private = apt_one_line(
             "deb https://ci:s3cret@apt.example.com/x stable main\n",
@@ -780,7 +791,8 @@ type=rpm-md
             keys_of(&deb822[0]),
             &Keys::Apt {
                 signed_by: Some("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEaVW5gBYJKwYBBAHaRw8BAQdA\n-----END PGP PUBLIC KEY BLOCK-----".into()),
-                check_valid_until: None
+                check_valid_until: None,
+                trusted: false
             }
         );
         let mut main = BTreeMap::new();

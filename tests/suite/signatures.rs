@@ -2,7 +2,8 @@
 //! repositories served on loopback, signed by keys made here with gpg (one
 //! expired, made at a faked time; one the host does not have; one good; one
 //! that expires in ten days; two good but past their `Valid-Until`, one of
-//! them with `check-valid-until=no`), and the
+//! them with `check-valid-until=no`; two unsigned, one of them
+//! `trusted=yes`), and the
 //! check's verdict on each compared with what the real `apt-get update`
 //! decides in the same tree.
 
@@ -171,6 +172,12 @@ fn each_verdict_is_the_one_apt_gets_itself() {
         now - 10 * DAY,
         Some(now - DAY),
     );
+    // Two with no signature at all (a Release, no InRelease, no
+    // Release.gpg), one of them `trusted=yes` as local mirrors often are.
+    for name in ["unsigned", "local"] {
+        repository(&gpg, served.path(), name, "stable", &good, now - DAY, None);
+        std::fs::remove_file(served.path().join(name).join("dists/stable/InRelease")).unwrap();
+    }
     let (addr, _rt) = serve_dir(served.path().to_path_buf());
     let url = |name: &str| format!("http://{addr}/{name}");
 
@@ -193,13 +200,15 @@ fn each_verdict_is_the_one_apt_gets_itself() {
     std::fs::write(
         apt.join("sources.list"),
         format!(
-            "deb [signed-by={}] {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb [check-valid-until=no] {} stable main\n",
+            "deb [signed-by={}] {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb [check-valid-until=no] {} stable main\ndeb {} stable main\ndeb [trusted=yes] {} stable main\n",
             expired_ring.display(),
             url("expired"),
             url("unknown"),
             url("good"),
             url("stale"),
             url("stale-ok"),
+            url("unsigned"),
+            url("local"),
         ),
     )
     .unwrap();
@@ -233,7 +242,9 @@ fn each_verdict_is_the_one_apt_gets_itself() {
     };
 
     let (refused, said) = apt_refuses(root.path());
-    for name in ["expired", "unknown", "good", "soon", "stale", "stale-ok"] {
+    for name in [
+        "expired", "unknown", "good", "soon", "stale", "stale-ok", "unsigned", "local",
+    ] {
         let ours = detail(name).starts_with("refused:");
         let apts = refused.contains(&url(name));
         assert_eq!(
@@ -286,12 +297,21 @@ fn each_verdict_is_the_one_apt_gets_itself() {
         "{}",
         detail("stale-ok")
     );
+    assert!(
+        detail("unsigned").starts_with("refused: it carries no signature"),
+        "{}",
+        detail("unsigned")
+    );
+    assert_eq!(
+        detail("local"),
+        "not checked: trusted=yes: apt takes it without verifying a signature"
+    );
     assert_eq!(check["status"], "fail", "{check:#}");
     assert!(
         check["summary"]
             .as_str()
             .unwrap()
-            .starts_with("3 of 6 repositories would be refused by the package manager: "),
+            .starts_with("4 of 8 repositories would be refused by the package manager: "),
         "{check:#}"
     );
 }
