@@ -27,7 +27,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     doc: Doc {
         looks_at: "each enabled apt source's `InRelease` (or `Release` + `Release.gpg`) verified by the host's `gpgv` against the keys apt uses for it (`Signed-By` files, inline key or fingerprints, else `/etc/apt/trusted.gpg` and `trusted.gpg.d/*.gpg`, `*.asc`), and its `Valid-Until`; yum/dnf/zypper `gpgkey=file://` keys, and `repomd.xml.asc` where `repo_gpgcheck=1`; fetched as `repo.reachable` fetches",
         warns: "a signing key expires within `repos.key_warn_before` (30 days); an rpm `gpgkey` key has expired where rpm ignores expiry, or its file cannot be read by this user; an index could not be fetched or a keyring read, so that source was not verified",
-        fails: "apt would refuse a source: no signature, a bad one, a key not in its keyrings (NO_PUBKEY), an expired or revoked key, a key its `Signed-By` does not allow, a SHA-1 signature, a `Release` past its `Valid-Until`; a `Signed-By` or `gpgkey` file is missing; a `gpgkey` key has expired where rpm verifies with Sequoia (RHEL 10); a `repo_gpgcheck` repository's `repomd.xml.asc` does not verify",
+        fails: "apt would refuse a source: no signature (unless `allow-insecure=yes` or `Acquire::AllowInsecureRepositories`), a bad one, a key not in its keyrings (NO_PUBKEY), an expired or revoked key, a key its `Signed-By` does not allow, a SHA-1 signature, a `Release` past its `Valid-Until`; a `Signed-By` or `gpgkey` file is missing; a `gpgkey` key has expired where rpm verifies with Sequoia (RHEL 10); a `repo_gpgcheck` repository's `repomd.xml.asc` does not verify",
         fix: "install the publisher's current key where the source's `Signed-By` (or `gpgkey=`) points, or disable the source; `sudo apt-get update` / `sudo dnf makecache` shows the same refusal",
         cannot_see: "local mode; `gpgkey=` keys fetched over the network at install time; a mirror list's `repomd.xml.asc`; an apt source marked `trusted=yes` (apt takes it unverified, so nothing is asked of it)",
         reports: "`skip` / a note in the details",
@@ -82,11 +82,15 @@ pub fn plan(ctx: &Context) -> super::Check {
                         Keys::Apt {
                             signed_by,
                             check_valid_until,
+                            allow_insecure,
                             ..
                         },
                     ) => {
-                        ask.apt(&client, signed_by.clone(), check_valid_until.unwrap_or(true))
-                            .await
+                        let options = AptOptions {
+                            check_valid_until: check_valid_until.unwrap_or(true),
+                            allow_insecure: allow_insecure.unwrap_or(false),
+                        };
+                        ask.apt(&client, signed_by.clone(), options).await
                     }
                     (Some(Ok(client)), Keys::Rpm { gpgcheck, repo_gpgcheck, gpgkey }) => {
                         ask.rpm(&client, *gpgcheck, *repo_gpgcheck, gpgkey.clone())
@@ -141,6 +145,20 @@ impl Clock {
     }
 }
 
+/// What a source's options and apt.conf let apt take.
+#[derive(Debug, Clone, Copy)]
+struct AptOptions {
+    /// A `Release` past its `Valid-Until` is refused.
+    check_valid_until: bool,
+    /// An unsigned source is taken, with a warning.
+    allow_insecure: bool,
+}
+
+/// gpgv found no signature at all (not a bad or unknown one).
+fn unsigned(verdict: &Verdict) -> bool {
+    verdict.valid.is_empty() && verdict.problems == [gpgv::Problem::Unsigned]
+}
+
 struct Ask {
     root: Root,
     index: String,
@@ -154,7 +172,7 @@ impl Ask {
         &self,
         client: &reqwest::Client,
         signed_by: Option<String>,
-        check_valid_until: bool,
+        options: AptOptions,
     ) -> Found {
         let root = self.root.clone();
         let ring =
@@ -180,7 +198,12 @@ impl Ask {
             Ok(v) => v,
             Err(found) => return found,
         };
-        let body = check_valid_until.then_some(index.body.as_slice());
+        if options.allow_insecure && unsigned(&verdict) {
+            return Found::Nothing(
+                "it is unsigned, and allow-insecure lets apt take it with a warning".into(),
+            );
+        }
+        let body = options.check_valid_until.then_some(index.body.as_slice());
         judge_apt(&verdict, &ring, body, self.when)
     }
 

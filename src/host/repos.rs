@@ -52,6 +52,10 @@ pub enum Keys {
         signed_by: Option<String>,
         check_valid_until: Option<bool>,
         trusted: bool,
+        /// `allow-insecure=yes` (else apt.conf's
+        /// `Acquire::AllowInsecureRepositories`): apt takes the source
+        /// unsigned, with a warning.
+        allow_insecure: Option<bool>,
     },
     /// yum/dnf/zypper: `gpgcheck` and `repo_gpgcheck` (here or in
     /// `[main]`), and the `gpgkey=` URLs.
@@ -165,6 +169,7 @@ pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
     // apt's TLS settings are per host, in its own configuration.
     let apt_conf = AptConf::read(root);
     let valid_until = apt_conf.flag("Acquire::Check-Valid-Until");
+    let insecure = apt_conf.flag("Acquire::AllowInsecureRepositories");
     for r in &mut out.repos {
         if let Repo::Fetch {
             name,
@@ -178,10 +183,13 @@ pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
                 *tls = apt_conf.tls_for(&host);
             }
             if let Keys::Apt {
-                check_valid_until, ..
+                check_valid_until,
+                allow_insecure,
+                ..
             } = keys
             {
                 *check_valid_until = check_valid_until.or(valid_until);
+                *allow_insecure = allow_insecure.or(insecure);
             }
         }
     }
@@ -259,6 +267,7 @@ pub fn apt_one_line(text: &str, file: &str) -> Vec<Repo> {
                 signed_by: option("signed-by"),
                 check_valid_until: option("check-valid-until").and_then(|v| apt_bool(&v)),
                 trusted: option("trusted").and_then(|v| apt_bool(&v)) == Some(true),
+                allow_insecure: option("allow-insecure").and_then(|v| apt_bool(&v)),
             };
             let mut fields = rest.split_whitespace();
             let uri = fields.next()?;
@@ -311,6 +320,7 @@ pub fn apt_deb822(text: &str, file: &str) -> Vec<Repo> {
                 .filter(|v| !v.is_empty()),
             check_valid_until: fields.get("check-valid-until").and_then(|v| apt_bool(v)),
             trusted: fields.get("trusted").and_then(|v| apt_bool(v)) == Some(true),
+            allow_insecure: fields.get("allow-insecure").and_then(|v| apt_bool(v)),
         };
         for uri in uris.split_whitespace() {
             for suite in suites.split_whitespace() {
@@ -758,7 +768,8 @@ type=rpm-md
             &Keys::Apt {
                 signed_by: Some("/etc/apt/keyrings/x.gpg".into()),
                 check_valid_until: Some(false),
-                trusted: false
+                trusted: false,
+                allow_insecure: None
             }
         );
         assert_eq!(
@@ -766,7 +777,8 @@ type=rpm-md
             &Keys::Apt {
                 signed_by: None,
                 check_valid_until: None,
-                trusted: false
+                trusted: false,
+                allow_insecure: None
             }
         );
         assert!(matches!(
@@ -792,7 +804,8 @@ type=rpm-md
             &Keys::Apt {
                 signed_by: Some("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEaVW5gBYJKwYBBAHaRw8BAQdA\n-----END PGP PUBLIC KEY BLOCK-----".into()),
                 check_valid_until: None,
-                trusted: false
+                trusted: false,
+                allow_insecure: None
             }
         );
         let mut main = BTreeMap::new();

@@ -2,8 +2,8 @@
 //! repositories served on loopback, signed by keys made here with gpg (one
 //! expired, made at a faked time; one the host does not have; one good; one
 //! that expires in ten days; two good but past their `Valid-Until`, one of
-//! them with `check-valid-until=no`; two unsigned, one of them
-//! `trusted=yes`), and the
+//! them with `check-valid-until=no`; three unsigned, one `trusted=yes`
+//! and one `allow-insecure=yes`), and the
 //! check's verdict on each compared with what the real `apt-get update`
 //! decides in the same tree.
 
@@ -174,7 +174,7 @@ fn each_verdict_is_the_one_apt_gets_itself() {
     );
     // Two with no signature at all (a Release, no InRelease, no
     // Release.gpg), one of them `trusted=yes` as local mirrors often are.
-    for name in ["unsigned", "local"] {
+    for name in ["unsigned", "local", "insecure"] {
         repository(&gpg, served.path(), name, "stable", &good, now - DAY, None);
         std::fs::remove_file(served.path().join(name).join("dists/stable/InRelease")).unwrap();
     }
@@ -200,7 +200,7 @@ fn each_verdict_is_the_one_apt_gets_itself() {
     std::fs::write(
         apt.join("sources.list"),
         format!(
-            "deb [signed-by={}] {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb [check-valid-until=no] {} stable main\ndeb {} stable main\ndeb [trusted=yes] {} stable main\n",
+            "deb [signed-by={}] {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb [check-valid-until=no] {} stable main\ndeb {} stable main\ndeb [trusted=yes] {} stable main\ndeb [allow-insecure=yes] {} stable main\n",
             expired_ring.display(),
             url("expired"),
             url("unknown"),
@@ -209,6 +209,7 @@ fn each_verdict_is_the_one_apt_gets_itself() {
             url("stale-ok"),
             url("unsigned"),
             url("local"),
+            url("insecure"),
         ),
     )
     .unwrap();
@@ -243,7 +244,7 @@ fn each_verdict_is_the_one_apt_gets_itself() {
 
     let (refused, said) = apt_refuses(root.path());
     for name in [
-        "expired", "unknown", "good", "soon", "stale", "stale-ok", "unsigned", "local",
+        "expired", "unknown", "good", "soon", "stale", "stale-ok", "unsigned", "local", "insecure",
     ] {
         let ours = detail(name).starts_with("refused:");
         let apts = refused.contains(&url(name));
@@ -306,12 +307,16 @@ fn each_verdict_is_the_one_apt_gets_itself() {
         detail("local"),
         "not checked: trusted=yes: apt takes it without verifying a signature"
     );
+    assert_eq!(
+        detail("insecure"),
+        "not checked: it is unsigned, and allow-insecure lets apt take it with a warning"
+    );
     assert_eq!(check["status"], "fail", "{check:#}");
     assert!(
         check["summary"]
             .as_str()
             .unwrap()
-            .starts_with("4 of 8 repositories would be refused by the package manager: "),
+            .starts_with("4 of 9 repositories would be refused by the package manager: "),
         "{check:#}"
     );
 }
