@@ -154,6 +154,24 @@ struct AptOptions {
     allow_insecure: bool,
 }
 
+/// A refusal where some trusted keyrings were not offered to gpgv: one
+/// this user may not read may hold the key (apt, as root, reads it), so
+/// the source is not verified rather than refused; one apt cannot use
+/// either is named beside the refusal.
+fn with_unread_keyrings(found: Found, ring: &AptKeyring) -> Found {
+    match found {
+        Found::Refused(why) if !ring.unreadable.is_empty() => Found::NotVerified(format!(
+            "{why}, but {} could not be read by this user and may hold its key; run as root",
+            ring.unreadable.join(", ")
+        )),
+        Found::Refused(why) if !ring.unusable.is_empty() => Found::Refused(format!(
+            "{why}; apt ignores {} as well",
+            ring.unusable.join(", ")
+        )),
+        other => other,
+    }
+}
+
 /// gpgv found no signature at all (not a bad or unknown one).
 fn unsigned(verdict: &Verdict) -> bool {
     verdict.valid.is_empty() && verdict.problems == [gpgv::Problem::Unsigned]
@@ -204,7 +222,7 @@ impl Ask {
             );
         }
         let body = options.check_valid_until.then_some(index.body.as_slice());
-        judge_apt(&verdict, &ring, body, self.when)
+        with_unread_keyrings(judge_apt(&verdict, &ring, body, self.when), &ring)
     }
 
     async fn rpm(
@@ -642,6 +660,7 @@ mod tests {
             fingerprints: fingerprints.iter().map(|f| f.to_string()).collect(),
             from: vec!["/etc/apt/keyrings/repo.asc".into()],
             unusable: vec![],
+            unreadable: vec![],
         }
     }
 
@@ -733,6 +752,20 @@ mod tests {
         assert_eq!(
             judge_apt(&expired, &ring(&[]), Some(release), at("2027-02-01")),
             Found::Refused(format!("signed by key {SUBKEY} (Test Repo <repo@example.com>), which expired on 2027-01-01 (EXPKEYSIG) (keys from /etc/apt/keyrings/repo.asc)"))
+        );
+        // A keyring this user may not read may hold the key: not verified.
+        let mut unread = ring(&[]);
+        unread.unreadable = vec!["/etc/apt/trusted.gpg.d/vendor.gpg (Permission denied)".into()];
+        let refused = Found::Refused(
+            "signed by key K, which is not among the keys trusted for it (NO_PUBKEY)".into(),
+        );
+        assert!(
+            matches!(with_unread_keyrings(refused.clone(), &unread), Found::NotVerified(w) if w.contains("vendor.gpg (Permission denied) could not be read by this user"))
+        );
+        let mut keybox = ring(&[]);
+        keybox.unusable = vec!["/etc/apt/trusted.gpg.d/old.gpg (a keybox)".into()];
+        assert!(
+            matches!(with_unread_keyrings(refused, &keybox), Found::Refused(w) if w.ends_with("apt ignores /etc/apt/trusted.gpg.d/old.gpg (a keybox) as well"))
         );
         let unknown = Verdict {
             valid: vec![],

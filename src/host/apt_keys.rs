@@ -17,10 +17,12 @@ pub struct AptKeyring {
     pub fingerprints: Vec<String>,
     /// Where the keys came from, for the details.
     pub from: Vec<String>,
-    /// Trusted keyrings that could not be read or are no keyring, with
-    /// why: their keys were not offered, as apt would not offer them either
-    /// when unusable (as root apt reads them all; a user may not).
+    /// Trusted keyrings that are no keyring apt can use (a keybox), with
+    /// why: apt ignores them too.
     pub unusable: Vec<String>,
+    /// Trusted keyrings this user may not read, with why: apt (as root)
+    /// reads them, so a key missing here may be there.
+    pub unreadable: Vec<String>,
 }
 
 /// Why a source's keyring cannot be made: the source's own `Signed-By`
@@ -109,7 +111,7 @@ fn trusted(root: &Root, ring: &mut AptKeyring) {
                 Err(why) => ring.unusable.push(format!("{file} ({why})")),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => ring.unusable.push(format!("{file} ({e})")),
+            Err(e) => ring.unreadable.push(format!("{file} ({e})")),
         }
     }
 }
