@@ -169,6 +169,7 @@ mod tests {
             id_like: vec![],
             version_id: version.into(),
             pretty_name: format!("{id} {version}"),
+            platform_id: None,
         }
     }
 

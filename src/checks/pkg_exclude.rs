@@ -18,7 +18,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
         warns: "a pattern is excluded: Patch Manager's payload does not honour `exclude=`, the baseline's rejected patches do (each pattern named with its file and section)",
         fails: "—",
         fix: "add the packages to the patch baseline's rejected patches (`RejectedPatches`, `RejectedPatchesAction` `BLOCK`) to keep them back, or remove the `exclude=` line if they may be patched",
-        cannot_see: "no yum/dnf configuration; whether an update of an excluded package is pending (dnf is not run: it locks even for a dry run) / a file this user may not read",
+        cannot_see: "no yum/dnf configuration; which excluded packages have an update pending (pkg.simulate's plan with dnf names them) / a file this user may not read",
         reports: "`skip` / `warn` naming the file",
     },
 };

@@ -11,6 +11,8 @@ pub struct OsRelease {
     pub id_like: Vec<String>,
     pub version_id: String,
     pub pretty_name: String,
+    /// `PLATFORM_ID` (`platform:el9`): dnf's module platform.
+    pub platform_id: Option<String>,
 }
 
 impl OsRelease {
@@ -41,6 +43,7 @@ impl OsRelease {
                 .collect(),
             version_id,
             pretty_name,
+            platform_id: fields.get("PLATFORM_ID").cloned().filter(|p| !p.is_empty()),
         }
     }
 

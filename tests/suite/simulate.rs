@@ -5,7 +5,7 @@
 
 use crate::common;
 
-fn simulate(root: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+pub(crate) fn simulate(root: &std::path::Path, extra: &[&str]) -> serde_json::Value {
     // The config outside the tree, so the tree holds only what apt reads.
     let config = tempfile::NamedTempFile::new().unwrap();
     let config = config.path();
@@ -150,7 +150,7 @@ fn trace(root: &std::path::Path) -> String {
 }
 
 /// Every path under `root` with its size and modification time.
-fn snapshot(root: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
+pub(crate) fn snapshot(root: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

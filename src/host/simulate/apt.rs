@@ -1,7 +1,4 @@
-//! The pending upgrade as the host's own package manager plans it, asked
-//! without a lock and without a write (issue #27, `pkg.simulate`).
-//!
-//! apt: `apt-get --print-uris --assume-no upgrade` with
+//! apt's plan of the pending upgrade: `apt-get --print-uris --assume-no upgrade` with
 //! - `Debug::NoLocking=1`: no lock on `/var/lib/dpkg/lock*` or the lists;
 //! - `Dir::Cache::pkgcache=""`, `Dir::Cache::srcpkgcache=""`: the binary
 //!   caches are built in memory, not written under `/var/cache/apt`;
@@ -17,43 +14,17 @@
 //! would download ("Need to get") and the installed-size change ("After
 //! this operation"), then one line per archive to fetch.
 
+use super::{Manager, Simulation};
 use crate::host::command::{self, CommandError};
 use crate::host::Root;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// What the package manager says the upgrade would do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Simulation {
-    pub upgraded: Vec<String>,
-    pub installed: Vec<String>,
-    pub removed: Vec<String>,
-    pub kept_back: Vec<String>,
-    /// Bytes to download (archives not yet in the cache).
-    pub download: Option<u64>,
-    /// Bytes the installed packages grow by (negative: freed).
-    pub installed_change: Option<i64>,
-    /// What cannot be resolved: apt's unmet dependencies and `E:` lines.
-    pub unresolved: Vec<String>,
-}
-
-impl Simulation {
-    /// The kernels among the packages to install: a reboot follows.
-    pub fn kernels(&self) -> Vec<&str> {
-        self.upgraded
-            .iter()
-            .chain(&self.installed)
-            .map(String::as_str)
-            .filter(|p| p.starts_with("linux-image-"))
-            .collect()
-    }
-}
-
 /// apt's plan of `upgrade` for `root`, within `budget`, and — for the
 /// packages it keeps back that are not held — whether an explicit upgrade
 /// of them resolves (the patch run marks each approved update itself, so
 /// an update whose dependency no repository has fails it).
-pub fn apt(root: &Root, held: &[String], budget: Duration) -> Result<Simulation, CommandError> {
+pub fn plan(root: &Root, held: &[String], budget: Duration) -> Result<Simulation, CommandError> {
     let started = std::time::Instant::now();
     let options = apt_options(root);
     let mut args: Vec<&str> = vec!["--print-uris", "--assume-no"];
@@ -121,13 +92,13 @@ fn run_apt(args: &[&str], budget: Duration) -> Result<String, CommandError> {
 }
 
 /// Whether this host plans with apt: its binary and dpkg's status file.
-pub fn has_apt(root: &Root) -> bool {
+pub fn present(root: &Root) -> bool {
     Path::new("/usr/bin/apt-get").exists() && root.path("/var/lib/dpkg/status").is_file()
 }
 
 /// Reads apt-get's plan (in the C locale).
 pub fn parse_apt(text: &str) -> Simulation {
-    let mut sim = Simulation::default();
+    let mut sim = Simulation::new(Manager::Apt);
     let mut list: Option<&mut Vec<String>> = None;
     let mut unmet = false;
     for line in text.lines() {
@@ -205,7 +176,7 @@ fn parse_size(text: &str) -> Option<u64> {
 
 /// When apt's package lists were last refreshed: the newest `Release` or
 /// `InRelease` file under `/var/lib/apt/lists` (None: no lists).
-pub fn apt_lists_refreshed(root: &Root) -> Option<SystemTime> {
+pub fn lists_refreshed(root: &Root) -> Option<SystemTime> {
     std::fs::read_dir(root.path("/var/lib/apt/lists"))
         .ok()?
         .flatten()
