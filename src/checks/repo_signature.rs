@@ -375,6 +375,9 @@ pub fn judge_apt(verdict: &Verdict, ring: &AptKeyring, index: Option<&[u8]>, whe
         .filter(|s| !s.weak_digest && apt_keys::allows(&ring.fingerprints, &s.key, &s.primary))
         .collect();
     let Some(signer) = accepted.first() else {
+        // Whatever `allow-weak=yes` says: it forgives weak checksums in
+        // the Release, not a weak signature (apt 2.6 refuses it either
+        // way, as the referee in tests/suite/signatures.rs shows).
         if let Some(s) = verdict.valid.iter().find(|s| s.weak_digest) {
             return Found::Refused(format!(
                 "its only good signature, by key {}, uses SHA-1 or weaker, which apt rejects",

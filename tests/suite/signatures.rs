@@ -3,7 +3,8 @@
 //! expired, made at a faked time; one the host does not have; one good; one
 //! that expires in ten days; two good but past their `Valid-Until`, one of
 //! them with `check-valid-until=no`; three unsigned, one `trusted=yes`
-//! and one `allow-insecure=yes`), and the
+//! and one `allow-insecure=yes`; two signed with SHA-1 only, one
+//! `allow-weak=yes`), and the
 //! check's verdict on each compared with what the real `apt-get update`
 //! decides in the same tree.
 
@@ -178,6 +179,13 @@ fn each_verdict_is_the_one_apt_gets_itself() {
         repository(&gpg, served.path(), name, "stable", &good, now - DAY, None);
         std::fs::remove_file(served.path().join(name).join("dists/stable/InRelease")).unwrap();
     }
+    // Two signed with SHA-1 only, one of them `allow-weak=yes`.
+    for name in ["weak", "weak-ok"] {
+        repository(&gpg, served.path(), name, "stable", &good, now - DAY, None);
+        let dist = served.path().join(name).join("dists/stable");
+        std::fs::remove_file(dist.join("InRelease")).unwrap();
+        gpg.clearsign_with(&good, now - DAY, &dist, "SHA1");
+    }
     let (addr, _rt) = serve_dir(served.path().to_path_buf());
     let url = |name: &str| format!("http://{addr}/{name}");
 
@@ -200,7 +208,7 @@ fn each_verdict_is_the_one_apt_gets_itself() {
     std::fs::write(
         apt.join("sources.list"),
         format!(
-            "deb [signed-by={}] {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb [check-valid-until=no] {} stable main\ndeb {} stable main\ndeb [trusted=yes] {} stable main\ndeb [allow-insecure=yes] {} stable main\n",
+            "deb [signed-by={}] {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb {} stable main\ndeb [check-valid-until=no] {} stable main\ndeb {} stable main\ndeb [trusted=yes] {} stable main\ndeb [allow-insecure=yes] {} stable main\ndeb {} stable main\ndeb [allow-weak=yes] {} stable main\n",
             expired_ring.display(),
             url("expired"),
             url("unknown"),
@@ -210,6 +218,8 @@ fn each_verdict_is_the_one_apt_gets_itself() {
             url("unsigned"),
             url("local"),
             url("insecure"),
+            url("weak"),
+            url("weak-ok"),
         ),
     )
     .unwrap();
@@ -245,6 +255,7 @@ fn each_verdict_is_the_one_apt_gets_itself() {
     let (refused, said) = apt_refuses(root.path());
     for name in [
         "expired", "unknown", "good", "soon", "stale", "stale-ok", "unsigned", "local", "insecure",
+        "weak", "weak-ok",
     ] {
         let ours = detail(name).starts_with("refused:");
         let apts = refused.contains(&url(name));
@@ -311,12 +322,21 @@ fn each_verdict_is_the_one_apt_gets_itself() {
         detail("insecure"),
         "not checked: it is unsigned, and allow-insecure lets apt take it with a warning"
     );
+    // allow-weak does not make apt take a SHA-1 signature.
+    for name in ["weak", "weak-ok"] {
+        assert!(
+            detail(name).contains("uses SHA-1 or weaker, which apt rejects")
+                && said.contains(&format!("{}/{name} stable InRelease' is not signed", addr)),
+            "{}",
+            detail(name)
+        );
+    }
     assert_eq!(check["status"], "fail", "{check:#}");
     assert!(
         check["summary"]
             .as_str()
             .unwrap()
-            .starts_with("4 of 9 repositories would be refused by the package manager: "),
+            .starts_with("6 of 11 repositories would be refused by the package manager: "),
         "{check:#}"
     );
 }

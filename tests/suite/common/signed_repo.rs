@@ -81,6 +81,11 @@ impl Gpg {
 
     /// `dir/Release` clear-signed by `fpr` at `at` into `dir/InRelease`.
     pub fn clearsign(&self, fpr: &str, at: i64, dir: &Path) {
+        self.clearsign_with(fpr, at, dir, "SHA512");
+    }
+
+    /// `InRelease` in `dir` signed with `digest` (SHA1: a weak signature).
+    pub fn clearsign_with(&self, fpr: &str, at: i64, dir: &Path, digest: &str) {
         let key = format!("{fpr}!");
         let out = dir.join("InRelease").display().to_string();
         let release = dir.join("Release").display().to_string();
@@ -90,7 +95,7 @@ impl Gpg {
                 "--local-user",
                 &key,
                 "--digest-algo",
-                "SHA512",
+                digest,
                 "--clearsign",
                 "--output",
                 &out,
