@@ -112,14 +112,17 @@ fn check_shows_the_daemon_s_dry_run_and_runs_none_itself() {
     );
 }
 
-/// What `check --simulate` opened and locked, as `strace -f` saw it.
-fn trace(root: &std::path::Path) -> String {
+/// What `check --simulate` opened and locked, as `strace -f -y` saw it
+/// (`-y`: each file descriptor with the path it resolves to, so a file
+/// reached through a link is seen where it is).
+pub(crate) fn trace(root: &std::path::Path) -> String {
     let out_file = tempfile::NamedTempFile::new().unwrap();
     let config = tempfile::NamedTempFile::new().unwrap();
     let status = std::process::Command::new("strace")
         .args([
             "-f",
             "-qq",
+            "-y",
             "-e",
             "trace=execve,open,openat,fcntl,flock",
             "-o",

@@ -5,7 +5,7 @@
 //! the dry run, watched by strace: no lock and no write under the tree.
 
 use crate::common;
-use crate::simulate::{simulate, snapshot};
+use crate::simulate::{simulate, snapshot, trace};
 use std::path::Path;
 use std::process::Command;
 
@@ -242,43 +242,4 @@ fn dnf_plans_the_tree_s_upgrade_without_a_lock_or_a_write() {
         .parse()
         .unwrap();
     assert!((300_000..320_000).contains(&download), "{c:#}");
-}
-
-/// What `check --simulate` opened and locked, as `strace -f -y` saw it
-/// (with each file descriptor's resolved path).
-fn trace(root: &Path) -> String {
-    let out_file = tempfile::NamedTempFile::new().unwrap();
-    let config = tempfile::NamedTempFile::new().unwrap();
-    let status = Command::new("strace")
-        .args([
-            "-f",
-            "-qq",
-            "-y",
-            "-e",
-            "trace=execve,open,openat,fcntl,flock",
-            "-o",
-        ])
-        .arg(out_file.path())
-        .arg(env!("CARGO_BIN_EXE_ssm-preflight"))
-        .args([
-            "check",
-            "--json",
-            "--mode",
-            "local",
-            "--only",
-            "pkg.simulate",
-            "--simulate",
-            "--root",
-        ])
-        .arg(root)
-        .arg("--config")
-        .arg(config.path())
-        .env("DBUS_SYSTEM_BUS_ADDRESS", common::NO_BUS)
-        .env("STATE_DIRECTORY", root.join("no-state"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("strace (scripts/test installs it)");
-    assert!(status.code().is_some_and(|c| c <= 2), "{status:?}");
-    std::fs::read_to_string(out_file.path()).unwrap()
 }
