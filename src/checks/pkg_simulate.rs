@@ -17,11 +17,11 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     severity: Severity::High,
     members: None,
     doc: Doc {
-        looks_at: "the host package manager's own plan of the upgrade against the metadata already on disk, taking no lock and writing nothing. apt: `apt-get --print-uris --assume-no upgrade` with `Debug::NoLocking=1`, no cache or planner-log writes and dpkg replaced by `/bin/false`. dnf 4: `dnf -C --assumeno --noplugins upgrade` with its rpmdb copied into a scratch directory and its cachedir, persistdir and logdir there too, so its locks and writes land in that copy; versionlock's packages excluded and `exclude=` ignored, as the payload does. It reads what would be upgraded, installed, removed or kept back; held packages (dpkg's holds, versionlock's list); the packages to download against the free space of the package cache (`/var/cache/apt/archives`, dnf's cachedir) and apt's installed-size change against `/usr`'s; the metadata's age. The daemon runs it on each run; `check` and the gate use the daemon's last result and say its age, `check --simulate` runs it now, within `pkg_simulate.timeout` (60 s)",
-        warns: "held or kept-back packages the patch run leaves as they are; a repository the plan leaves out for want of cached metadata; free space within 20 % of what the upgrade needs; metadata older than `pkg_simulate.stale_after` (7 d)",
-        fails: "the package manager cannot resolve the upgrade (the unmet dependencies or dnf's problems, named); the packages to download or apt's installed growth do not fit",
-        fix: "`sudo apt-get -s upgrade` or `sudo dnf upgrade --assumeno` shows the same plan; `sudo apt-mark unhold <package>` or `sudo dnf versionlock delete <package>`; free space, `sudo apt-get clean` or `sudo dnf clean packages`",
-        cannot_see: "yum (Amazon Linux 2, RHEL 7) and zypper, which take a lock of their own even for a dry run, are not asked; dnf does not say how much an upgrade grows the installed size / a package-manager lock held / not simulated yet",
+        looks_at: "the host package manager's own plan of the upgrade against the metadata already on disk, taking no lock and writing nothing. apt: `apt-get --print-uris --assume-no upgrade` with `Debug::NoLocking=1`, no cache or planner-log writes and dpkg replaced by `/bin/false`. dnf 4: `dnf -C --assumeno --noplugins upgrade` with its rpmdb copied into a scratch directory and its cachedir, persistdir and logdir there too, so its locks and writes land in that copy; versionlock's packages excluded and `exclude=` ignored, as the payload does. zypper: `zypper --no-refresh update --dry-run` with `--root` a scratch directory holding a copy of the rpmdb and of its locks, the host's repositories and raw metadata only read, its lock file, log and temporary files in the scratch directory. It reads what would be upgraded, installed, removed or kept back; held packages (dpkg's holds, versionlock's list, zypper's locks); the packages to download against the free space of the package cache and the installed-size change (apt, zypper) against `/usr`'s; the metadata's age. The daemon runs it on each run; `check` and the gate use the daemon's last result and say its age, `check --simulate` runs it now, within `pkg_simulate.timeout` (60 s)",
+        warns: "held or kept-back packages the patch run leaves as they are; packages that `exclude=` hides from dnf with an upgrade the payload installs anyway; a repository the plan leaves out for want of cached metadata; free space within 20 % of what the upgrade needs; metadata older than `pkg_simulate.stale_after` (7 d)",
+        fails: "the package manager cannot resolve the upgrade (the unmet dependencies or problems, named; an update zypper's `update` leaves out is asked for by name, as the patch run asks for each patch); the packages to download or the installed growth do not fit",
+        fix: "`sudo apt-get -s upgrade`, `sudo dnf upgrade --assumeno` or `sudo zypper update --dry-run` shows the same plan; `sudo apt-mark unhold <package>`, `sudo dnf versionlock delete <package>` or `sudo zypper removelock <package>`; free space, `sudo apt-get clean`, `sudo dnf clean packages` or `sudo zypper clean --all`",
+        cannot_see: "yum (Amazon Linux 2, RHEL 7), which takes a lock of its own even for a dry run, is not asked; dnf does not say how much an upgrade grows the installed size / a package-manager lock held / not simulated yet",
         reports: "`skip` with the reason",
     },
 };
@@ -74,14 +74,16 @@ fn gather_and_judge(
         Manager::Apt
     } else if simulate::dnf::present(root) {
         Manager::Dnf
+    } else if simulate::zypper::present(root) {
+        Manager::Zypper
     } else {
         let rpm = ["/var/lib/rpm", "/usr/lib/sysimage/rpm"]
             .iter()
             .any(|d| root.path(d).is_dir());
         return Outcome::skip(if rpm {
-            "no dnf 4 here to ask (/usr/bin/dnf); yum and zypper are not asked, as each takes a lock of its own even for a dry run (yum's pid file, /run/zypp.pid), and ssm-preflight never takes one"
+            "no dnf 4 or zypper here to ask (/usr/bin/dnf, /usr/bin/zypper); yum is not asked, as it takes a lock of its own even for a dry run (its pid file), and ssm-preflight never takes one"
         } else {
-            "no apt or dnf here (/usr/bin/apt-get with dpkg's status, /usr/bin/dnf with an rpmdb), so there is no dry run to ask"
+            "no apt, dnf or zypper here (/usr/bin/apt-get with dpkg's status, /usr/bin/dnf or /usr/bin/zypper with an rpmdb), so there is no dry run to ask"
         });
     };
     let held_lock = crate::host::locks::gather(root)
@@ -111,6 +113,10 @@ fn gather_and_judge(
             simulate::dnf::metadata_refreshed(root),
             simulate::dnf::versionlocked(root),
         ),
+        Manager::Zypper => (
+            simulate::zypper::metadata_refreshed(root),
+            simulate::zypper::locked(root),
+        ),
     };
     let Some(refreshed) = refreshed else {
         return Outcome::skip(format!(
@@ -121,6 +127,7 @@ fn gather_and_judge(
     let sim = match manager {
         Manager::Apt => simulate::apt::plan(root, &held, timeout),
         Manager::Dnf => simulate::dnf::plan(root, &held, timeout),
+        Manager::Zypper => simulate::zypper::plan(root, &held, timeout),
     };
     let sim = match sim {
         Ok(s) => s,
@@ -144,12 +151,13 @@ fn gather_and_judge(
     let cache = match manager {
         Manager::Apt => "/var/cache/apt/archives".to_string(),
         Manager::Dnf => simulate::dnf::cache_dir(root),
+        Manager::Zypper => "/var/cache/zypp/packages".to_string(),
     };
     // The plan ignores exclude= as the payload does; the packages it hides
     // that the upgrade takes anyway are named.
     let excluded = match manager {
-        Manager::Apt => vec![],
         Manager::Dnf => excluded_upgrades(&sim, &crate::host::excludes::gather(root).found),
+        Manager::Apt | Manager::Zypper => vec![],
     };
     let facts = Facts {
         excluded,
@@ -214,6 +222,16 @@ impl Words {
                 clean: "`sudo dnf clean packages` empties the cached packages",
                 unhold: "`sudo dnf versionlock delete <package>`",
                 unresolved_fix: "Run `sudo dnf upgrade --assumeno` to see the same; enable the repository that has the missing package, or keep the package that needs it back (`sudo dnf versionlock add <package>`, or reject it in the patch baseline), and check the rpmdb with `sudo dnf check`.",
+            },
+            Manager::Zypper => Words {
+                name: "zypper",
+                metadata: "repository metadata",
+                metadata_dir: "/var/cache/zypp/raw",
+                show_plan: "sudo zypper update --dry-run",
+                refresh: "sudo zypper refresh",
+                clean: "`sudo zypper clean --all` empties the cached packages",
+                unhold: "`sudo zypper removelock <package>`",
+                unresolved_fix: "Run `sudo zypper update --dry-run` and `sudo zypper install --dry-run <package>` to see the same; add the repository or module that has the missing package, or keep the package that needs it back (`sudo zypper addlock <package>`, or reject it in the patch baseline), and check dependencies with `sudo zypper verify`.",
             },
         }
     }

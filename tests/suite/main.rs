@@ -23,5 +23,5 @@ mod report;
 mod rhui;
 mod signatures;
 mod simulate;
-mod simulate_dnf;
+mod simulate_rpm;
 mod state;

@@ -32,7 +32,7 @@
 //! `/usr/bin/dnf` being dnf5 (Fedora 41+, which Patch Manager does not
 //! patch) is not asked: its options and output differ.
 
-use super::{Manager, Simulation};
+use super::{copy_rpmdb, rpmdb_dir, Manager, Simulation};
 use crate::host::command::{self, CommandError};
 use crate::host::ini::ini_sections;
 use crate::host::Root;
@@ -41,12 +41,8 @@ use std::time::{Duration, SystemTime};
 
 const DNF: &str = "/usr/bin/dnf";
 
-/// Where rpm keeps its database: newer distributions under
-/// `/usr/lib/sysimage/rpm` (with `/var/lib/rpm` a link to it).
-const RPMDB_DIRS: [&str; 2] = ["/usr/lib/sysimage/rpm", "/var/lib/rpm"];
-const RPMDB_FILES: [&str; 3] = ["rpmdb.sqlite", "Packages", "Packages.db"];
-
-/// Whether this host plans with dnf 4: its binary (not dnf5) and an rpmdb.
+/// Whether this host plans with dnf 4: its binary (not dnf5), an rpmdb,
+/// and dnf's or yum's configuration.
 pub fn present(root: &Root) -> bool {
     let dnf5 = std::fs::canonicalize(DNF)
         .ok()
@@ -55,14 +51,10 @@ pub fn present(root: &Root) -> bool {
                 .map(|n| n.to_string_lossy().starts_with("dnf5"))
         })
         .unwrap_or(false);
-    Path::new(DNF).exists() && !dnf5 && rpmdb_dir(root).is_some()
-}
-
-fn rpmdb_dir(root: &Root) -> Option<PathBuf> {
-    RPMDB_DIRS
+    let configured = ["/etc/dnf", "/etc/yum.repos.d"]
         .iter()
-        .map(|d| root.path(d))
-        .find(|d| RPMDB_FILES.iter().any(|f| d.join(f).is_file()))
+        .any(|d| root.path(d).is_dir());
+    Path::new(DNF).exists() && !dnf5 && configured && rpmdb_dir(root).is_some()
 }
 
 /// dnf's `[main]` settings: dnf.conf, else yum.conf (RHEL 8 links them).
@@ -197,18 +189,7 @@ impl Scratch {
             std::fs::create_dir(p.join(d))?;
         }
         if let Some(rpmdb) = rpmdb_dir(root) {
-            for e in std::fs::read_dir(&rpmdb)?.flatten() {
-                let name = e.file_name();
-                let n = name.to_string_lossy();
-                // Not the lock, sqlite's shared-memory index, or Berkeley
-                // DB's environment: the reader makes its own.
-                if n.starts_with('.') || n.starts_with("__db.") || n.ends_with("-shm") {
-                    continue;
-                }
-                if e.file_type()?.is_file() {
-                    std::fs::copy(e.path(), p.join("rpmdb").join(&name))?;
-                }
-            }
+            copy_rpmdb(&root.path(rpmdb), &p.join("rpmdb"))?;
         }
         std::fs::write(
             p.join("home/.rpmmacros"),

@@ -1,10 +1,15 @@
 //! The pending upgrade as the host's own package manager plans it, asked
 //! without a lock and without a write (issue #27, `pkg.simulate`): apt's
-//! plan in `apt`, dnf's in `dnf`. yum (Amazon Linux 2, RHEL 7) and zypper
-//! are not asked: each takes a lock of its own even for a dry run.
+//! plan in `apt`, dnf's in `dnf`, zypper's in `zypper`. yum (Amazon Linux
+//! 2, RHEL 7) is not asked: it locks even for a dry run, and there is no
+//! yum here to prove a way around it against.
 
 pub mod apt;
 pub mod dnf;
+pub mod zypper;
+
+use crate::host::Root;
+use std::path::Path;
 
 /// Which package manager made the plan: the words and commands the check
 /// shows follow it.
@@ -12,6 +17,7 @@ pub mod dnf;
 pub enum Manager {
     Apt,
     Dnf,
+    Zypper,
 }
 
 /// What the package manager says the upgrade would do.
@@ -61,11 +67,47 @@ impl Simulation {
 }
 
 /// Debian's `linux-image-*`; the rpm distributions' `kernel`,
-/// `kernel-core`, `kernel-uek`, `kernel-rt-core`, `kernel-64k-core`
-/// (not `kernel-headers` or `kernel-tools`, which need no reboot).
+/// `kernel-core`, `kernel-uek`, `kernel-rt-core`, `kernel-64k-core`;
+/// SUSE's `kernel-default` (zypper names a new one with its version)
+/// — not `kernel-headers`, `kernel-tools` or `kernel-default-devel`,
+/// which need no reboot.
 fn is_kernel(package: &str) -> bool {
+    let suse_versioned = package
+        .strip_prefix("kernel-default-")
+        .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
     package.starts_with("linux-image-")
         || package == "kernel"
         || package == "kernel-uek"
+        || package == "kernel-default"
+        || suse_versioned
         || (package.starts_with("kernel") && package.ends_with("-core"))
+}
+
+/// Where rpm keeps its database under `root`, as the host names it: newer
+/// distributions under `/usr/lib/sysimage/rpm` (with `/var/lib/rpm` a
+/// link to it).
+fn rpmdb_dir(root: &Root) -> Option<&'static str> {
+    const FILES: [&str; 3] = ["rpmdb.sqlite", "Packages", "Packages.db"];
+    ["/usr/lib/sysimage/rpm", "/var/lib/rpm"]
+        .into_iter()
+        .find(|d| FILES.iter().any(|f| root.path(d).join(f).is_file()))
+}
+
+/// Copies the rpmdb in `from` to `to` with plain reads: reading it in
+/// place through sqlite would take a shared lock on it and write its
+/// `-shm` and `-wal` files. Not the lock, sqlite's shared-memory index, or
+/// Berkeley DB's environment: the reader of the copy makes its own.
+fn copy_rpmdb(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)?.flatten() {
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if n.starts_with('.') || n.starts_with("__db.") || n.ends_with("-shm") {
+            continue;
+        }
+        if e.file_type()?.is_file() {
+            std::fs::copy(e.path(), to.join(&name))?;
+        }
+    }
+    Ok(())
 }
