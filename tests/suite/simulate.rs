@@ -229,7 +229,7 @@ fn archives_larger_than_the_cache_s_filesystem_fail_naming_the_sizes() {
     assert_eq!(c["status"], "fail", "{c:#}");
     assert!(
         c["summary"].as_str().unwrap().ends_with(
-            "the archives to download (47.7 MiB) do not fit in /var/cache/apt/archives (4.0 MiB free)"
+            "the packages to download (47.7 MiB) do not fit in /var/cache/apt/archives (4.0 MiB free)"
         ),
         "{c:#}"
     );
