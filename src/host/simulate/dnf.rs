@@ -181,9 +181,7 @@ struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new(root: &Root) -> std::io::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("ssm-preflight-dnf-")
-            .tempdir()?;
+        let dir = super::scratch("ssm-preflight-dnf-")?;
         let p = dir.path();
         for d in ["home", "rpmdb", "cache", "persist", "log"] {
             std::fs::create_dir(p.join(d))?;

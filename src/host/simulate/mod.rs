@@ -111,3 +111,15 @@ fn copy_rpmdb(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A scratch directory for a dry run's copies and writes, removed when
+/// dropped: under `/var/tmp`, which is on disk where `/tmp` may be memory
+/// (an rpmdb copy is tens of MB), else the system's temporary directory.
+fn scratch(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    match builder.tempdir_in("/var/tmp") {
+        Ok(dir) => Ok(dir),
+        Err(_) => builder.tempdir(),
+    }
+}

@@ -102,9 +102,7 @@ struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new(root: &Root) -> std::io::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("ssm-preflight-zypper-")
-            .tempdir()?;
+        let dir = super::scratch("ssm-preflight-zypper-")?;
         let p = dir.path();
         for d in ["root/etc/zypp", "home", "solv", "pkg", "tmp", "lock"] {
             std::fs::create_dir_all(p.join(d))?;
