@@ -294,6 +294,17 @@ fn dnf_plans_the_tree_s_upgrade_without_a_lock_or_a_write() {
         .parse()
         .unwrap();
     assert!((300_000..320_000).contains(&download), "{c:#}");
+
+    // With no metadata cached, there is nothing to plan with: a skip that
+    // names the refresh, never a pass.
+    std::fs::remove_dir_all(node.path().join("var/cache/dnf")).unwrap();
+    let c = simulate(node.path(), &["--simulate"]);
+    assert_eq!(c["status"], "skip", "{c:#}");
+    assert_eq!(
+        c["summary"],
+        "dnf has no repository metadata in /var/cache/dnf to plan with; the patch run refreshes them first (`sudo dnf makecache` does the same)",
+        "{c:#}"
+    );
 }
 
 #[test]
