@@ -275,25 +275,11 @@ fn dnf_plans_the_tree_s_upgrade_without_a_lock_or_a_write() {
         "[extras]\nname=Added since the last makecache\nbaseurl=http://127.0.0.1:9/\nenabled=1\ngpgcheck=0\n",
     )
     .unwrap();
-    let c = simulate(node.path(), &["--simulate"]);
-    assert_eq!(c["status"], "warn", "{c:#}");
-    let summary = c["summary"].as_str().unwrap();
-    assert!(
-        summary.starts_with("2 package(s) to upgrade or install (kernel kernel-core among them: a reboot follows), "),
-        "{c:#}"
+    assert_warns(
+        &simulate(node.path(), &["--simulate"]),
+        "kernel-core",
+        "to download: 1 held package(s) have an upgrade the patch run will not install: pinned; 1 package(s) that exclude= hides from dnf have an upgrade the patch run installs anyway, as its payload does not honour exclude=: kernel-core (kernel* in /etc/dnf/dnf.conf [main]) (reject them in the patch baseline to keep them back); the plan leaves out extras, which has no metadata cached (`sudo dnf makecache` fetches it)",
     );
-    assert!(
-        summary.ends_with("to download: 1 held package(s) have an upgrade the patch run will not install: pinned; 1 package(s) that exclude= hides from dnf have an upgrade the patch run installs anyway, as its payload does not honour exclude=: kernel-core (kernel* in /etc/dnf/dnf.conf [main]) (reject them in the patch baseline to keep them back); the plan leaves out extras, which has no metadata cached (`sudo dnf makecache` fetches it)"),
-        "{c:#}"
-    );
-    assert_eq!(c["details"]["held"], "pinned", "{c:#}");
-    assert_eq!(c["details"]["reboot_expected"], "yes", "{c:#}");
-    let download: u64 = c["details"]["download_bytes"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((300_000..320_000).contains(&download), "{c:#}");
 
     // With no metadata cached, there is nothing to plan with: a skip that
     // names the refresh, never a pass.
@@ -326,18 +312,27 @@ fn zypper_plans_the_tree_s_upgrade_without_a_lock_or_a_write() {
     node.assert_untouched_by("zypper", "/var/cache/zypp/raw/mirror/");
 
     node.remove("app");
-    let c = simulate(node.path(), &["--simulate"]);
+    assert_warns(
+        &simulate(node.path(), &["--simulate"]),
+        "kernel-default",
+        "more installed: 1 held package(s) have an upgrade the patch run will not install: pinned",
+    );
+}
+
+/// The plan of a tree without the broken update: a warning whose summary
+/// starts with the two upgrades (`kernel` among them, so a reboot follows)
+/// and ends with `ending`; `pinned` held; the download what the mirror
+/// serves (the new tool is 300 kB of noise).
+fn assert_warns(c: &serde_json::Value, kernel: &str, ending: &str) {
     assert_eq!(c["status"], "warn", "{c:#}");
     let summary = c["summary"].as_str().unwrap();
-    assert!(
-        summary.starts_with("2 package(s) to upgrade or install (kernel kernel-default among them: a reboot follows), "),
-        "{c:#}"
+    let start = format!(
+        "2 package(s) to upgrade or install (kernel {kernel} among them: a reboot follows), "
     );
-    assert!(
-        summary.ends_with("more installed: 1 held package(s) have an upgrade the patch run will not install: pinned"),
-        "{c:#}"
-    );
+    assert!(summary.starts_with(&start), "{c:#}");
+    assert!(summary.ends_with(ending), "{c:#}");
     assert_eq!(c["details"]["held"], "pinned", "{c:#}");
+    assert_eq!(c["details"]["reboot_expected"], "yes", "{c:#}");
     let download: u64 = c["details"]["download_bytes"]
         .as_str()
         .unwrap()
