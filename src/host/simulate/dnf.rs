@@ -32,8 +32,8 @@
 //! `/usr/bin/dnf` being dnf5 (Fedora 41+, which Patch Manager does not
 //! patch) is not asked: its options and output differ.
 
-use super::{copy_rpmdb, rpmdb_dir, Manager, Simulation};
-use crate::host::command::{self, CommandError};
+use super::{copy_rpmdb, no_plan, output, rpmdb_dir, Manager, Simulation};
+use crate::host::command::{self, CommandError, Finished};
 use crate::host::ini::ini_sections;
 use crate::host::Root;
 use std::path::{Path, PathBuf};
@@ -154,13 +154,17 @@ pub fn plan(root: &Root, held: &[String], budget: Duration) -> Result<Simulation
     })?;
     let mut args = scratch.args(root, held);
     args.push("upgrade".into());
-    let mut sim = parse_dnf(&scratch.run(&args, budget)?);
+    let finished = scratch.run(&args, budget)?;
+    let mut sim = parse_dnf(&output(&finished));
+    if !sim.planned() {
+        return Err(no_plan("dnf upgrade --assumeno", finished));
+    }
     if !held.is_empty() {
         let mut args = scratch.args(root, &[]);
         args.extend(["list", "--upgrades"].map(String::from));
         args.extend(held.iter().cloned());
         let left = budget.saturating_sub(started.elapsed());
-        sim.kept_back = parse_upgrades(&scratch.run(&args, left)?);
+        sim.kept_back = parse_upgrades(&output(&scratch.run(&args, left)?));
     }
     Ok(sim)
 }
@@ -208,19 +212,18 @@ impl Scratch {
         Ok(Scratch(dir))
     }
 
-    /// dnf's output (both streams) in the C locale, its HOME the scratch
-    /// one (for `.rpmmacros`); any exit status is a plan (dnf exits 1 for
+    /// dnf run in the C locale, its HOME the scratch one (for
+    /// `.rpmmacros`); any exit status may carry a plan (dnf exits 1 for
     /// "Operation aborted." and for an error, and says which).
-    fn run(&self, args: &[String], budget: Duration) -> Result<String, CommandError> {
+    fn run(&self, args: &[String], budget: Duration) -> Result<Finished, CommandError> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let home = self.0.path().join("home").display().to_string();
-        let finished = command::run_with_env(
+        command::run_with_env(
             Path::new(DNF),
             &args,
             &[("LC_ALL", "C.UTF-8"), ("LANG", "C.UTF-8"), ("HOME", &home)],
             budget,
-        )?;
-        Ok(format!("{}\n{}", finished.stdout, finished.stderr))
+        )
     }
 
     /// The options of every run (the module's comment says why each),
@@ -444,6 +447,15 @@ Operation aborted.
         let nothing = parse_dnf("Dependencies resolved.\nNothing to do.\nComplete!\n");
         assert_eq!(nothing.download, Some(0));
         assert!(nothing.upgraded.is_empty() && nothing.unresolved.is_empty());
+    }
+
+    #[test]
+    fn an_output_without_a_plan_is_not_an_empty_plan() {
+        let crashed = parse_dnf(
+            "Traceback (most recent call last):\n  File \"/usr/bin/dnf\", line 61\nKeyError: 'x'\n",
+        );
+        assert!(!crashed.planned());
+        assert!(parse_dnf("Dependencies resolved.\nNothing to do.\nComplete!\n").planned());
     }
 
     #[test]

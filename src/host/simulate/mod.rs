@@ -8,6 +8,7 @@ pub mod apt;
 pub mod dnf;
 pub mod zypper;
 
+use crate::host::command::{CommandError, Finished};
 use crate::host::Root;
 use std::path::Path;
 
@@ -53,6 +54,14 @@ impl Simulation {
             unresolved: vec![],
             ignored_repos: vec![],
         }
+    }
+
+    /// Whether dnf's or zypper's output held a plan at all: its sizes,
+    /// "Nothing to do.", or a problem. Each prints one of these for every
+    /// plan it makes; an output with none (a traceback, a broken rpmdb) is
+    /// not "nothing to upgrade".
+    pub fn planned(&self) -> bool {
+        self.download.is_some() || !self.unresolved.is_empty()
     }
 
     /// The kernels among the packages to install: a reboot follows.
@@ -121,5 +130,38 @@ fn scratch(prefix: &str) -> std::io::Result<tempfile::TempDir> {
     match builder.tempdir_in("/var/tmp") {
         Ok(dir) => Ok(dir),
         Err(_) => builder.tempdir(),
+    }
+}
+
+/// Both streams of a finished dry run, as one text to read.
+fn output(finished: &Finished) -> String {
+    format!("{}\n{}", finished.stdout, finished.stderr)
+}
+
+/// A dry run that printed no plan: the error names the command and shows
+/// its last lines.
+fn no_plan(command: &str, finished: Finished) -> CommandError {
+    let text = output(&finished);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    // A repository URL in an error may carry `user:password@`.
+    let tail: Vec<String> = lines[lines.len().saturating_sub(3)..]
+        .iter()
+        .map(|line| {
+            line.split(' ')
+                .map(|word| {
+                    if word.contains("://") {
+                        crate::text::redact_url(word)
+                    } else {
+                        word.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    CommandError::Failed {
+        command: command.to_string(),
+        status: finished.status,
+        stderr: format!("it printed no plan, and ended: {}", tail.join(" / ")),
     }
 }

@@ -19,8 +19,8 @@
 //! install that are not locked, `install --dry-run` names the problem, as
 //! the patch run, which asks for each patch, would meet it.
 
-use super::{copy_rpmdb, rpmdb_dir, Manager, Simulation};
-use crate::host::command::{self, CommandError};
+use super::{copy_rpmdb, no_plan, output, rpmdb_dir, Manager, Simulation};
+use crate::host::command::{self, CommandError, Finished};
 use crate::host::Root;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -81,7 +81,11 @@ pub fn plan(root: &Root, held: &[String], budget: Duration) -> Result<Simulation
         program: "zypper (its scratch root for the rpmdb copy and caches)".into(),
         source,
     })?;
-    let mut sim = parse_zypper(&scratch.run(root, &["update", "--dry-run"], budget)?);
+    let finished = scratch.run(root, &["update", "--dry-run"], budget)?;
+    let mut sim = parse_zypper(&output(&finished));
+    if !sim.planned() {
+        return Err(no_plan("zypper update --dry-run", finished));
+    }
     let broken: Vec<&str> = sim
         .kept_back
         .iter()
@@ -92,7 +96,7 @@ pub fn plan(root: &Root, held: &[String], budget: Duration) -> Result<Simulation
         let mut args = vec!["install", "--dry-run"];
         args.extend(broken);
         let left = budget.saturating_sub(started.elapsed());
-        sim.unresolved = parse_zypper(&scratch.run(root, &args, left)?).unresolved;
+        sim.unresolved = parse_zypper(&output(&scratch.run(root, &args, left)?)).unresolved;
     }
     Ok(sim)
 }
@@ -120,9 +124,14 @@ impl Scratch {
         self.0.path().join(name)
     }
 
-    /// zypper's output (both streams) in the C locale; any exit status is
-    /// a plan (zypper exits 4 when it cannot resolve, and says why).
-    fn run(&self, root: &Root, command: &[&str], budget: Duration) -> Result<String, CommandError> {
+    /// zypper run in the C locale; any exit status may carry a plan
+    /// (zypper exits 4 when it cannot resolve, and says why).
+    fn run(
+        &self,
+        root: &Root,
+        command: &[&str],
+        budget: Duration,
+    ) -> Result<Finished, CommandError> {
         let path = |p: PathBuf| p.display().to_string();
         let mut args: Vec<String> = ["--non-interactive", "--no-refresh", "--no-color"]
             .map(String::from)
@@ -146,7 +155,7 @@ impl Scratch {
             path(self.dir("lock")),
             path(self.dir("zypper.log")),
         );
-        let finished = command::run_with_env(
+        command::run_with_env(
             Path::new(ZYPPER),
             &args,
             &[
@@ -160,8 +169,7 @@ impl Scratch {
                 ("ZYPP_CONF", &conf),
             ],
             budget,
-        )?;
-        Ok(format!("{}\n{}", finished.stdout, finished.stderr))
+        )
     }
 }
 
@@ -286,6 +294,26 @@ Problem: 2: nothing provides libother needed by two-2.0-1.noarch
                 "nothing provides libother needed by two-2.0-1.noarch"
             ]
         );
+    }
+
+    #[test]
+    fn a_dry_run_without_a_plan_is_an_error_with_its_last_words_redacted() {
+        use std::os::unix::process::ExitStatusExt;
+        let finished = Finished {
+            status: std::process::ExitStatus::from_raw(256 * 4),
+            stdout: "Loading repository data...\n".into(),
+            stderr: "Repository 'm' is invalid.\n[m|https://alice:s3cret@mirror.test/sles] Valid metadata not found at specified URL\n".into(),
+        };
+        let said = super::super::no_plan("zypper update --dry-run", finished).to_string();
+        assert!(said.contains("it printed no plan, and ended: Loading repository data... / Repository 'm' is invalid. / [m|https://alice:***@mirror.test/sles]"), "{said}");
+        assert!(!said.contains("s3cret"), "{said}");
+    }
+
+    #[test]
+    fn an_output_without_a_plan_is_not_an_empty_plan() {
+        let refused = parse_zypper("Repository 'mirror' is invalid.\nPlease check if the URIs defined for this repository are pointing to a valid repository.\n");
+        assert!(!refused.planned());
+        assert!(parse_zypper("Loading repository data...\nNothing to do.\n").planned());
     }
 
     #[test]
