@@ -621,7 +621,9 @@ async fn every_source_that_patches_the_node_is_judged() {
         "rate(1 day)",
         "Scan",
     );
-    daily["LastExecutionDate"] = json!(days_ago(0.5));
+    // Taken once: the check reads it back, and the run may end a second later.
+    let daily_last_ran = days_ago(0.5);
+    daily["LastExecutionDate"] = json!(daily_last_ran);
     let mut weekly = association(
         "7c1f0000-0000-4000-8000-000000000003",
         "weekly-scan",
@@ -641,7 +643,7 @@ async fn every_source_that_patches_the_node_is_judged() {
     );
     assert!(said.contains("the sources patch with different baselines, so each scan overwrites the other's compliance: State Manager association daily-scan (7c1f0000-0000-4000-8000-000000000002) uses the patch group's baseline, State Manager association weekly-scan (7c1f0000-0000-4000-8000-000000000003) uses BaselineOverride s3://patch-overrides/strict.json"), "{c:#}");
     // The rate runs on from its last execution, 12 h ago: next in 12 h.
-    let next = jiff::Timestamp::from_second(days_ago(0.5) as i64 + 86_400).unwrap();
+    let next = jiff::Timestamp::from_second(daily_last_ran as i64 + 86_400).unwrap();
     assert!(
         said.contains(&format!(
             "daily-scan (7c1f0000-0000-4000-8000-000000000002) next at {next} (rate(1 day))"
