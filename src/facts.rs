@@ -44,6 +44,8 @@ pub struct Shared {
     tls: OnceLock<Result<Arc<rustls::ClientConfig>, crate::network::tls::TlsError>>,
     /// AWS RHUI's identity headers, read once for both repository checks.
     rhui: OnceCell<Result<Vec<(&'static str, String)>, String>>,
+    /// The repositories' indexes, each asked once for both repository checks.
+    indexes: Arc<crate::network::repos::Indexes>,
     probes: Mutex<HashMap<String, Arc<ProbeCell>>>,
     /// The Patch Group `patchgroup.tag` settled on, for the report's host.
     pub patch_group: OnceLock<String>,
@@ -151,6 +153,7 @@ impl Context {
                 role_status: OnceCell::new(),
                 tls: OnceLock::new(),
                 rhui: OnceCell::new(),
+                indexes: Default::default(),
                 probes: Default::default(),
                 patch_group: OnceLock::new(),
                 imds_tags: Detached::default(),
@@ -283,6 +286,12 @@ impl Context {
             Ok(endpoints::probe(target, tls, proxy, ctx.settings.endpoints.timeout).await)
         })
         .await
+    }
+
+    /// The run's repository indexes, each fetched once whichever repository
+    /// check asks first.
+    pub fn indexes(&self) -> Arc<crate::network::repos::Indexes> {
+        self.shared.indexes.clone()
     }
 
     /// The headers AWS RHUI wants beside the entitlement certificate (the

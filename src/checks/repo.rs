@@ -35,8 +35,13 @@ pub fn plan(ctx: &Context) -> super::Check {
             .filter(|r| matches!(r, Repo::Skip { .. }))
             .cloned()
             .collect();
-        let answers =
-            fetch::fetch_all(&ready.clients, ready.repos, ctx.settings.repos.timeout).await;
+        let answers = fetch::fetch_all(
+            &ctx.indexes(),
+            &ready.clients,
+            ready.repos,
+            ctx.settings.repos.timeout,
+        )
+        .await;
         with_unreadable(judge(&answers, &skipped), &ready.unreadable, ENTRY.id)
     });
     check.info.timeout = check

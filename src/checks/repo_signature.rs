@@ -54,6 +54,7 @@ pub fn plan(ctx: &Context) -> super::Check {
             };
             let client = ready.clients.get(tls).cloned();
             let ask = Ask {
+                indexes: ctx.indexes(),
                 root: ctx.root.clone(),
                 index: index.clone(),
                 mirror_list: list_kind.is_some(),
@@ -178,6 +179,7 @@ fn unsigned(verdict: &Verdict) -> bool {
 }
 
 struct Ask {
+    indexes: std::sync::Arc<fetch::Indexes>,
     root: Root,
     index: String,
     mirror_list: bool,
@@ -204,14 +206,15 @@ impl Ask {
             Ok(Err(e)) => return Found::Refused(format!("{e}: apt refuses the source")),
             Err(e) => return Found::NotVerified(format!("its keyring was not read: {e}")),
         };
-        let index = match fetch::fetch_apt_index(client, &self.index, self.timeout).await {
-            Ok(index) => index,
-            Err(e) => {
-                return Found::NotVerified(format!(
-                    "its index could not be fetched ({e}); repo.reachable says more"
-                ))
-            }
-        };
+        let index =
+            match fetch::fetch_apt_index(&self.indexes, client, &self.index, self.timeout).await {
+                Ok(index) => index,
+                Err(e) => {
+                    return Found::NotVerified(format!(
+                        "its index could not be fetched ({e}); repo.reachable says more"
+                    ))
+                }
+            };
         let (verdict, index) = match self.verify(ring.packets.clone(), index, true).await {
             Ok(v) => v,
             Err(found) => return found,
@@ -256,14 +259,15 @@ impl Ask {
             })
             .flatten()
             .collect();
-        let index = match fetch::fetch_repomd(client, &self.index, self.timeout).await {
-            Ok(index) => index,
-            Err(e) => {
-                return Found::NotVerified(format!(
-                    "its repomd.xml could not be fetched ({e}); repo.reachable says more"
-                ))
-            }
-        };
+        let index =
+            match fetch::fetch_repomd(&self.indexes, client, &self.index, self.timeout).await {
+                Ok(index) => index,
+                Err(e) => {
+                    return Found::NotVerified(format!(
+                        "its repomd.xml could not be fetched ({e}); repo.reachable says more"
+                    ))
+                }
+            };
         if index.signature.is_none() {
             return Found::Refused(format!(
                 "repo_gpgcheck=1, but the repository publishes no {}.asc: dnf refuses its metadata",

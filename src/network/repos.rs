@@ -6,7 +6,9 @@ use crate::host::repos::Repo;
 use crate::network::tls::RepoTlsError;
 use crate::text::redact_url as redact;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
 
 /// An HTTP client that goes where the patch run would: the agent's proxy
 /// when the agent has one, straight otherwise.
@@ -123,7 +125,12 @@ pub fn clients(
 
 /// Asks every repository at once, each bounded by `timeout`, each with the
 /// TLS its package manager uses (a mirror list too).
-pub async fn fetch_all(clients: &Clients, repos: Vec<Repo>, timeout: Duration) -> Vec<Answer> {
+pub async fn fetch_all(
+    indexes: &Indexes,
+    clients: &Clients,
+    repos: Vec<Repo>,
+    timeout: Duration,
+) -> Vec<Answer> {
     let asks = repos.into_iter().filter_map(|repo| match &repo {
         Repo::Fetch { index, tls, .. } => {
             let index = index.clone();
@@ -157,10 +164,10 @@ pub async fn fetch_all(clients: &Clients, repos: Vec<Repo>, timeout: Duration) -
                     }
                 };
                 let client = &client;
-                let mut result = get(client, &index, timeout).await;
+                let mut result = get(indexes, client, &index, timeout).await;
                 if let (Ok(404), Some(release)) = (&result, release_of(&index)) {
                     fetched = redact(&release);
-                    result = get(client, &release, timeout).await;
+                    result = get(indexes, client, &release, timeout).await;
                 }
                 Answer {
                     repo,
@@ -192,13 +199,108 @@ pub enum FetchError {
     NotReadable(String),
 }
 
-async fn get(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<u16, FetchError> {
-    match tokio::time::timeout(timeout, client.get(url).send()).await {
-        Ok(Ok(response)) => Ok(response.status().as_u16()),
-        // Without the URL, which may carry a source's password.
-        Ok(Err(e)) => Err(FetchError::Failed(describe_reqwest(&e.without_url()))),
-        Err(_) => Err(FetchError::TimedOut(timeout)),
+async fn get(
+    indexes: &Indexes,
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<u16, FetchError> {
+    indexes
+        .get(client, url, timeout)
+        .await
+        .map(|got| got.status)
+}
+
+/// What one GET of an index gave: its status and, for a 2xx, its body.
+#[derive(Debug, Clone)]
+struct Got {
+    status: u16,
+    /// The body of a 2xx (empty otherwise), or why it was not read whole.
+    body: Result<Vec<u8>, FetchError>,
+}
+
+/// The indexes asked in one run, by URL, each asked once: `repo.reachable`
+/// wants its status and `repo.signature` its body, and a mirror (or the
+/// proxy before it) need not serve the same `InRelease` twice a run.
+#[derive(Debug, Default)]
+pub struct Indexes(std::sync::Mutex<HashMap<String, Arc<IndexCell>>>);
+
+/// One index's answer, settled by its first asker.
+type IndexCell = OnceCell<Result<Got, FetchError>>;
+
+impl Indexes {
+    /// `url`'s answer: the first asker's request, which later askers (of
+    /// either check) wait on rather than repeat.
+    async fn get(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<Got, FetchError> {
+        let cell = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(url.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| fetch_index(client, url, timeout))
+            .await
+            .clone()
     }
+}
+
+/// One GET of `url` within `timeout`: the status, and a 2xx's body of at
+/// most `INDEX_LIMIT` bytes.
+async fn fetch_index(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<Got, FetchError> {
+    // A source URL may carry `user:password@`: named redacted, and
+    // reqwest's errors without it.
+    let shown = redact(url);
+    let failed = |e: reqwest::Error| FetchError::Failed(describe_reqwest(&e.without_url()));
+    let read = async {
+        let mut response = client.get(url).send().await.map_err(failed)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Ok(Got {
+                status: status.as_u16(),
+                body: Ok(Vec::new()),
+            });
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > INDEX_LIMIT => {
+                    let why = format!(
+                        "{shown}: larger than {} MiB, not an index",
+                        INDEX_LIMIT >> 20
+                    );
+                    return Ok(Got {
+                        status: status.as_u16(),
+                        body: Err(FetchError::Failed(why)),
+                    });
+                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => {
+                    return Ok(Got {
+                        status: status.as_u16(),
+                        body: Err(failed(e)),
+                    })
+                }
+            }
+        }
+        Ok(Got {
+            status: status.as_u16(),
+            body: Ok(body),
+        })
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(FetchError::TimedOut(timeout)))
 }
 
 /// apt's `Release`, which it asks for when a repository has no `InRelease`.
@@ -228,11 +330,12 @@ const INDEX_LIMIT: usize = 16 << 20;
 
 /// apt's index of `index` (an `…/InRelease` URL) with its signature.
 pub async fn fetch_apt_index(
+    indexes: &Indexes,
     client: &reqwest::Client,
     index: &str,
     timeout: Duration,
 ) -> Result<SignedIndex, FetchError> {
-    match get_body(client, index, timeout).await? {
+    match get_body(indexes, client, index, timeout).await? {
         Some(body) => Ok(SignedIndex {
             url: redact(index),
             body,
@@ -240,10 +343,10 @@ pub async fn fetch_apt_index(
         }),
         None => {
             let release = release_of(index).unwrap_or_else(|| index.to_string());
-            let body = get_body(client, &release, timeout)
+            let body = get_body(indexes, client, &release, timeout)
                 .await?
                 .ok_or_else(|| FetchError::Failed(format!("{}: HTTP 404", redact(&release))))?;
-            let signature = get_body(client, &format!("{release}.gpg"), timeout).await?;
+            let signature = get_body(indexes, client, &format!("{release}.gpg"), timeout).await?;
             Ok(SignedIndex {
                 url: redact(&release),
                 body,
@@ -255,14 +358,15 @@ pub async fn fetch_apt_index(
 
 /// An rpm-md repository's `repomd.xml` and its detached `repomd.xml.asc`.
 pub async fn fetch_repomd(
+    indexes: &Indexes,
     client: &reqwest::Client,
     repomd: &str,
     timeout: Duration,
 ) -> Result<SignedIndex, FetchError> {
-    let body = get_body(client, repomd, timeout)
+    let body = get_body(indexes, client, repomd, timeout)
         .await?
         .ok_or_else(|| FetchError::Failed(format!("{}: HTTP 404", redact(repomd))))?;
-    let signature = get_body(client, &format!("{repomd}.asc"), timeout).await?;
+    let signature = get_body(indexes, client, &format!("{repomd}.asc"), timeout).await?;
     Ok(SignedIndex {
         url: redact(repomd),
         body,
@@ -273,41 +377,20 @@ pub async fn fetch_repomd(
 /// A body of at most `INDEX_LIMIT` bytes; `None` for a 404; any other
 /// status but 2xx is an error naming it.
 async fn get_body(
+    indexes: &Indexes,
     client: &reqwest::Client,
     url: &str,
     timeout: Duration,
 ) -> Result<Option<Vec<u8>>, FetchError> {
-    // A source URL may carry `user:password@`: named redacted, and
-    // reqwest's errors without it.
-    let shown = redact(url);
-    let failed = |e: reqwest::Error| FetchError::Failed(describe_reqwest(&e.without_url()));
-    let read = async {
-        let mut response = client.get(url).send().await.map_err(failed)?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(FetchError::Failed(format!(
-                "{shown}: HTTP {}",
-                status.as_u16()
-            )));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(failed)? {
-            if body.len() + chunk.len() > INDEX_LIMIT {
-                return Err(FetchError::Failed(format!(
-                    "{shown}: larger than {} MiB, not an index",
-                    INDEX_LIMIT >> 20
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Some(body))
-    };
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or(Err(FetchError::TimedOut(timeout)))
+    let got = indexes.get(client, url, timeout).await?;
+    match got.status {
+        404 => Ok(None),
+        200..=299 => got.body.map(Some),
+        status => Err(FetchError::Failed(format!(
+            "{}: HTTP {status}",
+            redact(url)
+        ))),
+    }
 }
 
 pub fn describe_reqwest(e: &reqwest::Error) -> String {
@@ -347,7 +430,8 @@ mod tests {
         let tls = crate::network::tls::client_config(None).unwrap();
         let base = client(tls, None, &[], Duration::from_secs(2)).unwrap();
         let clients = clients(std::slice::from_ref(&repo), &base, |_| unreachable!());
-        let answers = fetch_all(&clients, vec![repo], Duration::from_secs(5)).await;
+        let indexes = Indexes::default();
+        let answers = fetch_all(&indexes, &clients, vec![repo], Duration::from_secs(5)).await;
         // What is shown of an answer: what was fetched and what went wrong.
         let a = &answers[0];
         let said = format!("{} {:?}", a.fetched, a.result);
@@ -356,8 +440,73 @@ mod tests {
             !said.contains("s3cret") && said.contains("ci:***@127.0.0.1:1"),
             "{said}"
         );
-        let fetched = fetch_apt_index(&base, index, Duration::from_secs(5)).await;
+        let fetched = fetch_apt_index(&indexes, &base, index, Duration::from_secs(5)).await;
         let said = format!("{fetched:?}");
         assert!(fetched.is_err() && !said.contains("s3cret"), "{said}");
+    }
+
+    /// A loopback HTTP server answering every request with `body`,
+    /// counting the requests for each path.
+    async fn counting_server(
+        body: &'static str,
+    ) -> (String, Arc<std::sync::Mutex<HashMap<String, usize>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Arc<std::sync::Mutex<HashMap<String, usize>>> = Default::default();
+        let counts = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let counts = counts.clone();
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; 4096];
+                    let n = tcp.read(&mut request).await.unwrap_or(0);
+                    let text = String::from_utf8_lossy(&request[..n]).to_string();
+                    let path = text.split(' ').nth(1).unwrap_or_default().to_string();
+                    *counts.lock().unwrap().entry(path).or_default() += 1;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tcp.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (base, seen)
+    }
+
+    #[tokio::test]
+    async fn both_repository_checks_ask_an_index_once_between_them() {
+        let (base, seen) = counting_server("signed index").await;
+        let index = format!("{base}/debian/dists/stable/InRelease");
+        let repo = Repo::Fetch {
+            name: format!("apt: {base}/debian stable"),
+            file: "/etc/apt/sources.list".into(),
+            index: index.clone(),
+            list_kind: None,
+            tls: RepoTls::default(),
+            keys: Keys::Unsaid,
+        };
+        let tls = crate::network::tls::client_config(None).unwrap();
+        let base_client = client(tls, None, &[], Duration::from_secs(2)).unwrap();
+        let clients = clients(
+            std::slice::from_ref(&repo),
+            &base_client,
+            |_| unreachable!(),
+        );
+        let indexes = Indexes::default();
+        let timeout = Duration::from_secs(5);
+        // As the two checks do: at once, one for the status, one for the body.
+        let (answers, signed) = tokio::join!(
+            fetch_all(&indexes, &clients, vec![repo], timeout),
+            fetch_apt_index(&indexes, &base_client, &index, timeout)
+        );
+        assert_eq!(answers[0].result, Ok(200));
+        assert_eq!(signed.unwrap().body, b"signed index");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            HashMap::from([("/debian/dists/stable/InRelease".to_string(), 1)])
+        );
     }
 }
