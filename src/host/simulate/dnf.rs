@@ -35,6 +35,7 @@
 use super::{copy_rpmdb, no_plan, output, rpmdb_dir, Manager, Simulation};
 use crate::host::command::{self, CommandError, Finished};
 use crate::host::ini::ini_sections;
+use crate::host::repo_tls::rpm_main;
 use crate::host::Root;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -57,23 +58,14 @@ pub fn present(root: &Root) -> bool {
     Path::new(DNF).exists() && !dnf5 && configured && rpmdb_dir(root).is_some()
 }
 
-/// dnf's `[main]` settings: dnf.conf, else yum.conf (RHEL 8 links them).
-fn main_setting(root: &Root, key: &str) -> Option<String> {
-    ["/etc/dnf/dnf.conf", "/etc/yum.conf"]
-        .iter()
-        .find_map(|f| std::fs::read_to_string(root.path(f)).ok())
-        .and_then(|text| {
-            ini_sections(&text)
-                .into_iter()
-                .find(|(name, _)| name == "main")
-                .and_then(|(_, keys)| keys.get(key).cloned())
-        })
-}
-
 /// Where dnf keeps its metadata and packages, as the host names it:
 /// `cachedir=` of `[main]`, else `/var/cache/dnf`.
 pub fn cache_dir(root: &Root) -> String {
-    main_setting(root, "cachedir").unwrap_or_else(|| "/var/cache/dnf".into())
+    rpm_main(root)
+        .0
+        .get("cachedir")
+        .cloned()
+        .unwrap_or_else(|| "/var/cache/dnf".into())
 }
 
 fn cachedir(root: &Root) -> PathBuf {
@@ -261,12 +253,9 @@ impl Scratch {
                     .collect::<Vec<_>>()
                     .join(",")
             };
-            if let Some(conf) = ["/etc/dnf/dnf.conf", "/etc/yum.conf"]
-                .iter()
-                .map(|f| root.path(f))
-                .find(|f| f.is_file())
-            {
-                args.push(format!("--config={}", conf.display()));
+            let (_, conf) = rpm_main(root);
+            if !conf.is_empty() {
+                args.push(format!("--config={}", root.path(&conf).display()));
             }
             args.push(format!(
                 "--setopt=reposdir={}",
