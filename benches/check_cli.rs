@@ -143,11 +143,20 @@ fn preflight(root: &Path, config: &Path, args: &[&str]) -> Command {
         .arg("--config")
         .arg(config)
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        // Never the machine's own state file: a run recorded there would
+        // change what this run asks (the remembered role, the dry run).
+        .env("STATE_DIRECTORY", no_state())
         .env("DBUS_SYSTEM_BUS_ADDRESS", NO_BUS)
         // Any AWS service not pointed at a fake goes to a loopback port where
         // nothing listens, never to its real name.
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
     cmd
+}
+
+/// An empty state directory: no earlier run recorded.
+fn no_state() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
 /// A figure against its budget, in words.
@@ -356,14 +365,44 @@ fn main() {
         // As in a region: every AWS call (IMDS, STS, EC2, SSM, S3, the
         // endpoints' probes) answered 10 ms after it arrives.
         fake_aws::LATENCY_MS.store(10, std::sync::atomic::Ordering::Relaxed);
-        let (median, rss) = report("ec2 mode, each AWS call 10 ms", RUNS, HEALTHY, || {
-            ec2_mode(&healthy)
-        });
+        // A managed node's run: the daemon recorded one before, so the
+        // instance profile's role is remembered (one IMDS trip fewer).
+        let recorded = tempfile::tempdir().unwrap();
+        let mut first = ec2_mode(&healthy);
+        first
+            .args(["--report"])
+            .env("STATE_DIRECTORY", recorded.path());
+        let out = first.output().unwrap();
+        assert!(
+            recorded.path().join("state.json").is_file(),
+            "check --report recorded no run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let remembered = || {
+            let mut cmd = ec2_mode(&healthy);
+            cmd.env("STATE_DIRECTORY", recorded.path());
+            cmd
+        };
+        let (median, rss) = report(
+            "ec2 mode, each AWS call 10 ms, a run recorded before",
+            RUNS,
+            HEALTHY,
+            remembered,
+        );
         println!(
             "  every check with 10 ms a call: median {median:.1} ms, {}; peak RSS {rss:.1} MiB, {}",
             against(median, 70.0, "ms"),
             against(rss, 15.0, "MiB")
         );
+        print_critical_path(remembered);
+        // The node's first run, or the first after its role changed.
+        let (median, _) = report(
+            "ec2 mode, each AWS call 10 ms, no run recorded",
+            RUNS,
+            HEALTHY,
+            || ec2_mode(&healthy),
+        );
+        println!("  the same with no run recorded (the role listed first): median {median:.1} ms");
         print_critical_path(|| ec2_mode(&healthy));
         fake_aws::LATENCY_MS.store(0, std::sync::atomic::Ordering::Relaxed);
     }

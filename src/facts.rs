@@ -58,6 +58,10 @@ pub struct Shared {
     node_ssm: OnceCell<Result<aws_sdk_ssm::Client, AccessError>>,
     /// The node's credentials, resolved once (one IMDS fetch on EC2).
     credentials: Detached<Result<NodeCredentials, AccessError>>,
+    /// The instance profile role an earlier run found attached, and its
+    /// credentials, fetched beside the identity lookup (`remember_role`).
+    remembered_role: OnceLock<String>,
+    remembered_credentials: Detached<Result<aws_credential_types::Credentials, String>>,
     /// The node's patch state (DescribeInstancePatchStates), asked once:
     /// patch.last_run judges it, patch.sources times the last install.
     patch_state:
@@ -75,6 +79,16 @@ pub struct NodeCredentials {
     /// Where they come from, for messages.
     pub source: String,
     pub expiry: Option<SystemTime>,
+}
+
+impl NodeCredentials {
+    fn new(resolved: aws_credential_types::Credentials, source: String) -> NodeCredentials {
+        NodeCredentials {
+            expiry: resolved.expiry(),
+            provider: aws_credential_types::provider::SharedCredentialsProvider::new(resolved),
+            source,
+        }
+    }
 }
 
 /// What one source of tags answered.
@@ -160,6 +174,8 @@ impl Context {
                 api_tags: Detached::default(),
                 node_ssm: OnceCell::new(),
                 credentials: Detached::default(),
+                remembered_role: OnceLock::new(),
+                remembered_credentials: Detached::default(),
                 patch_state: Detached::default(),
                 windows: Default::default(),
             }),
@@ -195,8 +211,66 @@ impl Context {
     pub async fn identity(&self) -> &Result<Identity, IdentityError> {
         self.shared
             .identity
-            .get_or_init(|| identity::lookup(&self.root, &self.host, self.imds()))
+            .get_or_init(|| {
+                if self.host.mode != Mode::Local {
+                    crate::network::tls::warm();
+                }
+                self.fetch_remembered_credentials();
+                identity::lookup(&self.root, &self.host, self.imds())
+            })
             .await
+    }
+
+    /// Remembers the instance profile role an earlier run found attached
+    /// (`Report::instance_profile_role`). Its credentials are then fetched
+    /// beside the identity lookup, not after the listing that names the
+    /// role: one IMDS round trip fewer before the run's first signed call.
+    /// A name IMDS no longer knows costs that trip back, no more: the
+    /// credentials are then fetched by the name the listing gives.
+    pub fn remember_role(self, name: Option<&str>) -> Context {
+        if let Some(name) = name.filter(|n| identity::valid_role_name(n)) {
+            let _ = self.shared.remembered_role.set(name.to_string());
+        }
+        self
+    }
+
+    /// Starts fetching the remembered role's credentials, when this run
+    /// would take the instance profile's (EC2, IMDS allowed, no keys in
+    /// the environment, which the agent would take first).
+    fn fetch_remembered_credentials(&self) {
+        let Some(name) = self.shared.remembered_role.get().cloned() else {
+            return;
+        };
+        if self.host.mode != Mode::Ec2
+            || identity::imds_disabled_by_env()
+            || std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+        {
+            return;
+        }
+        let imds = self.imds().clone();
+        self.shared.remembered_credentials.start(|| async move {
+            let source =
+                crate::aws::sdk::instance_profile(&imds, Some(&name)).map_err(|e| e.to_string())?;
+            crate::aws::query::resolve(&source.provider)
+                .await
+                .map_err(|e| e.to_string())
+        });
+    }
+
+    /// The remembered role's credentials, when the identity lookup listed
+    /// that same role and IMDS gave them.
+    async fn remembered_credentials(
+        &self,
+        id: &Identity,
+    ) -> Option<aws_credential_types::Credentials> {
+        let listed = match &id.role {
+            Some(identity::Role::Attached { name }) => name,
+            _ => return None,
+        };
+        if self.shared.remembered_role.get() != Some(listed) {
+            return None;
+        }
+        self.shared.remembered_credentials.started()?.await.ok()
     }
 
     /// What IMDS says of the role `name`'s credentials (Code, Expiration),
@@ -345,19 +419,19 @@ impl Context {
         self.shared
             .credentials
             .get_or_spawn(|| async move {
+                if let Some(resolved) = ctx.remembered_credentials(&id).await {
+                    return Ok(NodeCredentials::new(
+                        resolved,
+                        crate::aws::sdk::INSTANCE_PROFILE.into(),
+                    ));
+                }
                 let source =
                     crate::aws::sdk::credentials(&ctx.root, &ctx.settings, &id, ctx.imds())
                         .map_err(|e| AccessError::Credentials(e.to_string()))?;
                 let resolved = crate::aws::query::resolve(&source.provider)
                     .await
                     .map_err(|e| AccessError::Credentials(e.to_string()))?;
-                Ok(NodeCredentials {
-                    expiry: resolved.expiry(),
-                    provider: aws_credential_types::provider::SharedCredentialsProvider::new(
-                        resolved,
-                    ),
-                    source: source.source,
-                })
+                Ok(NodeCredentials::new(resolved, source.source))
             })
             .await
     }
@@ -567,25 +641,34 @@ impl<T: Clone + Send + Sync + 'static> Detached<T> {
     where
         F: std::future::Future<Output = T> + Send + 'static,
     {
-        let answer = {
-            let mut slot = self.0.lock().unwrap();
-            slot.get_or_insert_with(|| {
-                let task = tokio::spawn(make());
-                async move {
-                    match task.await {
-                        Ok(answer) => answer,
-                        // A panic in the work is the asker's panic, as it
-                        // would have been without the task.
-                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                        Err(_) => panic!("the run's runtime stopped while a fact was read"),
-                    }
+        self.start(make);
+        self.started().expect("started above").await
+    }
+
+    /// The work's answer, if it was started.
+    pub fn started(&self) -> Option<SharedFuture<BoxFuture<'static, T>>> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Starts `make`'s work in a task, unless it was started already.
+    pub fn start<F>(&self, make: impl FnOnce() -> F)
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        self.0.lock().unwrap().get_or_insert_with(|| {
+            let task = tokio::spawn(make());
+            async move {
+                match task.await {
+                    Ok(answer) => answer,
+                    // A panic in the work is the asker's panic, as it
+                    // would have been without the task.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => panic!("the run's runtime stopped while a fact was read"),
                 }
-                .boxed()
-                .shared()
-            })
-            .clone()
-        };
-        answer.await
+            }
+            .boxed()
+            .shared()
+        });
     }
 }
 

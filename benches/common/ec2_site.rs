@@ -10,6 +10,10 @@ use crate::{fake_aws, fake_ssm};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Debian's trust store, as rustls-native-certs finds it on a node.
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const SYSTEM_CERT_DIR: &str = "/etc/ssl/certs";
+
 pub struct Site {
     /// `[endpoints.urls]` pointing every endpoint at its fake.
     pub urls: String,
@@ -20,7 +24,10 @@ pub struct Site {
     /// scenario; daemon_idle has none).
     #[allow(dead_code)]
     pub silent: std::net::SocketAddr,
-    pub ca: fake_aws::TestCa,
+    /// The test CA (its files live as long as the site).
+    _ca: fake_aws::TestCa,
+    /// The system's CA bundle with the test CA added.
+    pub trust_store: PathBuf,
     /// The node's root, for `--root`.
     pub root: PathBuf,
     /// The repository's signed files (served while the site lives).
@@ -28,15 +35,17 @@ pub struct Site {
 }
 
 impl Site {
-    /// Points `cmd` at the fakes: IMDS, EC2 and STS by environment, the
-    /// test CA as the trust store.
+    /// Points `cmd` at the fakes: IMDS, EC2 and STS by environment, and a
+    /// trust store as a node's: the system's bundle with the test CA added,
+    /// and the system's certificate directory, both of which are read
+    /// (the roots' reading is part of every run's cost).
     pub fn aim(&self, cmd: &mut Command) {
         cmd.env_remove("AWS_EC2_METADATA_DISABLED")
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &self.imds)
             .env("AWS_ENDPOINT_URL_EC2", &self.ec2)
             .env("AWS_ENDPOINT_URL_STS", &self.sts)
-            .env("SSL_CERT_FILE", &self.ca.pem_path)
-            .env_remove("SSL_CERT_DIR");
+            .env("SSL_CERT_FILE", &self.trust_store)
+            .env("SSL_CERT_DIR", SYSTEM_CERT_DIR);
     }
 }
 
@@ -150,13 +159,19 @@ pub fn healthy(rt: &tokio::runtime::Runtime, scratch: &Path, fixtures: &Path) ->
     )
     .unwrap();
     mirror.trust_in(&root);
+    // Without the system's bundle (not Debian?), the test CA alone.
+    let mut bundle = std::fs::read(SYSTEM_BUNDLE).unwrap_or_default();
+    bundle.extend(std::fs::read(&ca.pem_path).unwrap());
+    let trust_store = scratch.join("trust-store.pem");
+    std::fs::write(&trust_store, bundle).unwrap();
     Site {
         urls,
         imds,
         ec2,
         sts,
         silent,
-        ca,
+        _ca: ca,
+        trust_store,
         root,
         _mirror: mirror,
     }

@@ -54,7 +54,16 @@ pub fn imds_disabled_by_env() -> bool {
 /// The IMDSv2 client, with our HTTP client and an endpoint from the config
 /// when it sets one (else `AWS_EC2_METADATA_SERVICE_ENDPOINT` or the default).
 pub fn imds_client(endpoint: Option<&str>) -> Result<imds::Client, ImdsError> {
-    let provider = ProviderConfig::default().with_http_client(super::sdk_http_client());
+    let https = endpoint
+        .map(str::to_string)
+        .or_else(|| std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT").ok())
+        .is_some_and(|url| url.to_ascii_lowercase().starts_with("https:"));
+    let http = if https {
+        super::sdk_http_client()
+    } else {
+        super::sdk_plain_http_client()
+    };
+    let provider = ProviderConfig::default().with_http_client(http);
     let mut builder = imds::Client::builder()
         .configure(&provider)
         .connect_timeout(IMDS_CONNECT_TIMEOUT)

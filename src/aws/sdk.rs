@@ -48,7 +48,6 @@ pub fn credentials(
             source: "the environment (AWS_ACCESS_KEY_ID)".into(),
         });
     }
-    let provider_config = ProviderConfig::default().with_http_client(super::sdk_http_client());
     match identity.mode {
         Mode::Ec2 => {
             // Only a role IMDS names cleanly: the SDK's provider builds a
@@ -56,22 +55,13 @@ pub fn credentials(
             if let Some(super::identity::Role::Unknown(why)) = &identity.role {
                 return Err(CredentialsError::Role(why.clone()));
             }
-            let imds = imds
-                .client()
-                .map_err(|e| CredentialsError::Imds(e.to_string()))?
-                .clone();
-            let mut provider = ImdsCredentialsProvider::builder()
-                .configure(&provider_config)
-                .imds_client(imds);
             // The role the identity lookup listed: the provider need not
             // list it again (one IMDS round trip fewer before every call).
-            if let Some(super::identity::Role::Attached { name, .. }) = &identity.role {
-                provider = provider.profile(name.clone());
-            }
-            Ok(Credentials {
-                provider: SharedCredentialsProvider::new(provider.build()),
-                source: "the instance profile".into(),
-            })
+            let name = match &identity.role {
+                Some(super::identity::Role::Attached { name }) => Some(name.as_str()),
+                _ => None,
+            };
+            instance_profile(imds, name)
         }
         Mode::Hybrid => {
             let path = root.path(&settings.aws.credentials_file);
@@ -80,6 +70,8 @@ pub fn credentials(
                     settings.aws.credentials_file.clone(),
                 ));
             }
+            let provider_config =
+                ProviderConfig::default().with_http_client(super::sdk_http_client());
             let files = EnvConfigFiles::builder()
                 .with_file(EnvConfigFileKind::Credentials, &path)
                 .build();
@@ -98,6 +90,35 @@ pub fn credentials(
         }
         Mode::Local => Err(CredentialsError::Local),
     }
+}
+
+/// Where the instance profile's credentials come from, for messages.
+pub const INSTANCE_PROFILE: &str = "the instance profile";
+
+/// The instance profile's credentials from IMDS: for the role `name`, or
+/// for the role IMDS lists when no name is given.
+pub fn instance_profile(
+    imds: &super::identity::Imds,
+    name: Option<&str>,
+) -> Result<Credentials, CredentialsError> {
+    // The provider asks IMDS through `imds`'s own client; this one is never
+    // used (and, plain, never waits for the trust store).
+    let provider_config =
+        ProviderConfig::default().with_http_client(super::sdk_plain_http_client());
+    let imds = imds
+        .client()
+        .map_err(|e| CredentialsError::Imds(e.to_string()))?
+        .clone();
+    let mut provider = ImdsCredentialsProvider::builder()
+        .configure(&provider_config)
+        .imds_client(imds);
+    if let Some(name) = name {
+        provider = provider.profile(name);
+    }
+    Ok(Credentials {
+        provider: SharedCredentialsProvider::new(provider.build()),
+        source: INSTANCE_PROFILE.into(),
+    })
 }
 
 /// The URL to reach a service at instead of its regional name: the config

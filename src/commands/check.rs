@@ -35,15 +35,17 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let ctx = prepared.context(SystemTime::now());
+    let recorded = crate::run::state::read(&crate::run::state::default_dir());
+    let role = recorded
+        .as_ref()
+        .ok()
+        .and_then(|s| s.instance_profile_role());
+    let ctx = prepared.context(SystemTime::now()).remember_role(role);
     // A report sent to SSM is a whole run: the dry run then runs now too.
     let reuse = if args.simulate || args.report {
         Vec::new()
     } else {
-        vec![recorded_simulation(
-            crate::run::state::read(&crate::run::state::default_dir()),
-            SystemTime::now(),
-        )]
+        vec![recorded_simulation(recorded, SystemTime::now())]
     };
     let report = rt.block_on(run_checks_reusing(&ctx, &args.only, &reuse))?;
 

@@ -9,7 +9,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Why no TLS trust could be built; each names the file and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,14 +41,74 @@ pub fn client_config(extra_bundle: Option<&Path>) -> Result<Arc<rustls::ClientCo
     Ok(Arc::new(config))
 }
 
+/// The system's trusted roots, read once per process.
+pub struct SystemRoots {
+    pub store: rustls::RootCertStore,
+    /// The same certificates, PEM, until the AWS SDK's HTTPS client takes
+    /// them (`take_pem`): one copy in memory, not two.
+    pem: Mutex<Option<Vec<u8>>>,
+}
+
+impl SystemRoots {
+    /// The roots as PEM, for the one caller that builds the SDK's client.
+    pub fn take_pem(&self) -> Option<Vec<u8>> {
+        self.pem.lock().unwrap().take()
+    }
+}
+
+/// The system's trusted roots. rustls-native-certs reads the CA bundle
+/// and then every file of the certificate directory (on Debian 290 files
+/// holding the bundle's 146 roots again), which took 4–8 ms of every run,
+/// up to three times (the SDK, the probes, each repository's TLS). They
+/// are now read once per process, each root kept once, and shared; a run
+/// starts reading them in a thread of its own (`warm`) while IMDS is
+/// asked, off the path to its first signed call. The daemon keeps them
+/// for its life: a changed trust store is read at its next start.
+pub fn system() -> &'static SystemRoots {
+    static ROOTS: OnceLock<SystemRoots> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut store = rustls::RootCertStore::empty();
+        let mut pem = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            // One unusable system certificate must not cost the others; only
+            // those rustls takes reach the SDK, which panics on the others.
+            if seen.insert(
+                ring::digest::digest(&ring::digest::SHA256, cert.as_ref())
+                    .as_ref()
+                    .to_vec(),
+            ) && store.add(cert.clone()).is_ok()
+            {
+                push_pem(&mut pem, cert.as_ref());
+            }
+        }
+        SystemRoots {
+            store,
+            pem: Mutex::new(Some(pem)),
+        }
+    })
+}
+
+/// Appends one certificate, PEM, to `out`: a single long base64 line,
+/// which PEM readers (rustls-pki-types's among them) take as well.
+fn push_pem(out: &mut Vec<u8>, der: &[u8]) {
+    out.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+    out.extend_from_slice(
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der).as_bytes(),
+    );
+    out.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
+}
+
+/// Starts reading the system's roots on the runtime's blocking threads.
+pub fn warm() {
+    tokio::task::spawn_blocking(|| {
+        system();
+    });
+}
+
 /// The system's roots plus the config's bundle.
 fn system_roots(extra_bundle: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        // One unreadable system certificate must not cost the others.
-        let _ = roots.add(cert);
-    }
+    let mut roots = system().store.clone();
     if let Some(path) = extra_bundle {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
             .map_err(|e| TlsError::Unreadable {
@@ -214,5 +274,26 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    /// What the SDK's client is given reads back as the certificates put in.
+    #[test]
+    fn certificates_written_as_pem_read_back_whole() {
+        let ders: Vec<Vec<u8>> = vec![vec![0x30, 0x03, 1, 2, 3], (0..=255).collect()];
+        let mut pem = Vec::new();
+        for der in &ders {
+            super::push_pem(&mut pem, der);
+        }
+        let back: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let back: Vec<Vec<u8>> = back.iter().map(|c| c.as_ref().to_vec()).collect();
+        assert_eq!(back, ders);
     }
 }

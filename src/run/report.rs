@@ -84,6 +84,18 @@ pub struct Report {
 }
 
 impl Report {
+    /// The instance profile role this run found attached, with
+    /// credentials (`credentials.role`'s `role`): the next run asks IMDS
+    /// for its credentials first.
+    pub fn instance_profile_role(&self) -> Option<&str> {
+        self.checks
+            .iter()
+            .find(|c| c.id == crate::checks::credentials_role::ENTRY.id)?
+            .details
+            .get("role")
+            .map(String::as_str)
+    }
+
     pub fn new(
         host: HostSummary,
         started: std::time::SystemTime,

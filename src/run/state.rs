@@ -145,6 +145,11 @@ fn is_default(h: &crate::daemon::hold::HoldState) -> bool {
 }
 
 impl State {
+    /// The instance profile role the last recorded run found attached.
+    pub fn instance_profile_role(&self) -> Option<&str> {
+        self.last_run.as_ref()?.instance_profile_role()
+    }
+
     /// Records a run as the newest; the history keeps the last `HISTORY`.
     pub fn record(&mut self, report: &Report, run_id: &str) {
         // Runs can end out of order (a slow one beside a fast one): the

@@ -146,6 +146,9 @@ pub struct Service {
     spool: Option<Spool>,
     stops: Stops,
     requests: Requests,
+    /// The instance profile role the last run found (the state file's at
+    /// start): the next run fetches its credentials beside the identity.
+    role: Option<String>,
     /// Whether the updaters are held, as the metrics textfile last said.
     held: bool,
     /// A run or a send touched code since the daemon last slept.
@@ -205,6 +208,9 @@ impl Service {
                 release,
                 _senders: (refresh_tx, release_tx),
             },
+            role: state::read(&state_dir)
+                .ok()
+                .and_then(|s| s.instance_profile_role().map(str::to_string)),
             held: false,
             worked: false,
             pages_stay: false,
@@ -291,7 +297,10 @@ impl Service {
         if self.prepared.detected.mode == Mode::Local {
             cache.note = Some("local mode: SSM's schedule is not asked; only [[window]] entries from the config count".into());
         } else if stale {
-            let ctx = self.prepared.context(now);
+            let ctx = self
+                .prepared
+                .context(now)
+                .remember_role(self.role.as_deref());
             match crate::run::windows::from_ssm(&ctx).await {
                 Ok(found) => {
                     cache.from_ssm = found.windows;
@@ -368,6 +377,13 @@ impl Service {
         Ok(())
     }
 
+    /// A run's facts, remembering the role the last run found.
+    fn context(&self, now: SystemTime) -> crate::facts::Context {
+        self.prepared
+            .context(now)
+            .remember_role(self.role.as_deref())
+    }
+
     /// One run: checks, state, metrics, journal; its report is then due
     /// after the jitter.
     async fn one_run(&mut self, known: &[Window]) -> Result<(), Stopped> {
@@ -378,7 +394,7 @@ impl Service {
         let next_window = windows::next_after(known, Timestamp::now()).cloned();
         self.view.lock().unwrap().state = self.machine.state().name().into();
         self.say("running the checks");
-        let ctx = self.prepared.context(SystemTime::now());
+        let ctx = self.context(SystemTime::now());
         // pkg.state judges the update timers against every window known, SSM's included.
         *ctx.shared.windows.lock().unwrap() = known.to_vec();
         let settings = self.prepared.settings.clone();
@@ -396,6 +412,7 @@ impl Service {
             }
         };
         report.next_window = next_window.as_ref().map(|w| w.start.clone());
+        self.role = report.instance_profile_role().map(str::to_string);
         if reuse.is_empty() {
             self.cloud.keep(ctx.now, &report);
         }
@@ -436,7 +453,10 @@ impl Service {
             let _ = self.machine.report_settled();
             return Ok(());
         }
-        let ctx = self.prepared.context(SystemTime::now());
+        let ctx = self
+            .prepared
+            .context(SystemTime::now())
+            .remember_role(self.role.as_deref());
         let result = self
             .stops
             .guard(send_report(&ctx, &run.report, &run.delivery.run_id))

@@ -311,6 +311,14 @@ async fn sts(answer: fake_aws::StsAnswer) -> (String, Arc<AtomicUsize>) {
 }
 
 async fn site(tags_allowed: bool, skewed_secs: i64) -> FakeEc2Site {
+    site_watched(tags_allowed, skewed_secs, Arc::default()).await
+}
+
+async fn site_watched(
+    tags_allowed: bool,
+    skewed_secs: i64,
+    imds_watch: Arc<fake_aws::ImdsWatch>,
+) -> FakeEc2Site {
     let ca = TestCa::new("test CA");
     let mut endpoints = Vec::new();
     for service in ["ssm", "ssmmessages", "ec2messages", "s3"] {
@@ -324,7 +332,7 @@ async fn site(tags_allowed: bool, skewed_secs: i64) -> FakeEc2Site {
         endpoints.push((service.to_string(), addr.port()));
     }
     let (l, imds) = fake_aws::listener().await;
-    tokio::spawn(fake_aws::start_imds(
+    tokio::spawn(fake_aws::start_imds_watched(
         l,
         ImdsData {
             instance_id: "i-0test".into(),
@@ -332,6 +340,7 @@ async fn site(tags_allowed: bool, skewed_secs: i64) -> FakeEc2Site {
             role: Some("SSMCore".into()),
             tags: Some(vec![]),
         },
+        imds_watch,
     ));
     let (l, ec2) = fake_aws::listener().await;
     tokio::spawn(fake_aws::start_ec2(
@@ -364,6 +373,16 @@ async fn site(tags_allowed: bool, skewed_secs: i64) -> FakeEc2Site {
 }
 
 fn run_ec2(site: &FakeEc2Site, sources: &str) -> (serde_json::Value, Option<i32>) {
+    run_ec2_in(site, sources, &common::private_dir("state"))
+}
+
+/// `run_ec2` with the state directory `state` (a run recorded there is
+/// what this run remembers).
+fn run_ec2_in(
+    site: &FakeEc2Site,
+    sources: &str,
+    state: &std::path::Path,
+) -> (serde_json::Value, Option<i32>) {
     let root = common::fixture_root("debian12-clean");
     common::install_agent_binary(root.path());
     std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
@@ -395,6 +414,7 @@ fn run_ec2(site: &FakeEc2Site, sources: &str) -> (serde_json::Value, Option<i32>
     .env("AWS_ENDPOINT_URL_STS", &site.sts)
     .env("SSL_CERT_FILE", &site.ca.pem_path)
     .env_remove("SSL_CERT_DIR")
+    .env("STATE_DIRECTORY", state)
     .output()
     .unwrap();
     let json = serde_json::from_slice(&out.stdout)
@@ -462,6 +482,91 @@ fn the_binary_in_ec2_mode_against_a_healthy_loopback_site() {
         Some(0),
         "every check passes or, without a bus or agent, skips: {json:#}"
     );
+}
+
+/// A state file whose last run is `report` (a `check --json` answer), as
+/// the daemon or `check --report` leaves it.
+fn record(state: &std::path::Path, report: &serde_json::Value) {
+    let file = serde_json::json!({ "last_run": report, "history": [] });
+    std::fs::write(state.join("state.json"), file.to_string()).unwrap();
+}
+
+/// The role a recorded run found is asked for beside the role listing,
+/// not after it: the listing's answer here waits until that role's
+/// credentials are asked for, which only a run that remembers does.
+#[test]
+fn the_role_an_earlier_run_found_is_fetched_without_waiting_for_the_listing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listing = "/latest/meta-data/iam/security-credentials/";
+    let credentials = "/latest/meta-data/iam/security-credentials/SSMCore";
+    let state = common::private_dir("state");
+    let sources = "deb REPO/debian bookworm main\n";
+
+    // Nothing recorded: the credentials wait for the listing, whose answer
+    // waits out its 0.5 s.
+    let watch = fake_aws::ImdsWatch::holding_listing_for("SSMCore");
+    let site = rt.block_on(site_watched(true, 0, watch.clone()));
+    let (first, code) = run_ec2_in(&site, sources, &state);
+    assert_eq!(code, Some(0), "{first:#}");
+    assert!(watch.listing_waited_out.load(Ordering::Relaxed));
+
+    // The first run recorded: its role's credentials are asked for at once.
+    record(&state, &first);
+    let watch = fake_aws::ImdsWatch::holding_listing_for("SSMCore");
+    let site = rt.block_on(site_watched(true, 0, watch.clone()));
+    let (json, code) = run_ec2_in(&site, sources, &state);
+    assert_eq!(code, Some(0), "{json:#}");
+    assert!(
+        !watch.listing_waited_out.load(Ordering::Relaxed),
+        "the credentials were asked for only after the listing: {:?}",
+        watch.requests.lock().unwrap()
+    );
+    assert_eq!(
+        watch.gets(listing),
+        1,
+        "the role is still listed and judged"
+    );
+    assert_eq!(check(&json, "credentials.role")["status"], "pass");
+    assert_eq!(check(&json, "credentials.valid")["status"], "pass");
+    assert!(watch.gets(credentials) >= 1);
+}
+
+/// A role that changed since the recorded run costs one request, no
+/// verdict: the credentials come by the name the listing gives.
+#[test]
+fn a_role_that_changed_since_the_recorded_run_is_listed_and_used() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = common::private_dir("state");
+    let sources = "deb REPO/debian bookworm main\n";
+    let watch: Arc<fake_aws::ImdsWatch> = Arc::default();
+    let site = rt.block_on(site_watched(true, 0, watch.clone()));
+    let (first, _) = run_ec2_in(&site, sources, &state);
+    // The recorded run found another role, since detached.
+    let mut earlier = first.clone();
+    for c in earlier["checks"].as_array_mut().unwrap() {
+        if c["id"] == "credentials.role" {
+            c["details"]["role"] = "OldRole".into();
+        }
+    }
+    record(&state, &earlier);
+    watch.requests.lock().unwrap().clear();
+    let (json, code) = run_ec2_in(&site, sources, &state);
+    assert_eq!(code, Some(0), "{json:#}");
+    assert_eq!(
+        watch.gets("/latest/meta-data/iam/security-credentials/OldRole"),
+        1,
+        "{:?}",
+        watch.requests.lock().unwrap()
+    );
+    let role = check(&json, "credentials.role");
+    assert_eq!(role["status"], "pass", "{role:#}");
+    assert_eq!(role["details"]["role"], "SSMCore");
+    let valid = check(&json, "credentials.valid");
+    assert_eq!(valid["status"], "pass", "{valid:#}");
+    assert!(valid["summary"]
+        .as_str()
+        .unwrap()
+        .contains("assumed-role/SSMCore/"));
 }
 
 #[test]

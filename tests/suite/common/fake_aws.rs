@@ -141,7 +141,14 @@ pub static LATENCY_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 pub async fn answer_delay() {
     let ms = LATENCY_MS.load(std::sync::atomic::Ordering::Relaxed);
     if ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        // Not tokio's sleep: its timer ticks in whole milliseconds and
+        // rounds a deadline up to the next tick, so "10 ms" lasted 11.1 ms
+        // median (p90 11.8) and overstated a region's latency by a tenth on
+        // every call. A thread's sleep ends within tens of microseconds.
+        let wait = std::time::Duration::from_millis(ms);
+        tokio::task::spawn_blocking(move || std::thread::sleep(wait))
+            .await
+            .expect("a sleeping thread does not panic");
     }
 }
 
@@ -317,6 +324,46 @@ pub struct ImdsData {
 /// gives a token (and echoes the TTL, which aws-config requires); every GET
 /// without a valid token is 401.
 pub async fn start_imds(listener: TcpListener, data: ImdsData) {
+    start_imds_watched(listener, data, Arc::default()).await
+}
+
+/// What a test sees of the fake IMDS: every request's method and path, in
+/// the order they arrived.
+#[derive(Default)]
+pub struct ImdsWatch {
+    pub requests: Mutex<Vec<String>>,
+    /// Hold the role listing's answer until the credentials of this role
+    /// are asked for (or 0.5 s pass, within the
+    /// client's 1 s read timeout): only a client that asks for them
+    /// without waiting for the listing gets its answer at once.
+    pub hold_listing_for: Option<String>,
+    /// Whether the listing's answer waited out the 0.5 s.
+    pub listing_waited_out: std::sync::atomic::AtomicBool,
+    credentials_asked: tokio::sync::Notify,
+}
+
+impl ImdsWatch {
+    pub fn holding_listing_for(role: &str) -> Arc<ImdsWatch> {
+        Arc::new(ImdsWatch {
+            hold_listing_for: Some(role.into()),
+            ..Default::default()
+        })
+    }
+
+    /// The GET requests for `path`.
+    pub fn gets(&self, path: &str) -> usize {
+        let want = format!("GET {path}");
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| **r == want)
+            .count()
+    }
+}
+
+/// `start_imds`, watched.
+pub async fn start_imds_watched(listener: TcpListener, data: ImdsData, watch: Arc<ImdsWatch>) {
     use http_body_util::Full;
     use hyper::body::Bytes;
     use hyper::{Request, Response, StatusCode};
@@ -331,11 +378,35 @@ pub async fn start_imds(listener: TcpListener, data: ImdsData) {
         let _ = tcp.set_nodelay(true);
         let tokens = tokens.clone();
         let data = data.clone();
+        let watch = watch.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let tokens = tokens.clone();
                 let data = data.clone();
+                let watch = watch.clone();
                 async move {
+                    let path = req.uri().path().to_string();
+                    watch
+                        .requests
+                        .lock()
+                        .unwrap()
+                        .push(format!("{} {path}", req.method()));
+                    if let Some(role) = &watch.hold_listing_for {
+                        if path == format!("/latest/meta-data/iam/security-credentials/{role}") {
+                            watch.credentials_asked.notify_one();
+                        }
+                        if path == "/latest/meta-data/iam/security-credentials/" {
+                            let asked = watch.credentials_asked.notified();
+                            if tokio::time::timeout(std::time::Duration::from_millis(500), asked)
+                                .await
+                                .is_err()
+                            {
+                                watch
+                                    .listing_waited_out
+                                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                    }
                     answer_delay().await;
                     let reply = |status: StatusCode, body: String| {
                         Ok::<_, Infallible>(
@@ -345,7 +416,6 @@ pub async fn start_imds(listener: TcpListener, data: ImdsData) {
                                 .unwrap(),
                         )
                     };
-                    let path = req.uri().path().to_string();
                     if req.method() == hyper::Method::PUT && path == "/latest/api/token" {
                         let Some(ttl) = req
                             .headers()

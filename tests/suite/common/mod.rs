@@ -127,7 +127,7 @@ pub fn run_on_bus(root: &Path, config: &Path, bus: &str, args: &[&str]) -> std::
 }
 
 /// A new directory for one command, left for the OS to clean.
-fn private_dir(what: &str) -> PathBuf {
+pub fn private_dir(what: &str) -> PathBuf {
     tempfile::Builder::new()
         .prefix(&format!("ssm-preflight-test-{what}-"))
         .tempdir()
