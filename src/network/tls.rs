@@ -58,27 +58,21 @@ impl SystemRoots {
 
 /// The system's trusted roots. rustls-native-certs reads the CA bundle
 /// and then every file of the certificate directory (on Debian 290 files
-/// holding the bundle's 146 roots again), which took 4–8 ms of every run,
-/// up to three times (the SDK, the probes, each repository's TLS). They
-/// are now read once per process, each root kept once, and shared; a run
-/// starts reading them in a thread of its own (`warm`) while IMDS is
-/// asked, off the path to its first signed call. The daemon keeps them
-/// for its life: a changed trust store is read at its next start.
+/// for the same 145 roots, which it de-duplicates): 4–6 ms, which every
+/// run paid up to three times (the SDK, the probes, each repository's
+/// TLS). They are now read once per process and shared; a run starts
+/// reading them in a thread of its own (`warm`) while IMDS is asked, off
+/// the path to its first signed call. The daemon keeps them for its life:
+/// a changed trust store is read at its next start.
 pub fn system() -> &'static SystemRoots {
     static ROOTS: OnceLock<SystemRoots> = OnceLock::new();
     ROOTS.get_or_init(|| {
         let mut store = rustls::RootCertStore::empty();
         let mut pem = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         for cert in rustls_native_certs::load_native_certs().certs {
             // One unusable system certificate must not cost the others; only
             // those rustls takes reach the SDK, which panics on the others.
-            if seen.insert(
-                ring::digest::digest(&ring::digest::SHA256, cert.as_ref())
-                    .as_ref()
-                    .to_vec(),
-            ) && store.add(cert.clone()).is_ok()
-            {
+            if store.add(cert.clone()).is_ok() {
                 push_pem(&mut pem, cert.as_ref());
             }
         }
