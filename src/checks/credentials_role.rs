@@ -23,6 +23,10 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
     },
 };
 
+/// The detail naming the role that has credentials: the next run reads it
+/// back from the state file (`Report::instance_profile_role`).
+pub const ROLE_DETAIL: &str = "role";
+
 pub fn plan(ctx: &Context) -> super::Check {
     super::task(ctx, &ENTRY, ENTRY.id, |ctx| async move {
         let id = ctx.identity().await;
@@ -79,7 +83,7 @@ pub fn judge(
                 "the instance profile role {name} has credentials{}",
                 expiration.as_ref().map(|e| format!(" valid until {e}")).unwrap_or_default()
             ))
-            .detail("role", name),
+            .detail(ROLE_DETAIL, name),
             Some(Ok(RoleStatus { code, .. })) => Outcome::fail(
                 format!("the instance profile role {name} has no usable credentials (IMDS says Code {code})"),
                 format!("Check the role's trust policy allows ec2.amazonaws.com to assume it (`aws iam get-role --role-name {name}`), then detach and attach the instance profile again."),

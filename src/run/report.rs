@@ -88,11 +88,12 @@ impl Report {
     /// credentials (`credentials.role`'s `role`): the next run asks IMDS
     /// for its credentials first.
     pub fn instance_profile_role(&self) -> Option<&str> {
+        use crate::checks::credentials_role::{ENTRY, ROLE_DETAIL};
         self.checks
             .iter()
-            .find(|c| c.id == crate::checks::credentials_role::ENTRY.id)?
+            .find(|c| c.id == ENTRY.id)?
             .details
-            .get("role")
+            .get(ROLE_DETAIL)
             .map(String::as_str)
     }
 
