@@ -243,7 +243,7 @@ impl Context {
         };
         if self.host.mode != Mode::Ec2
             || identity::imds_disabled_by_env()
-            || std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+            || crate::aws::sdk::keys_in_environment()
         {
             return;
         }

@@ -33,6 +33,11 @@ pub struct Credentials {
     pub source: String,
 }
 
+/// Whether the environment holds keys, which win over every other source.
+pub fn keys_in_environment() -> bool {
+    std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+}
+
 /// The credentials the agent itself would use on this node.
 pub fn credentials(
     root: &Root,
@@ -40,7 +45,7 @@ pub fn credentials(
     identity: &Identity,
     imds: &super::identity::Imds,
 ) -> Result<Credentials, CredentialsError> {
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+    if keys_in_environment() {
         return Ok(Credentials {
             provider: SharedCredentialsProvider::new(
                 aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
