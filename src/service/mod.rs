@@ -290,18 +290,15 @@ impl Service {
     /// The config's windows, plus SSM's (asked again once the cache is stale).
     async fn known_windows(&mut self, now: SystemTime) -> Vec<Window> {
         let settings = self.prepared.settings.clone();
-        let cache = &mut self.windows;
-        let stale = cache.fetched.is_none_or(|f| {
+        let stale = self.windows.fetched.is_none_or(|f| {
             now.duration_since(f).unwrap_or_default() >= settings.daemon.schedule_cache
         });
         if self.prepared.detected.mode == Mode::Local {
-            cache.note = Some("local mode: SSM's schedule is not asked; only [[window]] entries from the config count".into());
+            self.windows.note = Some("local mode: SSM's schedule is not asked; only [[window]] entries from the config count".into());
         } else if stale {
-            let ctx = self
-                .prepared
-                .context(now)
-                .remember_role(self.role.as_deref());
-            match crate::run::windows::from_ssm(&ctx).await {
+            let found = crate::run::windows::from_ssm(&self.context(now)).await;
+            let cache = &mut self.windows;
+            match found {
                 Ok(found) => {
                     cache.from_ssm = found.windows;
                     cache.note = found.not_read;
@@ -317,7 +314,7 @@ impl Service {
             cache.fetched = Some(now);
         }
         let mut all = windows::from_config(&settings.window, ts(now), 3);
-        all.extend(cache.from_ssm.iter().cloned());
+        all.extend(self.windows.from_ssm.iter().cloned());
         windows::merge(all)
     }
 
@@ -445,6 +442,7 @@ impl Service {
 
     /// Sends the spooled report and records how it went.
     async fn send(&mut self) -> Result<(), Stopped> {
+        let ctx = self.context(SystemTime::now());
         let Some(run) = self.spool.as_mut() else {
             let _ = self.machine.report_settled();
             return Ok(());
@@ -453,10 +451,6 @@ impl Service {
             let _ = self.machine.report_settled();
             return Ok(());
         }
-        let ctx = self
-            .prepared
-            .context(SystemTime::now())
-            .remember_role(self.role.as_deref());
         let result = self
             .stops
             .guard(send_report(&ctx, &run.report, &run.delivery.run_id))
