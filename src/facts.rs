@@ -213,7 +213,7 @@ impl Context {
             .identity
             .get_or_init(|| {
                 if self.host.mode != Mode::Local {
-                    crate::network::tls::warm();
+                    crate::aws::warm(&self.settings);
                 }
                 self.fetch_remembered_credentials();
                 identity::lookup(&self.root, &self.host, self.imds())

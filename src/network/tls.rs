@@ -93,13 +93,6 @@ fn push_pem(out: &mut Vec<u8>, der: &[u8]) {
     out.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
 }
 
-/// Starts reading the system's roots on the runtime's blocking threads.
-pub fn warm() {
-    tokio::task::spawn_blocking(|| {
-        system();
-    });
-}
-
 /// The system's roots plus the config's bundle.
 fn system_roots(extra_bundle: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = system().store.clone();

@@ -203,6 +203,16 @@ pub async fn run_checks_reusing(
         .into_iter()
         .filter(|c| !reuse.iter().any(|r| r.id == c.info.id))
         .collect();
+    // The IMDS round trip heads every cloud check's chain of calls: it is
+    // asked first, not once each check has been spawned and polled (a
+    // thread started per blocking check, on the runtime's one thread).
+    let asks_aws = fresh.iter().any(|c| c.info.group != checks::Group::Host);
+    if !ctx.is_local() && asks_aws {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let _ = ctx.identity().await;
+        });
+    }
     let mut fresh = execute::run(fresh).await.into_iter();
     let results: Vec<checks::CheckResult> = order
         .iter()
