@@ -9,7 +9,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 /// Why no TLS trust could be built; each names the file and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,71 +26,57 @@ pub enum TlsError {
         "no trusted CA certificate found: install ca-certificates, or set endpoints.ca_bundle"
     )]
     NoRoots,
-    #[error("{0}")]
-    Rustls(String),
 }
 
 pub fn client_config(extra_bundle: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let roots = system_roots(extra_bundle)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Rustls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(config_trusting(system_roots(extra_bundle)?))
 }
 
 /// The system's trusted roots, read once per process.
 pub struct SystemRoots {
     pub store: rustls::RootCertStore,
-    /// The same certificates, PEM, until the AWS SDK's HTTPS client takes
-    /// them (`take_pem`): one copy in memory, not two.
-    pem: Mutex<Option<Vec<u8>>>,
-}
-
-impl SystemRoots {
-    /// The roots as PEM, for the one caller that builds the SDK's client.
-    pub fn take_pem(&self) -> Option<Vec<u8>> {
-        self.pem.lock().unwrap().take()
-    }
 }
 
 /// The system's trusted roots. rustls-native-certs reads the CA bundle
-/// and then every file of the certificate directory (on Debian 290 files
-/// for the same 145 roots, which it de-duplicates): 4–6 ms, which every
-/// run paid up to three times (the SDK, the probes, each repository's
-/// TLS). They are now read once per process and shared; a run starts
-/// reading them in a thread of its own (`warm`) while IMDS is asked, off
-/// the path to its first signed call. The daemon keeps them for its life:
-/// a changed trust store is read at its next start.
+/// and then every file of the certificate directory (on Debian 145 files
+/// for the same roots, which it de-duplicates): 4–6 ms, which every run
+/// paid up to three times (the SDK, the probes, each repository's TLS).
+/// They are now read once per process and shared; a run starts reading
+/// them in a thread of its own (`aws::warm`) while IMDS is asked, off the
+/// path to its first signed call. The daemon keeps them for its life: a
+/// changed trust store is read at its next start.
 pub fn system() -> &'static SystemRoots {
     static ROOTS: OnceLock<SystemRoots> = OnceLock::new();
     ROOTS.get_or_init(|| {
         let mut store = rustls::RootCertStore::empty();
-        let mut pem = Vec::new();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            // One unusable system certificate must not cost the others; only
-            // those rustls takes reach the SDK, which panics on the others.
-            if store.add(cert.clone()).is_ok() {
-                push_pem(&mut pem, cert.as_ref());
-            }
-        }
-        SystemRoots {
-            store,
-            pem: Mutex::new(Some(pem)),
-        }
+        // One unusable system certificate must not cost the others.
+        let (_taken, _refused) =
+            store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        SystemRoots { store }
     })
 }
 
-/// Appends one certificate, PEM, to `out`: a single long base64 line,
-/// which PEM readers (rustls-pki-types's among them) take as well.
-fn push_pem(out: &mut Vec<u8>, der: &[u8]) {
-    out.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-    out.extend_from_slice(
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der).as_bytes(),
-    );
-    out.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
+/// TLS trusting the system's roots alone, as the AWS SDK's calls use it:
+/// with no root at all (no ca-certificates) every handshake fails on the
+/// certificate, which the caller reports, rather than nothing being sent.
+pub fn system_config() -> Arc<rustls::ClientConfig> {
+    config_trusting(system().store.clone())
+}
+
+/// TLS that trusts nothing: for a client that only ever speaks plain HTTP
+/// (IMDS at `http://`), so that building it never waits for the roots.
+pub fn no_roots_config() -> Arc<rustls::ClientConfig> {
+    config_trusting(rustls::RootCertStore::empty())
+}
+
+fn config_trusting(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports rustls's default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
 }
 
 /// The system's roots plus the config's bundle.
@@ -261,26 +247,5 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-
-    /// What the SDK's client is given reads back as the certificates put in.
-    #[test]
-    fn certificates_written_as_pem_read_back_whole() {
-        let ders: Vec<Vec<u8>> = vec![vec![0x30, 0x03, 1, 2, 3], (0..=255).collect()];
-        let mut pem = Vec::new();
-        for der in &ders {
-            super::push_pem(&mut pem, der);
-        }
-        let back: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let back: Vec<Vec<u8>> = back.iter().map(|c| c.as_ref().to_vec()).collect();
-        assert_eq!(back, ders);
     }
 }
