@@ -68,7 +68,11 @@ pub async fn prepare(ctx: &Context, check: &str) -> Result<Prepared, Outcome> {
     }
     let region = match &ctx.settings.aws.region {
         Some(r) => Some(r.clone()),
-        None => ctx.identity().await.as_ref().ok().map(|i| i.region.clone()),
+        // apt's sources are asked at once, beside IMDS, not after it.
+        None if repos::may_name_the_region(&ctx.root) => {
+            ctx.identity().await.as_ref().ok().map(|i| i.region.clone())
+        }
+        None => None,
     };
     let root = ctx.root.clone();
     let configured = tokio::task::spawn_blocking(move || {

@@ -132,6 +132,15 @@ pub struct Configured {
     pub unreadable: Vec<String>,
 }
 
+/// Whether a repository here can name the instance's region: only
+/// yum, dnf and zypper `.repo` files do (`$awsregion`, `$awsdomain`,
+/// RHUI's `REGION`); apt's sources never. A check reading only apt's
+/// then need not wait for the identity to learn it.
+pub fn may_name_the_region(root: &Root) -> bool {
+    !list_dir(root, "/etc/yum.repos.d", ".repo").is_empty()
+        || !list_dir(root, "/etc/zypp/repos.d", ".repo").is_empty()
+}
+
 /// Every repository configured on the host, apt, yum/dnf and zypper alike.
 pub fn configured(root: &Root, vars: &BTreeMap<String, String>) -> Configured {
     type Parse<'a> = Box<dyn Fn(&str, &str) -> Vec<Repo> + 'a>;
@@ -835,5 +844,22 @@ type=rpm-md
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn only_repo_files_can_name_the_region() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let write = |path: &str| {
+            let file = dir.path().join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, "").unwrap();
+        };
+        write("/etc/apt/sources.list");
+        write("/etc/apt/sources.list.d/extra.sources");
+        write("/etc/yum.repos.d/README");
+        assert!(!may_name_the_region(&root), "apt's sources and a README");
+        write("/etc/zypp/repos.d/sles.repo");
+        assert!(may_name_the_region(&root));
     }
 }
