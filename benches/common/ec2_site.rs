@@ -62,12 +62,12 @@ pub fn healthy(rt: &tokio::runtime::Runtime, scratch: &Path, fixtures: &Path) ->
     let (ssm, ssm_addr) = fake_ssm::start_tls(ca.server_config(&["localhost"])).await;
     {
         let mut s = ssm.lock().unwrap();
-        s.cloud = fake_ssm::Cloud::healthy("i-0bench", "bench", "mw-0bench000000000a");
+        s.cloud = fake_ssm::Cloud::healthy("i-0bench", "bench", "mw-0be0c00000000000a");
         s.cloud.instances[0]["PlatformVersion"] = serde_json::json!("12");
         s.schedules.push((
             "InstanceIds".into(),
             "i-0bench".into(),
-            serde_json::json!({"WindowId": "mw-0bench000000000a", "Name": "bench", "ExecutionTime": fake_ssm::next_start()}),
+            serde_json::json!({"WindowId": "mw-0be0c00000000000a", "Name": "bench", "ExecutionTime": fake_ssm::next_start()}),
         ));
     }
     urls.push_str(&format!("ssm = \"https://localhost:{}\"\n", ssm_addr.port()));
