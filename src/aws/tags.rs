@@ -41,16 +41,21 @@ pub enum TagError {
 }
 
 /// `PatchGroup` from IMDS instance tags. `Err` says why it could not be read.
+/// The listing and the value are asked at once (the value is a 404 when
+/// the key is absent): one round trip after the session token, not two.
 pub async fn from_imds(client: &aws_config::imds::Client) -> Result<Option<Found>, TagError> {
     use super::identity::imds_get;
-    match imds_get(client, "/latest/meta-data/tags/instance").await? {
+    let (listing, value) = tokio::join!(
+        imds_get(client, "/latest/meta-data/tags/instance"),
+        imds_get(client, "/latest/meta-data/tags/instance/PatchGroup"),
+    );
+    match listing? {
         None => Err(TagError::NotExposed),
         Some(listing) => {
             if !listing.lines().any(|k| k.trim() == "PatchGroup") {
                 return Ok(None);
             }
-            let value = imds_get(client, "/latest/meta-data/tags/instance/PatchGroup").await?;
-            Ok(value.map(|v| Found {
+            Ok(value?.map(|v| Found {
                 source: "IMDS instance tags",
                 key: "PatchGroup".into(),
                 value: v.trim().to_string(),
