@@ -49,13 +49,10 @@ pub fn plan(ctx: &Context) -> super::Check {
                 os.pretty_name
             ));
         };
-        let group = ctx.patch_group(&id).await;
-        let registered = match &group {
-            Some(g) => match patching::group_baselines(&ssm, g).await {
-                Ok(r) => r,
-                Err(e) => return call_outcome(&e),
-            },
-            None => Vec::new(),
+        let (group, registered) = registrations(&ctx, &id, &ssm).await;
+        let registered = match registered {
+            Ok(r) => r,
+            Err(e) => return call_outcome(&e),
         };
         let chosen = match registered.iter().find(|(o, _, _)| o == os_value) {
             Some((_, id, _)) => id.clone(),
@@ -75,6 +72,68 @@ pub fn plan(ctx: &Context) -> super::Check {
             applies,
         })
     })
+}
+
+/// The node's Patch Group and the baselines registered for it. The group
+/// named by the first tag source to name one (IMDS's, before the API's)
+/// is asked about at once, while the other source is still out: when the
+/// sources agree, as they do on a tagged node, that answer is the one
+/// used, and the check waits one round trip fewer. A group they settle
+/// on otherwise is asked about then.
+async fn registrations(
+    ctx: &Context,
+    id: &crate::aws::identity::Identity,
+    ssm: &aws_sdk_ssm::Client,
+) -> (Option<String>, Result<Registered, patching::CallError>) {
+    ahead_of_the_tags(
+        ctx.patch_group_sources(id),
+        ctx.patch_group(id),
+        |group: String| async move { patching::group_baselines(ssm, &group).await },
+    )
+    .await
+}
+
+/// (operating system, baseline ID, name) registered for a group.
+type Registered = Vec<(String, String, String)>;
+
+/// `registrations` apart from SSM: `sources` are the tag sources as they
+/// answer, `settled` the group they settle on, `ask` SSM's answer for a
+/// group.
+async fn ahead_of_the_tags<S, A, F, E>(
+    sources: Vec<S>,
+    settled: impl std::future::Future<Output = Option<String>>,
+    ask: A,
+) -> (Option<String>, Result<Registered, E>)
+where
+    S: std::future::Future<Output = Vec<(String, String)>>,
+    A: Fn(String) -> F,
+    F: std::future::Future<Output = Result<Registered, E>>,
+{
+    use futures_util::StreamExt;
+    let mut sources: futures_util::stream::FuturesUnordered<S> = sources.into_iter().collect();
+    let mut guess = None;
+    while let Some(pairs) = sources.next().await {
+        if !pairs.is_empty() {
+            let mut values: Vec<String> = pairs.into_iter().map(|(_, v)| v).collect();
+            values.sort();
+            values.dedup();
+            guess = (values.len() == 1).then(|| values.remove(0));
+            break;
+        }
+    }
+    let early = async {
+        match &guess {
+            Some(g) => Some(ask(g.clone()).await),
+            None => None,
+        }
+    };
+    let (early, group) = tokio::join!(early, settled);
+    let registered = match (&group, early) {
+        (Some(g), Some(answer)) if guess.as_ref() == Some(g) => answer,
+        (Some(g), _) => ask(g.clone()).await,
+        (None, _) => Ok(Vec::new()),
+    };
+    (group, registered)
 }
 
 fn describe(b: &Baseline) -> String {
@@ -189,6 +248,120 @@ fn registration(f: &Found) -> Outcome {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod ahead_of_the_tags_tests {
+    use super::ahead_of_the_tags;
+    use futures_util::future::{BoxFuture, FutureExt};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// A tag source that answers `pairs` after `ms`, saying so in `log`;
+    /// it runs on its own, as the run's tag sources do (`facts::Detached`).
+    fn source(
+        log: &Log,
+        name: &'static str,
+        ms: u64,
+        pairs: &[(&str, &str)],
+    ) -> BoxFuture<'static, Vec<(String, String)>> {
+        let (log, pairs): (Log, Vec<(String, String)>) = (
+            log.clone(),
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        let work = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            log.lock().unwrap().push(format!("{name} answered"));
+            pairs
+        });
+        async move { work.await.unwrap() }.boxed()
+    }
+
+    async fn run(
+        log: &Log,
+        sources: Vec<BoxFuture<'static, Vec<(String, String)>>>,
+        settled_after_ms: u64,
+        settled: Option<&str>,
+    ) -> (Option<String>, Vec<(String, String, String)>) {
+        let settled = settled.map(str::to_string);
+        let settle = async move {
+            tokio::time::sleep(Duration::from_millis(settled_after_ms)).await;
+            settled
+        };
+        let ask = |group: String| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(format!("asked for {group}"));
+                Ok::<_, ()>(vec![("DEBIAN".to_string(), format!("pb-{group}"), group)])
+            }
+        };
+        let (group, registered) = ahead_of_the_tags(sources, settle, ask).await;
+        (group, registered.unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_group_imds_names_is_asked_for_before_the_api_answers_and_kept() {
+        let log = Log::default();
+        let sources = vec![
+            source(&log, "imds", 0, &[("PatchGroup", "web")]),
+            source(
+                &log,
+                "api",
+                200,
+                &[("Patch Group", "web"), ("PatchGroup", "web")],
+            ),
+        ];
+        let (group, registered) = run(&log, sources, 200, Some("web")).await;
+        assert_eq!(group.as_deref(), Some("web"));
+        assert_eq!(registered[0].1, "pb-web");
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["imds answered", "asked for web", "api answered"],
+            "asked once, before the API answered"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_source_with_no_tag_is_passed_over_and_another_settled_group_asked_again() {
+        let log = Log::default();
+        let sources = vec![
+            source(&log, "imds", 0, &[]),
+            source(&log, "api", 50, &[("Patch Group", "web")]),
+        ];
+        // The sources settle on another group than the first one named.
+        let (group, registered) = run(&log, sources, 100, Some("db")).await;
+        assert_eq!(group.as_deref(), Some("db"));
+        assert_eq!(registered[0].1, "pb-db");
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                "imds answered",
+                "api answered",
+                "asked for web",
+                "asked for db"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn no_group_asks_nothing_and_two_values_in_one_source_are_no_guess() {
+        let log = Log::default();
+        let sources = vec![source(
+            &log,
+            "api",
+            0,
+            &[("Patch Group", "web"), ("PatchGroup", "db")],
+        )];
+        let (group, registered) = run(&log, sources, 10, None).await;
+        assert_eq!(group, None);
+        assert!(registered.is_empty());
+        assert_eq!(*log.lock().unwrap(), ["api answered"]);
     }
 }
 
