@@ -32,6 +32,38 @@ pub struct Context {
     pub shared: Arc<Shared>,
 }
 
+/// What the last recorded run found that this run would otherwise wait
+/// for, taken from its report. Each is only a head start: the instance
+/// profile's credentials are fetched by the remembered name beside the
+/// listing that names the role, and the remembered windows are read beside
+/// the lookups that say which windows target the node; whatever this run
+/// finds instead is asked for then, one round trip later.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remembered {
+    /// The instance profile role found attached (`credentials.role`'s `role`).
+    pub role: Option<String>,
+    /// The maintenance windows found targeting the node (`patch.sources`'
+    /// `windows`).
+    pub windows: Vec<String>,
+}
+
+impl Remembered {
+    /// The remembered windows' IDs, each once; anything else the state file
+    /// holds there (a window's name, a malformed ID) is never sent to SSM.
+    pub fn window_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .windows
+            .iter()
+            .filter(|w| crate::aws::windows::valid_window_id(w))
+            .cloned()
+            .collect();
+        // The detail names a window once per run of it ahead.
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
 /// Facts several checks need, gathered once per run on first use.
 pub struct Shared {
     pub bus: SystemBus,
@@ -58,9 +90,9 @@ pub struct Shared {
     node_ssm: OnceCell<Result<aws_sdk_ssm::Client, AccessError>>,
     /// The node's credentials, resolved once (one IMDS fetch on EC2).
     credentials: Detached<Result<NodeCredentials, AccessError>>,
-    /// The instance profile role an earlier run found attached, and its
-    /// credentials, fetched beside the identity lookup (`remember_role`).
-    remembered_role: OnceLock<String>,
+    /// What an earlier run found (`remember`), and the role's
+    /// credentials, fetched beside the identity lookup.
+    remembered: OnceLock<Remembered>,
     remembered_credentials: Detached<Result<aws_credential_types::Credentials, String>>,
     /// The node's patch state (DescribeInstancePatchStates), asked once:
     /// patch.last_run judges it, patch.sources times the last install.
@@ -174,7 +206,7 @@ impl Context {
                 api_tags: Detached::default(),
                 node_ssm: OnceCell::new(),
                 credentials: Detached::default(),
-                remembered_role: OnceLock::new(),
+                remembered: OnceLock::new(),
                 remembered_credentials: Detached::default(),
                 patch_state: Detached::default(),
                 windows: Default::default(),
@@ -221,24 +253,35 @@ impl Context {
             .await
     }
 
-    /// Remembers the instance profile role an earlier run found attached
-    /// (`Report::instance_profile_role`). Its credentials are then fetched
-    /// beside the identity lookup, not after the listing that names the
-    /// role: one IMDS round trip fewer before the run's first signed call.
-    /// A name IMDS no longer knows costs that trip back, no more: the
-    /// credentials are then fetched by the name the listing gives.
-    pub fn remember_role(self, name: Option<&str>) -> Context {
-        if let Some(name) = name.filter(|n| identity::valid_role_name(n)) {
-            let _ = self.shared.remembered_role.set(name.to_string());
-        }
+    /// Remembers what an earlier run found, as a head start for this one;
+    /// each is checked against what this run finds (`Remembered`).
+    pub fn remember(self, earlier: Remembered) -> Context {
+        let _ = self.shared.remembered.set(earlier);
         self
+    }
+
+    /// The remembered role, when its name is one IAM could have given.
+    fn remembered_role(&self) -> Option<&str> {
+        let role = self.shared.remembered.get()?.role.as_deref()?;
+        identity::valid_role_name(role).then_some(role)
+    }
+
+    /// The maintenance windows an earlier run found targeting this node:
+    /// patch.sources reads them at once, beside the lookups that say
+    /// whether they still target it.
+    pub fn remembered_windows(&self) -> Vec<String> {
+        self.shared
+            .remembered
+            .get()
+            .map(Remembered::window_ids)
+            .unwrap_or_default()
     }
 
     /// Starts fetching the remembered role's credentials, when this run
     /// would take the instance profile's (EC2, IMDS allowed, no keys in
     /// the environment, which the agent would take first).
     fn fetch_remembered_credentials(&self) {
-        let Some(name) = self.shared.remembered_role.get().cloned() else {
+        let Some(name) = self.remembered_role().map(str::to_string) else {
             return;
         };
         if self.host.mode != Mode::Ec2
@@ -267,7 +310,7 @@ impl Context {
             Some(identity::Role::Attached { name }) => name,
             _ => return None,
         };
-        if self.shared.remembered_role.get() != Some(listed) {
+        if self.remembered_role() != Some(listed.as_str()) {
             return None;
         }
         self.shared.remembered_credentials.started()?.await.ok()
@@ -669,6 +712,32 @@ impl<T: Clone + Send + Sync + 'static> Detached<T> {
             .boxed()
             .shared()
         });
+    }
+}
+
+#[cfg(test)]
+mod remembered_tests {
+    use super::Remembered;
+
+    #[test]
+    fn only_well_formed_window_ids_are_remembered_each_once() {
+        let earlier = Remembered {
+            role: None,
+            windows: [
+                "mw-0123456789abcdef0",
+                "weekly",
+                "mw-0123456789abcdef0",
+                "mw-1;x",
+                "mw-0fedcba9876543210",
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
+        assert_eq!(
+            earlier.window_ids(),
+            ["mw-0123456789abcdef0", "mw-0fedcba9876543210"]
+        );
+        assert!(Remembered::default().window_ids().is_empty());
     }
 }
 

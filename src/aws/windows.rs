@@ -4,6 +4,13 @@
 
 use crate::config::schedule::window::{parse_execution_time, Window};
 
+/// `mw-` and 17 hexadecimal digits, as SSM names a window: checked before
+/// an ID from the command line or the state file is sent anywhere.
+pub fn valid_window_id(id: &str) -> bool {
+    id.strip_prefix("mw-")
+        .is_some_and(|h| h.len() == 17 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// Why SSM's schedule could not be read, for `windows` and `status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleUnavailable {
@@ -103,4 +110,17 @@ pub async fn duration_hours(ssm: &aws_sdk_ssm::Client, window_id: &str) -> Optio
         .await
         .ok()?;
     out.duration().and_then(|h| u64::try_from(h).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_ids_are_checked_before_any_call() {
+        assert!(valid_window_id("mw-0c50858d01abcdef0"));
+        assert!(!valid_window_id("mw-123"));
+        assert!(!valid_window_id("mw-0c50858d01abcdefg"));
+        assert!(!valid_window_id("i-0123456789abcdef0"));
+    }
 }

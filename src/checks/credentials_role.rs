@@ -24,7 +24,7 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 };
 
 /// The detail naming the role that has credentials: the next run reads it
-/// back from the state file (`Report::instance_profile_role`).
+/// back from the state file (`Report::remembered`).
 pub const ROLE_DETAIL: &str = "role";
 
 pub fn plan(ctx: &Context) -> super::Check {

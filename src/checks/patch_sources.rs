@@ -33,6 +33,10 @@ pub const ENTRY: CatalogueEntry = CatalogueEntry {
 
 /// The gate's document, as packaging/ssm-documents names it.
 pub const GATE_DOCUMENT: &str = "SSMPreflight-Gate";
+/// The detail listing the node's windows (their IDs, else their names):
+/// the next run reads them first (`facts::Remembered`).
+pub const WINDOWS_DETAIL: &str = "windows";
+
 /// How far ahead a source's run must be to count.
 pub const HORIZON_DAYS: i64 = 35;
 /// The runs of one source looked at for overlaps (a `rate(30 minutes)`
@@ -80,7 +84,7 @@ async fn read_windows(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let lookup =
         crate::aws::windows::from_ssm(ssm, &id.instance_id, ctx.patch_group_sources(id), Some(tx));
-    let (found, read) = tokio::join!(lookup, read_as_named(ssm, rx));
+    let (found, read) = tokio::join!(lookup, read_as_named(ssm, ctx.remembered_windows(), rx));
     let found = found.map_err(|e| match e.remedy {
         Some(remedy) => Outcome::skip(format!("{}; {remedy}", e.error)),
         None => Outcome::error(
@@ -113,21 +117,28 @@ async fn read_windows(
     Ok((windows, tasks, past.len()))
 }
 
-/// Reads each window named on `rx` (its settings and patch tasks), all at
-/// once, until the lookups are done.
+/// Reads the windows an earlier run found (at once: most nodes keep their
+/// windows) and each window named on `rx` not read already (its settings
+/// and patch tasks), all at once, until the lookups are done. A remembered
+/// window the lookups do not name is read for nothing and not judged.
 async fn read_as_named(
     ssm: &aws_sdk_ssm::Client,
+    remembered: Vec<String>,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> std::collections::HashMap<String, Result<WindowTasks, CallError>> {
     use futures_util::stream::{FuturesUnordered, StreamExt};
-    let mut reading = FuturesUnordered::new();
+    let read_one = |id: String| async move {
+        let tasks = patching::window_tasks(ssm, &id).await;
+        (id, tasks)
+    };
+    let mut asked: std::collections::HashSet<String> = remembered.into_iter().collect();
+    let mut reading: FuturesUnordered<_> = asked.iter().cloned().map(read_one).collect();
     let mut read = std::collections::HashMap::new();
     loop {
         tokio::select! {
-            Some(id) = rx.recv() => reading.push(async move {
-                let tasks = patching::window_tasks(ssm, &id).await;
-                (id, tasks)
-            }),
+            Some(id) = rx.recv() => if asked.insert(id.clone()) {
+                reading.push(read_one(id));
+            },
             Some((id, tasks)) = reading.next() => {
                 read.insert(id, tasks);
             }
@@ -213,7 +224,7 @@ pub fn judge(s: &Sources) -> Outcome {
     };
     let outcome = outcome
         .detail(
-            "windows",
+            WINDOWS_DETAIL,
             s.windows
                 .iter()
                 .map(|w| w.window_id.clone().unwrap_or_else(|| w.name.clone()))

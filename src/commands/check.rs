@@ -36,11 +36,11 @@ pub fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<u8> {
         None
     };
     let recorded = crate::run::state::read(&crate::run::state::default_dir());
-    let role = recorded
+    let earlier = recorded
         .as_ref()
-        .ok()
-        .and_then(|s| s.instance_profile_role());
-    let ctx = prepared.context(SystemTime::now()).remember_role(role);
+        .map(|s| s.remembered())
+        .unwrap_or_default();
+    let ctx = prepared.context(SystemTime::now()).remember(earlier);
     // A report sent to SSM is a whole run: the dry run then runs now too.
     let reuse = if args.simulate || args.report {
         Vec::new()

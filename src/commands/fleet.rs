@@ -4,6 +4,7 @@
 
 use super::cli::FleetArgs;
 use super::safe;
+use crate::aws::windows::valid_window_id;
 use crate::fleet::classify::{State, Verdict};
 use crate::fleet::view::{FleetReport, GroupView};
 use crate::fleet::{self, FleetOptions};
@@ -93,12 +94,6 @@ pub fn fleet(args: &FleetArgs) -> anyhow::Result<u8> {
         let _ = std::io::Write::write_all(&mut out, table(&report).as_bytes());
     }
     Ok(report.exit_code())
-}
-
-/// mw- and 17 hexadecimal digits.
-fn valid_window_id(id: &str) -> bool {
-    id.strip_prefix("mw-")
-        .is_some_and(|h| h.len() == 17 && h.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// A line on stderr while the view takes more than a second.
@@ -354,13 +349,6 @@ mod tests {
         assert_eq!(cell("production-linux-eu", 8), "product…");
         assert_eq!(cell("本番環境グループ", 7).width(), 7);
         assert!(cell("本番環境グループ", 7).ends_with('…'));
-    }
-
-    #[test]
-    fn window_ids_are_checked_before_any_call() {
-        assert!(valid_window_id("mw-0c50858d01abcdef0"));
-        assert!(!valid_window_id("mw-123"));
-        assert!(!valid_window_id("i-0123456789abcdef0"));
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub fn gate(global: &Global, args: &GateArgs) -> anyhow::Result<u8> {
             (r, source, false)
         }
         None => {
-            let role = state.as_ref().ok().and_then(|s| s.instance_profile_role());
-            let ctx = prepared.context(now).remember_role(role);
+            let earlier = state.as_ref().map(|s| s.remembered()).unwrap_or_default();
+            let ctx = prepared.context(now).remember(earlier);
             // The hook answers in seconds: the package manager's dry run
             // is the daemon's last one (its age in the summary), not one
             // made now, which can take a minute.

@@ -84,17 +84,24 @@ pub struct Report {
 }
 
 impl Report {
-    /// The instance profile role this run found attached, with
-    /// credentials (`credentials.role`'s `role`): the next run asks IMDS
-    /// for its credentials first.
-    pub fn instance_profile_role(&self) -> Option<&str> {
-        use crate::checks::credentials_role::{ENTRY, ROLE_DETAIL};
-        self.checks
-            .iter()
-            .find(|c| c.id == ENTRY.id)?
-            .details
-            .get(ROLE_DETAIL)
-            .map(String::as_str)
+    /// What the next run may take as a head start (`facts::Remembered`):
+    /// the instance profile role found attached, with credentials
+    /// (`credentials.role`'s `role`), and the maintenance windows found
+    /// targeting the node (`patch.sources`' `windows`).
+    pub fn remembered(&self) -> crate::facts::Remembered {
+        let detail = |id: &str, key: &str| {
+            self.checks
+                .iter()
+                .find(|c| c.id == id)
+                .and_then(|c| c.details.get(key))
+        };
+        use crate::checks::{credentials_role, patch_sources};
+        crate::facts::Remembered {
+            role: detail(credentials_role::ENTRY.id, credentials_role::ROLE_DETAIL).cloned(),
+            windows: detail(patch_sources::ENTRY.id, patch_sources::WINDOWS_DETAIL)
+                .map(|w| w.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+        }
     }
 
     pub fn new(
@@ -112,5 +119,40 @@ impl Report {
             checks,
             next_window: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::{CheckResult, Group, Status};
+
+    #[test]
+    fn the_next_run_remembers_the_role_and_the_windows_found() {
+        let mut role = CheckResult::sample("credentials.role", Group::Access, Status::Pass);
+        role.details.insert("role".into(), "SSMCore".into());
+        let mut sources = CheckResult::sample("patch.sources", Group::Cloud, Status::Pass);
+        sources.details.insert(
+            "windows".into(),
+            "mw-0123456789abcdef0 mw-0123456789abcdef0".into(),
+        );
+        let report = Report::new(
+            HostSummary::local(),
+            std::time::SystemTime::UNIX_EPOCH,
+            std::time::Duration::ZERO,
+            vec![role, sources],
+        );
+        let earlier = report.remembered();
+        assert_eq!(earlier.role.as_deref(), Some("SSMCore"));
+        assert_eq!(earlier.window_ids(), ["mw-0123456789abcdef0"]);
+
+        // A run that found neither remembers nothing.
+        let nothing = Report::new(
+            HostSummary::local(),
+            std::time::SystemTime::UNIX_EPOCH,
+            std::time::Duration::ZERO,
+            vec![],
+        );
+        assert_eq!(nothing.remembered(), crate::facts::Remembered::default());
     }
 }

@@ -145,9 +145,12 @@ fn is_default(h: &crate::daemon::hold::HoldState) -> bool {
 }
 
 impl State {
-    /// The instance profile role the last recorded run found attached.
-    pub fn instance_profile_role(&self) -> Option<&str> {
-        self.last_run.as_ref()?.instance_profile_role()
+    /// What the last recorded run found, as the next run's head start.
+    pub fn remembered(&self) -> crate::facts::Remembered {
+        self.last_run
+            .as_ref()
+            .map(Report::remembered)
+            .unwrap_or_default()
     }
 
     /// Records a run as the newest; the history keeps the last `HISTORY`.

@@ -146,9 +146,9 @@ pub struct Service {
     spool: Option<Spool>,
     stops: Stops,
     requests: Requests,
-    /// The instance profile role the last run found (the state file's at
-    /// start): the next run fetches its credentials beside the identity.
-    role: Option<String>,
+    /// What the last run found (the state file's at start): the next run's
+    /// head start (its role's credentials, its windows).
+    remembered: crate::facts::Remembered,
     /// Whether the updaters are held, as the metrics textfile last said.
     held: bool,
     /// A run or a send touched code since the daemon last slept.
@@ -208,9 +208,9 @@ impl Service {
                 release,
                 _senders: (refresh_tx, release_tx),
             },
-            role: state::read(&state_dir)
-                .ok()
-                .and_then(|s| s.instance_profile_role().map(str::to_string)),
+            remembered: state::read(&state_dir)
+                .map(|s| s.remembered())
+                .unwrap_or_default(),
             held: false,
             worked: false,
             pages_stay: false,
@@ -374,11 +374,9 @@ impl Service {
         Ok(())
     }
 
-    /// A run's facts, remembering the role the last run found.
+    /// A run's facts, remembering what the last run found.
     fn context(&self, now: SystemTime) -> crate::facts::Context {
-        self.prepared
-            .context(now)
-            .remember_role(self.role.as_deref())
+        self.prepared.context(now).remember(self.remembered.clone())
     }
 
     /// One run: checks, state, metrics, journal; its report is then due
@@ -409,7 +407,7 @@ impl Service {
             }
         };
         report.next_window = next_window.as_ref().map(|w| w.start.clone());
-        self.role = report.instance_profile_role().map(str::to_string);
+        self.remembered = report.remembered();
         if reuse.is_empty() {
             self.cloud.keep(ctx.now, &report);
         }

@@ -484,13 +484,6 @@ fn the_binary_in_ec2_mode_against_a_healthy_loopback_site() {
     );
 }
 
-/// A state file whose last run is `report` (a `check --json` answer), as
-/// the daemon or `check --report` leaves it.
-fn record(state: &std::path::Path, report: &serde_json::Value) {
-    let file = serde_json::json!({ "last_run": report, "history": [] });
-    std::fs::write(state.join("state.json"), file.to_string()).unwrap();
-}
-
 /// The role a recorded run found is asked for beside the role listing,
 /// not after it: the listing's answer here waits until that role's
 /// credentials are asked for, which only a run that remembers does.
@@ -511,7 +504,7 @@ fn the_role_an_earlier_run_found_is_fetched_without_waiting_for_the_listing() {
     assert!(watch.listing_waited_out.load(Ordering::Relaxed));
 
     // The first run recorded: its role's credentials are asked for at once.
-    record(&state, &first);
+    common::record_run(&state, &first);
     let watch = fake_aws::ImdsWatch::holding_listing_for("SSMCore");
     let site = rt.block_on(site_watched(true, 0, watch.clone()));
     let (json, code) = run_ec2_in(&site, sources, &state);
@@ -548,7 +541,7 @@ fn a_role_that_changed_since_the_recorded_run_is_listed_and_used() {
             c["details"]["role"] = "OldRole".into();
         }
     }
-    record(&state, &earlier);
+    common::record_run(&state, &earlier);
     watch.requests.lock().unwrap().clear();
     let (json, code) = run_ec2_in(&site, sources, &state);
     assert_eq!(code, Some(0), "{json:#}");

@@ -68,6 +68,8 @@ struct Site {
     latest: &'static str,
     payload: Payload,
     os_release: Option<&'static str>,
+    /// The state directory, when the run is to find an earlier one's.
+    state: Option<std::path::PathBuf>,
 }
 
 impl Default for Site {
@@ -76,6 +78,7 @@ impl Default for Site {
             latest: "3.3.1142.0",
             payload: Payload::Answers(200),
             os_release: None,
+            state: None,
         }
     }
 }
@@ -106,6 +109,7 @@ async fn run_with_latest(
         latest,
         payload,
         os_release,
+        state,
     } = site;
     let (l, s3_addr) = fake_aws::listener().await;
     // An anonymous HEAD of a bucket S3 does not list for everyone: 403.
@@ -181,7 +185,7 @@ async fn run_with_latest(
     )
     .unwrap();
     let out = tokio::task::block_in_place(|| {
-        common::command(
+        let mut cmd = common::command(
             root.path(),
             &config,
             &[
@@ -193,12 +197,15 @@ async fn run_with_latest(
                 "--only",
                 "cloud,credentials.valid,agent.version,payload.reachable",
             ],
-        )
-        .env("SSL_CERT_FILE", &ca.pem_path)
-        .env_remove("SSL_CERT_DIR")
-        .env("AWS_ENDPOINT_URL_STS", format!("http://{sts_addr}"))
-        .output()
-        .unwrap()
+        );
+        if let Some(state) = &state {
+            cmd.env("STATE_DIRECTORY", state);
+        }
+        cmd.env("SSL_CERT_FILE", &ca.pem_path)
+            .env_remove("SSL_CERT_DIR")
+            .env("AWS_ENDPOINT_URL_STS", format!("http://{sts_addr}"))
+            .output()
+            .unwrap()
     });
     let stderr = String::from_utf8_lossy(&out.stderr);
     // The snapshot's presigned URL is a credential: in no output.
@@ -840,4 +847,84 @@ async fn an_amazon_linux_baseline_that_takes_security_updates_only() {
             );
         }
     }
+}
+
+/// The windows a recorded run found are read at once, beside the
+/// schedule's lookups: the fake holds the schedule's answer until a window
+/// is asked for, which only a run that remembers one does at once. A
+/// remembered window SSM no longer has is read for nothing, not judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_windows_an_earlier_run_found_are_read_before_the_schedule_names_them() {
+    let state = common::private_dir("state");
+    let accept = || StsAnswer::Accept("arn:aws:sts::123456789012:assumed-role/r/x".into());
+    let run_in_state = |ssm, addr, ca| {
+        let site = Site {
+            state: Some(state.clone()),
+            ..Site::default()
+        };
+        async move {
+            let ca: TestCa = ca;
+            run_with_latest(ssm, addr, &ca, accept(), site).await
+        }
+    };
+    let held_site = || async {
+        let (ssm, addr, ca) = ssm_site().await;
+        ssm.lock().unwrap().cloud = healthy();
+        ssm.lock().unwrap().hold_schedule = Some(std::time::Duration::from_millis(500));
+        (ssm, addr, ca)
+    };
+    let asked = |ssm: &fake_ssm::Shared, op: &str| {
+        let s = ssm.lock().unwrap();
+        s.calls.iter().filter(|c| c.ends_with(op)).count()
+    };
+
+    // Nothing recorded: the window is read once the schedule names it.
+    let (ssm, addr, ca) = held_site().await;
+    let first = run_in_state(ssm.clone(), addr, ca).await;
+    assert_eq!(
+        check(&first, "patch.sources")["status"],
+        "pass",
+        "{first:#}"
+    );
+    assert!(ssm.lock().unwrap().schedule_waited_out);
+    assert_eq!(check(&first, "patch.sources")["details"]["windows"], WINDOW);
+
+    // Recorded: the window is read at once, and once.
+    common::record_run(&state, &first);
+    let (ssm, addr, ca) = held_site().await;
+    let json = run_in_state(ssm.clone(), addr, ca).await;
+    assert!(
+        !ssm.lock().unwrap().schedule_waited_out,
+        "the remembered window was read only after the schedule named it: {:?}",
+        ssm.lock().unwrap().calls
+    );
+    assert_eq!(asked(&ssm, ".GetMaintenanceWindow"), 1);
+    assert_eq!(asked(&ssm, ".GetMaintenanceWindowTask"), 1);
+    assert_eq!(
+        summary(&json, "patch.sources"),
+        summary(&first, "patch.sources")
+    );
+
+    // The recorded window is gone (and a malformed ID is never sent): the
+    // window the schedule names is the one judged, as if nothing was recorded.
+    let mut earlier = first.clone();
+    for c in earlier["checks"].as_array_mut().unwrap() {
+        if c["id"] == "patch.sources" {
+            c["details"]["windows"] = "mw-00000000000000000 mw-x;DROP".into();
+        }
+    }
+    common::record_run(&state, &earlier);
+    let (ssm, addr, ca) = held_site().await;
+    let json = run_in_state(ssm.clone(), addr, ca).await;
+    assert_eq!(check(&json, "patch.sources")["status"], "pass", "{json:#}");
+    assert_eq!(
+        summary(&json, "patch.sources"),
+        summary(&first, "patch.sources")
+    );
+    assert_eq!(
+        asked(&ssm, ".GetMaintenanceWindow"),
+        2,
+        "the gone window and the named one"
+    );
+    assert_eq!(check(&json, "patch.sources")["details"]["windows"], WINDOW);
 }

@@ -47,6 +47,12 @@ pub struct FakeSsm {
     pub deny_actions: Vec<String>,
     /// Served over TLS (the presigned URL's scheme).
     pub tls: bool,
+    /// Holds each DescribeMaintenanceWindowSchedule answer until a window
+    /// has been asked for (GetMaintenanceWindow) or this long has passed,
+    /// which `schedule_waited_out` then says: only a caller that reads a
+    /// window before the schedule names it is answered at once.
+    pub hold_schedule: Option<std::time::Duration>,
+    pub schedule_waited_out: bool,
 }
 
 /// The data the cloud checks' operations answer from, in AWS's shapes.
@@ -324,6 +330,23 @@ async fn handle(
         .unwrap_or_default()
         .to_string();
     state.lock().unwrap().calls.push(target.clone());
+    let hold = state.lock().unwrap().hold_schedule;
+    if let (Some(hold), "AmazonSSM.DescribeMaintenanceWindowSchedule") = (hold, target.as_str()) {
+        let until = std::time::Instant::now() + hold;
+        let window_asked = || {
+            let s = state.lock().unwrap();
+            s.calls
+                .iter()
+                .any(|c| c == "AmazonSSM.GetMaintenanceWindow")
+        };
+        while !window_asked() {
+            if std::time::Instant::now() >= until {
+                state.lock().unwrap().schedule_waited_out = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
     // The snapshot's presigned download: S3's, served here.
     if parts.method == hyper::Method::GET
         && parts.uri.path().starts_with("/patch-baseline-snapshot-")

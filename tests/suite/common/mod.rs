@@ -135,6 +135,13 @@ pub fn private_dir(what: &str) -> PathBuf {
         .keep()
 }
 
+/// Writes a state file under `state` whose last run is `report` (a
+/// `check --json` answer), as the daemon or `check --report` leaves it.
+pub fn record_run(state: &Path, report: &serde_json::Value) {
+    let file = serde_json::json!({ "last_run": report, "history": [] });
+    std::fs::write(state.join("state.json"), file.to_string()).unwrap();
+}
+
 /// The binary under test: cargo's build, or `SSM_PREFLIGHT_TEST_BIN` run
 /// under `SSM_PREFLIGHT_TEST_RUNNER` (scripts/test-aarch64 runs the packaged
 /// aarch64 binary so, under `qemu-aarch64 -L /usr/aarch64-linux-gnu`).
