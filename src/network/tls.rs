@@ -34,7 +34,9 @@ pub fn client_config(extra_bundle: Option<&Path>) -> Result<Arc<rustls::ClientCo
 
 /// The system's trusted roots, read once per process.
 pub struct SystemRoots {
-    pub store: rustls::RootCertStore,
+    /// Shared by every TLS config built on it (the SDK's, the probes',
+    /// each repository's), not copied into each.
+    pub store: Arc<rustls::RootCertStore>,
 }
 
 /// The system's trusted roots. rustls-native-certs reads the CA bundle
@@ -52,7 +54,9 @@ pub fn system() -> &'static SystemRoots {
         // One unusable system certificate must not cost the others.
         let (_taken, _refused) =
             store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        SystemRoots { store }
+        SystemRoots {
+            store: Arc::new(store),
+        }
     })
 }
 
@@ -66,10 +70,10 @@ pub fn system_config() -> Arc<rustls::ClientConfig> {
 /// TLS that trusts nothing: for a client that only ever speaks plain HTTP
 /// (IMDS at `http://`), so that building it never waits for the roots.
 pub fn no_roots_config() -> Arc<rustls::ClientConfig> {
-    config_trusting(rustls::RootCertStore::empty())
+    config_trusting(Arc::new(rustls::RootCertStore::empty()))
 }
 
-fn config_trusting(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+fn config_trusting(roots: Arc<rustls::RootCertStore>) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -79,36 +83,39 @@ fn config_trusting(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-/// The system's roots plus the config's bundle.
-fn system_roots(extra_bundle: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
-    let mut roots = system().store.clone();
-    if let Some(path) = extra_bundle {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| TlsError::Unreadable {
-                path: path.display().to_string(),
-                why: e.to_string(),
-            })?
-            .collect::<Result<_, _>>()
-            .map_err(|e| TlsError::NotPem {
-                path: path.display().to_string(),
-                why: e.to_string(),
-            })?;
-        if certs.is_empty() {
-            return Err(TlsError::Empty {
-                path: path.display().to_string(),
-            });
+/// The system's roots plus the config's bundle: the system's own, shared,
+/// when there is no bundle.
+fn system_roots(extra_bundle: Option<&Path>) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+    let system = &system().store;
+    let Some(path) = extra_bundle else {
+        if system.is_empty() {
+            return Err(TlsError::NoRoots);
         }
-        for cert in certs {
-            roots.add(cert).map_err(|e| TlsError::Unusable {
-                path: path.display().to_string(),
-                why: e.to_string(),
-            })?;
-        }
+        return Ok(system.clone());
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TlsError::Unreadable {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::NotPem {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty {
+            path: path.display().to_string(),
+        });
     }
-    if roots.is_empty() {
-        return Err(TlsError::NoRoots);
+    let mut roots = (**system).clone();
+    for cert in certs {
+        roots.add(cert).map_err(|e| TlsError::Unusable {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
     }
-    Ok(roots)
+    Ok(Arc::new(roots))
 }
 
 /// The TLS a package manager uses for one repository (`RepoTls`): its own
@@ -172,7 +179,7 @@ fn repo_config_readable(
                         format!("{} is not a usable CA certificate: {e}", ca.describe())
                     })?;
                 }
-                roots
+                Arc::new(roots)
             }
             None => system_roots(extra_bundle).map_err(|e| e.to_string())?,
         };
