@@ -247,13 +247,17 @@ fn parse_file(path: &Path, text: &str) -> Result<ParsedFile, ConfigError> {
     let mut lines = BTreeMap::new();
     record_lines(document.get_ref(), "", text, &mut lines);
 
+    // The key an error is about is found from its span, not by tracking
+    // the path through the deserializer (serde_path_to_error): that
+    // wrapping was a quarter of a megabyte of the binary, mapped by every
+    // run, for what the spans already say.
+    let mut entries = Vec::new();
+    record_entries(document.get_ref(), "", &mut entries);
     let deserializer = toml::Deserializer::from(document);
-    if let Err(e) = serde_path_to_error::deserialize::<_, raw::RawConfig>(deserializer) {
-        let key = e.path().to_string();
-        let inner = e.into_inner();
-        let message = explain(&key, inner.message());
-        let key = (key != ".").then_some(key);
-        return Err(invalid(inner.span(), key, message));
+    if let Err(e) = <raw::RawConfig as serde::Deserialize>::deserialize(deserializer) {
+        let key = e.span().and_then(|span| key_at(&entries, span.start));
+        let message = explain(key.as_deref().unwrap_or("."), e.message());
+        return Err(invalid(e.span(), key, message));
     }
     let table: toml::Table = toml::from_str(text).expect("parsed above");
     Ok(ParsedFile { table, lines })
@@ -327,6 +331,52 @@ fn record_lines(
             record_lines(inner, &path, text, out);
         }
     }
+}
+
+/// Every key of a file with where its key and its value are: the dotted
+/// path as serde names it (segments as written, `.` between them, `[i]`
+/// for an array's element).
+type Entry = (String, std::ops::Range<usize>, std::ops::Range<usize>);
+
+fn record_entries(table: &toml::de::DeTable<'_>, prefix: &str, out: &mut Vec<Entry>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        out.push((path.clone(), key.span(), value.span()));
+        record_value(value.get_ref(), &path, out);
+    }
+}
+
+fn record_value(value: &toml::de::DeValue<'_>, path: &str, out: &mut Vec<Entry>) {
+    match value {
+        toml::de::DeValue::Table(inner) => record_entries(inner, path, out),
+        toml::de::DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("{path}[{i}]");
+                out.push((path.clone(), item.span(), item.span()));
+                record_value(item.get_ref(), &path, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The innermost key whose name or value holds `offset`.
+fn key_at(entries: &[Entry], offset: usize) -> Option<String> {
+    entries
+        .iter()
+        .filter_map(|(path, key, value)| {
+            [key, value]
+                .into_iter()
+                .filter(|span| span.contains(&offset))
+                .map(|span| (span.len(), path))
+                .min()
+        })
+        .min()
+        .map(|(_, path)| path.clone())
 }
 
 /// Merges one file's table into the accumulated one: tables merge key by

@@ -145,6 +145,28 @@ fn a_bad_size_and_a_wrong_type() {
 }
 
 #[test]
+fn an_error_inside_an_array_names_the_element() {
+    let dir = dir_with(&[(
+        "config.toml",
+        "[[window]]\nname = \"a\"\nschedule = \"cron(0 2 ? * SUN#3 *)\"\n\n[[window]]\nname = \"b\"\nschedle = \"cron(0 2 ? * SUN#3 *)\"\n",
+    )]);
+    let (_, line, key, message) = invalid(load_in(&dir).unwrap_err());
+    assert_eq!(line, 7);
+    assert_eq!(key.as_deref(), Some("window[1].schedle"));
+    assert!(
+        message
+            .starts_with("unknown key `schedle` in [window[1]]; the keys allowed there are `name`"),
+        "{message}"
+    );
+
+    let dir = dir_with(&[("config.toml", "[checks]\ndisable = [\"disk.var\", 7]\n")]);
+    let (_, line, key, message) = invalid(load_in(&dir).unwrap_err());
+    assert_eq!(line, 2);
+    assert_eq!(key.as_deref(), Some("checks.disable[1]"));
+    assert!(message.contains("invalid type: integer `7`"), "{message}");
+}
+
+#[test]
 fn a_bad_mode_lists_the_modes() {
     let dir = dir_with(&[("config.toml", "mode = \"cloud\"\n")]);
     let (_, line, _, message) = invalid(load_in(&dir).unwrap_err());
