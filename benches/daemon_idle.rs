@@ -91,6 +91,7 @@ fn main() {
             &|_| {},
             idle,
             &[],
+            false,
         );
     }
     if wanted("ec2") {
@@ -100,7 +101,10 @@ fn main() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let scratch = tempfile::tempdir().unwrap();
         let site = ec2_site::healthy(&rt, scratch.path(), &fixtures);
-        let config = format!("mode = \"ec2\"\n{}", site.urls);
+        // The report goes to SSM a second after the run, not after the
+        // fleet's jitter (up to 5 min): its send is part of the run, and the
+        // idle figures are taken once it has gone.
+        let config = format!("mode = \"ec2\"\n[report]\njitter = \"1s\"\n{}", site.urls);
         let cloud = [
             ("credentials.valid", "pass"),
             ("endpoint.ssm", "pass"),
@@ -117,6 +121,7 @@ fn main() {
             &|cmd| site.aim(cmd),
             idle,
             &cloud,
+            true,
         );
     }
 }
@@ -124,7 +129,9 @@ fn main() {
 /// Starts the daemon on `root` with `config`, lets it idle `idle` seconds
 /// after its start-up run, and prints each figure against its budget.
 /// `expect`: checks and the status the start-up run must give them, so the
-/// figures never come from a run that skipped its work.
+/// figures never come from a run that skipped its work. `reports`: the
+/// start-up run's report is sent to SSM, and the idle period starts once
+/// the state file says SSM has it.
 fn measure(
     bin: &Path,
     root: &Path,
@@ -132,6 +139,7 @@ fn measure(
     aim: &dyn Fn(&mut Command),
     idle: u64,
     expect: &[(&str, &str)],
+    reports: bool,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let (state, run) = (dir.path().join("state"), dir.path().join("run"));
@@ -184,6 +192,19 @@ fn measure(
             Some(serde_json::json!(want)),
             "{id} in the start-up run"
         );
+    }
+    // The start-up run's report reached SSM (`reports`): the send is done.
+    let delivered = || {
+        let text = std::fs::read_to_string(state.join("state.json")).unwrap();
+        let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
+        recorded["delivery"]["state"] == "delivered"
+    };
+    while reports && !delivered() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the start-up run's report never reached SSM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(15));
     let rss_after_run = rss_kib(pid);
