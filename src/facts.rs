@@ -532,13 +532,7 @@ impl Context {
             return Some(v.clone());
         }
         let (found, _) = self.patch_group_tags(id).await;
-        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
-        values.sort();
-        values.dedup();
-        match values.as_slice() {
-            [one] => Some(one.to_string()),
-            _ => None,
-        }
+        tags::agreed(found.iter().map(|f| f.value.as_str()))
     }
 
     /// The node's Patch Group tags as each source has them, and the sources

@@ -11,6 +11,18 @@ use super::query::xml_values;
 
 pub const KEYS: &[&str] = &["Patch Group", "PatchGroup"];
 
+/// The one value the tags agree on: `None` when there is none or they
+/// differ.
+pub fn agreed<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut values: Vec<&str> = values.into_iter().collect();
+    values.sort();
+    values.dedup();
+    match values.as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
+    }
+}
+
 /// A tag value and where it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {

@@ -114,10 +114,7 @@ where
     let mut guess = None;
     while let Some(pairs) = sources.next().await {
         if !pairs.is_empty() {
-            let mut values: Vec<String> = pairs.into_iter().map(|(_, v)| v).collect();
-            values.sort();
-            values.dedup();
-            guess = (values.len() == 1).then(|| values.remove(0));
+            guess = crate::aws::tags::agreed(pairs.iter().map(|(_, v)| v.as_str()));
             break;
         }
     }
