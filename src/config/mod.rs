@@ -247,14 +247,16 @@ fn parse_file(path: &Path, text: &str) -> Result<ParsedFile, ConfigError> {
     let mut lines = BTreeMap::new();
     record_lines(document.get_ref(), "", text, &mut lines);
 
-    // The key an error is about is found from its span, not by tracking
-    // the path through the deserializer (serde_path_to_error): that
-    // wrapping was a quarter of a megabyte of the binary, mapped by every
-    // run, for what the spans already say.
-    let mut entries = Vec::new();
-    record_entries(document.get_ref(), "", &mut entries);
     let deserializer = toml::Deserializer::from(document);
     if let Err(e) = <raw::RawConfig as serde::Deserialize>::deserialize(deserializer) {
+        // The key an error is about is found from its span, not by
+        // tracking the path through the deserializer (serde_path_to_error):
+        // that wrapping was a quarter of a megabyte of the binary, mapped by
+        // every run, for what the spans already say. The file is read into
+        // spans again only here, on the way to an error.
+        let document = toml::de::DeTable::parse(text).expect("parsed above");
+        let mut entries = Vec::new();
+        record_entries(document.get_ref(), "", &mut entries);
         let key = e.span().and_then(|span| key_at(&entries, span.start));
         let message = explain(key.as_deref().unwrap_or("."), e.message());
         return Err(invalid(e.span(), key, message));
