@@ -251,20 +251,18 @@ fn registration(f: &Found) -> Outcome {
 #[cfg(test)]
 mod ahead_of_the_tags_tests {
     use super::ahead_of_the_tags;
-    use futures_util::future::{BoxFuture, FutureExt};
+    use futures_util::future::{BoxFuture, FutureExt, Shared};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     type Log = Arc<Mutex<Vec<String>>>;
 
+    type Source = Shared<BoxFuture<'static, Vec<(String, String)>>>;
+
     /// A tag source that answers `pairs` after `ms`, saying so in `log`;
-    /// it runs on its own, as the run's tag sources do (`facts::Detached`).
-    fn source(
-        log: &Log,
-        name: &'static str,
-        ms: u64,
-        pairs: &[(&str, &str)],
-    ) -> BoxFuture<'static, Vec<(String, String)>> {
+    /// it runs on its own and can be awaited more than once, as the run's
+    /// tag sources (`facts::Detached`).
+    fn source(log: &Log, name: &'static str, ms: u64, pairs: &[(&str, &str)]) -> Source {
         let (log, pairs): (Log, Vec<(String, String)>) = (
             log.clone(),
             pairs
@@ -277,18 +275,20 @@ mod ahead_of_the_tags_tests {
             log.lock().unwrap().push(format!("{name} answered"));
             pairs
         });
-        async move { work.await.unwrap() }.boxed()
+        async move { work.await.unwrap() }.boxed().shared()
     }
 
+    /// `ahead_of_the_tags` with the group the sources settle on once every
+    /// one has answered, as `Context::patch_group` does.
     async fn run(
         log: &Log,
-        sources: Vec<BoxFuture<'static, Vec<(String, String)>>>,
-        settled_after_ms: u64,
+        sources: Vec<Source>,
         settled: Option<&str>,
     ) -> (Option<String>, Vec<(String, String, String)>) {
         let settled = settled.map(str::to_string);
+        let all = sources.clone();
         let settle = async move {
-            tokio::time::sleep(Duration::from_millis(settled_after_ms)).await;
+            futures_util::future::join_all(all).await;
             settled
         };
         let ask = |group: String| {
@@ -314,7 +314,7 @@ mod ahead_of_the_tags_tests {
                 &[("Patch Group", "web"), ("PatchGroup", "web")],
             ),
         ];
-        let (group, registered) = run(&log, sources, 200, Some("web")).await;
+        let (group, registered) = run(&log, sources, Some("web")).await;
         assert_eq!(group.as_deref(), Some("web"));
         assert_eq!(registered[0].1, "pb-web");
         assert_eq!(
@@ -332,7 +332,7 @@ mod ahead_of_the_tags_tests {
             source(&log, "api", 50, &[("Patch Group", "web")]),
         ];
         // The sources settle on another group than the first one named.
-        let (group, registered) = run(&log, sources, 100, Some("db")).await;
+        let (group, registered) = run(&log, sources, Some("db")).await;
         assert_eq!(group.as_deref(), Some("db"));
         assert_eq!(registered[0].1, "pb-db");
         assert_eq!(
@@ -355,7 +355,7 @@ mod ahead_of_the_tags_tests {
             0,
             &[("Patch Group", "web"), ("PatchGroup", "db")],
         )];
-        let (group, registered) = run(&log, sources, 10, None).await;
+        let (group, registered) = run(&log, sources, None).await;
         assert_eq!(group, None);
         assert!(registered.is_empty());
         assert_eq!(*log.lock().unwrap(), ["api answered"]);
